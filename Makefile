@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Each sets up .venv first (idempotent).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch and torchvision pinned to what the machine's wheel cache / SageMaker-compatible API allows;
+# override with `make TORCH_SPEC="torch==2.8.0 torchvision==0.23.0" test`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test test-quick clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency list changes.
+$(STAMP): setup.py | $(PY)
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m entry_points.train --demo
+
+test: install
+	$(PY) -m pytest
+
+test-quick: install
+	$(PY) -m pytest -m "not slow"
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,172 @@
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dogbreed.data import DogBreedDataModule, SplitDirs, display_name, list_class_dirs
+from dogbreed.errors import DataError, ImageDecodeError
+from dogbreed.images import open_image
+from dogbreed.transforms import Preprocessing
+from tests.conftest import BREED_DIRS, save_image, write_tree
+
+
+def make_dm(splits: SplitDirs, **kwargs) -> DogBreedDataModule:
+    return DogBreedDataModule(splits, preprocessing=Preprocessing(image_size=32), batch_size=4, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "folder,name",
+    [("001.Affenpinscher", "Affenpinscher"), ("003.Airedale_terrier", "Airedale terrier"),
+     ("124.Poodle", "Poodle"), ("Beagle", "Beagle"), ("12-Cocker_spaniel", "Cocker spaniel")],
+)
+def test_class_display_names(folder, name):
+    assert display_name(folder) == name
+
+
+def test_classes_in_index_order_with_display_names(tiny_tree):
+    dm = make_dm(SplitDirs.from_data_dir(tiny_tree))
+    dm.setup()
+    assert dm.class_names == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
+    assert list_class_dirs(tiny_tree / "train") == BREED_DIRS
+    labels = sorted({label for _, label in dm.datasets["train"].samples})
+    assert labels == [0, 1, 2]
+    assert all(BREED_DIRS[label] == path.parent.name for path, label in dm.datasets["train"].samples)
+
+
+@pytest.mark.parametrize("alias", ["val", "validation", "valid"])
+def test_validation_split_aliases(tiny_tree, alias):
+    if alias != "valid":
+        (tiny_tree / "valid").rename(tiny_tree / alias)
+    assert SplitDirs.from_data_dir(tiny_tree).valid.name == alias
+
+
+def test_missing_train_split_names_the_dir(tiny_tree):
+    shutil.rmtree(tiny_tree / "train")
+    with pytest.raises(DataError, match=f"no train split in {tiny_tree}"):
+        SplitDirs.from_data_dir(tiny_tree)
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        SplitDirs.from_data_dir(tmp_path / "nope")
+
+
+def test_split_with_no_images(tiny_tree):
+    for f in (tiny_tree / "test").rglob("*"):
+        if f.is_file():
+            f.unlink()
+    with pytest.raises(DataError, match=r"split .*test has no images"):
+        make_dm(SplitDirs.from_data_dir(tiny_tree)).setup()
+
+
+def test_empty_class_dir(tiny_tree):
+    for f in (tiny_tree / "valid" / BREED_DIRS[1]).iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=f"class dir .*valid/{BREED_DIRS[1]} has no images"):
+        make_dm(SplitDirs.from_data_dir(tiny_tree)).setup()
+
+
+def test_class_sets_that_differ_between_splits(tiny_tree):
+    shutil.rmtree(tiny_tree / "test" / BREED_DIRS[2])
+    save_image(tiny_tree / "test" / "099.Extra_dog" / "a.jpg")
+    with pytest.raises(DataError) as err:
+        make_dm(SplitDirs.from_data_dir(tiny_tree)).setup()
+    assert BREED_DIRS[2] in str(err.value) and "099.Extra_dog" in str(err.value)
+
+
+def test_every_corrupt_image_is_listed(tiny_tree):
+    bad1 = tiny_tree / "train" / BREED_DIRS[0] / "garbage.jpg"
+    bad1.write_bytes(b"this is not a jpeg")
+    bad2 = tiny_tree / "test" / BREED_DIRS[1] / "empty.png"
+    bad2.write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        make_dm(SplitDirs.from_data_dir(tiny_tree)).setup()
+    message = str(err.value)
+    assert "2 unreadable image file(s)" in message
+    assert str(bad1) in message and str(bad2) in message and "--skip-bad-images" in message
+
+
+def test_skip_bad_images_drops_them(tiny_tree):
+    bad = tiny_tree / "train" / BREED_DIRS[0] / "garbage.jpg"
+    bad.write_bytes(b"nope")
+    dm = make_dm(SplitDirs.from_data_dir(tiny_tree), skip_bad_images=True)
+    dm.setup()
+    paths = [p for p, _ in dm.datasets["train"].samples]
+    assert bad not in paths and len(paths) == 4 * len(BREED_DIRS)
+
+
+def test_non_image_files_are_ignored(tiny_tree):
+    (tiny_tree / "train" / BREED_DIRS[0] / "notes.txt").write_text("hello")
+    (tiny_tree / "train" / BREED_DIRS[0] / ".DS_Store").write_bytes(b"\0")
+    dm = make_dm(SplitDirs.from_data_dir(tiny_tree))
+    dm.setup()
+    assert len(dm.datasets["train"]) == 4 * len(BREED_DIRS)
+
+
+def test_missing_test_split_falls_back_to_validation(tiny_tree):
+    shutil.rmtree(tiny_tree / "test")
+    dm = make_dm(SplitDirs.from_data_dir(tiny_tree))
+    dm.setup()
+    assert dm.datasets["test"].samples == dm.datasets["valid"].samples
+
+
+def test_explicit_split_dirs(tmp_path):
+    write_tree(tmp_path / "a", {"train": 2})
+    write_tree(tmp_path / "b", {"valid": 2})
+    dm = make_dm(SplitDirs(train=tmp_path / "a" / "train", valid=tmp_path / "b" / "valid"))
+    dm.setup()
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape[1:] == (3, 32, 32)
+
+
+def _jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+def test_truncated_jpeg_still_loads(tmp_path):
+    rng = np.random.default_rng(0)
+    data = _jpeg_bytes(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    path = tmp_path / "truncated.jpg"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    image = open_image(path)
+    assert image.size == (64, 64) and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "1"])
+def test_every_image_mode_becomes_rgb(tmp_path, mode):
+    base = Image.new("RGB", (20, 10), (10, 200, 30))
+    image = base.convert(mode) if mode not in ("I;16",) else Image.new("I;16", (20, 10), 40000)
+    fmt = "JPEG" if mode == "CMYK" else "PNG" if mode != "1" else "BMP"
+    path = tmp_path / f"img.{fmt.lower()}"
+    image.save(path, format=fmt)
+    out = open_image(path)
+    assert out.mode == "RGB" and out.size == (20, 10)
+    if mode == "I;16":
+        assert out.getpixel((0, 0)) == (155, 155, 155)  # 40000/65535*255, not clipped to white
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    path = tmp_path / "clear.png"
+    image.save(path)
+    assert open_image(path).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert open_image(path).size == (20, 40)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x89PNG\r\n\x1a\n garbage", b"GIF89a"])
+def test_undecodable_bytes_raise_our_error(payload):
+    with pytest.raises(ImageDecodeError):
+        open_image(payload)
