@@ -65,7 +65,10 @@ def load_backbone_state_dict(weights: str) -> dict[str, torch.Tensor] | None:
 def apply_backbone_weights(net: ResNet, state: dict[str, torch.Tensor]) -> None:
     """Copy every backbone tensor from ``state``; the head keeps its fresh initialisation."""
     backbone = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
-    missing, unexpected = net.load_state_dict(backbone, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(backbone, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise WeightsError(f"backbone weights do not fit ResNet50 ({exc}). Pass a torchvision resnet50 state_dict") from exc
     missing = [k for k in missing if not k.startswith(HEAD_PREFIX)]
     if missing or unexpected:
         raise WeightsError(
@@ -124,19 +127,29 @@ class DogBreedClassifier(pl.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric())
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
         self.test_confusion: torch.Tensor | None = None
+        self.train()
 
     @property
     def backbone_frozen(self) -> bool:
         return self.hparams.finetune == "head"
 
+    def _freeze_backbone_batchnorm(self) -> None:
+        for name, module in self.net.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("fc"):
+                module.eval()
+
     def train(self, mode: bool = True) -> "DogBreedClassifier":
         """Keep every backbone BatchNorm in eval mode when the backbone is frozen."""
         super().train(mode)
         if mode and self.backbone_frozen:
-            for name, module in self.net.named_modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("fc"):
-                    module.eval()
+            self._freeze_backbone_batchnorm()
         return self
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning restores saved per-module modes after validation without calling train(),
+        # so the frozen-BN policy is re-applied before every step (cheap: a walk over ~170 modules).
+        if self.backbone_frozen:
+            self._freeze_backbone_batchnorm()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
