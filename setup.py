@@ -22,6 +22,20 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=8"],
+        # Submitting jobs, tuning, deploying (SageMaker Python SDK v2 API).
+        "sagemaker": ["sagemaker>=2.257,<3", "boto3"],
+        # smdebug 1.0.34 needs protobuf 3.20.x and numpy<2.3, and imports requests/pandas/psutil undeclared.
+        "debug": ["smdebug==1.0.34", "protobuf>=3.20,<=3.20.3", "requests", "pandas", "psutil"],
+        "hpo": ["optuna>=3.6"],
+        # SageMaker's real PyTorch serving stack; it imports pkg_resources, gone from setuptools>=81.
+        "serve": ["sagemaker-pytorch-inference>=2.0.25", "torchserve==0.12.0", "setuptools<81", "psutil"],
+        "dev": [
+            "pytest>=8",
+            "sagemaker>=2.257,<3", "boto3", "sagemaker-training==4.9.*",
+            "smdebug==1.0.34", "protobuf>=3.20,<=3.20.3", "requests", "pandas", "psutil",
+            "optuna>=3.6",
+            "sagemaker-pytorch-inference>=2.0.25", "torchserve==0.12.0", "setuptools<81",
+            "moto[server]>=5", "nbclient", "nbformat", "ipykernel",
+        ],
     },
 )

@@ -63,6 +63,22 @@ class TrainConfig:
     dataset_url: str = _opt("", "URL of the dataset zip for --download (default: the public dogImages zip)")
     accelerator: str = _opt("auto", "Lightning accelerator: auto, cpu, gpu")
     top_k: int = _opt(3, "breeds shown per image in the demo predictions")
+    # Checkpoints and resume (spot instances): /opt/ml/checkpoints in a SageMaker job.
+    checkpoint_dir: Path | None = _opt(None, "save a checkpoint each epoch here and resume from the newest one")
+    # Throughput.
+    precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs that support it, else 32-true), "
+                                  "32-true, 16-mixed, bf16-mixed")
+    compile: bool = _opt(False, "torch.compile the network")
+    cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
+                                "K augmented views per training image (1 = the eval view); 0 disables the cache")
+    cache_dir: Path | None = _opt(None, "where the feature cache lives (default: <output-dir>/../feature_cache)")
+    # Debugging and profiling.
+    debug_dir: Path | None = _opt(None, "write an smdebug trial here (locally; in SageMaker the Debugger config wins)")
+    debug_train_interval: int = _opt(100, "smdebug save interval (steps) in TRAIN mode")
+    debug_eval_interval: int = _opt(10, "smdebug save interval (steps) in EVAL mode")
+    profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
+                         choices=("", "simple", "advanced", "pytorch"))
+    monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -91,8 +91,14 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
     return model
 
 
-def build_trainer(config: TrainConfig, callbacks: list[Callback], **overrides: Any) -> pl.Trainer:
-    kwargs: dict[str, Any] = dict(
+def build_callbacks(config: TrainConfig) -> list[Callback]:
+    """Extension point: callbacks beyond EpochHistory (checkpoints, smdebug, ...) come from here."""
+    return []
+
+
+def trainer_settings(config: TrainConfig) -> dict[str, Any]:
+    """Extension point: Trainer keyword arguments derived from the config and the environment."""
+    return dict(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices="auto",
@@ -102,8 +108,12 @@ def build_trainer(config: TrainConfig, callbacks: list[Callback], **overrides: A
         enable_model_summary=False,
         log_every_n_steps=1,
         num_sanity_val_steps=1,
-        callbacks=callbacks,
     )
+
+
+def build_trainer(config: TrainConfig, callbacks: list[Callback], **overrides: Any) -> pl.Trainer:
+    kwargs = trainer_settings(config)
+    kwargs["callbacks"] = callbacks
     kwargs.update(overrides)
     return pl.Trainer(**kwargs)
 
@@ -116,7 +126,7 @@ def train(config: TrainConfig, *, splits: SplitDirs | None = None, **trainer_ove
     datamodule.setup("fit")  # validates the data before any model is built
     model = build_model(config, datamodule.num_classes)
     history = EpochHistory()
-    trainer = build_trainer(config, [history], **trainer_overrides)
+    trainer = build_trainer(config, [history, *build_callbacks(config)], **trainer_overrides)
     trainer.fit(model, datamodule=datamodule)
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     test_metrics = _as_floats(tested, "test")
