@@ -138,8 +138,17 @@ def build_parser(prog: str = "python -m entry_points.train", description: str | 
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None, *, prog: str = "python -m entry_points.train") -> TrainConfig:
-    """Parse argv into a TrainConfig. Unknown options raise ConfigError naming them and the valid ones."""
+def parse_config(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "python -m entry_points.train",
+    environment_defaults: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Parse argv into a TrainConfig. Unknown options raise ConfigError naming them and the valid ones.
+
+    Precedence: explicit options > ``environment_defaults`` (e.g. SageMaker's channel dirs) >
+    --demo presets > field defaults.
+    """
     parser = build_parser(prog)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -152,6 +161,7 @@ def parse_config(argv: Sequence[str] | None = None, *, prog: str = "python -m en
     values = {f.name: f.default for f in fields(TrainConfig)}
     if given.get("demo"):
         values.update(DEMO_OVERRIDES)
+    values.update(environment_defaults or {})
     values.update(given)
     config = TrainConfig(**values)
     validate_config(config)

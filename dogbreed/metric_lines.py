@@ -20,3 +20,24 @@ def epoch_line(epoch: int, values: Mapping[str, float]) -> str:
 
 def test_line(values: Mapping[str, float]) -> str:
     return "test: " + _format(values, TEST_LINE_KEYS)
+
+
+# SageMaker parses stdout with these. A value is [0-9.]+ (or nan/inf, which match nothing: no metric).
+_NUMBER = r"([0-9]+\.?[0-9]*)"
+METRIC_DEFINITIONS: list[dict[str, str]] = [
+    {"Name": "train_loss", "Regex": rf"^epoch=\d+ .*\btrain_loss={_NUMBER}"},
+    {"Name": "train_acc", "Regex": rf"^epoch=\d+ .*\btrain_acc={_NUMBER}"},
+    {"Name": "val_loss", "Regex": rf"^epoch=\d+ .*\bval_loss={_NUMBER}"},
+    {"Name": "val_acc", "Regex": rf"^epoch=\d+ .*\bval_acc={_NUMBER}"},
+    {"Name": "val_f1_macro", "Regex": rf"^epoch=\d+ .*\bval_f1_macro={_NUMBER}"},
+    {"Name": "test_loss", "Regex": rf"^test: .*\btest_loss={_NUMBER}"},
+    {"Name": "test_acc", "Regex": rf"^test: .*\btest_acc={_NUMBER}"},
+]
+# The tuning objective is a validation metric: tuning on test would leak the test set into model choice.
+OBJECTIVE_METRIC = "val_acc"
+OBJECTIVE_TYPE = "Maximize"
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """SageMaker ``metric_definitions`` for the lines above (a fresh copy)."""
+    return [dict(d) for d in METRIC_DEFINITIONS]

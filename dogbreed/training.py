@@ -14,12 +14,14 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.artifact import ModelConfig, library_versions, save_artifact
+from dogbreed.checkpoints import EpochCheckpoint, newest_checkpoint
 from dogbreed.config import TrainConfig
 from dogbreed.data import DogBreedDataModule, SplitDirs
 from dogbreed.datasets import resolve_splits
 from dogbreed.metric_lines import epoch_line, test_line
 from dogbreed.model import DogBreedClassifier, apply_backbone_weights, load_backbone_state_dict
 from dogbreed.reports import write_reports
+from dogbreed.sagemaker_env import distributed_settings, in_sagemaker_training
 from dogbreed.transforms import Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -32,11 +34,20 @@ def _as_floats(metrics: dict[str, Any], stage: str) -> dict[str, float]:
 
 
 class EpochHistory(Callback):
-    """Records one dict per epoch and prints the plain epoch line (rank 0 only)."""
+    """Records one dict per epoch and prints the plain epoch line (rank 0 only).
+
+    Its history is part of checkpoints, so a resumed run still reports every epoch.
+    """
 
     def __init__(self, emit: Callable[[str], None] | None = None) -> None:
         self.history: list[dict[str, Any]] = []
         self.emit = emit or (lambda line: print(line, flush=True))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics
@@ -93,22 +104,27 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
 
 def build_callbacks(config: TrainConfig) -> list[Callback]:
     """Extension point: callbacks beyond EpochHistory (checkpoints, smdebug, ...) come from here."""
-    return []
+    callbacks: list[Callback] = []
+    if config.checkpoint_dir is not None:
+        callbacks.append(EpochCheckpoint(config.checkpoint_dir))
+    return callbacks
 
 
 def trainer_settings(config: TrainConfig) -> dict[str, Any]:
     """Extension point: Trainer keyword arguments derived from the config and the environment."""
-    return dict(
+    settings: dict[str, Any] = dict(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices="auto",
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=sys.stderr.isatty(),
+        enable_progress_bar=sys.stderr.isatty() and not in_sagemaker_training(),
         enable_model_summary=False,
         log_every_n_steps=1,
         num_sanity_val_steps=1,
     )
+    settings.update(distributed_settings())  # devices / num_nodes / strategy under torchrun or SageMaker
+    return settings
 
 
 def build_trainer(config: TrainConfig, callbacks: list[Callback], **overrides: Any) -> pl.Trainer:
@@ -118,7 +134,13 @@ def build_trainer(config: TrainConfig, callbacks: list[Callback], **overrides: A
     return pl.Trainer(**kwargs)
 
 
-def train(config: TrainConfig, *, splits: SplitDirs | None = None, **trainer_overrides: Any) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    splits: SplitDirs | None = None,
+    extra_callbacks: list[Callback] | None = None,
+    **trainer_overrides: Any,
+) -> TrainResult:
     """Train, test and export. ``splits`` defaults to what the config points at."""
     pl.seed_everything(config.seed, workers=True, verbose=False)
     splits = splits or resolve_splits(config)
@@ -126,8 +148,11 @@ def train(config: TrainConfig, *, splits: SplitDirs | None = None, **trainer_ove
     datamodule.setup("fit")  # validates the data before any model is built
     model = build_model(config, datamodule.num_classes)
     history = EpochHistory()
-    trainer = build_trainer(config, [history, *build_callbacks(config)], **trainer_overrides)
-    trainer.fit(model, datamodule=datamodule)
+    trainer = build_trainer(config, [history, *build_callbacks(config), *(extra_callbacks or [])], **trainer_overrides)
+    resume_from = newest_checkpoint(config.checkpoint_dir)
+    if resume_from is not None:
+        logger.info("resuming from checkpoint %s", resume_from)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     test_metrics = _as_floats(tested, "test")
     test_metrics = {k[len("test_"):]: v for k, v in test_metrics.items()}
