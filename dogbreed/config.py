@@ -15,6 +15,7 @@ from dogbreed.constants import DEFAULT_IMAGE_SIZE
 from dogbreed.errors import ConfigError
 from dogbreed.model import FINETUNE_MODES
 
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
@@ -67,7 +68,7 @@ class TrainConfig:
     checkpoint_dir: Path | None = _opt(None, "save a checkpoint each epoch here and resume from the newest one")
     # Throughput.
     precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs that support it, else 32-true), "
-                                  "32-true, 16-mixed, bf16-mixed")
+                                  "32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
     compile: bool = _opt(False, "torch.compile the network")
     cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
                                 "K augmented views per training image (1 = the eval view); 0 disables the cache")
@@ -178,6 +179,7 @@ def validate_config(config: TrainConfig) -> None:
         (config.image_size >= 32, "--image-size must be at least 32"),
         (0 <= config.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
         (config.top_k >= 1, "--top-k must be at least 1"),
+        (config.cached_views >= 0, "--cached-views must be >= 0 (0 disables the feature cache)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -6,17 +6,19 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from dogbreed.constants import IMAGE_EXTENSIONS, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, VALID_SPLIT_NAMES
 from dogbreed.errors import DataError
 from dogbreed.images import check_image_header, open_image
-from dogbreed.transforms import Preprocessing, build_eval_transform, build_train_transform
+from dogbreed.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +134,24 @@ def _bad_files_message(bad: list[tuple[Path, str]]) -> str:
 
 
 class ImageFileDataset(Dataset):
-    """(path, label) samples decoded with :func:`open_image` and transformed."""
+    """(path, label) samples decoded with ``decode`` (default :func:`open_image`) and transformed."""
 
-    def __init__(self, samples: Sequence[tuple[Path, int]], transform: Callable) -> None:
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, int]],
+        transform: Callable,
+        decode: Callable[[Path], Image.Image] = open_image,
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        return self.transform(open_image(path)), label
+        return self.transform(self.decode(path)), label
 
 
 class DogBreedDataModule(pl.LightningDataModule):
@@ -203,7 +211,11 @@ class DogBreedDataModule(pl.LightningDataModule):
             samples = [s for s in index.samples if s[0] not in bad_paths]
             if not samples:
                 raise DataError(f"split {paths[name]} has no readable images: add images to it")
-            self.datasets[name] = ImageFileDataset(samples, train_tf if name == "train" else eval_tf)
+            if name == "train":
+                self.datasets[name] = ImageFileDataset(samples, train_tf)
+            else:  # the same decode as serving: JPEG draft mode (decode_eval_image)
+                eval_decode = partial(decode_eval_image, pre=self.preprocessing)
+                self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode)
         if self.splits.test is None:
             logger.warning("no test split: final test metrics are computed on the validation split %s", paths["valid"])
 

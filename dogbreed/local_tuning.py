@@ -49,7 +49,10 @@ class TuningResult:
 
 def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> TrainConfig:
     values = {name.replace("-", "_"): value for name, value in params.items()}
-    return replace(config, model_dir=trial_dir / "model", output_dir=trial_dir / "reports", **values)
+    # One feature cache for all trials (<output-dir>/feature_cache): head-only trials then skip the backbone.
+    cache_dir = config.cache_dir or trial_dir.parent.parent / "feature_cache"
+    return replace(config, model_dir=trial_dir / "model", output_dir=trial_dir / "reports", cache_dir=cache_dir,
+                   **values)
 
 
 def _table(study: Any, names: list[str]) -> str:

@@ -9,8 +9,8 @@ from typing import Sequence
 import torch
 
 from dogbreed.artifact import ModelConfig, load_artifact
-from dogbreed.images import ImageSource, open_image
-from dogbreed.transforms import build_eval_transform
+from dogbreed.images import ImageSource
+from dogbreed.transforms import build_eval_transform, decode_eval_image
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Predictor:
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None) -> None:
         self.device = device or default_device()
-        self.net = net.to(self.device).eval()
+        self.net = net.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
         self.transform = build_eval_transform(config.preprocessing)
 
@@ -47,12 +47,13 @@ class Predictor:
         return self.config.class_names
 
     def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
-        return torch.stack([self.transform(open_image(image)) for image in images])
+        pre = self.config.preprocessing
+        return torch.stack([self.transform(decode_eval_image(image, pre)) for image in images])
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities for an already preprocessed batch (N, 3, H, W)."""
-        logits = self.net(batch.to(self.device, non_blocking=True))
+        logits = self.net(batch.to(self.device, non_blocking=True, memory_format=torch.channels_last))
         return torch.softmax(logits.float(), dim=1).cpu()
 
     def top_k(self, probabilities: torch.Tensor, k: int = 5) -> list[list[BreedPrediction]]:

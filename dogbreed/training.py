@@ -22,6 +22,7 @@ from dogbreed.metric_lines import epoch_line, test_line
 from dogbreed.model import DogBreedClassifier, apply_backbone_weights, load_backbone_state_dict
 from dogbreed.reports import write_reports
 from dogbreed.sagemaker_env import distributed_settings, in_sagemaker_training
+from dogbreed.throughput import precision_setting, prepare_for_speed
 from dogbreed.transforms import Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def trainer_settings(config: TrainConfig) -> dict[str, Any]:
         num_sanity_val_steps=1,
     )
     settings.update(distributed_settings())  # devices / num_nodes / strategy under torchrun or SageMaker
+    settings.update(precision_setting(config))  # auto: bf16-mixed on bf16 GPUs, else 32-true
     return settings
 
 
@@ -147,6 +149,7 @@ def train(
     datamodule = build_datamodule(config, splits)
     datamodule.setup("fit")  # validates the data before any model is built
     model = build_model(config, datamodule.num_classes)
+    datamodule, model = prepare_for_speed(config, datamodule, model)  # feature cache / compile
     history = EpochHistory()
     trainer = build_trainer(config, [history, *build_callbacks(config), *(extra_callbacks or [])], **trainer_overrides)
     resume_from = newest_checkpoint(config.checkpoint_dir)

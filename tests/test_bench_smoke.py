@@ -1,0 +1,36 @@
+"""The benchmarks run end to end at tiny sizes and print their ratios (no timing asserts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+EXPECTED_LINES = {
+    "make_dataset.py": ["dataset:"],
+    "bench_head_training.py": ["P1 ratio baseline/ours:", "HPO 2 trials with the cache", "val_acc ours"],
+    "bench_decode.py": ["eval: torchvision ImageFolder", "train: torchvision ImageFolder", "ratio"],
+    "bench_serving.py": ["P3 overhead ratio Predictor/bare:", "throughput, batch 4"],
+    "bench_finetune_step.py": ["ratio Lightning/raw", "channels-last vs contiguous"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(EXPECTED_LINES))
+def test_benchmark_smoke_run_prints_its_ratios(script, tmp_path):
+    args = [sys.executable, str(BENCH / script), "--smoke"]
+    if script == "make_dataset.py":
+        args += ["--root", str(tmp_path / "data")]
+    else:
+        args += ["--out", str(tmp_path)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=BENCH.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for expected in EXPECTED_LINES[script]:
+        assert expected in done.stdout, (expected, done.stdout[-2000:])
+    if script != "make_dataset.py":
+        assert "machine: cpu=" in done.stdout and "torch=" in done.stdout
+        assert list(tmp_path.glob("p*_smoke.json"))  # numbers saved under the given out dir
