@@ -20,6 +20,7 @@ setup(
         "numpy<2.3",  # smdebug saves tensors with ndarray.tostring(), removed in numpy 2.3
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "psutil>=5.9",  # system utilisation in profiled runs
     ],
     extras_require={
         # Submitting jobs, tuning, deploying (SageMaker Python SDK v2 API).

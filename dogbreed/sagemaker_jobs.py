@@ -32,6 +32,7 @@ def build_estimator(
     distributed: bool = False,
     spot: bool = False,
     checkpoint_s3_uri: str | None = None,
+    debugging: bool = False,
     max_run: int = 4 * 3600,
     **estimator_kwargs: Any,
 ):
@@ -39,6 +40,8 @@ def build_estimator(
 
     ``distributed`` starts the script under torchrun on every instance (DDP across all GPUs);
     ``spot`` uses spot capacity and needs ``checkpoint_s3_uri``, from which an interrupted job resumes.
+    ``debugging`` adds the original project's Debugger rules, hook config and system monitoring
+    (use it with ``entry_point="profiled_train.py"``).
     """
     from sagemaker.pytorch import PyTorch
 
@@ -65,6 +68,10 @@ def build_estimator(
         kwargs["distribution"] = {"torch_distributed": {"enabled": True}}
     if spot:
         kwargs.update(use_spot_instances=True, max_wait=max_run * 2)
+    if debugging:
+        from dogbreed.sagemaker_debug import debugging_estimator_kwargs
+
+        kwargs.update(debugging_estimator_kwargs(), disable_profiler=False)
     if checkpoint_s3_uri:
         kwargs.update(checkpoint_s3_uri=checkpoint_s3_uri, checkpoint_local_path="/opt/ml/checkpoints")
     kwargs.update(estimator_kwargs)

@@ -18,8 +18,10 @@ from dogbreed.checkpoints import EpochCheckpoint, newest_checkpoint
 from dogbreed.config import TrainConfig
 from dogbreed.data import DogBreedDataModule, SplitDirs
 from dogbreed.datasets import resolve_splits
+from dogbreed.debugging import debug_callbacks
 from dogbreed.metric_lines import epoch_line, test_line
 from dogbreed.model import DogBreedClassifier, apply_backbone_weights, load_backbone_state_dict
+from dogbreed.profiling import build_profiler, profiling_callbacks
 from dogbreed.reports import write_reports
 from dogbreed.sagemaker_env import distributed_settings, in_sagemaker_training
 from dogbreed.throughput import precision_setting, prepare_for_speed
@@ -108,6 +110,7 @@ def build_callbacks(config: TrainConfig) -> list[Callback]:
     callbacks: list[Callback] = []
     if config.checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(config.checkpoint_dir))
+    callbacks += debug_callbacks(config) + profiling_callbacks(config)  # smdebug hook; utilisation + data wait
     return callbacks
 
 
@@ -126,6 +129,8 @@ def trainer_settings(config: TrainConfig) -> dict[str, Any]:
     )
     settings.update(distributed_settings())  # devices / num_nodes / strategy under torchrun or SageMaker
     settings.update(precision_setting(config))  # auto: bf16-mixed on bf16 GPUs, else 32-true
+    if config.profiler:
+        settings["profiler"] = build_profiler(config)  # simple / advanced / pytorch -> <output-dir>/profile
     return settings
 
 
