@@ -1,0 +1,120 @@
+"""Local endpoint cold start and per-request latency, against the in-process Predictor baseline.
+
+    .venv/bin/python bench/serve_latency.py [--model-dir M] [--requests 50] [--port 18080]
+
+Without --model-dir it serves an untrained 133-breed, 224 px ResNet50 (same cost as the real model).
+Everything is written to a temp dir that is removed at the end (or to --work-dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dogbreed.artifact import ModelConfig, save_artifact  # noqa: E402
+from dogbreed.demo import draw_breed_image  # noqa: E402
+from dogbreed.local_endpoint import LocalEndpoint  # noqa: E402
+from dogbreed.model import build_resnet50  # noqa: E402
+from dogbreed.serving import Predictor  # noqa: E402
+from dogbreed.transforms import Preprocessing  # noqa: E402
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def make_model_dir(path: Path) -> Path:
+    torch.manual_seed(0)
+    config = ModelConfig(class_names=[f"Breed {i:03d}" for i in range(133)],
+                         preprocessing=Preprocessing(image_size=224))
+    return save_artifact(path, build_resnet50(133).eval(), config)
+
+
+def make_jpegs(count: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(count):
+        buffer = io.BytesIO()
+        draw_breed_image(i % 5, rng).resize((500, 375)).save(buffer, "JPEG", quality=90)  # dogImages-like size
+        images.append(buffer.getvalue())
+    return images
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--work-dir", type=Path)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as scratch:
+        work = args.work_dir or Path(scratch)
+        model_dir = args.model_dir or make_model_dir(work / "model")
+        images = make_jpegs(args.requests)
+
+        library = Predictor.from_model_dir(model_dir, device="cpu")
+        library.predict([images[0]])
+        baseline = []
+        for image in images:
+            start = time.perf_counter()
+            library.predict([image])
+            baseline.append((time.perf_counter() - start) * 1000)
+
+        endpoint = LocalEndpoint(work / "serve", model_dir=model_dir, port=args.port, workers=1)
+        started = time.perf_counter()
+        endpoint.start(timeout=300)
+        ready = time.perf_counter() - started
+        connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+        try:
+            connection.request("POST", "/invocations", body=images[0], headers={"Content-Type": "image/jpeg"})
+            response = connection.getresponse()
+            response.read()
+            cold = time.perf_counter() - started
+            assert response.status == 200, response.status
+            latencies = []
+            for image in images:
+                start = time.perf_counter()
+                connection.request("POST", "/invocations", body=image, headers={"Content-Type": "image/jpeg"})
+                response = connection.getresponse()
+                response.read()
+                latencies.append((time.perf_counter() - start) * 1000)
+                assert response.status == 200, response.status
+        finally:
+            connection.close()
+            endpoint.stop()
+
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"cold start (stage model dir + launch to first 200 from /invocations): {cold:.1f} s "
+          f"(all workers READY after {ready:.1f} s)")
+    print(f"endpoint, {len(latencies)} sequential 500x375 JPEG requests: median {statistics.median(latencies):.1f} ms, "
+          f"p95 {percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
+    print(f"baseline, in-process Predictor.predict on the same images: median {statistics.median(baseline):.1f} ms, "
+          f"p95 {percentile(baseline, 95):.1f} ms")
+    print(f"ratio endpoint/in-process (median): {statistics.median(latencies) / statistics.median(baseline):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
