@@ -14,6 +14,24 @@ FAKE_ROLE = "arn:aws:iam::123456789012:role/dogbreed-notebook"
 REGION = "us-east-1"
 
 
+def _accept_binary_endpoint_payloads(response_class: Any) -> None:
+    """moto decodes request bodies as UTF-8 and later JSON-encodes them; endpoint payloads are image bytes.
+
+    Read them raw and keep a base64 text copy for moto's bookkeeping (the recorder has the original bytes).
+    """
+    if getattr(response_class, "_dogbreed_binary_ok", False):
+        return
+    original = response_class.setup_class
+
+    def setup_class(self: Any, request: Any, full_url: str, headers: Any, use_raw_body: bool | None = None) -> None:
+        original(self, request, full_url, headers, use_raw_body=True)
+        if isinstance(self.body, bytes):
+            self.body = base64.b64encode(self.body).decode("ascii")
+
+    response_class.setup_class = setup_class
+    response_class._dogbreed_binary_ok = True
+
+
 @contextmanager
 def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     """Start moto on a free loopback port; point every boto3 client (AWS_ENDPOINT_URL) at it.
@@ -23,7 +41,10 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     """
     if recording is not None:
         os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # read when moto is first imported
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
     from moto.server import ThreadedMotoServer
+
+    _accept_binary_endpoint_payloads(SageMakerRuntimeResponse)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -44,13 +65,49 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
         server.stop()
 
 
+def _entries(recording: Path) -> Iterator[dict[str, Any]]:
+    """Recorded entries. moto's threaded server appends from several threads, so entries of concurrent
+    requests (parallel S3 uploads) can interleave; those fragments are skipped."""
+    text = recording.read_text()
+    decoder = json.JSONDecoder()
+    position = 0
+    while (start := text.find('{"', position)) >= 0:
+        try:
+            entry, position = decoder.raw_decode(text, start)
+        except ValueError:
+            position = start + 1
+            continue
+        if isinstance(entry, dict) and "url" in entry:
+            yield entry
+
+
 def recorded_calls(recording: Path, operation: str) -> list[dict[str, Any]]:
     """JSON bodies of the recorded AWS JSON-protocol calls to ``operation`` (e.g. 'CreateTrainingJob')."""
     calls = []
-    for line in recording.read_text().splitlines():
-        entry = json.loads(line)
+    for entry in _entries(recording):
         target = {k.lower(): v for k, v in entry.get("headers", {}).items()}.get("x-amz-target", "")
         if target.endswith(f".{operation}"):
             body = entry["body"]
             calls.append(json.loads(base64.b64decode(body) if entry.get("body_encoded") else body))
     return calls
+
+
+def recorded_rest_calls(recording: Path, path_fragment: str) -> list[dict[str, Any]]:
+    """Recorded REST-protocol requests whose URL contains ``path_fragment`` (method, url, headers, raw body)."""
+    calls = []
+    for entry in _entries(recording):
+        if path_fragment in entry.get("url", ""):
+            body = entry.get("body") or ""
+            raw = base64.b64decode(body) if entry.get("body_encoded") else body.encode()
+            calls.append({"method": entry["method"], "url": entry["url"], "headers": entry.get("headers", {}),
+                          "body": raw})
+    return calls
+
+
+def seed_endpoint_results(url: str, bodies: list[str], content_type: str = "application/json") -> None:
+    """Queue the answers moto's InvokeEndpoint gives (it cannot run a model)."""
+    payload = {"results": [{"Body": b, "ContentType": content_type, "InvokedProductionVariant": "AllTraffic",
+                            "CustomAttributes": ""} for b in bodies]}
+    request = urllib.request.Request(f"{url}/moto-api/static/sagemaker/endpoint-results", method="POST",
+                                     data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request)
