@@ -143,3 +143,15 @@ def test_imagenet_weights_offline_suggests_alternatives(tmp_path, monkeypatch):
     with pytest.raises(WeightsError) as err:
         download_imagenet_state_dict(f"{url}/resnet50-11ad3fa6.pth")
     assert "--weights none" in str(err.value) and "--weights PATH" in str(err.value)
+
+
+def test_metrics_stay_independent_after_an_all_correct_first_batch():
+    from dogbreed.model import _stage_metrics
+
+    metrics = _stage_metrics(5, "test/")
+    metrics.update(torch.eye(5), torch.arange(5))  # everything right: top-1 and top-5 states coincide
+    metrics.update(torch.eye(5)[[0, 1, 2]], torch.tensor([1, 2, 3]))  # three mistakes
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    assert values["test/acc"] == pytest.approx(5 / 8)
+    assert values["test/acc_top5"] == 1.0
+    assert values["test/f1_macro"] < 0.8
