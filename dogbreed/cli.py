@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +31,8 @@ def run_train(argv: Sequence[str] | None = None) -> int:
     except DogBreedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"model artifact: {result.model_dir}/  reports: {result.output_dir}/")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank gets here; one summary is enough
+        print(f"model artifact: {result.model_dir}/  reports: {result.output_dir}/")
     return 0
 
 

@@ -39,6 +39,7 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     With ``recording``, every request moto receives is appended there (moto's recorder), so a test can
     check what a client really sent rather than moto's canned answers.
     """
+    saved = dict(os.environ)
     if recording is not None:
         os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # read when moto is first imported
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -52,7 +53,6 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     url = f"http://{host}:{port}"
     if recording is not None:
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/start-recording", method="POST"))
-    saved = dict(os.environ)
     os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                       AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, SAGEMAKER_SUPPRESS_V2_WARNING="1")
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):

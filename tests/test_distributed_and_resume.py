@@ -31,7 +31,8 @@ def test_two_process_cpu_ddp_writes_one_artifact_and_one_set_of_lines(tmp_path, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert [line.split()[0] for line in lines if line.startswith("epoch=")] == ["epoch=1", "epoch=2"]
-    assert sum(line.startswith("test: ") for line in lines) == 1
+    assert sum(line.startswith("test: ") for line in lines) == 1, proc.stdout + proc.stderr[-3000:]
+    assert sum(line.startswith("model artifact:") for line in lines) == 1
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.pth", "model_config.json"]
     assert len(json.loads((tmp_path / "reports" / "metrics.json").read_text())["history"]) == 2
 
