@@ -107,7 +107,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write via a temp file in the same dir and rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -126,10 +126,10 @@ def save_artifact(model_dir: Path | str, net: ResNet, config: ModelConfig) -> Pa
     """Write weights then config (the config's presence means the artifact is complete)."""
     model_dir = Path(model_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    _atomic_write(model_dir / WEIGHTS_FILENAME, lambda fh: torch.save(state, fh))
+    atomic_write(model_dir / WEIGHTS_FILENAME, lambda fh: torch.save(state, fh))
     payload = dict(config.to_dict(), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
-    _atomic_write(model_dir / CONFIG_FILENAME, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(model_dir / CONFIG_FILENAME, lambda fh: fh.write(text.encode("utf-8")))
     return model_dir
 
 

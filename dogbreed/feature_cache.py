@@ -14,8 +14,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet
 
+from dogbreed.artifact import atomic_write
 from dogbreed.data import ImageFileDataset
 from dogbreed.images import open_image
 from dogbreed.model import HEAD_PREFIX
@@ -91,16 +90,7 @@ def save_features(path: Path, key: str, cached: CachedFeatures) -> None:
         "format": CACHE_FORMAT_VERSION, "key": key, "features": cached.features, "labels": cached.labels,
         "shape": list(cached.features.shape), "checksum": _checksum(cached.features, cached.labels),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_features(path: Path, key: str, count: int, views: int) -> CachedFeatures | None:
