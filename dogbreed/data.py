@@ -154,7 +154,23 @@ class ImageFileDataset(Dataset):
         return self.transform(self.decode(path)), label
 
 
-class DogBreedDataModule(pl.LightningDataModule):
+class SplitLoaders:
+    """The three Lightning loader hooks, from one ``_loader(split, shuffle)`` of the subclass."""
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
     """Reads train/valid/test ImageFolder splits, validates them, and serves DataLoaders."""
 
     def __init__(
@@ -231,12 +247,3 @@ class DogBreedDataModule(pl.LightningDataModule):
             # A last training batch of one sample breaks BatchNorm in train mode; drop the remainder.
             drop_last=shuffle and len(dataset) > self.batch_size,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

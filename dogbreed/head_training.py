@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dogbreed.config import TrainConfig
-from dogbreed.data import DogBreedDataModule
+from dogbreed.data import DogBreedDataModule, SplitLoaders
 from dogbreed.feature_cache import CachedFeatures, backbone_digest, cached_split_features
 from dogbreed.model import DogBreedClassifier
 from dogbreed.transforms import Preprocessing
@@ -86,7 +86,7 @@ class FeatureViews(Dataset):
         return self.cached.features[index, view].float(), int(self.cached.labels[index])
 
 
-class FeatureDataModule(pl.LightningDataModule):
+class FeatureDataModule(SplitLoaders, pl.LightningDataModule):
     """Serves cached features for train/valid/test, with the image data module's batch policy."""
 
     def __init__(
@@ -109,15 +109,6 @@ class FeatureDataModule(pl.LightningDataModule):
         # In-memory tensors: worker processes would only add start-up cost.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=0,
                           drop_last=shuffle and len(dataset) > self.batch_size)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 def extraction_device(config: TrainConfig) -> torch.device:
