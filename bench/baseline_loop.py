@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision import datasets, transforms as T
+from torchvision import datasets
+from torchvision import transforms as T
 from torchvision.models import ResNet, resnet50
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

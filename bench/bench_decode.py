@@ -15,15 +15,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
-from torchvision import datasets, transforms as T
-
 from benchlib import OUT_DIR, print_machine, write_result
 from make_dataset import dataset_for
-from dogbreed.data import DogBreedDataModule, SplitDirs
-from dogbreed.transforms import Preprocessing
+from torchvision import datasets
+from torchvision import transforms as T
+
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.splits import SplitDirs
 
 
 def images_per_second(dataset: Sequence, count: int) -> float:

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from benchlib import OUT_DIR, print_machine, write_result
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchlib import OUT_DIR, print_machine, write_result
-from dogbreed.config import TrainConfig
-from dogbreed.model import DogBreedClassifier
-from dogbreed.training import build_trainer
+from dogbreed.config.options import TrainConfig
+from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.run import build_trainer
 
 
 class StepTimer(Callback):

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.models import resnet50
-
 from baseline_loop import train_baseline
 from benchlib import OUT_DIR, print_machine, stopwatch, write_result
 from make_dataset import dataset_for
-from dogbreed.config import TrainConfig
-from dogbreed.training import train
+from torchvision.models import resnet50
+
+from dogbreed.config.options import TrainConfig
+from dogbreed.training.run import train
 
 
 def seeded_backbone(path: Path, seed: int = 0) -> Path:

@@ -22,12 +22,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-
 from benchlib import OUT_DIR, draw_photo_like, print_machine, write_result
-from dogbreed.artifact import ModelConfig, save_artifact
-from dogbreed.model import build_resnet50
-from dogbreed.serving import Predictor
-from dogbreed.transforms import Preprocessing
+
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.serving.artifact import ModelConfig, save_artifact
+from dogbreed.serving.predictor import Predictor
 
 
 def median_seconds(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

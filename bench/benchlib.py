@@ -31,8 +31,8 @@ def cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """What a number was measured on."""
-    import torchvision
     import PIL
+    import torchvision
 
     return {
         "cpu": cpu_model(),

@@ -24,12 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dogbreed.artifact import ModelConfig, save_artifact  # noqa: E402
-from dogbreed.demo import draw_breed_image  # noqa: E402
-from dogbreed.local_endpoint import LocalEndpoint  # noqa: E402
-from dogbreed.model import build_resnet50  # noqa: E402
-from dogbreed.serving import Predictor  # noqa: E402
-from dogbreed.transforms import Preprocessing  # noqa: E402
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.demo import draw_breed_image
+from dogbreed.serving.artifact import ModelConfig, save_artifact
+from dogbreed.serving.local_endpoint import LocalEndpoint
+from dogbreed.serving.predictor import Predictor
 
 
 def cpu_model() -> str:

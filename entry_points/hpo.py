@@ -1,12 +1,8 @@
-"""Hyperparameter tuning.
-
-In a SageMaker tuning job the tuner runs this file once per trial with that trial's hyperparameters.
-Locally, ``python -m entry_points.hpo --local --trials N --data-dir D`` runs the same search with Optuna.
-"""
+"""Hyperparameter tuning: one trial in a SageMaker tuning job; ``--local`` runs an Optuna search here."""
 
 import sys
 
-from dogbreed.cli import run_hpo
+from dogbreed.cli.hpo import main
 
 if __name__ == "__main__":
-    sys.exit(run_hpo())
+    sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from dogbreed.cli import run_train
+from dogbreed.cli.train import main
 
 if __name__ == "__main__":
-    sys.exit(run_train())
+    sys.exit(main())

@@ -11,8 +11,8 @@ from PIL import Image
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-from dogbreed.config import TrainConfig  # noqa: E402
-from dogbreed.demo import BREEDS, draw_breed_image  # noqa: E402
+from dogbreed.config.options import TrainConfig
+from dogbreed.data.demo import BREEDS, draw_breed_image
 
 BREED_DIRS = ["001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier"]
 
@@ -58,12 +58,29 @@ def fast_config(tmp_path: Path, data_dir: Path, **overrides) -> TrainConfig:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, learnable_tree):
     """One short real training run, shared by the artifact, predict and CLI tests."""
-    from dogbreed.training import train
+    from dogbreed.training.run import train
 
     out = tmp_path_factory.mktemp("trained")
     config = fast_config(out, learnable_tree, epochs=4, image_size=48)
     result = train(config)
     return config, result
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A servable model dir in about a second: a randomly initialised ResNet50 for the three fixture breeds at
+    32 px. For tests of request handling, packaging and loading, where accuracy does not matter."""
+    import torch
+
+    from dogbreed.core.network import build_resnet50
+    from dogbreed.core.transforms import Preprocessing
+    from dogbreed.serving.artifact import ModelConfig, save_artifact
+
+    torch.manual_seed(0)
+    model_dir = tmp_path_factory.mktemp("tiny_model") / "model"
+    config = ModelConfig(class_names=["Affenpinscher", "Afghan hound", "Airedale terrier"],
+                         preprocessing=Preprocessing(image_size=32))
+    return save_artifact(model_dir, build_resnet50(3).eval(), config)
 
 
 def save_image(path: Path, size=(40, 30), mode="RGB", color=(200, 30, 30), fmt=None) -> Path:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dogbreed.datasets import download_dataset
-from dogbreed.errors import DownloadError
+from dogbreed.core.errors import DownloadError
+from dogbreed.data.sources import download_dataset
 from tests.conftest import BREED_DIRS, write_tree
 from tests.test_model import _Server
 

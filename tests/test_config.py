@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from dogbreed.config import DEMO_OVERRIDES, TrainConfig, build_parser, option_names, parse_config
-from dogbreed.errors import ConfigError
+from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig
+from dogbreed.config.parser import build_parser, option_names, parse_config
+from dogbreed.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def test_bare_boolean_flag_means_true():
 
 
 def test_bad_boolean_is_an_error():
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match=r"argument --demo: expected a boolean \(true/false\), got 'maybe'"):
         parse_config(["--demo", "maybe"])
 
 

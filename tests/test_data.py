@@ -1,15 +1,15 @@
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dogbreed.data import DogBreedDataModule, SplitDirs, display_name, list_class_dirs
-from dogbreed.errors import DataError, ImageDecodeError
-from dogbreed.images import open_image
-from dogbreed.transforms import Preprocessing
+from dogbreed.core.errors import DataError, ImageDecodeError
+from dogbreed.core.images import open_image
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.splits import SplitDirs, display_name, list_class_dirs
 from tests.conftest import BREED_DIRS, save_image, write_tree
 
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from dogbreed.debugging import smdebug_available
+from dogbreed.diagnostics.smdebug_callback import smdebug_available
 
 pytestmark = pytest.mark.skipif(not smdebug_available(), reason="smdebug not installed (pip install -e '.[debug]')")
 
 if smdebug_available():
-    from dogbreed.debug_report import run_rules
-    from dogbreed.debug_rules import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
+    from dogbreed.diagnostics.rule_base import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
+    from dogbreed.diagnostics.rule_report import run_rules
 
 FEATURES, CLASSES = 16, 3
 
@@ -169,7 +169,7 @@ def test_rule_without_the_tensors_it_reads_reports_error(tmp_path):
 def test_debug_report_prints_the_table_and_writes_json_and_plots(healthy_trial, tmp_path, capsys, monkeypatch):
     import entry_points.debug_report as entry_point
 
-    monkeypatch.setattr(entry_point, "configure_logging", lambda: None)
+    monkeypatch.setattr("dogbreed.cli.runner.configure_logging", lambda: None)
     assert entry_point.main(["--trial", str(healthy_trial), "--output-dir", str(tmp_path / "report")]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["rule", "status", "step", "detail"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dogbreed.debugging import CONFIG_PATH_ENV, SmDebugCallback, debug_callbacks, smdebug_available
-from dogbreed.errors import ConfigError
-from dogbreed.training import train
+from dogbreed.core.errors import ConfigError
+from dogbreed.diagnostics.profiled_run import train_with_diagnostics
+from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV, SmDebugCallback, debug_callbacks, smdebug_available
+from dogbreed.training.run import train
 from tests.conftest import fast_config
 
 needs_smdebug = pytest.mark.skipif(not smdebug_available(), reason="smdebug not installed (pip install -e '.[debug]')")
@@ -33,7 +34,7 @@ def _trial(path: Path):
 def _run(tmp_path: Path, data_dir: Path, **overrides):
     # 12 train images / bs 4 = 3 train steps per epoch; 6 valid and 6 test images / bs 4 = 2 steps each.
     config = fast_config(tmp_path, data_dir, **{"batch_size": 4, "epochs": 2, **overrides})
-    return config, train(config)
+    return config, train_with_diagnostics(config)
 
 
 @needs_smdebug
@@ -92,17 +93,17 @@ def test_callback_is_added_only_when_asked_for(tmp_path, tiny_tree):
 def test_callback_without_config_is_a_noop_that_says_so_once(tmp_path, tiny_tree, caplog):
     import pytorch_lightning as pl
 
-    from dogbreed.data import DogBreedDataModule
-    from dogbreed.datasets import resolve_splits
-    from dogbreed.training import build_datamodule, build_model
+    from dogbreed.data.datamodule import DogBreedDataModule
+    from dogbreed.data.sources import resolve_splits
+    from dogbreed.training.run import build_datamodule, build_model
 
     config = fast_config(tmp_path, tiny_tree, batch_size=4)
-    datamodule: DogBreedDataModule = build_datamodule(config, resolve_splits(config))
+    datamodule: DogBreedDataModule = build_datamodule(config, resolve_splits(config), num_workers=0)
     datamodule.setup("fit")
     callback = SmDebugCallback(None)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, callbacks=[callback])
-    with caplog.at_level(logging.INFO, logger="dogbreed.debugging"):
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_callback"):
         model = build_model(config, datamodule.num_classes)
         trainer.fit(model, datamodule=datamodule)
         trainer.test(model, datamodule=datamodule, verbose=False)
@@ -122,8 +123,12 @@ def test_finished_trial_dir_is_refused_with_a_clear_error(tmp_path, tiny_tree):
 
 
 def test_sagemaker_debugger_objects_render_the_original_projects_requests():
-    from dogbreed.sagemaker_debug import (debugger_hook_config, debugger_rules, debugging_estimator_kwargs,
-                                          profiler_config)
+    from dogbreed.sagemaker.debugger import (
+        debugger_hook_config,
+        debugger_rules,
+        debugging_estimator_kwargs,
+        profiler_config,
+    )
 
     rules = debugger_rules()
     names = [r.to_debugger_rule_config_dict()["RuleConfigurationName"] for r in rules[:4]]
@@ -217,7 +222,7 @@ def test_without_smdebug_dogbreed_still_trains_and_the_callback_says_so(tmp_path
     monkeypatch.setitem(sys.modules, "smdebug", None)  # "import smdebug..." now raises ImportError
     assert not smdebug_available()
     callback = SmDebugCallback(tmp_path / "trial")
-    with caplog.at_level(logging.INFO, logger="dogbreed.debugging"):
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_callback"):
         result = train(fast_config(tmp_path, tiny_tree, batch_size=4), extra_callbacks=[callback],
                        limit_train_batches=2)
     assert result.history and callback.hook is None and not (tmp_path / "trial").exists()
@@ -231,7 +236,7 @@ def test_head_training_on_cached_features_counts_steps_on_the_head(tmp_path):
     import torch
     from smdebug import modes
 
-    from dogbreed.head_training import FeatureHeadClassifier
+    from dogbreed.training.head_training import FeatureHeadClassifier
 
     model = FeatureHeadClassifier(num_classes=3)
     callback = SmDebugCallback(tmp_path / "trial", train_interval=1, eval_interval=1)

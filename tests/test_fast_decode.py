@@ -11,12 +11,13 @@ from PIL import Image
 from torchvision import transforms as T
 
 from bench.benchlib import draw_photo_like
-from dogbreed.artifact import ModelConfig
-from dogbreed.data import DogBreedDataModule, SplitDirs
-from dogbreed.images import open_image
-from dogbreed.model import build_resnet50
-from dogbreed.serving import Predictor
-from dogbreed.transforms import Preprocessing, ToNormalizedTensor, build_eval_transform, decode_eval_image
+from dogbreed.core.images import open_image
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing, ToNormalizedTensor, build_eval_transform, decode_eval_image
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.splits import SplitDirs
+from dogbreed.serving.artifact import ModelConfig
+from dogbreed.serving.predictor import Predictor
 
 # Mean |difference| of normalised tensors (std units; 0.01 is ~0.6 grey levels of 255).
 DRAFT_MEAN_ABS_BOUND = 0.01

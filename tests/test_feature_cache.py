@@ -10,14 +10,20 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from dogbreed import data as data_module
-from dogbreed.artifact import load_artifact
-from dogbreed.data import DogBreedDataModule, SplitDirs
-from dogbreed.feature_cache import backbone_digest, build_split_features, cached_split_features, feature_extractor
-from dogbreed.model import build_resnet50
-from dogbreed.serving import Predictor
-from dogbreed.training import build_model, train
-from dogbreed.transforms import Preprocessing, build_eval_transform
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing, build_eval_transform
+from dogbreed.data import datamodule as data_module
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.splits import SplitDirs
+from dogbreed.serving.artifact import load_artifact
+from dogbreed.serving.predictor import Predictor
+from dogbreed.training.feature_cache import (
+    backbone_digest,
+    build_split_features,
+    cached_split_features,
+    feature_extractor,
+)
+from dogbreed.training.run import build_model, train
 from tests.conftest import fast_config
 
 CPU = torch.device("cpu")
@@ -190,7 +196,7 @@ def test_cached_artifact_serves_through_predictor(learnable_tree, tmp_path, caps
 
 
 def test_local_tuning_trials_share_one_cache_dir(tmp_path, tiny_tree):
-    from dogbreed.local_tuning import _apply
+    from dogbreed.tuning.local import _apply
 
     base = _head_config(tmp_path, tiny_tree)
     trials = [_apply(base, {"lr": lr}, tmp_path / "hpo" / "trials" / f"trial_{i:03d}")

@@ -9,8 +9,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from dogbreed.config import option_names
-from dogbreed.search_space import SEARCH_SPACE, optuna_distributions, parameter_names, sagemaker_ranges, without
+from dogbreed.config.parser import option_names
+from dogbreed.sagemaker.jobs import hyperparameter_ranges as sagemaker_ranges
+from dogbreed.tuning.search_space import SEARCH_SPACE, optuna_distributions, parameter_names, without
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from dogbreed.local_endpoint import LocalEndpoint, ServeError, _group_alive, check_java, check_ports_free
-from dogbreed.packaging import build_model_archive
-from dogbreed.serving import Predictor
+from dogbreed.serving.local_endpoint import LocalEndpoint, ServeError, _group_alive, check_java, check_ports_free
+from dogbreed.serving.packaging import build_model_archive
+from dogbreed.serving.predictor import Predictor
 from tests.test_inference_support import BAD_REQUESTS, ODD_IMAGES, dog_jpeg
 
 
@@ -83,7 +83,7 @@ def local_session(endpoint: LocalEndpoint):
 
 @pytest.mark.slow
 def test_sdk_predictor_matches_library_predictor(endpoint, local_session, trained) -> None:
-    from dogbreed.deploy import make_predictor
+    from dogbreed.sagemaker.deploy import make_predictor
 
     library = Predictor.from_model_dir(trained[0].model_dir, device="cpu")
     predictor = make_predictor("local-dogbreed", local_session)

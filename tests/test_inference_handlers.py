@@ -11,13 +11,21 @@ import pytest
 import torch
 from sagemaker_inference.errors import GenericInferenceToolkitError
 
-from dogbreed import inference
-from dogbreed.errors import ConfigError
-from dogbreed.images import open_image
-from dogbreed.inference_io import RequestError
-from dogbreed.serving import Predictor
+from dogbreed.core.errors import ConfigError
+from dogbreed.core.images import open_image
+from dogbreed.serving import handlers as inference
+from dogbreed.serving.predictor import Predictor
+from dogbreed.serving.requests import RequestError
 from tests.test_inference_support import (
-    BAD_REQUESTS, ODD_IMAGES, b64, dog_image, dog_jpeg, encode, json_body, npy, truncated_jpeg,
+    BAD_REQUESTS,
+    ODD_IMAGES,
+    b64,
+    dog_image,
+    dog_jpeg,
+    encode,
+    json_body,
+    npy,
+    truncated_jpeg,
 )
 
 EXPECTED_KEYS = {"breed", "index", "probability"}

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from dogbreed.demo import draw_breed_image
+from dogbreed.data.demo import draw_breed_image
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

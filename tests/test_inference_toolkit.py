@@ -14,9 +14,9 @@ import pytest
 from sagemaker_inference.transformer import Transformer
 from ts.context import Context, RequestProcessor
 
-from dogbreed.deploy import build_pytorch_model, make_predictor
-from dogbreed.errors import ArtifactError
-from dogbreed.packaging import build_model_archive, extract_model_archive
+from dogbreed.core.errors import ArtifactError
+from dogbreed.sagemaker.deploy import build_pytorch_model, make_predictor
+from dogbreed.serving.packaging import build_model_archive, extract_model_archive
 from entry_points import package as package_cli
 from tests.test_inference_support import BAD_REQUESTS, b64, dog_jpeg, npy
 
@@ -33,16 +33,17 @@ def extracted(archive: Path, tmp_path_factory) -> Path:
     return extract_model_archive(archive, tmp_path_factory.mktemp("extracted") / "model")
 
 
-def test_archive_layout_needs_no_repack(archive: Path) -> None:
+def test_archive_layout_needs_no_repack_and_no_install(archive: Path) -> None:
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        requirements = tar.extractfile("code/requirements.txt").read().decode()
-    assert {"model.pth", "model_config.json", "code/inference.py", "code/requirements.txt",
-            "code/dogbreed/__init__.py", "code/dogbreed/inference.py", "code/dogbreed/serving.py"} <= set(members)
+    assert {"model.pth", "model_config.json", "code/inference.py", "code/dogbreed/__init__.py",
+            "code/dogbreed/serving/handlers.py", "code/dogbreed/serving/predictor.py",
+            "code/dogbreed/core/network.py"} <= set(members)
     assert all(m.mode == 0o644 and m.uid == 0 for m in members.values() if m.isfile())
-    pinned = [line for line in requirements.splitlines() if line and not line.startswith("#")]
-    assert [line.split("==")[0] for line in pinned] == ["pytorch-lightning", "lightning-utilities", "torchmetrics"]
-    assert not any(line.startswith(("torch==", "torchvision")) for line in pinned)
+    # Nothing for the container to pip-install at start-up, and no training stack in code/.
+    assert "code/requirements.txt" not in members
+    packaged = {name.split("/")[2] for name in members if name.startswith("code/dogbreed/") and name.count("/") >= 3}
+    assert packaged == {"core", "serving"}
 
 
 def test_package_cli_reports_bad_model_dir(tmp_path: Path, capsys) -> None:

@@ -8,14 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-from dogbreed.data import DogBreedDataModule, SplitDirs
-from dogbreed.errors import WeightsError
-from dogbreed.model import (
-    DogBreedClassifier, apply_backbone_weights, build_resnet50, download_imagenet_state_dict,
+from dogbreed.core.errors import WeightsError
+from dogbreed.core.network import (
+    apply_backbone_weights,
+    build_resnet50,
+    download_imagenet_state_dict,
     load_backbone_state_dict,
 )
-from dogbreed.training import build_trainer
-from dogbreed.transforms import Preprocessing
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.splits import SplitDirs
+from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.run import build_trainer
 from tests.conftest import fast_config
 
 
@@ -146,7 +150,7 @@ def test_imagenet_weights_offline_suggests_alternatives(tmp_path, monkeypatch):
 
 
 def test_metrics_stay_independent_after_an_all_correct_first_batch():
-    from dogbreed.model import _stage_metrics
+    from dogbreed.training.module import _stage_metrics
 
     metrics = _stage_metrics(5, "test/")
     metrics.update(torch.eye(5), torch.arange(5))  # everything right: top-1 and top-5 states coincide

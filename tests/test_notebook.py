@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from dogbreed.config import option_names
-from dogbreed.metric_lines import METRIC_DEFINITIONS
-from dogbreed.search_space import parameter_names
+from dogbreed.config.parser import option_names
+from dogbreed.training.metric_lines import METRIC_DEFINITIONS
+from dogbreed.tuning.search_space import parameter_names
 from tests.moto_aws import FAKE_ROLE, moto_endpoint, recorded_calls, recorded_rest_calls, seed_endpoint_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,8 @@ def test_dataset_and_source_bundle_were_uploaded(executed):
     assert executed["bundles"], executed["keys"]
     for blob in executed["bundles"].values():
         names = tarfile.open(fileobj=io.BytesIO(blob)).getnames()
-        assert {"train.py", "hpo.py", "requirements.txt", "dogbreed/__init__.py", "dogbreed/training.py"} <= set(names)
+        expected = {"train.py", "hpo.py", "requirements.txt", "dogbreed/__init__.py", "dogbreed/training/run.py"}
+        assert expected <= set(names)
 
 
 @pytest.mark.slow
@@ -121,8 +122,9 @@ def test_debug_job_carries_the_original_projects_rules_and_hook(executed):
 def test_deploy_sends_a_ready_archive_and_real_image_requests(executed):
     (archive,) = executed["archives"].values()
     names = set(tarfile.open(fileobj=io.BytesIO(archive)).getnames())
-    assert {"model.pth", "model_config.json", "code/inference.py", "code/requirements.txt",
+    assert {"model.pth", "model_config.json", "code/inference.py",
             "code/dogbreed/__init__.py"} <= {n.lstrip("./") for n in names}
+    assert "code/requirements.txt" not in {n.lstrip("./") for n in names}
     (model,) = recorded_calls(executed["recording"], "CreateModel")
     container = model["PrimaryContainer"]
     assert container["ModelDataUrl"].endswith(".tar.gz") and "dogbreed/models/" in container["ModelDataUrl"]

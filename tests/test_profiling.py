@@ -14,12 +14,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dogbreed.debugging import CONFIG_PATH_ENV
-from dogbreed.errors import ConfigError
-from dogbreed.profile_report import RunFacts, analyse
-from dogbreed.profiling import (PROFILE_SUBDIR, ProfilingCallback, UtilSample, build_profiler,
-                                with_profiling_defaults)
-from dogbreed.training import train
+from dogbreed.core.errors import ConfigError
+from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, analyse
+from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
+from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler
+from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV
 from tests.conftest import fast_config
 
 
@@ -30,7 +29,7 @@ def no_sagemaker_config(monkeypatch, tmp_path):
 
 def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report(tmp_path, tiny_tree):
     config = fast_config(tmp_path, tiny_tree, batch_size=4, profiler="pytorch", monitor_interval_ms=50)
-    train(config)
+    train_with_diagnostics(config)
     out = tmp_path / "reports" / PROFILE_SUBDIR
     [trace] = out.glob("fit-*.pt.trace.json")
     assert json.loads(trace.read_text())["traceEvents"]
@@ -53,10 +52,9 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
 
 def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
                                                                                    monkeypatch):
-    import entry_points.profiled_train as entry_point
     from entry_points.profiled_train import main
 
-    monkeypatch.setattr(entry_point, "configure_logging", lambda: None)  # keep pytest's log capture intact
+    monkeypatch.setattr("dogbreed.cli.runner.configure_logging", lambda: None)  # keep pytest's log capture intact
 
     code = main(["--data-dir", str(tiny_tree), "--model-dir", str(tmp_path / "model"), "--output-dir",
                  str(tmp_path / "reports"), "--epochs", "1", "--batch-size", "4", "--image-size", "32",
@@ -70,11 +68,11 @@ def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_tria
 
 def test_profiling_defaults_leave_the_trial_to_sagemaker_when_debugger_is_configured(tmp_path, monkeypatch):
     config = fast_config(tmp_path, tmp_path)
-    assert with_profiling_defaults(config).debug_dir == tmp_path / "reports" / "debug-trial"
-    assert with_profiling_defaults(replace(config, profiler="advanced")).profiler == "advanced"
+    assert profiled_config(config).debug_dir == tmp_path / "reports" / "debug-trial"
+    assert profiled_config(replace(config, profiler="advanced")).profiler == "advanced"
     (tmp_path / "debughookconfig.json").write_text("{}")
     monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "debughookconfig.json"))
-    defaults = with_profiling_defaults(config)
+    defaults = profiled_config(config)
     assert defaults.debug_dir is None and defaults.profiler == "simple"
 
 

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from dogbreed.config import option_names
-from dogbreed.metric_lines import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from dogbreed.sagemaker_env import config_defaults, distributed_settings
+from dogbreed.config.parser import option_names
+from dogbreed.sagemaker.environment import config_defaults, distributed_settings
+from dogbreed.training.metric_lines import METRIC_DEFINITIONS, OBJECTIVE_METRIC
 from tests.toolkit import run_like_sagemaker
 
 HYPERPARAMETERS = {"epochs": 2, "batch-size": 8, "lr": 0.002, "weights": "none", "image-size": 32,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dogbreed.config import parse_config
-from dogbreed.errors import ConfigError
-from dogbreed.head_training import FeatureHeadClassifier, uses_feature_cache
-from dogbreed.model import DogBreedClassifier
-from dogbreed.throughput import prepare_for_speed, resolve_precision
-from dogbreed.training import trainer_settings
+from dogbreed.config.parser import parse_config
+from dogbreed.core.errors import ConfigError
+from dogbreed.training.head_training import FeatureHeadClassifier, uses_feature_cache
+from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.run import trainer_settings
+from dogbreed.training.throughput import prepare_for_speed, resolve_precision
 from tests.conftest import fast_config
 
 
@@ -34,7 +34,7 @@ def test_explicit_precision_reaches_the_trainer(tmp_path, tiny_tree):
 
 
 def test_unknown_precision_and_negative_views_are_rejected():
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="argument --precision: invalid choice: 'fp8'"):
         parse_config(["--precision", "fp8"])
     with pytest.raises(ConfigError, match="--cached-views"):
         parse_config(["--cached-views", "-1"])

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from dogbreed.artifact import load_artifact, read_model_config
-from dogbreed.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
-from dogbreed.data import DogBreedDataModule, SplitDirs
-from dogbreed.demo import generate_demo_dataset, holdout_images
-from dogbreed.errors import ArtifactError, DataError
-from dogbreed.serving import Predictor
-from dogbreed.training import train
-from dogbreed.transforms import Preprocessing
+from dogbreed.core.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
+from dogbreed.core.errors import ArtifactError, DataError
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.demo import generate_demo_dataset, holdout_images
+from dogbreed.data.splits import SplitDirs
+from dogbreed.serving.artifact import load_artifact, read_model_config
+from dogbreed.serving.predictor import Predictor
+from dogbreed.training.run import train
 from tests.conftest import BREED_DIRS, fast_config
 
 

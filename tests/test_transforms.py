@@ -2,8 +2,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dogbreed.constants import IMAGENET_MEAN, IMAGENET_STD
-from dogbreed.transforms import Preprocessing, build_eval_transform, build_train_transform, eval_resize_size
+from dogbreed.core.constants import IMAGENET_MEAN, IMAGENET_STD
+from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, eval_resize_size
 
 
 @pytest.mark.parametrize("size,resize", [(224, 232), (64, 66), (32, 33), (384, 398)])

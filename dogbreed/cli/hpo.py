@@ -1,0 +1,49 @@
+"""``python -m entry_points.hpo``: one trial of a SageMaker tuning job, or with ``--local`` an Optuna search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from dogbreed.cli.runner import run_command
+from dogbreed.config.parser import ExtraOption, parse_command
+from dogbreed.core.errors import ConfigError
+from dogbreed.sagemaker.environment import config_defaults, runtime
+
+PROG = "python -m entry_points.hpo"
+DESCRIPTION = ("Hyperparameter tuning. In a SageMaker tuning job the tuner runs this once per trial with that "
+               "trial's hyperparameters; with --local the same search space is searched here with Optuna. "
+               "Training options given explicitly are fixed, not searched.")
+DEFAULT_TUNING_DIR = Path("outputs/hpo")
+HPO_OPTIONS = (
+    ExtraOption("local", "search here with Optuna (TPE sampler, median pruner) instead of running one trial",
+                flag=True),
+    ExtraOption("trials", "number of trials with --local", type=int, default=8),
+    ExtraOption("tuning_dir", "with --local: where trials/, trials.csv, best_hyperparameters.json and best_model/ go",
+                type=Path, default=DEFAULT_TUNING_DIR),
+)
+
+
+def hpo_command(argv: Sequence[str] | None) -> str:
+    parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, extra_options=HPO_OPTIONS,
+                           environment_defaults=config_defaults())
+    if not parsed.extras["local"]:  # a trial of a SageMaker tuning job: one training run
+        from dogbreed.diagnostics.profiled_run import train_with_diagnostics
+
+        trained = train_with_diagnostics(parsed.config, runtime=runtime())
+        return f"model artifact: {trained.model_dir}/  reports: {trained.output_dir}/"
+    trials, tuning_dir = parsed.extras["trials"], parsed.extras["tuning_dir"]
+    if trials < 1:
+        raise ConfigError(f"--trials {trials}: run at least 1 trial")
+    from dogbreed.tuning.local import tune_locally
+    from dogbreed.tuning.search_space import parameter_names, without
+
+    fixed = [name.replace("_", "-") for name in parsed.explicit if name.replace("_", "-") in parameter_names()]
+    result = tune_locally(parsed.config, trials, tuning_dir, space=without(fixed), seed=parsed.config.seed,
+                          runtime=runtime())
+    return (f"{result.table}\nbest val_acc {result.best_value:.4f} with {result.best_params}\n"
+            f"best hyperparameters: {tuning_dir}/best_hyperparameters.json  best model: {result.best_model_dir}/")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(lambda: hpo_command(argv))

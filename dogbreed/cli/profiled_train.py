@@ -1,0 +1,30 @@
+"""``python -m entry_points.profiled_train``: training with a profiler and smdebug on (see
+:mod:`dogbreed.diagnostics.profiled_run` for the defaults)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from dogbreed.cli.runner import run_command
+from dogbreed.config.parser import parse_command
+from dogbreed.sagemaker.environment import config_defaults, runtime
+
+PROG = "python -m entry_points.profiled_train"
+DESCRIPTION = ("Training with a profiler and smdebug on: the same options as entry_points.train; --profiler "
+               "defaults to simple and the smdebug trial to <output-dir>/debug-trial (a SageMaker Debugger "
+               "config wins in a job). Outputs: <output-dir>/profile/ and the trial.")
+
+
+def profiled_train_command(argv: Sequence[str] | None) -> str:
+    parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, environment_defaults=config_defaults())
+    from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
+    from dogbreed.diagnostics.profiling import profile_dir
+
+    config = profiled_config(parsed.config)
+    result = train_with_diagnostics(config, runtime=runtime())
+    trial = config.debug_dir or "the SageMaker Debugger output (S3)"
+    return f"model artifact: {result.model_dir}/  profile: {profile_dir(config)}/  debug trial: {trial}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(lambda: profiled_train_command(argv))

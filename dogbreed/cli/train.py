@@ -1,0 +1,25 @@
+"""``python -m entry_points.train``: train, evaluate and export, locally or in a SageMaker training job."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from dogbreed.cli.runner import run_command
+from dogbreed.config.parser import parse_config
+from dogbreed.sagemaker.environment import config_defaults, runtime
+
+
+def train_command(argv: Sequence[str] | None) -> str:
+    config = parse_config(argv, environment_defaults=config_defaults())
+    from dogbreed.diagnostics.profiled_run import train_with_diagnostics  # heavy: after the options are valid
+
+    result = train_with_diagnostics(config, runtime=runtime())
+    if config.demo:
+        from dogbreed.cli.demo import show_demo_predictions
+
+        show_demo_predictions(config, result)
+    return f"model artifact: {result.model_dir}/  reports: {result.output_dir}/"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(lambda: train_command(argv))

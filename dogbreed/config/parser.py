@@ -1,0 +1,162 @@
+"""The argv parser of the training commands: one option per ``TrainConfig`` field, plus a command's own.
+
+The same parser serves a terminal (``--batch-size 64`` or ``--batch_size 64``) and SageMaker's training
+toolkit (``--batch-size 64 --demo False``, keys sorted). Unknown, abbreviated or malformed options raise
+:class:`ConfigError` with one line naming the option, a "did you mean" and the command's valid options.
+Standard library only: ``--help`` and mistakes are answered before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig, validate_config
+from dogbreed.core.errors import ConfigError
+
+TRAIN_PROG = "python -m entry_points.train"
+TRAIN_DESCRIPTION = "Fine-tune ResNet50 on a dog-breed ImageFolder dataset (locally or in a SageMaker job)."
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def str2bool(value: str | bool) -> bool:
+    """Parse the booleans SageMaker sends (the strings 'True'/'False') and the usual spellings."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+
+
+@dataclass(frozen=True)
+class ExtraOption:
+    """An option of one command beyond the training options (e.g. ``hpo --trials``)."""
+
+    name: str  # field-style name: "tuning_dir" -> --tuning-dir / --tuning_dir
+    help: str
+    type: Callable[[str], Any] = str
+    default: Any = None
+    flag: bool = False  # a switch without a value (store_true)
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    config: TrainConfig
+    extras: dict[str, Any]
+    explicit: frozenset[str]  # TrainConfig field names given on the command line
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> Any:  # argparse's signature says NoReturn; raising satisfies it
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def option_names() -> list[str]:
+    """Every valid training option, as spelled on the command line and as a SageMaker hyperparameter."""
+    return [f.name.replace("_", "-") for f in fields(TrainConfig)]
+
+
+def _spellings(name: str) -> list[str]:
+    dashed, underscored = f"--{name.replace('_', '-')}", f"--{name}"
+    return [dashed] if dashed == underscored else [dashed, underscored]
+
+
+def _arg_type(type_name: str) -> Callable[[str], Any]:
+    if "bool" in type_name:
+        return str2bool
+    if "int" in type_name:
+        return int
+    if "float" in type_name:
+        return float
+    if "Path" in type_name:
+        return Path
+    return str
+
+
+def _help_text(help_text: str, default: Any) -> str:
+    """The help with its default appended once (a help that already explains its default keeps its own)."""
+    if "default" in help_text or default is None or default == "":
+        return help_text
+    return f"{help_text} (default: {default})"
+
+
+def build_parser(prog: str = TRAIN_PROG, description: str | None = None,
+                 extra_options: Sequence[ExtraOption] = ()) -> argparse.ArgumentParser:
+    """An argparse parser for TrainConfig (+ ``extra_options``); defaults are None so explicit options show."""
+    parser = CommandParser(prog=prog, description=description or TRAIN_DESCRIPTION,
+                     allow_abbrev=False)  # '--batch 64' must not silently mean '--batch-size 64'
+    if extra_options:
+        group = parser.add_argument_group("command options")
+        for extra in extra_options:
+            if extra.flag:
+                group.add_argument(*_spellings(extra.name), dest=extra.name, action="store_true", help=extra.help)
+            else:
+                group.add_argument(*_spellings(extra.name), dest=extra.name, type=extra.type, default=extra.default,
+                                   help=_help_text(extra.help, extra.default))
+    training = parser.add_argument_group("training options")
+    for f in fields(TrainConfig):
+        arg_type = _arg_type(str(f.type))
+        kwargs: dict[str, Any] = {"nargs": "?", "const": True} if arg_type is str2bool else {}
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        training.add_argument(*_spellings(f.name), dest=f.name, type=arg_type, default=None,
+                              help=_help_text(f.metadata["help"], f.default), **kwargs)
+    return parser
+
+
+def _unknown_message(unknown: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    known = sorted({s for action in parser._actions for s in action.option_strings if s.startswith("--")})
+    dashed = sorted({s for s in known if "_" not in s})
+    options = [token for token in unknown if token.startswith("-")]
+    if not options:  # only stray values: argparse takes no positional arguments here
+        return (f"unexpected argument(s) {' '.join(unknown)}: every value follows its --option "
+                f"(see {parser.prog} --help)")
+    shown = []
+    for token in options:
+        name = token.split("=", 1)[0].replace("_", "-")
+        close = difflib.get_close_matches(name, dashed, n=1, cutoff=0.6)
+        shown.append(f"{token} (did you mean {close[0]}?)" if close else token)
+    return (f"unknown option(s) {', '.join(shown)}. Options of {parser.prog}: {', '.join(dashed)} "
+            "(hyphens or underscores)")
+
+
+def parse_command(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = TRAIN_PROG,
+    description: str | None = None,
+    extra_options: Sequence[ExtraOption] = (),
+    environment_defaults: dict[str, Any] | None = None,
+) -> ParsedCommand:
+    """Parse argv. Precedence: explicit options > ``environment_defaults`` (SageMaker's channel dirs...)
+    > --demo presets > field defaults. Raises ConfigError (one line) for any mistake."""
+    parser = build_parser(prog, description, extra_options)
+    namespace, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise ConfigError(_unknown_message(unknown, parser))
+    parsed = vars(namespace)
+    extras = {extra.name: parsed.pop(extra.name) for extra in extra_options}
+    given = {k: v for k, v in parsed.items() if v is not None}
+    values: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+    if given.get("demo"):
+        values.update(DEMO_OVERRIDES)
+    values.update(environment_defaults or {})
+    values.update(given)
+    config = TrainConfig(**values)
+    validate_config(config)
+    return ParsedCommand(config=config, extras=extras, explicit=frozenset(given))
+
+
+def parse_config(argv: Sequence[str] | None = None, *, prog: str = TRAIN_PROG,
+                 environment_defaults: dict[str, Any] | None = None) -> TrainConfig:
+    """Parse argv into a TrainConfig (see :func:`parse_command`)."""
+    return parse_command(argv, prog=prog, environment_defaults=environment_defaults).config

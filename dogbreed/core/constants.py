@@ -1,0 +1,40 @@
+"""Constants shared by training, evaluation and serving. Defined here once."""
+
+from __future__ import annotations
+
+# ImageNet statistics: what the torchvision ResNet50 weights were trained with. The dogImages
+# per-image statistics are close to these (mean ~[0.487, 0.467, 0.397], std ~[0.235, 0.230, 0.230]).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# torchvision's evaluation recipe for ResNet50 IMAGENET1K_V2: resize to 232, centre-crop 224.
+EVAL_RESIZE_RATIO: float = 232 / 224
+DEFAULT_IMAGE_SIZE: int = 224
+
+# Fine-tuning policies: "head" trains the new classifier on a frozen backbone, "full" trains everything.
+FINETUNE_MODES = ("head", "full")
+
+# Files of a model artifact (a model dir).
+WEIGHTS_FILENAME = "model.pth"
+CONFIG_FILENAME = "model_config.json"
+ARTIFACT_FORMAT_VERSION = 1
+ARCHITECTURE = "resnet50"
+
+# Files of the reports dir.
+METRICS_FILENAME = "metrics.json"
+CURVES_FILENAME = "training_curves.png"
+CONFUSION_FILENAME = "confusion_matrix.png"
+PER_CLASS_FILENAME = "per_class_accuracy.csv"
+
+# Image files the data module picks up (lower-case suffixes).
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+)
+
+# Split folder names, in order of preference.
+TRAIN_SPLIT_NAMES = ("train",)
+VALID_SPLIT_NAMES = ("valid", "val", "validation")
+TEST_SPLIT_NAMES = ("test",)
+
+# The public dogImages archive (Udacity), as used by the original project.
+DOGIMAGES_URL = "https://s3-us-west-1.amazonaws.com/udacity-aind/dog-project/dogImages.zip"

@@ -1,0 +1,120 @@
+"""The Lightning DataModule: checked splits -> image datasets with the one preprocessing -> DataLoaders."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from dogbreed.core.images import open_image
+from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
+from dogbreed.data.splits import SplitDirs, check_splits, display_name
+
+logger = logging.getLogger(__name__)
+
+
+class ImageFileDataset(Dataset):
+    """(path, label) samples decoded with ``decode`` (default :func:`open_image`) and transformed."""
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, int]],
+        transform: Callable,
+        decode: Callable[[Path], Image.Image] = open_image,
+    ) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.decode = decode
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        return self.transform(self.decode(path)), label
+
+
+class SplitLoaders:
+    """The three Lightning loader hooks, from one ``_loader(split, shuffle)`` of the subclass."""
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
+    """Reads train/valid/test ImageFolder splits, validates them, and serves DataLoaders."""
+
+    def __init__(
+        self,
+        splits: SplitDirs,
+        *,
+        preprocessing: Preprocessing,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        skip_bad_images: bool = False,
+    ) -> None:
+        super().__init__()
+        self.splits = splits
+        self.preprocessing = preprocessing
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.skip_bad_images = skip_bad_images
+        self.class_dirs: list[str] = []
+        self.datasets: dict[str, ImageFileDataset] = {}
+
+    @property
+    def class_names(self) -> list[str]:
+        return [display_name(d) for d in self.class_dirs]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_dirs)
+
+    def split_paths(self) -> dict[str, Path]:
+        test = self.splits.test or self.splits.valid
+        return {"train": self.splits.train, "valid": self.splits.valid, "test": test}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        checked = check_splits(self.split_paths(), skip_bad_images=self.skip_bad_images)
+        self.class_dirs = checked.class_dirs
+        train_tf = build_train_transform(self.preprocessing)
+        eval_tf = build_eval_transform(self.preprocessing)
+        eval_decode = partial(decode_eval_image, pre=self.preprocessing)  # the same decode as serving
+        for name, samples in checked.samples.items():
+            if name == "train":
+                self.datasets[name] = ImageFileDataset(samples, train_tf)
+            else:
+                self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode)
+        if self.splits.test is None:
+            logger.warning("no test split: final test metrics are computed on the validation split %s",
+                           self.splits.valid)
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[name]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            # A last training batch of one sample breaks BatchNorm in train mode; drop the remainder.
+            drop_last=shuffle and len(dataset) > self.batch_size,
+        )

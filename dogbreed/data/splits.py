@@ -1,0 +1,159 @@
+"""Split discovery and the data checks: which dirs hold train/valid/test, their classes and images."""
+
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from dogbreed.core.constants import IMAGE_EXTENSIONS, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, VALID_SPLIT_NAMES
+from dogbreed.core.errors import DataError
+from dogbreed.core.images import check_image_header
+
+logger = logging.getLogger(__name__)
+
+_CLASS_PREFIX = re.compile(r"^\d+[._\-\s]+")
+MAX_LISTED_BAD_FILES = 20
+
+
+def display_name(class_dir_name: str) -> str:
+    """``001.Affenpinscher`` -> ``Affenpinscher``; ``003.Airedale_terrier`` -> ``Airedale terrier``."""
+    name = _CLASS_PREFIX.sub("", class_dir_name).replace("_", " ").strip()
+    return name or class_dir_name
+
+
+@dataclass(frozen=True)
+class SplitDirs:
+    """Where each split lives. ``test`` may be None (then the validation split is used for testing)."""
+
+    train: Path
+    valid: Path
+    test: Path | None = None
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path | str) -> "SplitDirs":
+        """Find ``train/``, ``valid/`` (or ``val/``, ``validation/``) and ``test/`` under one dir."""
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise DataError(
+                f"data dir {data_dir} does not exist: pass --data-dir pointing at a folder with "
+                "train/ valid/ test/ subfolders, or use --download or --demo"
+            )
+        found = {p.name.lower(): p for p in data_dir.iterdir() if p.is_dir()}
+
+        def pick(names: Sequence[str]) -> Path | None:
+            return next((found[n] for n in names if n in found), None)
+
+        train, valid, test = pick(TRAIN_SPLIT_NAMES), pick(VALID_SPLIT_NAMES), pick(TEST_SPLIT_NAMES)
+        if train is None:
+            raise DataError(
+                f"no train split in {data_dir} (found: {sorted(found) or 'no folders'}): "
+                "create train/<class>/<images>, e.g. train/001.Affenpinscher/x.jpg"
+            )
+        if valid is None:
+            raise DataError(
+                f"no validation split in {data_dir}: add one of {'/, '.join(VALID_SPLIT_NAMES)}/ "
+                "with the same class folders as train/"
+            )
+        return cls(train=train, valid=valid, test=test)
+
+
+@dataclass(frozen=True)
+class SplitIndex:
+    """The image files of one split, with labels, and the files that failed the header check."""
+
+    samples: list[tuple[Path, int]]
+    bad_files: list[tuple[Path, str]]
+
+
+def list_class_dirs(split_dir: Path) -> list[str]:
+    """Class folder names of a split, in index order (sorted, as ImageFolder does)."""
+    if not split_dir.is_dir():
+        raise DataError(f"split dir {split_dir} does not exist: check the path or the channel name")
+    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(f"split {split_dir} has no class folders: expected {split_dir}/<class name>/<images>")
+    return names
+
+
+def _image_files(class_dir: Path) -> list[Path]:
+    return sorted(
+        p for p in class_dir.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )
+
+
+def index_split(split_dir: Path, class_dirs: Sequence[str], *, check_headers: bool = True) -> SplitIndex:
+    """List every image of a split; empty class dirs are an error; headers are checked in parallel."""
+    files_per_class = [_image_files(split_dir / class_dir) for class_dir in class_dirs]
+    if not any(files_per_class):
+        raise DataError(
+            f"split {split_dir} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in its class folders: "
+            "put the images in <split>/<class name>/"
+        )
+    samples: list[tuple[Path, int]] = []
+    for label, (class_dir, files) in enumerate(zip(class_dirs, files_per_class)):
+        if not files:
+            raise DataError(
+                f"class dir {split_dir / class_dir} has no images: add images or remove the folder from every split"
+            )
+        samples.extend((f, label) for f in files)
+    bad: list[tuple[Path, str]] = []
+    if check_headers:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            reasons = list(pool.map(check_image_header, (p for p, _ in samples)))
+        bad = [(p, r) for (p, _), r in zip(samples, reasons) if r is not None]
+    return SplitIndex(samples=samples, bad_files=bad)
+
+
+def check_same_classes(reference: list[str], other: list[str], name: str, ref_dir: Path) -> None:
+    if other != reference:
+        missing = sorted(set(reference) - set(other))
+        extra = sorted(set(other) - set(reference))
+        raise DataError(
+            f"class folders of {name} differ from those of {ref_dir}: missing {missing or 'none'}, "
+            f"extra {extra or 'none'}. Every split needs the same class folders"
+        )
+
+
+def bad_files_message(bad: list[tuple[Path, str]]) -> str:
+    lines = [f"  {path}: {reason}" for path, reason in bad[:MAX_LISTED_BAD_FILES]]
+    if len(bad) > MAX_LISTED_BAD_FILES:
+        lines.append(f"  ... and {len(bad) - MAX_LISTED_BAD_FILES} more")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CheckedSplits:
+    """The outcome of the data checks: class folders in index order and the usable samples of each split."""
+
+    class_dirs: list[str]
+    samples: dict[str, list[tuple[Path, int]]]
+
+
+def check_splits(paths: dict[str, Path], *, skip_bad_images: bool = False) -> CheckedSplits:
+    """Every data check, before any model is built: same class folders everywhere, images in every class,
+    readable headers (unreadable files are an error naming them all, or skipped with ``skip_bad_images``)."""
+    class_dirs = list_class_dirs(paths["train"])
+    indexes: dict[str, SplitIndex] = {}
+    for name, path in paths.items():
+        check_same_classes(class_dirs, list_class_dirs(path), str(path), paths["train"])
+        indexes[name] = index_split(path, class_dirs)
+    bad = [b for index in indexes.values() for b in index.bad_files]
+    if bad and not skip_bad_images:
+        raise DataError(
+            f"{len(bad)} unreadable image file(s):\n{bad_files_message(bad)}\n"
+            "Fix or delete them, or pass --skip-bad-images to train without them"
+        )
+    if bad:
+        logger.warning("skipping %d unreadable image file(s):\n%s", len(bad), bad_files_message(bad))
+    bad_paths = {p for p, _ in bad}
+    samples: dict[str, list[tuple[Path, int]]] = {}
+    for name, index in indexes.items():
+        samples[name] = [s for s in index.samples if s[0] not in bad_paths]
+        if not samples[name]:
+            raise DataError(f"split {paths[name]} has no readable images: add images to it")
+    return CheckedSplits(class_dirs=class_dirs, samples=samples)

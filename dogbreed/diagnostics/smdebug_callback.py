@@ -1,0 +1,198 @@
+"""SageMaker Debugger (smdebug) for Lightning: one callback, strictly optional.
+
+Inside a SageMaker job whose estimator sent a Debugger config, the hook is built from that JSON
+(``SMDEBUG_CONFIG_FILE_PATH`` or /opt/ml/input/config/debughookconfig.json). Locally it is built from
+``--debug-dir`` with per-mode save intervals. Without either, or without smdebug installed, the
+callback does nothing and says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.trainer.states import TrainerFn
+from torch import nn
+
+from dogbreed.config.options import TrainConfig
+from dogbreed.core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# smdebug/core/config_constants.py: CONFIG_FILE_PATH_ENV_STR, DEFAULT_CONFIG_FILE_PATH.
+CONFIG_PATH_ENV = "SMDEBUG_CONFIG_FILE_PATH"
+DEFAULT_SAGEMAKER_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
+LOCAL_COLLECTIONS = ("losses", "weights", "biases", "gradients")
+# smdebug refuses an out_dir holding this file (core/hook_utils.py verify_and_get_out_dir).
+TRIAL_END_MARKER = "training_job_end.ts"
+
+
+def smdebug_available() -> bool:
+    """True when ``smdebug.pytorch`` imports (it needs protobuf<=3.20.3, numpy<2.3, pandas, psutil)."""
+    try:
+        import smdebug.pytorch  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not usable here"
+        logger.debug("smdebug is not importable: %s", exc)
+        return False
+    return True
+
+
+def sagemaker_debug_config_path() -> Path | None:
+    """The Debugger hook config SageMaker wrote for this job, if there is one."""
+    env = os.environ.get(CONFIG_PATH_ENV)
+    path = Path(env) if env else DEFAULT_SAGEMAKER_CONFIG
+    return path if path.is_file() else None
+
+
+def refuse_finished_trial(debug_dir: Path) -> None:
+    """smdebug will not write into a finished trial; say so before any training starts."""
+    if (debug_dir / TRIAL_END_MARKER).exists():
+        raise ConfigError(f"--debug-dir {debug_dir} already holds a finished smdebug trial; "
+                          "pass a new directory or delete the old one")
+
+
+def debugging_requested(config: TrainConfig) -> bool:
+    """Whether a run should carry the callback: a local --debug-dir or a SageMaker Debugger config."""
+    return config.debug_dir is not None or sagemaker_debug_config_path() is not None
+
+
+def stepping_module(pl_module: pl.LightningModule) -> nn.Module:
+    """The nn.Module whose forward runs once per batch, as the module says (``per_batch_module()``: the whole
+    network, or only its head when training on cached features); ``net`` for a module that does not say."""
+    ask = getattr(pl_module, "per_batch_module", None)
+    module = ask() if callable(ask) else getattr(pl_module, "net", None)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"SmDebugCallback needs {type(pl_module).__name__}.per_batch_module() or .net: "
+                        "the nn.Module called once per batch")
+    return module
+
+
+class SmDebugCallback(Callback):
+    """Registers ``pl_module.net`` and ``pl_module.loss_fn`` with an smdebug hook and keeps its mode in step.
+
+    Modes: sanity check, validation and test are EVAL; training is TRAIN. Only global rank 0 writes.
+    """
+
+    def __init__(
+        self,
+        debug_dir: Path | None = None,
+        *,
+        train_interval: int = 100,
+        eval_interval: int = 10,
+        collections: tuple[str, ...] = LOCAL_COLLECTIONS,
+    ) -> None:
+        if train_interval < 1 or eval_interval < 1:
+            raise ConfigError("--debug-train-interval and --debug-eval-interval must be at least 1")
+        self.debug_dir = Path(debug_dir) if debug_dir is not None else None
+        self.train_interval = train_interval
+        self.eval_interval = eval_interval
+        self.collections = collections
+        self.hook: Any | None = None
+        self.source: str = ""  # "sagemaker" or "local" once a hook exists
+        self._decided = False
+        self._registered: set[int] = set()
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "SmDebugCallback":
+        return cls(config.debug_dir, train_interval=config.debug_train_interval,
+                   eval_interval=config.debug_eval_interval)
+
+    # -- hook construction -------------------------------------------------------------------
+    def _build_hook(self) -> Any | None:
+        if not smdebug_available():
+            logger.info("smdebug is not installed (pip install -e '.[debug]'): tensors are not collected")
+            return None
+        import smdebug.pytorch as smd
+
+        json_path = sagemaker_debug_config_path()
+        if json_path is not None:
+            self.source = "sagemaker"
+            logger.info("smdebug: hook from the SageMaker Debugger config %s", json_path)
+            return smd.Hook.create_from_json_file(str(json_path))
+        if self.debug_dir is None:
+            logger.info("smdebug: no Debugger config and no --debug-dir: tensors are not collected")
+            return None
+        refuse_finished_trial(self.debug_dir)
+        from smdebug import modes
+        from smdebug.core.save_config import SaveConfigMode
+
+        self.source = "local"
+        save_config = smd.SaveConfig(mode_save_configs={
+            modes.TRAIN: SaveConfigMode(save_interval=self.train_interval),
+            modes.EVAL: SaveConfigMode(save_interval=self.eval_interval),
+        })
+        logger.info("smdebug: writing %s to %s (TRAIN every %d steps, EVAL every %d)", ", ".join(self.collections),
+                    self.debug_dir, self.train_interval, self.eval_interval)
+        return smd.Hook(out_dir=str(self.debug_dir), save_config=save_config,
+                        include_collections=list(self.collections), export_tensorboard=False)
+
+    def _ensure_hook(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Create the hook once (rank 0 only) and register each network/loss object once."""
+        if not self._decided:
+            self._decided = True
+            self.hook = self._build_hook() if trainer.is_global_zero else None
+        if self.hook is None:
+            return
+        net, loss_fn = stepping_module(pl_module), getattr(pl_module, "loss_fn", None)
+        if not isinstance(loss_fn, nn.modules.loss._Loss):
+            raise TypeError(f"SmDebugCallback needs {type(pl_module).__name__}.loss_fn to be a torch loss module "
+                            f"(smdebug's register_loss asserts it), got {type(loss_fn).__name__}")
+        if id(net) not in self._registered:
+            # Its forward runs once per batch, which is what advances smdebug's step.
+            self.hook.register_module(net)
+            self.hook.register_loss(loss_fn)
+            self._registered.update({id(net), id(loss_fn)})
+
+    def _set_mode(self, mode_name: str) -> None:
+        if self.hook is not None:
+            from smdebug import modes
+
+            self.hook.set_mode(getattr(modes, mode_name))
+
+    def _close(self) -> None:
+        if self.hook is not None:
+            self.hook.close()
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After strategy.setup(): devices are set and DDP has wrapped the module.
+        self._ensure_hook(trainer, pl_module)
+        self._set_mode("TRAIN")
+
+    def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._set_mode("EVAL")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._set_mode("TRAIN")
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ensure_hook(trainer, pl_module)  # also covers a bare trainer.validate()
+        self._set_mode("EVAL")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:  # validation inside fit (sanity check included)
+            self._set_mode("TRAIN")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close()
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ensure_hook(trainer, pl_module)
+        self._set_mode("EVAL")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # smdebug reopens its writers on the next saved step, so closing after fit and again here is safe.
+        self._close()
+
+
+def debug_callbacks(config: TrainConfig) -> list[Callback]:
+    """The smdebug callback when this run asks for it (``--debug-dir`` or a SageMaker Debugger config)."""
+    if not debugging_requested(config):
+        return []
+    if config.debug_dir is not None and sagemaker_debug_config_path() is None:
+        refuse_finished_trial(Path(config.debug_dir))  # before the trainer is built
+    return [SmDebugCallback.from_config(config)]

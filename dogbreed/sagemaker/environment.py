@@ -1,0 +1,85 @@
+"""The SageMaker training-container contract: what the toolkit's environment means for a run.
+
+Facts (sagemaker-training toolkit): channels arrive as ``SM_CHANNEL_<NAME>`` dirs, the model goes to
+``SM_MODEL_DIR``, reports to ``SM_OUTPUT_DATA_DIR``; ``SM_NUM_CPUS``/``SM_NUM_GPUS`` describe the
+instance; ``SM_HOSTS``/``SM_CURRENT_HOST`` the cluster; hyperparameters arrive as ``--key value``
+arguments (sorted, booleans as 'True'/'False'). Checkpoints for spot resume live in
+``/opt/ml/checkpoints`` (synced with ``checkpoint_s3_uri``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from dogbreed.training.runtime import Runtime
+
+TRAINING_CHANNEL = "SM_CHANNEL_TRAINING"
+SPLIT_CHANNELS = {"train_dir": "SM_CHANNEL_TRAIN", "valid_dir": "SM_CHANNEL_VALID", "test_dir": "SM_CHANNEL_TEST"}
+
+
+def in_sagemaker_training(environ: Mapping[str, str] | None = None) -> bool:
+    """True inside a SageMaker training container (the toolkit always sets SM_MODEL_DIR)."""
+    environ = os.environ if environ is None else environ
+    return "SM_MODEL_DIR" in environ or "TRAINING_JOB_NAME" in environ
+
+
+def sagemaker_base_dir(environ: Mapping[str, str]) -> Path:
+    """/opt/ml in a real job; derived from SM_MODEL_DIR so a job laid out elsewhere stays consistent."""
+    return Path(environ["SM_MODEL_DIR"]).parent if "SM_MODEL_DIR" in environ else Path("/opt/ml")
+
+
+def hosts(environ: Mapping[str, str]) -> list[str]:
+    return list(json.loads(environ.get("SM_HOSTS", "[]"))) or ["localhost"]
+
+
+def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """TrainConfig values implied by the SageMaker environment (explicit options still win)."""
+    environ = os.environ if environ is None else environ
+    if not in_sagemaker_training(environ):
+        return {}
+    defaults: dict[str, Any] = {"model_dir": Path(environ["SM_MODEL_DIR"])}
+    if "SM_OUTPUT_DATA_DIR" in environ:
+        defaults["output_dir"] = Path(environ["SM_OUTPUT_DATA_DIR"])
+    if TRAINING_CHANNEL in environ:
+        defaults["data_dir"] = Path(environ[TRAINING_CHANNEL])
+    for field_name, variable in SPLIT_CHANNELS.items():
+        if variable in environ:
+            defaults[field_name] = Path(environ[variable])
+    checkpoints = sagemaker_base_dir(environ) / "checkpoints"
+    if checkpoints.is_dir():
+        defaults["checkpoint_dir"] = checkpoints
+    defaults["cache_dir"] = sagemaker_base_dir(environ) / "feature_cache"
+    return defaults
+
+
+def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Trainer devices/num_nodes/strategy for torchrun (SageMaker torch_distributed) or SageMaker GPUs.
+
+    Under torchrun Lightning reads RANK/WORLD_SIZE itself and requires devices x num_nodes == WORLD_SIZE.
+    """
+    environ = os.environ if environ is None else environ
+    if "TORCHELASTIC_RUN_ID" in environ and int(environ.get("WORLD_SIZE", "1")) > 1:
+        world = int(environ["WORLD_SIZE"])
+        local = int(environ.get("LOCAL_WORLD_SIZE", world))
+        return {"devices": local, "num_nodes": world // local, "strategy": "ddp"}
+    if in_sagemaker_training(environ):
+        gpus = int(environ.get("SM_NUM_GPUS", "0") or 0)
+        nodes = len(hosts(environ))
+        settings: dict[str, Any] = {"devices": gpus if gpus > 0 else 1, "num_nodes": nodes}
+        if gpus > 1 or nodes > 1:
+            settings["strategy"] = "ddp"
+        return settings
+    return {}
+
+
+def runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+    """Where this process trains: CPUs (``SM_NUM_CPUS`` in a job), whether a progress bar may be drawn (a
+    terminal, never a job log) and the Trainer's devices/nodes/strategy (:func:`distributed_settings`)."""
+    environ = os.environ if environ is None else environ
+    cpus = int(environ.get("SM_NUM_CPUS", "0") or 0) or os.cpu_count() or 1
+    return Runtime(cpu_count=cpus, progress_bar=sys.stderr.isatty() and not in_sagemaker_training(environ),
+                   trainer_settings=distributed_settings(environ))

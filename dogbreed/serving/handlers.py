@@ -1,0 +1,146 @@
+"""SageMaker inference handlers: ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``.
+
+The PyTorch serving container imports ``code/inference.py`` (a thin re-export of this module). Torch-only:
+the packaged archive carries ``dogbreed.core`` and ``dogbreed.serving`` and nothing else.
+Client mistakes raise the toolkit's ``GenericInferenceToolkitError`` with a 4xx status; dogbreed
+itself does not need the toolkit installed (:func:`as_toolkit_error` converts only when it is).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+import dogbreed
+from dogbreed.core.errors import ImageDecodeError
+from dogbreed.serving.predictor import BreedPrediction, Predictor
+from dogbreed.serving.requests import (
+    JSON,
+    Body,
+    InferenceRequest,
+    RequestError,
+    ServingLimits,
+    decode_request,
+    negotiate_accept,
+)
+
+logger = logging.getLogger(__name__)
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+INTERNAL_ERROR_MESSAGE = "internal error while serving the request: the endpoint logs have the details"
+
+
+@dataclass
+class InferenceResult:
+    """Probabilities (N, num_classes) and the top-k breeds per image, best first."""
+
+    probabilities: torch.Tensor
+    predictions: list[list[BreedPrediction]]
+    batched: bool
+
+
+def to_toolkit_error(error: RequestError) -> Exception:
+    """The toolkit's own exception when it is importable (it sets the HTTP status), else ``error``."""
+    try:
+        from sagemaker_inference.errors import GenericInferenceToolkitError
+    except ImportError:
+        return error
+    return GenericInferenceToolkitError(error.status_code, error.message)
+
+
+def as_toolkit_error(handler: Handler) -> Handler:
+    """Re-raise client errors of ``handler`` as toolkit errors (4xx instead of the default 500)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except RequestError as exc:
+            raise to_toolkit_error(exc) from exc
+        except ImageDecodeError as exc:
+            raise to_toolkit_error(RequestError(400, str(exc))) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _client_safe_error_response(context: Any, inference_exception: Any, trace: str) -> list[str]:
+    """Replacement for ``Transformer.handle_error``: the traceback goes to the log, not the client."""
+    status = int(getattr(inference_exception, "status_code", 500))
+    message = str(getattr(inference_exception, "message", "")) if status < 500 else INTERNAL_ERROR_MESSAGE
+    logger.error("request failed with HTTP %s: %s\n%s", status, getattr(inference_exception, "message", ""), trace)
+    context.set_response_status(code=status, phrase=" ".join(message.split()))
+    context.set_response_content_type(0, JSON)
+    return [json.dumps({"code": status, "message": message})]
+
+
+def install_client_safe_errors() -> bool:
+    """Make the toolkit answer errors with a JSON message instead of message + Python traceback.
+
+    The toolkit's ``Transformer.handle_error`` puts ``traceback.format_exc()`` in the response body;
+    a client must never see our internals, so the serving worker swaps in a version that logs it.
+    """
+    try:
+        from sagemaker_inference.transformer import Transformer
+    except ImportError:
+        return False
+    if not hasattr(Transformer, "handle_error"):
+        logger.warning("sagemaker_inference.Transformer has no handle_error: error bodies keep the toolkit format")
+        return False
+    Transformer.handle_error = staticmethod(_client_safe_error_response)
+    return True
+
+
+def warm_up(predictor: Predictor) -> None:
+    """One forward pass, so the first client request does not pay for lazy initialisation."""
+    size = predictor.config.preprocessing.resize_size
+    predictor.predict_proba(predictor.preprocess([Image.new("RGB", (size, size), (128, 128, 128))]))
+
+
+def model_fn(model_dir: str | Path) -> Predictor:
+    """Load the self-describing artifact (weights_only) on GPU when there is one, in eval mode, warmed up."""
+    ServingLimits.from_env()  # a bad DOGBREED_* variable fails the model load, not every request
+    install_client_safe_errors()
+    predictor = Predictor.from_model_dir(model_dir)
+    warm_up(predictor)
+    logger.info("dogbreed %s from %s serving %d breeds on %s", dogbreed.__version__,
+                Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device)
+    return predictor
+
+
+@as_toolkit_error
+def input_fn(request_body: Body, request_content_type: str | None) -> InferenceRequest:
+    """Decode image bytes, base64 JSON or a uint8 .npy array into validated images."""
+    return decode_request(request_body, request_content_type, ServingLimits.from_env())
+
+
+@as_toolkit_error
+def predict_fn(request: InferenceRequest, predictor: Predictor) -> InferenceResult:
+    """Preprocess with the artifact's own transform (one decoded image alive at a time), predict batched."""
+    batch = torch.cat([predictor.preprocess([image]) for image in request.images])
+    probabilities = predictor.predict_proba(batch)
+    top_k = request.top_k or ServingLimits.from_env().default_top_k
+    return InferenceResult(probabilities, predictor.top_k(probabilities, top_k), request.batched)
+
+
+def encode_result(result: InferenceResult, response_type: str) -> tuple[bytes | str, str]:
+    if response_type == JSON:
+        rows = [[p.to_dict() for p in row] for row in result.predictions]
+        return json.dumps(rows if result.batched else rows[0]), JSON
+    probabilities = result.probabilities.numpy().astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, probabilities if result.batched else probabilities[0], allow_pickle=False)
+    return buffer.getvalue(), response_type
+
+
+@as_toolkit_error
+def output_fn(prediction: InferenceResult, accept: str | None) -> tuple[bytes | str, str]:
+    """JSON top-k ``{"breed", "index", "probability"}`` per image, or .npy probabilities."""
+    return encode_result(prediction, negotiate_accept(accept))

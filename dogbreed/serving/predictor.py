@@ -1,0 +1,71 @@
+"""Prediction from a model dir: decode -> the artifact's own preprocessing -> model -> top-k."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from dogbreed.core.images import ImageSource
+from dogbreed.core.transforms import build_eval_transform, decode_eval_image
+from dogbreed.serving.artifact import ModelConfig, load_artifact
+
+
+@dataclass(frozen=True)
+class BreedPrediction:
+    breed: str
+    index: int
+    probability: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Predictor:
+    """Loads a model dir once; predicts breeds for image files, bytes or PIL images."""
+
+    def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None) -> None:
+        self.device = device or default_device()
+        self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
+        self.config = config
+        self.transform = build_eval_transform(config.preprocessing)
+
+    @classmethod
+    def from_model_dir(cls, model_dir: Path | str, device: torch.device | str | None = None) -> "Predictor":
+        device = torch.device(device) if device is not None else default_device()
+        net, config = load_artifact(model_dir, map_location=device)
+        return cls(net, config, device)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.config.class_names
+
+    def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
+        pre = self.config.preprocessing
+        return torch.stack([self.transform(decode_eval_image(image, pre)) for image in images])
+
+    @torch.inference_mode()
+    def predict_proba(self, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for an already preprocessed batch (N, 3, H, W)."""
+        logits = self.net(batch.to(self.device, non_blocking=True, memory_format=torch.channels_last))
+        return torch.softmax(logits.float(), dim=1).cpu()
+
+    def top_k(self, probabilities: torch.Tensor, k: int = 5) -> list[list[BreedPrediction]]:
+        k = max(1, min(k, probabilities.shape[1]))
+        values, indices = probabilities.topk(k, dim=1)
+        return [
+            [BreedPrediction(self.class_names[i], int(i), float(p)) for p, i in zip(row_p.tolist(), row_i.tolist())]
+            for row_p, row_i in zip(values, indices)
+        ]
+
+    def predict(self, images: Sequence[ImageSource], k: int = 5) -> list[list[BreedPrediction]]:
+        """Top-k breeds per image, best first."""
+        if not images:
+            return []
+        return self.top_k(self.predict_proba(self.preprocess(images)), k)

@@ -1,0 +1,279 @@
+"""Endpoint request decoding and response encoding: content types, Accept, limits, client errors.
+
+Everything here treats the request as untrusted: sizes and pixel counts are checked from headers
+before anything is decoded, URLs are never fetched, and every problem a client can cause becomes
+a :class:`RequestError` with an HTTP status and a message that says what to send instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dogbreed.core.errors import ConfigError, DogBreedError
+
+IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
+JSON = "application/json"
+NPY = "application/x-npy"
+SUPPORTED_CONTENT_TYPES = IMAGE_CONTENT_TYPES + (JSON, NPY)
+SUPPORTED_ACCEPTS = (JSON, NPY)
+ALLOWED_IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")  # MPO: multi-picture JPEG from cameras
+SEND_INSTEAD = (
+    "send image bytes (Content-Type image/jpeg, image/png, image/webp, application/x-image or "
+    'application/octet-stream), JSON {"image": "<base64>"} or {"instances": ["<base64>", ...]} '
+    "(application/json), or a uint8 HxWx3 / NxHxWx3 array (application/x-npy)"
+)
+JSON_KEYS = ("image", "instances", "top_k")
+URL_PREFIXES = ("http://", "https://", "s3://", "ftp://", "file:")
+
+Body = Union[bytes, bytearray, str, None]
+
+
+class RequestError(DogBreedError):
+    """A request the endpoint refuses; ``status_code`` is the HTTP status to answer with."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"environment variable {name}={raw!r} must be a positive integer (default {default})")
+    return value
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """What one request may contain; each can be overridden by an environment variable."""
+
+    default_top_k: int = 5  # DOGBREED_TOP_K
+    max_payload_bytes: int = 6 * 1024 * 1024  # DOGBREED_MAX_PAYLOAD_BYTES (SageMaker's own cap is 6 MB)
+    max_pixels: int = 40_000_000  # DOGBREED_MAX_PIXELS, per image, checked from the header
+    max_batch: int = 16  # DOGBREED_MAX_BATCH, images per request
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServingLimits":
+        env = os.environ if environ is None else environ
+        base = cls()
+        return cls(
+            default_top_k=_env_int(env, "DOGBREED_TOP_K", base.default_top_k),
+            max_payload_bytes=_env_int(env, "DOGBREED_MAX_PAYLOAD_BYTES", base.max_payload_bytes),
+            max_pixels=_env_int(env, "DOGBREED_MAX_PIXELS", base.max_pixels),
+            max_batch=_env_int(env, "DOGBREED_MAX_BATCH", base.max_batch),
+        )
+
+
+@dataclass
+class InferenceRequest:
+    """Validated images (encoded bytes or decoded arrays) plus what the client asked for."""
+
+    images: Sequence[Union[bytes, Image.Image]]
+    batched: bool
+    top_k: int | None = None
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def media_type(header: str | None) -> str:
+    """``"Image/JPEG; q=1"`` -> ``"image/jpeg"``; empty string when absent."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def negotiate_accept(accept: str | None) -> str:
+    """The response type for an Accept header (lists, parameters and q-values allowed)."""
+    candidates = []
+    for position, part in enumerate((accept or "").split(",")):
+        media, *params = [item.strip() for item in part.split(";")]
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 1.0
+        if media and quality > 0:
+            candidates.append((-quality, position, media.lower()))
+    if not candidates and not (accept or "").strip():
+        return JSON
+    for _, _, media in sorted(candidates):
+        if media in ("*/*", "application/*"):
+            return JSON
+        if media in SUPPORTED_ACCEPTS:
+            return media
+    raise RequestError(406, f"cannot answer in {_shown(accept)}: set Accept to {' or '.join(SUPPORTED_ACCEPTS)}")
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    # The EOI marker must follow the last start-of-scan (an EXIF thumbnail has its own EOI earlier).
+    return data.find(b"\xff\xd9", max(data.rfind(b"\xff\xda"), 0)) != -1
+
+
+def _is_truncated(data: bytes, image_format: str) -> bool:
+    """Serving rejects incomplete files, although training (LOAD_TRUNCATED_IMAGES) would pad them."""
+    if image_format in ("JPEG", "MPO"):
+        return not _jpeg_complete(data)
+    if image_format == "PNG":
+        return b"IEND" not in data[-4096:]
+    if image_format == "WEBP":
+        return len(data) < int.from_bytes(data[4:8], "little") + 8
+    return False
+
+
+def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
+    """Check format, size and completeness from the header, without decoding pixels."""
+    if not data:
+        raise RequestError(400, f"empty image: {SEND_INSTEAD}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format, (width, height) = image.format, image.size
+    except Image.DecompressionBombError as exc:
+        raise RequestError(413, f"image has too many pixels ({exc}): resize it to at most "
+                                f"{limits.max_pixels / 1e6:g} megapixels") from exc
+    except UnidentifiedImageError as exc:
+        raise RequestError(400, f"body is not an image PIL can identify: {SEND_INSTEAD}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise RequestError(400, f"image header cannot be read ({exc}): send a complete JPEG, PNG or WebP file") from exc
+    if image_format not in ALLOWED_IMAGE_FORMATS:
+        raise RequestError(400, f"image format {image_format} is not supported: send a JPEG, PNG or WebP image")
+    if width < 1 or height < 1:
+        raise RequestError(400, f"image has size {width}x{height}: send an image with pixels")
+    if width * height > limits.max_pixels:
+        raise RequestError(413, f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
+                                f"{limits.max_pixels / 1e6:g} megapixel limit: resize it before sending")
+    if _is_truncated(data, image_format):
+        raise RequestError(400, f"{image_format} image is truncated (its end marker is missing): "
+                                "send the complete file")
+    return data
+
+
+def _decode_base64(value: object, where: str, limits: ServingLimits) -> bytes:
+    if not isinstance(value, str):
+        raise RequestError(400, f"{where} must be a base64 string, got {type(value).__name__}: {SEND_INSTEAD}")
+    text = value.strip()
+    if text.lower().startswith(URL_PREFIXES):
+        raise RequestError(400, f"{where} looks like a URL ({_shown(text)}); URLs are never fetched: "
+                                "send the image bytes base64-encoded")
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(400, f"{where} is not valid base64 ({exc}): encode the image file with base64") from exc
+    return check_image_bytes(data, limits)
+
+
+def _parse_top_k(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(400, f'"top_k" must be a positive integer, got {_shown(value)}')
+    return value
+
+
+def decode_json(body: Union[str, bytes], limits: ServingLimits) -> InferenceRequest:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RequestError(400, f"malformed JSON ({exc}): send {{\"image\": \"<base64>\"}} or "
+                                '{"instances": ["<base64>", ...]}') from exc
+    if not isinstance(payload, dict):
+        raise RequestError(400, f"JSON body must be an object, got {type(payload).__name__}: "
+                                'send {"image": "<base64>"} or {"instances": ["<base64>", ...]}')
+    if "url" in payload:
+        raise RequestError(400, 'URLs are never fetched: send {"image": "<base64 of the image bytes>"} instead')
+    unknown = sorted(set(payload) - set(JSON_KEYS))
+    if unknown:
+        raise RequestError(400, f"unknown JSON keys {_shown(unknown)}: allowed keys are {', '.join(JSON_KEYS)}")
+    top_k = _parse_top_k(payload.get("top_k"))
+    if ("image" in payload) == ("instances" in payload):
+        raise RequestError(400, 'send exactly one of "image" (one base64 image) or "instances" (a list of them)')
+    if "image" in payload:
+        return InferenceRequest([_decode_base64(payload["image"], '"image"', limits)], batched=False, top_k=top_k)
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise RequestError(400, '"instances" must be a non-empty list of base64 strings')
+    if len(instances) > limits.max_batch:
+        raise RequestError(413, f"{len(instances)} instances is over the limit of {limits.max_batch} per request: "
+                                "split the batch into several requests")
+    images = [_decode_base64(item, f'"instances"[{i}]', limits) for i, item in enumerate(instances)]
+    return InferenceRequest(images, batched=True, top_k=top_k)
+
+
+NPY_SHAPES = "uint8 arrays of shape HxWx3 (one RGB image) or NxHxWx3 (a batch), values 0-255"
+
+
+def decode_npy(data: bytes, limits: ServingLimits) -> InferenceRequest:
+    """Parse the .npy header first: a header may claim a shape far larger than the payload."""
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise RequestError(400, f"body is not a valid .npy array ({exc}): "
+                                f"send {NPY_SHAPES} saved with numpy.save") from exc
+    batched = len(shape) == 4
+    if dtype != np.uint8 or len(shape) not in (3, 4) or shape[-1] != 3 or min(shape) < 1:
+        raise RequestError(400, f"array has shape {tuple(shape)} and dtype {dtype}: send {NPY_SHAPES}")
+    height, width = shape[-3], shape[-2]
+    if height * width > limits.max_pixels:
+        raise RequestError(413, f"images of {width}x{height} are over the {limits.max_pixels / 1e6:g} "
+                                "megapixel limit: resize them before sending")
+    if batched and shape[0] > limits.max_batch:
+        raise RequestError(413, f"{shape[0]} images is over the limit of {limits.max_batch} per request: "
+                                "split the batch into several requests")
+    count, offset = math.prod(shape), stream.tell()
+    if len(data) - offset < count:
+        raise RequestError(400, f"array data is truncated ({len(data) - offset} of {count} bytes): "
+                                "send the complete numpy.save output")
+    array = np.frombuffer(data, dtype=np.uint8, count=count, offset=offset)
+    array = array.reshape(shape, order="F" if fortran_order else "C")
+    stack = array if batched else array[None]
+    images = [Image.fromarray(np.ascontiguousarray(item), "RGB") for item in stack]
+    return InferenceRequest(images, batched=batched)
+
+
+def decode_request(body: Body, content_type: str | None, limits: ServingLimits) -> InferenceRequest:
+    """Turn a request body into validated images; raises :class:`RequestError`."""
+    kind = media_type(content_type)
+    if kind not in SUPPORTED_CONTENT_TYPES:
+        shown = _shown(content_type) if content_type else "missing"
+        raise RequestError(415, f"Content-Type {shown} is not supported: use one of "
+                                f"{', '.join(SUPPORTED_CONTENT_TYPES)}")
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+    if not data:
+        raise RequestError(400, f"empty request body: {SEND_INSTEAD}")
+    if len(data) > limits.max_payload_bytes:
+        raise RequestError(413, f"payload of {len(data)} bytes is over the {limits.max_payload_bytes} byte limit: "
+                                "send a smaller (re-encoded or resized) image, or fewer images per request")
+    if kind == JSON:
+        return decode_json(data, limits)
+    if kind == NPY:
+        return decode_npy(data, limits)
+    return InferenceRequest([check_image_bytes(data, limits)], batched=False)

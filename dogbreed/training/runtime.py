@@ -1,0 +1,34 @@
+"""Where a run executes, as its caller found out: the training layer never reads SageMaker's environment.
+
+The CLI builds a :class:`Runtime` from the SageMaker/torchrun environment
+(:func:`dogbreed.sagemaker.environment.runtime`); tests and library users get :meth:`Runtime.local`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """``cpu_count``: CPUs to size DataLoader workers from; ``progress_bar``: whether a live bar may be drawn
+    (a terminal, not a job log); ``trainer_settings``: devices / num_nodes / strategy for the Trainer."""
+
+    cpu_count: int = 1
+    progress_bar: bool = False
+    trainer_settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def local(cls) -> Runtime:
+        """This machine: its CPU count, a progress bar when stderr is a terminal, Lightning's device defaults."""
+        return cls(cpu_count=os.cpu_count() or 1, progress_bar=sys.stderr.isatty())
+
+
+def resolve_num_workers(requested: int, cpu_count: int) -> int:
+    """-1 means: pick from the machine's CPUs. Two cores or fewer: decode in-process."""
+    if requested >= 0:
+        return requested
+    return 0 if cpu_count <= 2 else min(8, cpu_count - 1)
