@@ -7,13 +7,13 @@ STAMP := $(VENV)/.installed
 # override with `make TORCH_SPEC="torch==2.8.0 torchvision==0.23.0" test`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-quick clean
+.PHONY: install demo test test-quick lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the dependency list changes.
-$(STAMP): setup.py | $(PY)
+# Reinstall only when the dependency list changes (pyproject.toml declares every dependency once).
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
@@ -28,6 +28,13 @@ test: install
 
 test-quick: install
 	$(PY) -m pytest -m "not slow"
+
+# ruff (style, imports, stale noqa), mypy on dogbreed/, and the import-linter contracts (layers; a serving core
+# without Lightning; config as a leaf; no cycles).
+lint: install
+	$(VENV)/bin/ruff check dogbreed entry_points tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf outputs .pytest_cache
