@@ -64,7 +64,7 @@ class NetworkBackToTrainMode(Callback):
 
 
 @pytest.mark.filterwarnings("ignore:Found .* module\\(s\\) in eval mode")
-@pytest.mark.parametrize("callbacks", [[], [NetworkBackToTrainMode()]], ids=["lightning", "net.train() between"])
+@pytest.mark.parametrize("callbacks", [[], [NetworkBackToTrainMode()]], ids=["lightning", "net.train-between-epochs"])
 def test_frozen_backbone_batchnorm_stays_frozen_across_validation_boundaries(tmp_path, tiny_tree, callbacks):
     model = DogBreedClassifier(num_classes=3, finetune="head", lr=0.05)
     backbone_bns = {name: m for name, m in model.net.named_modules() if isinstance(m, nn.BatchNorm2d)}
