@@ -32,7 +32,7 @@ test-quick: install
 # ruff (style, imports, stale noqa), mypy on dogbreed/, and the import-linter contracts (layers; a serving core
 # without Lightning; config as a leaf; no cycles).
 lint: install
-	$(VENV)/bin/ruff check dogbreed entry_points tests bench
+	$(VENV)/bin/ruff check dogbreed entry_points tests bench tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -87,3 +87,15 @@ def save_image(path: Path, size=(40, 30), mode="RGB", color=(200, 30, 30), fmt=N
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, color if mode != "L" else 128).save(path, format=fmt)
     return path
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """``gpu``-marked tests run where CUDA is present and are skipped without it (the only accepted skip)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (gpu marker)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

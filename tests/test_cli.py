@@ -8,10 +8,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from dogbreed.core.errors import DownloadError
 from dogbreed.data.sources import download_dataset
 from tests.conftest import BREED_DIRS, write_tree
+from tests.report_checks import check_plot
 from tests.test_model import _Server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +36,17 @@ def test_train_cli_end_to_end_then_predict_json(tmp_path, learnable_tree):
     assert [line.split()[0] for line in epoch_lines] == ["epoch=1", "epoch=2"]
     assert all("train_loss=" in line and "val_loss=" in line and "val_acc=" in line for line in epoch_lines)
     assert any(line.startswith("test: test_loss=") for line in proc.stdout.splitlines())
-    for name in ("model.pth", "model_config.json"):
-        assert (model / name).is_file()
-    for name in ("metrics.json", "training_curves.png", "confusion_matrix.png", "per_class_accuracy.csv"):
-        assert (reports / name).is_file()
+    assert torch.load(model / "model.pth", weights_only=True)["fc.weight"].shape == (3, 2048)
+    assert json.loads((model / "model_config.json").read_text())["class_names"] == [
+        "Affenpinscher", "Afghan hound", "Airedale terrier"]
+    history = json.loads((reports / "metrics.json").read_text())["history"]
+    assert [f"epoch={row['epoch']}" for row in history] == ["epoch=1", "epoch=2"]
+    for line, row in zip(epoch_lines, history):  # the printed lines are the recorded metrics
+        assert f" val_acc={row['val_acc']:.6f} " in line and f"train_loss={row['train_loss']:.6f} " in line
+    csv_rows = (reports / "per_class_accuracy.csv").read_text().splitlines()
+    assert csv_rows[0] == "index,breed,correct,total,accuracy" and len(csv_rows) == 4
+    check_plot(reports / "training_curves.png", (1000, 400))
+    check_plot(reports / "confusion_matrix.png", (505, 505))
     image = sorted((learnable_tree / "test" / BREED_DIRS[2]).iterdir())[0]
     pred = run_module("entry_points.predict", "--model-dir", str(model), "--json", "--top-k", "2", str(image),
                       cwd=tmp_path)
@@ -117,4 +126,5 @@ def test_train_cli_download_flag_against_local_server(tmp_path):
                           "--image-size", "32", "--num-workers", "0", "--batch-size", "4",
                           "--model-dir", str(tmp_path / "m"), "--output-dir", str(tmp_path / "o"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "data" / "dogImages" / "train").is_dir() and (tmp_path / "m" / "model.pth").is_file()
+    assert (tmp_path / "data" / "dogImages" / "train").is_dir()
+    assert torch.load(tmp_path / "m" / "model.pth", weights_only=True)["fc.weight"].shape[1] == 2048

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig
+from dogbreed.config.options import TrainConfig
 from dogbreed.config.parser import build_parser, option_names, parse_config
 from dogbreed.core.errors import ConfigError
 
@@ -60,7 +60,7 @@ def test_bad_boolean_is_an_error():
 def test_demo_presets_apply_but_explicit_options_win():
     config = parse_config(["--demo", "--epochs", "2"])
     assert config.epochs == 2
-    assert config.weights == DEMO_OVERRIDES["weights"] and config.image_size == DEMO_OVERRIDES["image_size"]
+    assert config.weights == "none" and config.image_size == 64
     assert parse_config([]).weights == "imagenet"
 
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from dogbreed.diagnostics.smdebug_callback import smdebug_available
+from tests.report_checks import check_plot
+from tests.smdebug_policy import skip_module_without_smdebug
 
-pytestmark = pytest.mark.skipif(not smdebug_available(), reason="smdebug not installed (pip install -e '.[debug]')")
+skip_module_without_smdebug()  # only when smdebug is absent and CI is not set; a broken smdebug fails here
 
-if smdebug_available():
-    from dogbreed.diagnostics.rule_base import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
-    from dogbreed.diagnostics.rule_report import run_rules
+from dogbreed.diagnostics.rule_base import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND  # noqa: E402
+from dogbreed.diagnostics.rule_report import run_rules  # noqa: E402
 
 FEATURES, CLASSES = 16, 3
 
@@ -178,8 +178,12 @@ def test_debug_report_prints_the_table_and_writes_json_and_plots(healthy_trial, 
     assert [r["rule"] for r in table["rules"]] == ["VanishingGradient", "Overfit", "Overtraining",
                                                    "PoorWeightInitialization", "LossNotDecreasing"]
     assert set(table["rules"][0]) == {"rule", "status", "step", "detail"}
+    assert table["trial"] == str(healthy_trial)
+    assert [(r["status"], r["step"]) for r in table["rules"]] == [(NO_ISSUES_FOUND, None)] * 5
+    printed = {line.split()[0]: line for line in out.splitlines()[2:7]}
+    assert all(r["detail"] in printed[r["rule"]] for r in table["rules"])  # the table and the JSON agree
     for png in ("debug_losses.png", "debug_gradient_norms.png"):
-        assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
+        check_plot(tmp_path / "report" / png, (1000, 400))
 
 
 def test_debug_report_names_a_missing_trial(tmp_path, capsys):

@@ -13,8 +13,7 @@ from dogbreed.diagnostics.profiled_run import train_with_diagnostics
 from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV, SmDebugCallback, debug_callbacks, smdebug_available
 from dogbreed.training.run import train
 from tests.conftest import fast_config
-
-needs_smdebug = pytest.mark.skipif(not smdebug_available(), reason="smdebug not installed (pip install -e '.[debug]')")
+from tests.smdebug_policy import needs_smdebug
 
 LOSS = "CrossEntropyLoss_output_0"
 

@@ -52,7 +52,8 @@ def test_local_sweep_writes_best_params_and_model(tmp_path, tiny_tree):
     assert best["objective"] == "val_acc" and 0 <= best["value"] <= 1
     assert "epochs" not in best["hyperparameters"]  # fixed on the command line, so not searched
     assert set(best["hyperparameters"]) == {"lr", "batch-size", "weight-decay", "label-smoothing"}
-    assert (tmp_path / "hpo" / "best_model" / "model.pth").is_file()
+    best_trial_model = tmp_path / "hpo" / "trials" / f"trial_{best['trial']:03d}" / "model"
+    assert (tmp_path / "hpo" / "best_model" / "model.pth").read_bytes() == (best_trial_model / "model.pth").read_bytes()
     model_config = json.loads((tmp_path / "hpo" / "best_model" / "model_config.json").read_text())
     assert model_config["hyperparameters"]["lr"] == pytest.approx(best["hyperparameters"]["lr"])
     table = proc.stdout

@@ -43,8 +43,8 @@ def test_missing_java_is_reported(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def endpoint(trained, tmp_path_factory):
-    archive = build_model_archive(trained[0].model_dir, tmp_path_factory.mktemp("archive") / "model.tar.gz")
+def endpoint(tiny_model_dir, tmp_path_factory):
+    archive = build_model_archive(tiny_model_dir, tmp_path_factory.mktemp("archive") / "model.tar.gz")
     server = LocalEndpoint(tmp_path_factory.mktemp("serve"), model_data=archive, port=free_base_port())
     server.start(timeout=300)
     yield server
@@ -82,10 +82,10 @@ def local_session(endpoint: LocalEndpoint):
 
 
 @pytest.mark.slow
-def test_sdk_predictor_matches_library_predictor(endpoint, local_session, trained) -> None:
+def test_sdk_predictor_matches_library_predictor(endpoint, local_session, tiny_model_dir) -> None:
     from dogbreed.sagemaker.deploy import make_predictor
 
-    library = Predictor.from_model_dir(trained[0].model_dir, device="cpu")
+    library = Predictor.from_model_dir(tiny_model_dir, device="cpu")
     predictor = make_predictor("local-dogbreed", local_session)
     for label in range(3):
         image = dog_jpeg(label, seed=label + 10)

@@ -32,12 +32,13 @@ EXPECTED_KEYS = {"breed", "index", "probability"}
 
 
 @pytest.fixture(scope="module")
-def predictor(trained):
+def predictor(tiny_model_dir):
+    """Request handling needs no trained model: the random-weights model dir loads in about a second."""
     from sagemaker_inference.transformer import Transformer
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Transformer, "handle_error", Transformer.__dict__["handle_error"])  # model_fn swaps it
-        yield inference.model_fn(str(trained[0].model_dir))
+        yield inference.model_fn(str(tiny_model_dir))
 
 
 def run(predictor: Predictor, body, content_type: str, accept: str | None = "application/json"):
@@ -59,18 +60,17 @@ def test_model_fn_loads_eval_mode_artifact(predictor: Predictor) -> None:
     assert predictor.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_model_fn_refuses_pickled_objects_in_weights(tmp_path, trained) -> None:
-    config, _ = trained
-    (tmp_path / "model_config.json").write_text((config.model_dir / "model_config.json").read_text())
+def test_model_fn_refuses_pickled_objects_in_weights(tmp_path, tiny_model_dir) -> None:
+    (tmp_path / "model_config.json").write_text((tiny_model_dir / "model_config.json").read_text())
     torch.save({"payload": ConfigError("not a tensor")}, tmp_path / "model.pth")
     with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
         inference.model_fn(str(tmp_path))
 
 
-def test_model_fn_rejects_bad_limit_variable(trained, monkeypatch) -> None:
+def test_model_fn_rejects_bad_limit_variable(tiny_model_dir, monkeypatch) -> None:
     monkeypatch.setenv("DOGBREED_TOP_K", "three")
     with pytest.raises(ConfigError, match="DOGBREED_TOP_K='three' must be a positive integer"):
-        inference.model_fn(str(trained[0].model_dir))
+        inference.model_fn(str(tiny_model_dir))
 
 
 @pytest.mark.parametrize("content_type", ["image/jpeg", "application/x-image", "application/octet-stream",

@@ -24,8 +24,9 @@ ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"
 
 
 @pytest.fixture(scope="module")
-def archive(trained, tmp_path_factory) -> Path:
-    return build_model_archive(trained[0].model_dir, tmp_path_factory.mktemp("package") / "model.tar.gz")
+def archive(tiny_model_dir, tmp_path_factory) -> Path:
+    """Packaging and the toolkit's dispatch need a servable model dir, not a trained one."""
+    return build_model_archive(tiny_model_dir, tmp_path_factory.mktemp("package") / "model.tar.gz")
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,9 @@ def test_package_cli_reports_bad_model_dir(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m.tar.gz").exists()
 
 
-def test_package_cli_writes_archive(trained, tmp_path: Path, capsys) -> None:
+def test_package_cli_writes_archive(tiny_model_dir, tmp_path: Path, capsys) -> None:
     output = tmp_path / "out" / "model.tar.gz"
-    assert package_cli.main(["--model-dir", str(trained[0].model_dir), "--output", str(output)]) == 0
+    assert package_cli.main(["--model-dir", str(tiny_model_dir), "--output", str(output)]) == 0
     assert capsys.readouterr().out.strip() == str(output) and tarfile.is_tarfile(output)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagno
 from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler
 from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV
 from tests.conftest import fast_config
+from tests.report_checks import check_plot
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +49,8 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
     report = (out / "profiler_report.md").read_text()
     assert "**Bottleneck.**" in report and "**Batch size.**" in report and "| profiler | pytorch |" in report
     for png in ("utilisation.png", "step_times.png"):
-        assert f"({png})" in report and (out / png).read_bytes()[:4] == b"\x89PNG"
+        assert f"({png})" in report
+        check_plot(out / png, (800, 350))
 
 
 def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
@@ -61,7 +64,9 @@ def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_tria
                  "--weights", "none", "--finetune", "full", "--num-workers", "0", "--accelerator", "cpu"])
     assert code == 0
     assert "FIT Profiler Report" in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()
-    assert (tmp_path / "reports" / PROFILE_SUBDIR / "profiler_report.md").is_file()
+    report = (tmp_path / "reports" / PROFILE_SUBDIR / "profiler_report.md").read_text()
+    assert report.startswith("# Profiler report\n") and "| profiler | simple |" in report
+    assert "| batch size / DataLoader workers | 4 / 0 |" in report
     assert (tmp_path / "reports" / "debug-trial" / "training_job_end.ts").is_file()
     assert f"debug trial: {tmp_path / 'reports' / 'debug-trial'}" in capsys.readouterr().out
 
@@ -98,11 +103,16 @@ class Vectors(Dataset):
 
 
 class TinyModule(pl.LightningModule):
-    def __init__(self) -> None:
+    """``step_s`` of sleep per training step stands in for forward/backward compute."""
+
+    def __init__(self, step_s: float = 0.0) -> None:
         super().__init__()
         self.net = nn.Linear(8, 2)
+        self.step_s = step_s
 
     def training_step(self, batch, batch_idx):
+        if self.step_s:
+            time.sleep(self.step_s)
         x, y = batch
         return nn.functional.cross_entropy(self.net(x), y)
 
@@ -110,25 +120,42 @@ class TinyModule(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _profile_tiny_run(tmp_path: Path, delay_s: float) -> tuple[ProfilingCallback, str]:
+def _profile_tiny_run(tmp_path: Path, delay_s: float, step_s: float = 0.0) -> tuple[ProfilingCallback, str]:
     callback = ProfilingCallback(tmp_path / f"profile-{delay_s}", interval_ms=50, batch_size=4, num_workers=0)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=8, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[callback])
-    trainer.fit(TinyModule(), DataLoader(Vectors(delay_s), batch_size=4))
+    trainer.fit(TinyModule(step_s), DataLoader(Vectors(delay_s), batch_size=4))
     return callback, callback.report_path.read_text()
 
 
+def _bottleneck(report: str) -> str:
+    [line] = [line for line in report.splitlines() if line.startswith("**Bottleneck.** ")]
+    return line[len("**Bottleneck.** "):]
+
+
 def test_data_wait_fraction_is_higher_with_a_slow_dataset(tmp_path):
-    slow, slow_report = _profile_tiny_run(tmp_path, delay_s=0.05)  # 200 ms of "decoding" per batch
-    fast, fast_report = _profile_tiny_run(tmp_path, delay_s=0.0)
+    # Slow: 200 ms of "decoding" per batch and no compute. Fast: no decoding and 100 ms of "compute" per step,
+    # so its wait fraction is tiny (an in-memory batch takes well under a millisecond) however loaded the machine.
+    slow, slow_report = _profile_tiny_run(tmp_path, delay_s=0.05)
+    fast, fast_report = _profile_tiny_run(tmp_path, delay_s=0.0, step_s=0.1)
     assert len(slow.steps_s) == len(fast.steps_s) == 7  # 8 batches, the first is not timed
-    assert slow.wait_fraction > 0.5 and slow.wait_fraction > fast.wait_fraction
-    assert "waits for data" in slow_report and "Raise --num-workers (now 0)" in slow_report
-    assert "Data loading" not in fast_report or fast.wait_fraction >= 0.3
+    assert slow.wait_fraction > 0.5 and fast.wait_fraction < 0.3
+    assert re.fullmatch(r"Data loading: \d+% of each step waits for data \(images are decoded in the training "
+                        r"process, --num-workers 0\)\. Raise --num-workers \(now 0\) or make decoding cheaper\.",
+                        _bottleneck(slow_report)), slow_report
+    assert re.fullmatch(r"Compute: \d+% of each step is forward/backward/optimizer; data waits only [\d.]+%\.",
+                        _bottleneck(fast_report)), fast_report
+    for report, steps in ((slow_report, 7), (fast_report, 7)):
+        assert f"| timed training steps | {steps} |" in report
+        assert "| device | cpu |" in report and "| batch size / DataLoader workers | 4 / 0 |" in report
     with (tmp_path / "profile-0.05" / "step_times.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 7 and all(float(r["data_wait_s"]) >= 0.2 for r in rows)
+    assert [int(r["step"]) for r in rows] == list(range(7))
+    assert all(float(r["step_s"]) >= float(r["data_wait_s"]) for r in rows)
+    check_plot(tmp_path / "profile-0.05" / "step_times.png", (800, 350))
+    check_plot(tmp_path / "profile-0.05" / "utilisation.png", (800, 350))
 
 
 def _samples(cpu: float, gpu: float | None = None, gpu_mem: float | None = None,

@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from dogbreed.config.parser import option_names
 from dogbreed.sagemaker.environment import config_defaults, distributed_settings
@@ -24,7 +25,7 @@ def test_training_job_runs_as_the_toolkit_starts_it(tmp_path, learnable_tree, la
     channels = {"training": learnable_tree} if layout == "training" else _split_channels(learnable_tree)
     proc, ml = run_like_sagemaker(tmp_path, HYPERPARAMETERS, channels)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (ml / "model" / "model.pth").is_file()
+    assert torch.load(ml / "model" / "model.pth", weights_only=True)["fc.weight"].shape == (3, 2048)
     model_config = json.loads((ml / "model" / "model_config.json").read_text())
     # Every hyperparameter reached the script (the original project's tuner silently lost lr/batch size).
     assert model_config["hyperparameters"]["batch_size"] == 8

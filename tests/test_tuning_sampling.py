@@ -1,0 +1,81 @@
+"""The local Optuna sweep samples exactly the space SageMaker's tuner gets: the distributions Optuna records for a
+trial equal the rendered ones (log scale included), and the sampled values reach the training config."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from dogbreed.config.options import TrainConfig
+from dogbreed.tuning.local import _apply
+from dogbreed.tuning.search_space import optuna_distributions, suggest, without
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# The space written out (not imported): what `make tune` and SageMaker's tuner search.
+EXPECTED = {
+    "lr": FloatDistribution(1e-4, 1e-1, log=True),
+    "batch-size": CategoricalDistribution([16, 32, 64]),
+    "epochs": IntDistribution(5, 10),
+    "weight-decay": FloatDistribution(1e-6, 1e-2, log=True),
+    "label-smoothing": FloatDistribution(0.0, 0.2),
+}
+
+
+def _ask(seed: int = 0, space=None) -> tuple[optuna.Trial, dict]:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    return trial, suggest(trial) if space is None else suggest(trial, space)
+
+
+def test_rendered_distributions_written_out():
+    assert optuna_distributions() == EXPECTED
+
+
+def test_a_sampled_trial_records_the_rendered_distributions():
+    trial, values = _ask()
+    assert trial.distributions == EXPECTED
+    assert list(values) == list(EXPECTED)
+
+
+def test_sampled_values_lie_in_the_space():
+    for seed in range(20):
+        _, values = _ask(seed)
+        assert 1e-4 <= values["lr"] <= 1e-1
+        assert values["batch-size"] in (16, 32, 64)
+        assert isinstance(values["epochs"], int) and 5 <= values["epochs"] <= 10
+        assert 1e-6 <= values["weight-decay"] <= 1e-2
+        assert 0.0 <= values["label-smoothing"] <= 0.2
+
+
+def test_learning_rate_is_sampled_on_a_log_scale():
+    # Log-uniform on [1e-4, 1e-1]: half the draws fall below the geometric mean 10**-2.5 (~0.0032);
+    # uniform sampling would put only ~3% there.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    draws = [suggest(study.ask())["lr"] for _ in range(200)]
+    below = sum(lr < 10 ** -2.5 for lr in draws) / len(draws)
+    assert 0.35 < below < 0.65
+    decades = {math.floor(math.log10(lr)) for lr in draws}
+    assert decades == {-4, -3, -2}
+
+
+def test_fixed_options_are_not_sampled():
+    trial, values = _ask(space=without(["epochs", "lr"]))
+    assert set(values) == {"batch-size", "weight-decay", "label-smoothing"}
+    assert set(trial.distributions) == {"batch-size", "weight-decay", "label-smoothing"}
+
+
+def test_sampled_values_reach_the_trial_config(tmp_path):
+    base = TrainConfig(data_dir=tmp_path / "data", epochs=3, lr=0.5)
+    params = {"lr": 0.0123, "batch-size": 64, "epochs": 7, "weight-decay": 3e-5, "label-smoothing": 0.15}
+    config = _apply(base, params, tmp_path / "hpo" / "trials" / "trial_004")
+    assert (config.lr, config.batch_size, config.epochs, config.weight_decay, config.label_smoothing) == \
+        (0.0123, 64, 7, 3e-5, 0.15)
+    assert config.model_dir == tmp_path / "hpo" / "trials" / "trial_004" / "model"
+    assert config.output_dir == tmp_path / "hpo" / "trials" / "trial_004" / "reports"
+    assert config.cache_dir == tmp_path / "hpo" / "feature_cache"  # shared by every trial
+    assert config.data_dir == Path(tmp_path / "data")
+
