@@ -100,11 +100,12 @@ RANGE_CHECKS = [
 @pytest.mark.parametrize("flag, accepted, rejected, message", RANGE_CHECKS, ids=[
     f"{c[0]}={c[2]}" for c in RANGE_CHECKS])
 def test_range_check_boundary(flag, accepted, rejected, message):
-    config = parse_config([f"{flag}={accepted}"])  # flag=value: argparse takes "-1e-09" for an option
+    config = parse_config([f"{flag}={accepted}"])
     assert getattr(config, flag[2:].replace("-", "_")) == float(accepted)
-    with pytest.raises(ConfigError) as caught:
-        parse_config([f"{flag}={rejected}"])
-    assert str(caught.value) == message
+    for argv in ([f"{flag}={rejected}"], [flag, rejected]):  # "--weight-decay -1e-09" too: a value, not an option
+        with pytest.raises(ConfigError) as caught:
+            parse_config(argv)
+        assert str(caught.value) == message
 
 
 def test_range_checks_apply_to_environment_values_too():

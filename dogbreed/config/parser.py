@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -53,8 +54,18 @@ class ParsedCommand:
     explicit: frozenset[str]  # TrainConfig field names given on the command line
 
 
+# argparse takes "-1e-9" for an option name (its own pattern knows only -1 and -0.5): a value in scientific
+# notation after a flag ("--weight-decay -1e-9") would be "expected one argument" instead of a range error.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 class CommandParser(argparse.ArgumentParser):
-    """argparse that raises ConfigError (one line) instead of printing usage and exiting."""
+    """argparse that raises ConfigError (one line) instead of printing usage and exiting, and reads negative
+    numbers in any notation as values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str) -> Any:  # argparse's signature says NoReturn; raising satisfies it
         raise ConfigError(f"{message} (see {self.prog} --help)")
