@@ -52,8 +52,8 @@ def serve_command(argv: Sequence[str] | None) -> Outcome:
     if args.own_code and args.model_data is None:
         raise ServeError("--own-code applies to --model-data (an archive); a --model-dir is always served with "
                          "this dogbreed's handlers")
-    for signum in STOP_SIGNALS:  # also while starting: never leave a server or a temp dir behind
-        signal.signal(signum, _interrupt)
+    # Also while starting (SIGHUP too: a closed terminal): never leave a server or a temp dir behind.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="dogbreed-serve-"))
     keep_work_dir = args.work_dir is not None
     try:
@@ -72,6 +72,8 @@ def serve_command(argv: Sequence[str] | None) -> Outcome:
     finally:
         if not keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

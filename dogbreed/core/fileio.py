@@ -49,21 +49,27 @@ def write_under_final_name(path: Path, data: bytes) -> None:
         raise
 
 
-def ensure_writable_dir(path: Path | str, option: str) -> Path:
-    """Create ``path`` (with parents) and prove it is writable, or raise :class:`ConfigError` naming ``option``.
+def check_writable_dir(path: Path | str, option: str) -> Path:
+    """Prove that ``path`` is (or can be created as) a writable directory, or raise :class:`ConfigError` naming
+    ``option``. Nothing is created: a temp file is made and removed in ``path`` or its nearest existing parent.
 
     Called before any data is read, so a typo in an output option costs seconds, not a training run.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a directory: pass a directory path")
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path} cannot be created: {existing} is a file, not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+        with tempfile.TemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{option} {path} cannot be written ({reason}): pass a directory you can write to")
+        raise ConfigError(f"{option} {path} cannot be written ({existing}: {reason}): pass a directory you can "
+                          "write to") from None
     return path
 
 

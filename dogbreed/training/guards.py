@@ -118,7 +118,7 @@ class NonFiniteGuard(Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and not _finite(loss):
+        if not trainer.sanity_checking and loss is not None and not _finite(loss):
             raise self._diverged(f"the validation loss is {float(loss)}", trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -21,7 +21,8 @@ def _checkpoint_part(config: TrainConfig) -> str:
     if not saved:
         return f"no epoch completed, so {config.checkpoint_dir} holds no checkpoint of this run yet"
     epoch, path = saved[0]
-    return (f"checkpoint {path} holds epochs 1-{epoch}: run the same command to resume "
+    epochs = f"epochs 1-{epoch}" if epoch > 1 else "epoch 1"
+    return (f"checkpoint {path} holds {epochs}: run the same command to resume "
             f"from epoch {epoch + 1}" if epoch < config.epochs else
             f"checkpoint {path} holds all {epoch} epochs: run the same command to test and export")
 

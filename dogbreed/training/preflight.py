@@ -11,7 +11,7 @@ import torch
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import ConfigError
-from dogbreed.core.fileio import ensure_writable_dir
+from dogbreed.core.fileio import check_writable_dir
 
 
 def output_locations(config: TrainConfig, cache_dir: Path | None) -> dict[str, Path]:
@@ -27,9 +27,9 @@ def output_locations(config: TrainConfig, cache_dir: Path | None) -> dict[str, P
 
 
 def check_output_locations(config: TrainConfig, cache_dir: Path | None = None) -> None:
-    """Create (or check) each output dir and prove it writable; a :class:`ConfigError` names the option."""
+    """Prove each output dir writable (without creating it); a :class:`ConfigError` names the option."""
     for option, path in output_locations(config, cache_dir).items():
-        ensure_writable_dir(path, option)
+        check_writable_dir(path, option)
 
 
 def check_accelerator(accelerator: str) -> None:
