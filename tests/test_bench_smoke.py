@@ -16,6 +16,8 @@ EXPECTED_LINES = {
     "bench_decode.py": ["eval: torchvision ImageFolder", "train: torchvision ImageFolder", "ratio"],
     "bench_serving.py": ["P3 overhead ratio Predictor/bare:", "throughput, batch 4"],
     "bench_finetune_step.py": ["ratio Lightning/raw", "channels-last vs contiguous"],
+    "bench_hostile_requests.py": ["16-bit decode of one", "ratio float64/table", "refused (413)",
+                                  "weights hash at load"],
     "bench_layers.py": ["train --help (s, process wall time)", "handler import (s)", "floor: `import torch"],
 }
 

@@ -151,17 +151,17 @@ def test_unsupported_accept_is_406(predictor: Predictor, accept: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BAD_REQUESTS))
-def test_bad_requests_get_4xx_with_what_to_send(name: str) -> None:
+def test_bad_requests_get_4xx_with_what_to_send(predictor: Predictor, name: str) -> None:
     body, content_type, status, fragment = BAD_REQUESTS[name]
-    with pytest.raises(GenericInferenceToolkitError) as caught:
-        inference.input_fn(body, content_type)
+    with pytest.raises(GenericInferenceToolkitError) as caught:  # truncation is found by predict_fn's strict decode
+        run(predictor, body, content_type)
     assert (caught.value.status_code, fragment in caught.value.message) == (status, True), caught.value.message
 
 
-def test_truncated_jpeg_still_loads_for_training_but_not_for_serving() -> None:
+def test_truncated_jpeg_still_loads_for_training_but_not_for_serving(predictor: Predictor) -> None:
     assert open_image(truncated_jpeg()).size == (256, 256)
     with pytest.raises(GenericInferenceToolkitError, match="truncated"):
-        inference.input_fn(truncated_jpeg(), "image/jpeg")
+        run(predictor, truncated_jpeg(), "image/jpeg")
 
 
 def test_pixel_limit_is_configurable(monkeypatch) -> None:

@@ -35,6 +35,9 @@ def hpo_command(argv: Sequence[str] | None) -> str:
     trials, tuning_dir = parsed.extras["trials"], parsed.extras["tuning_dir"]
     if trials < 1:
         raise ConfigError(f"--trials {trials}: run at least 1 trial")
+    from dogbreed.core.fileio import check_writable_dir
+
+    check_writable_dir(tuning_dir, "--tuning-dir")  # before any data is read or any trial runs
     from dogbreed.tuning.local import tune_locally
     from dogbreed.tuning.search_space import parameter_names, without
 

@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from dogbreed.core.errors import DogBreedError
+from dogbreed.core.errors import DogBreedError, RunInterrupted
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -49,15 +49,32 @@ def one_line(message: str) -> str:
     return text
 
 
+def user_message(exc: BaseException) -> str:
+    """The message of a user error, also when it was raised in a DataLoader worker: torch re-raises it in the
+    main process with "Caught X in DataLoader worker process N. Original Traceback ..." as its text, so the
+    original message is the traceback's last line, after the exception's qualified name."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last
+    return text
+
+
 def run_command(body: CommandBody) -> int:
     """Run a command body: a :class:`DogBreedError` (a user's mistake) is one ``error:`` line and exit 2, never
-    a traceback; the summary is printed once, by rank 0. Returns the exit status."""
+    a traceback; a run stopped by a signal is one ``interrupted:`` line and exit 128 + signum (130 for Ctrl-C,
+    143 for SIGTERM); the summary is printed once, by rank 0. Returns the exit status."""
     configure_logging()
     try:
         outcome = body()
     except DogBreedError as exc:
-        print(f"error: {one_line(str(exc))}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(user_message(exc))}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
+    except RunInterrupted as exc:
+        if is_rank_zero():
+            print(f"interrupted: {exc.message}", file=sys.stderr, flush=True)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

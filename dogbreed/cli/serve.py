@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +13,11 @@ from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
 
 PROG = "python -m entry_points.serve"
+ARCHIVE_CODE_NOTE = (
+    "note: {archive} carries code/inference.py, which the endpoint runs as Python code with your rights (that is "
+    "how SageMaker serves an archive): serve only archives you trust, or pass --own-code to serve its weights "
+    "with this dogbreed's own handlers"
+)
 
 
 def build_parser() -> CommandParser:
@@ -19,13 +25,19 @@ def build_parser() -> CommandParser:
                            description="Serve a model locally with the SageMaker PyTorch serving stack.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", "--model_dir", type=Path, help="a model dir written by training")
-    source.add_argument("--model-data", "--model_data", type=Path, help="a model.tar.gz from entry_points.package")
+    source.add_argument("--model-data", "--model_data", type=Path, help="a model.tar.gz from entry_points.package "
+                        "(its code/inference.py is executed: serve archives you trust, or add --own-code)")
+    parser.add_argument("--own-code", "--own_code", action="store_true",
+                        help="with --model-data: take only model.pth and model_config.json from the archive and "
+                             "serve them with this dogbreed's handlers; the archive's code/ is never unpacked")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default: 8080; "
                         "metrics and gRPC use port+2..port+4)")
     parser.add_argument("--workers", type=int, default=1, help="model worker processes (default: 1)")
     parser.add_argument("--work-dir", "--work_dir", type=Path, default=None,
                         help="where everything is written (default: a temp dir removed on exit)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the model to load")
+    parser.add_argument("--response-timeout", "--response_timeout", type=int, default=60,
+                        help="seconds TorchServe gives one request before answering 500 (default: 60)")
     return parser
 
 
@@ -35,19 +47,33 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def serve_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
-    from dogbreed.serving.local_endpoint import LocalEndpoint, serve_until_interrupted
+    from dogbreed.serving.local_endpoint import STOP_SIGNALS, LocalEndpoint, ServeError, serve_until_interrupted
 
+    if args.own_code and args.model_data is None:
+        raise ServeError("--own-code applies to --model-data (an archive); a --model-dir is always served with "
+                         "this dogbreed's handlers")
+    # Also while starting (SIGHUP too: a closed terminal): never leave a server or a temp dir behind.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="dogbreed-serve-"))
-    signal.signal(signal.SIGTERM, _interrupt)  # also while starting: never leave a server behind
+    keep_work_dir = args.work_dir is not None
     try:
-        endpoint = LocalEndpoint(work_dir, model_dir=args.model_dir, model_data=args.model_data,
-                                 port=args.port, workers=args.workers)
-        endpoint.start(timeout=args.timeout)
+        endpoint = LocalEndpoint(work_dir, model_dir=args.model_dir, model_data=args.model_data, port=args.port,
+                                 workers=args.workers, own_code=args.own_code,
+                                 response_timeout=args.response_timeout)
+        if args.model_data is not None and not args.own_code:
+            print(ARCHIVE_CODE_NOTE.format(archive=args.model_data), file=sys.stderr, flush=True)
+        try:
+            endpoint.start(timeout=args.timeout)
+        except ServeError:
+            keep_work_dir = keep_work_dir or endpoint.log_path.is_file()  # the error points into its log
+            raise
         print(f"serving {endpoint.url}/invocations (work dir {work_dir}); Ctrl-C to stop", flush=True)
         return Outcome(status=serve_until_interrupted(endpoint))
     finally:
-        if args.work_dir is None:
+        if not keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

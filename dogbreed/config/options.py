@@ -5,14 +5,17 @@ Parsed from argv by :mod:`dogbreed.config.parser`. Standard library only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dogbreed.core.constants import DEFAULT_IMAGE_SIZE, FINETUNE_MODES
+from dogbreed.core.constants import DEFAULT_IMAGE_SIZE, FINETUNE_MODES, MAX_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
 
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+MAX_SEED = 2**32 - 1  # what NumPy (and so seed_everything) accepts
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -45,10 +48,12 @@ class TrainConfig:
     demo: bool = _opt(False, "generate a small synthetic dataset and train on it (no download needed)")
     download: bool = _opt(False, "download and unpack dogImages into --data-dir first (skipped if present)")
     dataset_url: str = _opt("", "URL of the dataset zip for --download (default: the public dogImages zip)")
-    accelerator: str = _opt("auto", "Lightning accelerator: auto, cpu, gpu")
+    accelerator: str = _opt("auto", "Lightning accelerator: auto, cpu, gpu (cuda), mps", choices=ACCELERATORS)
     top_k: int = _opt(3, "breeds shown per image in the demo predictions")
     # Checkpoints and resume (spot instances): /opt/ml/checkpoints in a SageMaker job.
     checkpoint_dir: Path | None = _opt(None, "save a checkpoint each epoch here and resume from the newest one")
+    resume_anyway: bool = _opt(False, "resume from --checkpoint-dir even if its run had other options or data, "
+                                      "or has finished")
     # Throughput.
     precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs that support it, else 32-true), "
                                   "32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
@@ -80,17 +85,33 @@ DEMO_OVERRIDES: dict[str, Any] = {
 }
 
 
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def validate_config(config: TrainConfig) -> None:
-    """Range checks with messages that name the option."""
+    """Range checks with messages that name the option. Floats must be finite: ``--lr inf`` or ``1e309`` (which
+    parses as inf) or ``nan`` would train a model of NaNs."""
     checks = [
         (config.epochs >= 1, "--epochs must be at least 1"),
         (config.batch_size >= 1, "--batch-size must be at least 1"),
-        (config.lr > 0, "--lr must be positive"),
-        (config.weight_decay >= 0, "--weight-decay must be >= 0"),
-        (config.image_size >= 32, "--image-size must be at least 32"),
-        (0 <= config.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+        (_finite(config.lr) and config.lr > 0, f"--lr must be a positive finite number, got {config.lr}"),
+        (_finite(config.weight_decay) and config.weight_decay >= 0,
+         f"--weight-decay must be a finite number >= 0, got {config.weight_decay}"),
+        (_finite(config.backbone_lr_scale) and config.backbone_lr_scale >= 0,
+         f"--backbone-lr-scale must be a finite number >= 0, got {config.backbone_lr_scale}"),
+        (32 <= config.image_size <= MAX_IMAGE_SIZE, f"--image-size must be between 32 and {MAX_IMAGE_SIZE}"),
+        (_finite(config.label_smoothing) and 0 <= config.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
         (config.top_k >= 1, "--top-k must be at least 1"),
         (config.cached_views >= 0, "--cached-views must be >= 0 (0 disables the feature cache)"),
+        (0 <= config.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}, got {config.seed}"),
+        (config.num_workers >= -1, "--num-workers must be >= 0, or -1 to pick from the CPU count"),
+        (config.debug_train_interval >= 1 and config.debug_eval_interval >= 1,
+         "--debug-train-interval and --debug-eval-interval must be at least 1"),
+        (config.monitor_interval_ms >= 1, "--monitor-interval-ms must be at least 1"),
+        (not (config.finetune == "full" and config.batch_size < 2),
+         "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 "
+         "or more"),
     ]
     for ok, message in checks:
         if not ok:

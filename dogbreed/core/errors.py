@@ -29,3 +29,23 @@ class WeightsError(DogBreedError):
 
 class DownloadError(DogBreedError):
     """A dataset download or unpack that failed."""
+
+
+class CheckpointError(DogBreedError):
+    """A checkpoint dir that belongs to another run, or to a run that already finished."""
+
+
+class TrainingDiverged(DogBreedError):
+    """The loss or the weights became NaN or infinite: nothing is exported."""
+
+
+class RunInterrupted(Exception):
+    """A run stopped by a signal (SIGTERM, SIGINT, SIGHUP). Not a user error: the exit status is 128 + signum.
+
+    ``message`` says what was saved and what was not.
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.message = message

@@ -1,11 +1,15 @@
-"""Atomic file writes: a reader never sees half a file, and an interrupted write keeps the old one."""
+"""File writes that never leave half a file behind, output dirs checked before any work starts, strict JSON."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
+
+from dogbreed.core.errors import ConfigError
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -25,3 +29,61 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_under_final_name(path: Path, data: bytes) -> None:
+    """Write ``data`` straight to ``path`` (no temp name, no rename), then fsync.
+
+    For files a directory syncer copies as they appear (SageMaker's checkpoint uploader): the file only
+    ever exists under its final name. If the write fails, the partial file is removed; a process killed
+    mid-write can leave a truncated file, which readers must detect (a torch zip without its directory).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def check_writable_dir(path: Path | str, option: str) -> Path:
+    """Prove that ``path`` is (or can be created as) a writable directory, or raise :class:`ConfigError` naming
+    ``option``. Nothing is created: a temp file is made and removed in ``path`` or its nearest existing parent.
+
+    Called before any data is read, so a typo in an output option costs seconds, not a training run.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file, not a directory: pass a directory path")
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path} cannot be created: {existing} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{option} {path} cannot be written ({existing}: {reason}): pass a directory you can "
+                          "write to") from None
+    return path
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN/inf float replaced by None, so it serialises as strict JSON (RFC 8259)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def strict_json(value: Any, **dumps_options: Any) -> str:
+    """``json.dumps`` that never writes ``NaN``/``Infinity`` (strict parsers reject them): they become null."""
+    return json.dumps(finite_json(value), allow_nan=False, **dumps_options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Union
 
@@ -11,18 +12,31 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dogbreed.core.errors import ImageDecodeError
 
-# dogImages contains at least one truncated JPEG that still decodes; load what is there.
+# dogImages contains at least one truncated JPEG that still decodes; training loads what is there.
+# Serving decodes strictly (``strict=True``): PIL then raises instead of padding missing data.
 ImageFile.LOAD_TRUNCATED_IMAGES = True
+_STRICT_LOAD = threading.Lock()  # LOAD_TRUNCATED_IMAGES is a PIL global: a strict load flips it under this lock
 
 ImageSource = Union[str, Path, bytes, bytearray, Image.Image]
+
+# 16-bit -> 8-bit as one table lookup: floor(v * 255 / 65535), no float64 copy of a 36-megapixel image.
+_SIXTEEN_TO_EIGHT = (np.arange(65536, dtype=np.uint32) * 255 // 65535).astype(np.uint8)
+
+
+def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:
+    """I;16* (and I holding 16-bit data) -> L, scaled; I holding 8-bit data (max <= 255) is kept as is."""
+    array = np.array(image)
+    if image.mode == "I":
+        np.clip(array, 0, 65535, out=array)
+        if array.max(initial=0) <= 255:
+            return Image.fromarray(array.astype(np.uint8), "L")
+    return Image.fromarray(_SIXTEEN_TO_EIGHT[array], "L")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB: alpha is composited on white, 16-bit is scaled to 8-bit."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+        image = _sixteen_bit_to_l(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -32,13 +46,26 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def _load(image: Image.Image, strict: bool) -> None:
+    if not strict:
+        image.load()
+        return
+    with _STRICT_LOAD:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            image.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+
+
+def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None, strict: bool = False) -> Image.Image:
     """Decode a path, bytes or PIL image into an RGB image with EXIF orientation applied.
 
     ``draft_size`` lets JPEG decoding use a reduced DCT scale when the image is much larger
-    than needed (never smaller than ``draft_size``).
+    than needed (never smaller than ``draft_size``). ``strict``: a truncated or broken image is an
+    error instead of being padded (serving); data after the image's end marker is ignored either way.
     """
-    name = str(source) if isinstance(source, (str, Path)) else "<bytes>"
+    subject = f"image {source}" if isinstance(source, (str, Path)) else "image"
     try:
         if isinstance(source, Image.Image):
             image = source
@@ -50,15 +77,17 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
             image = Image.open(Path(source))
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", draft_size)
+        _load(image, strict)
         image = ImageOps.exif_transpose(image)
-        image.load()
         return _to_rgb(image)
     except ImageDecodeError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"{subject} has too many pixels to decode safely ({exc}): resize it") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageDecodeError(
-            f"cannot decode image {name}: {exc}. Use a valid JPEG, PNG or WebP file"
-        ) from exc
+        if strict and "truncated" in str(exc):
+            raise ImageDecodeError(f"{subject} is truncated ({exc}): use the complete file") from exc
+        raise ImageDecodeError(f"cannot decode {subject}: {exc}. Use a valid JPEG, PNG or WebP file") from exc
 
 
 def check_image_header(path: Path) -> str | None:

@@ -87,10 +87,10 @@ def _normalize(pre: Preprocessing) -> list[Callable]:
     return [ToNormalizedTensor(pre.mean, pre.std)]
 
 
-def decode_eval_image(source: ImageSource, pre: Preprocessing) -> Image.Image:
+def decode_eval_image(source: ImageSource, pre: Preprocessing, *, strict: bool = False) -> Image.Image:
     """Decode for evaluation and serving (the one shared definition): JPEGs much larger than
-    needed are decoded at a reduced DCT scale, never below ``pre.draft_size``."""
-    return open_image(source, draft_size=pre.draft_size)
+    needed are decoded at a reduced DCT scale, never below ``pre.draft_size``. Serving decodes ``strict``ly."""
+    return open_image(source, draft_size=pre.draft_size, strict=strict)
 
 
 def build_train_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
@@ -20,24 +22,54 @@ logger = logging.getLogger(__name__)
 
 
 class ImageFileDataset(Dataset):
-    """(path, label) samples decoded with ``decode`` (default :func:`open_image`) and transformed."""
+    """(path, label) samples decoded with ``decode`` (default :func:`open_image`) and transformed.
+
+    An image whose header passed the data check but whose data does not decode is an error naming the file and
+    ``--skip-bad-images``; with ``skip_bad_images`` it is replaced by the next decodable image of the same class
+    (the batch keeps its size, labels stay right) and counted in a warning.
+    """
 
     def __init__(
         self,
         samples: Sequence[tuple[Path, int]],
         transform: Callable,
         decode: Callable[[Path], Image.Image] = open_image,
+        skip_bad_images: bool = False,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.decode = decode
+        self.skip_bad_images = skip_bad_images
+        self.skipped = multiprocessing.Value("i", 0) if skip_bad_images else None  # shared with DataLoader workers
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        return self.transform(self.decode(path)), label
+        try:
+            return self.transform(self.decode(path)), label
+        except ImageDecodeError as exc:
+            if self.skipped is None:
+                raise DataError(f"{path} passed the header check but cannot be decoded ({exc}): fix or delete it, "
+                                "or pass --skip-bad-images to train without images that fail to decode") from exc
+            return self._replacement(index, exc)
+
+    def _replacement(self, index: int, error: ImageDecodeError) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        assert self.skipped is not None
+        with self.skipped.get_lock():
+            self.skipped.value += 1
+            count = self.skipped.value
+        logger.warning("skipping %s (--skip-bad-images, %d decode failure(s) so far): %s", path, count, error)
+        for step in range(1, len(self.samples)):
+            other, other_label = self.samples[(index + step) % len(self.samples)]
+            if other_label == label:
+                try:
+                    return self.transform(self.decode(other)), label
+                except ImageDecodeError:
+                    continue
+        raise DataError(f"no image of the class of {path} can be decoded: check that class folder")
 
 
 class SplitLoaders:
@@ -97,11 +129,12 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         train_tf = build_train_transform(self.preprocessing)
         eval_tf = build_eval_transform(self.preprocessing)
         eval_decode = partial(decode_eval_image, pre=self.preprocessing)  # the same decode as serving
+        skip = self.skip_bad_images
         for name, samples in checked.samples.items():
             if name == "train":
-                self.datasets[name] = ImageFileDataset(samples, train_tf)
+                self.datasets[name] = ImageFileDataset(samples, train_tf, skip_bad_images=skip)
             else:
-                self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode)
+                self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode, skip_bad_images=skip)
         if self.splits.test is None:
             logger.warning("no test split: final test metrics are computed on the validation split %s",
                            self.splits.valid)

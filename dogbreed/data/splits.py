@@ -43,6 +43,7 @@ class SplitDirs:
                 "train/ valid/ test/ subfolders, or use --download or --demo"
             )
         found = {p.name.lower(): p for p in data_dir.iterdir() if p.is_dir()}
+        shown = sorted(found)[:10] + (["..."] if len(found) > 10 else [])
 
         def pick(names: Sequence[str]) -> Path | None:
             return next((found[n] for n in names if n in found), None)
@@ -50,7 +51,7 @@ class SplitDirs:
         train, valid, test = pick(TRAIN_SPLIT_NAMES), pick(VALID_SPLIT_NAMES), pick(TEST_SPLIT_NAMES)
         if train is None:
             raise DataError(
-                f"no train split in {data_dir} (found: {sorted(found) or 'no folders'}): "
+                f"no train split in {data_dir} (found: {shown or 'no folders'}): "
                 "create train/<class>/<images>, e.g. train/001.Affenpinscher/x.jpg"
             )
         if valid is None:
@@ -69,11 +70,23 @@ class SplitIndex:
     bad_files: list[tuple[Path, str]]
 
 
+def _check_utf8(split_dir: Path, name: str) -> str:
+    """Class names end up in JSON and reports: a folder name that is not valid UTF-8 (Python shows its bytes as
+    surrogates) is refused here, not at the end of training."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"class folder {ascii(str(split_dir / name))} has a name that is not valid UTF-8: "
+                        "rename it (in every split) with UTF-8 characters") from None
+    return name
+
+
 def list_class_dirs(split_dir: Path) -> list[str]:
     """Class folder names of a split, in index order (sorted, as ImageFolder does)."""
     if not split_dir.is_dir():
         raise DataError(f"split dir {split_dir} does not exist: check the path or the channel name")
-    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(_check_utf8(split_dir, p.name) for p in split_dir.iterdir()
+                   if p.is_dir() and not p.name.startswith("."))
     if not names:
         raise DataError(f"split {split_dir} has no class folders: expected {split_dir}/<class name>/<images>")
     return names
@@ -138,6 +151,9 @@ def check_splits(paths: dict[str, Path], *, skip_bad_images: bool = False) -> Ch
     """Every data check, before any model is built: same class folders everywhere, images in every class,
     readable headers (unreadable files are an error naming them all, or skipped with ``skip_bad_images``)."""
     class_dirs = list_class_dirs(paths["train"])
+    if len(class_dirs) < 2:
+        raise DataError(f"split {paths['train']} has one class folder ({class_dirs[0]}): a classifier needs at "
+                        "least 2 classes, one folder per breed")
     indexes: dict[str, SplitIndex] = {}
     for name, path in paths.items():
         check_same_classes(class_dirs, list_class_dirs(path), str(path), paths["train"])

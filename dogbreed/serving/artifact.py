@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import platform
 import subprocess
@@ -17,9 +19,10 @@ from torchvision.models import ResNet
 from dogbreed import __version__
 from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ArtifactError
-from dogbreed.core.fileio import atomic_write
+from dogbreed.core.fileio import atomic_write, strict_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
+from dogbreed.serving.model_schema import MAX_CONFIG_BYTES, REEXPORT, validate_model_config
 
 
 @dataclass
@@ -33,13 +36,15 @@ class ModelConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = ARTIFACT_FORMAT_VERSION
+    # SHA-256 of model.pth's bytes: weights and config are two files, this ties them into one unit.
+    weights_sha256: str | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format_version": self.format_version,
             "architecture": self.architecture,
             "num_classes": self.num_classes,
@@ -49,30 +54,24 @@ class ModelConfig:
             "metrics": self.metrics,
             "versions": self.versions,
         }
+        if self.weights_sha256:
+            data["weights_sha256"] = self.weights_sha256
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        try:
-            config = cls(
-                class_names=list(data["class_names"]),
-                preprocessing=Preprocessing.from_dict(data["preprocessing"]),
-                architecture=data.get("architecture", ARCHITECTURE),
-                hyperparameters=data.get("hyperparameters", {}),
-                metrics=data.get("metrics", {}),
-                versions=data.get("versions", {}),
-                format_version=int(data.get("format_version", ARTIFACT_FORMAT_VERSION)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{CONFIG_FILENAME} is incomplete or malformed ({exc!r})") from exc
-        if config.architecture != ARCHITECTURE:
-            raise ArtifactError(f"unsupported architecture {config.architecture!r}: "
-                                f"this dogbreed serves {ARCHITECTURE}")
-        if config.format_version > ARTIFACT_FORMAT_VERSION:
-            raise ArtifactError(
-                f"artifact format {config.format_version} is newer than this dogbreed understands "
-                f"({ARTIFACT_FORMAT_VERSION}): upgrade dogbreed"
-            )
-        return config
+    def from_dict(cls, data: dict[str, Any], source: str = CONFIG_FILENAME) -> "ModelConfig":
+        """Validated against :mod:`dogbreed.serving.model_schema` first (one message naming the field)."""
+        validate_model_config(data, source)
+        return cls(
+            class_names=list(data["class_names"]),
+            preprocessing=Preprocessing.from_dict(data["preprocessing"]),
+            architecture=data.get("architecture", ARCHITECTURE),
+            hyperparameters=data.get("hyperparameters", {}),
+            metrics=data.get("metrics", {}),
+            versions=data.get("versions", {}),
+            format_version=int(data.get("format_version", ARTIFACT_FORMAT_VERSION)),
+            weights_sha256=data.get("weights_sha256"),
+        )
 
 
 def _git_commit() -> str | None:
@@ -108,12 +107,20 @@ def library_versions() -> dict[str, str]:
 
 
 def save_artifact(model_dir: Path | str, net: ResNet, config: ModelConfig) -> Path:
-    """Write weights then config (the config's presence means the artifact is complete)."""
+    """Write weights then config, as one unit: the config records the SHA-256 of the weights it belongs to.
+
+    Each file is written atomically; an interruption between the two leaves new weights with the old config,
+    which :func:`load_artifact` refuses (hash mismatch) instead of serving them under the wrong class names.
+    """
     model_dir = Path(model_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    atomic_write(model_dir / WEIGHTS_FILENAME, lambda fh: torch.save(state, fh))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    weights = buffer.getvalue()
+    config.weights_sha256 = hashlib.sha256(weights).hexdigest()
+    atomic_write(model_dir / WEIGHTS_FILENAME, lambda fh: fh.write(weights))
     payload = dict(config.to_dict(), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+    text = strict_json(payload, indent=2, sort_keys=False) + "\n"
     atomic_write(model_dir / CONFIG_FILENAME, lambda fh: fh.write(text.encode("utf-8")))
     return model_dir
 
@@ -125,23 +132,65 @@ def read_model_config(model_dir: Path | str) -> ModelConfig:
             f"{path} not found: a model dir needs {WEIGHTS_FILENAME} and {CONFIG_FILENAME}, "
             "as written by python -m entry_points.train --model-dir"
         )
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ArtifactError(f"{path} is {path.stat().st_size} bytes, over {MAX_CONFIG_BYTES}: not a model config")
     try:
-        return ModelConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}): re-export the model") from exc
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): {REEXPORT}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise ArtifactError(f"{path} is not valid JSON ({reason}): {REEXPORT}") from exc
+    return ModelConfig.from_dict(data, source=str(path))
+
+
+def _load_reason(exc: Exception) -> str:
+    """torch.load's failure in one line, without its advice to retry with ``weights_only=False``."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    unpickler = [line for line in lines if "WeightsUnpickler error" in line]
+    if unpickler:
+        return f"it holds Python objects, not only tensors, and dogbreed loads weights only ({unpickler[0]})"
+    return lines[0] if lines else type(exc).__name__
+
+
+def _read_state_dict(weights: Path, config: ModelConfig, map_location: str | torch.device) -> dict[str, Any]:
+    data = weights.read_bytes()
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, empty, zip or pickle errors: all mean "not loadable"
+        raise ArtifactError(f"{weights} cannot be loaded as a state_dict ({_load_reason(exc)}): {REEXPORT}") from exc
+    if config.weights_sha256 and hashlib.sha256(data).hexdigest() != config.weights_sha256:
+        raise ArtifactError(f"{weights} does not belong to {CONFIG_FILENAME} (its SHA-256 differs from the one the "
+                            "config records: an export was interrupted between the two files, or one was replaced): "
+                            f"{REEXPORT}")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArtifactError(f"{weights} is not a state_dict (a dict of tensors), got {type(state).__name__}: "
+                            f"{REEXPORT}")
+    return state
 
 
 def load_artifact(model_dir: Path | str, map_location: str | torch.device = "cpu") -> tuple[ResNet, ModelConfig]:
-    """Rebuild the network from a model dir, weights loaded with ``weights_only=True``, in eval mode."""
+    """Rebuild the network from a model dir, weights loaded with ``weights_only=True``, in eval mode.
+
+    Every way a model dir can be broken is an :class:`ArtifactError` naming the file: a config that fails the
+    schema, weights that are truncated, pickled objects, another model's (hash), the wrong shapes, or NaN/inf.
+    """
     model_dir = Path(model_dir)
     config = read_model_config(model_dir)
     weights = model_dir / WEIGHTS_FILENAME
     if not weights.is_file():
         raise ArtifactError(f"{weights} not found: the model dir is incomplete, re-export the model")
-    state = torch.load(weights, map_location=map_location, weights_only=True)
+    state = _read_state_dict(weights, config, map_location)
+    head = state.get("fc.weight")
+    if head is not None and head.dim() == 2 and head.shape[0] != config.num_classes:
+        raise ArtifactError(f"{weights} has a {head.shape[0]}-class head but {CONFIG_FILENAME} names "
+                            f"{config.num_classes} classes: they come from different models, {REEXPORT}")
     net = build_resnet50(config.num_classes)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise ArtifactError(f"{weights} does not match {CONFIG_FILENAME} ({exc})") from exc
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArtifactError(f"{weights} does not match {CONFIG_FILENAME} ({first}): {REEXPORT}") from exc
+    if not all(bool(torch.isfinite(value).all()) for value in state.values() if value.is_floating_point()):
+        raise ArtifactError(f"{weights} contains NaN or infinite values (training diverged): retrain with a lower --lr")
     return net.to(map_location).eval(), config

@@ -98,6 +98,21 @@ def install_client_safe_errors() -> bool:
     return True
 
 
+def install_raw_bodies() -> bool:
+    """Stop the toolkit from UTF-8-decoding JSON bodies before ``input_fn``.
+
+    ``Transformer.transform`` decodes bodies of its ``UTF8_TYPES`` (JSON, CSV) itself, so a non-UTF-8 JSON body
+    raised there and became a 500; :func:`dogbreed.serving.requests.decode_json` decodes bytes itself and
+    answers such a body with a 400 that says what to send.
+    """
+    try:
+        from sagemaker_inference import content_types
+    except ImportError:
+        return False
+    content_types.UTF8_TYPES = []
+    return True
+
+
 def warm_up(predictor: Predictor) -> None:
     """One forward pass, so the first client request does not pay for lazy initialisation."""
     size = predictor.config.preprocessing.resize_size
@@ -108,6 +123,7 @@ def model_fn(model_dir: str | Path) -> Predictor:
     """Load the self-describing artifact (weights_only) on GPU when there is one, in eval mode, warmed up."""
     ServingLimits.from_env()  # a bad DOGBREED_* variable fails the model load, not every request
     install_client_safe_errors()
+    install_raw_bodies()
     predictor = Predictor.from_model_dir(model_dir)
     warm_up(predictor)
     logger.info("dogbreed %s from %s serving %d breeds on %s", dogbreed.__version__,
@@ -121,10 +137,18 @@ def input_fn(request_body: Body, request_content_type: str | None) -> InferenceR
     return decode_request(request_body, request_content_type, ServingLimits.from_env())
 
 
+def _preprocess_one(predictor: Predictor, image: Any, where: str) -> torch.Tensor:
+    try:
+        return predictor.preprocess([image])  # strict decode: a truncated or broken image is refused
+    except ImageDecodeError as exc:
+        raise RequestError(400, f"{where}{exc}") from exc
+
+
 @as_toolkit_error
 def predict_fn(request: InferenceRequest, predictor: Predictor) -> InferenceResult:
     """Preprocess with the artifact's own transform (one decoded image alive at a time), predict batched."""
-    batch = torch.cat([predictor.preprocess([image]) for image in request.images])
+    where = (lambda i: f'"instances"[{i}]: ') if request.batched else (lambda i: "")
+    batch = torch.cat([_preprocess_one(predictor, image, where(i)) for i, image in enumerate(request.images)])
     probabilities = predictor.predict_proba(batch)
     top_k = request.top_k or ServingLimits.from_env().default_top_k
     return InferenceResult(probabilities, predictor.top_k(probabilities, top_k), request.batched)

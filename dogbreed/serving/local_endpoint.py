@@ -8,27 +8,35 @@ then calls the unmodified ``serving.main()``. Only one TorchServe may run per ma
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
-from dogbreed.core.errors import DogBreedError
 from dogbreed.serving.packaging import extract_model_archive, stage_model_dir
+from dogbreed.serving.torchserve_setup import (
+    DEFAULT_RESPONSE_TIMEOUT,
+    HOST,
+    ServeError,
+    check_java,
+    check_no_torchserve,
+    check_port_range,
+    check_ports_free,
+    check_socket_paths,
+    management_address,
+    management_get,
+    meaningful_lines,
+    worker_error,
+    worker_failed,
+    write_default_properties,
+)
 
-HOST = "127.0.0.1"
+__all__ = ["HOST", "LocalEndpoint", "ServeError", "check_java", "check_ports_free", "serve_until_interrupted"]
+
 MODEL_NAME = "model"
-TS_SERVER_CLASS = "org.pytorch.serve.ModelServer"
-EXTRA_VMARGS = "-XX:-UsePerfData"  # no hsperfdata_<user> dir in the system temp dir
 WRAPPER = """
 import sys
 from sagemaker_inference import model_server
@@ -39,68 +47,31 @@ torchserve.DEFAULT_TS_CONFIG_FILE = work + "/default-ts.properties"
 model_server.REQUIREMENTS_PATH = work + "/requirements-already-installed.txt"
 serving.main()
 """
-
-
-class ServeError(DogBreedError):
-    """The local endpoint cannot start (no Java, port taken, model not loading) or stopped."""
-
-
-def check_java() -> str:
-    """Path of a Java 11+ runtime, which TorchServe needs."""
-    java_home = os.environ.get("JAVA_HOME")  # what TorchServe's launcher uses first
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if java is None or not Path(java).is_file():
-        raise ServeError("java not found on PATH: TorchServe needs Java 11+; install it with "
-                         "apt-get install -y openjdk-17-jre-headless")
-    out = subprocess.run([java, EXTRA_VMARGS, "-version"], capture_output=True, text=True, timeout=30)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    major = 0
-    if match:
-        major = int(match.group(1))
-        major = int(match.group(2) or 0) if major == 1 else major  # "1.8.0" means Java 8
-    if major < 11:
-        raise ServeError(f"{java} is Java {major or 'of unknown version'}: TorchServe needs Java 11+ "
-                         "(apt-get install -y openjdk-17-jre-headless)")
-    return java
-
-
-def check_ports_free(ports: list[int]) -> None:
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((HOST, port))
-            except OSError as exc:
-                raise ServeError(f"port {port} on {HOST} is in use ({exc.strerror}): stop what uses it or pass "
-                                 f"another --port (the endpoint uses --port, --port+2, --port+3, --port+4)") from exc
-
-
-def check_no_torchserve() -> None:
-    import psutil
-
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        if TS_SERVER_CLASS in (process.info.get("cmdline") or []):
-            raise ServeError(f"a TorchServe server is already running (pid {process.info['pid']}): the "
-                             "SageMaker toolkit allows one per machine; stop it first")
-
-
-def _http_json(url: str, timeout: float = 2.0) -> object:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
-        return json.loads(response.read())
+# Signals that stop `serve` cleanly: Ctrl-C, kill, and the terminal closing (SIGHUP).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class LocalEndpoint:
-    """One local SageMaker-style endpoint; use as a context manager or call start()/stop()."""
+    """One local SageMaker-style endpoint; use as a context manager or call start()/stop().
+
+    ``own_code``: serve a ``model_data`` archive's weights with this dogbreed's handlers instead of running the
+    archive's ``code/inference.py`` (which is Python code, run with the caller's rights).
+    """
 
     def __init__(self, work_dir: Path | str, *, model_dir: Path | str | None = None,
-                 model_data: Path | str | None = None, port: int = 8080, workers: int = 1) -> None:
+                 model_data: Path | str | None = None, port: int = 8080, workers: int = 1,
+                 own_code: bool = False, response_timeout: int = DEFAULT_RESPONSE_TIMEOUT) -> None:
         if (model_dir is None) == (model_data is None):
             raise ServeError("give exactly one of model_dir (a trained model dir) or model_data (a model.tar.gz)")
         if workers < 1:
-            raise ServeError(f"workers must be at least 1, got {workers}")
+            raise ServeError(f"--workers {workers}: run at least 1 worker")
+        if response_timeout < 1:
+            raise ServeError(f"--response-timeout {response_timeout}: give at least 1 second")
+        check_port_range(port)
         self.work_dir = Path(work_dir).resolve()
         self.model_dir, self.model_data = model_dir, model_data
         self.port, self.workers = port, workers
+        self.own_code, self.response_timeout = own_code, response_timeout
         self.process: subprocess.Popen | None = None
 
     @property
@@ -122,13 +93,10 @@ class LocalEndpoint:
         if self.model_dir is not None:
             stage_model_dir(self.model_dir, model_root)
         elif self.model_data is not None:
-            extract_model_archive(self.model_data, model_root)
+            extract_model_archive(self.model_data, model_root, own_code=self.own_code)
         for name in ("tmp", "logs"):
             (self.work_dir / name).mkdir(parents=True, exist_ok=True)
-        default = resources.files("sagemaker_pytorch_serving_container").joinpath("etc/default-ts.properties")
-        text = re.sub(r"^vmargs=(.*)$", lambda m: f"vmargs={m.group(1)} {EXTRA_VMARGS}",
-                      default.read_text(encoding="utf-8"), flags=re.MULTILINE)
-        (self.work_dir / "default-ts.properties").write_text(text, encoding="utf-8")
+        write_default_properties(self.work_dir)
         return model_root
 
     def _environment(self) -> dict[str, str]:
@@ -139,9 +107,12 @@ class LocalEndpoint:
             "SAGEMAKER_PROGRAM": "inference.py",
             "SAGEMAKER_BIND_TO_PORT": str(self.port),
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(self.workers),
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": str(self.response_timeout),
             # TorchServe's env overrides (enable_envvars_config=true) beat the toolkit's 0.0.0.0.
             "TS_INFERENCE_ADDRESS": self.url,
-            "TS_MANAGEMENT_ADDRESS": self.url,
+            # The management API (register models, scale workers) is not on --port: it listens on a Unix socket
+            # in the work dir, which only its owner can reach.
+            "TS_MANAGEMENT_ADDRESS": management_address(self.work_dir),
             "TS_METRICS_ADDRESS": f"http://{HOST}:{self.port + 2}",
             "TS_GRPC_INFERENCE_ADDRESS": HOST,
             "TS_GRPC_MANAGEMENT_ADDRESS": HOST,
@@ -155,11 +126,16 @@ class LocalEndpoint:
         return env
 
     def start(self, timeout: float = 180.0) -> "LocalEndpoint":
-        """Check prerequisites, launch, and return once every worker has loaded the model."""
+        """Check prerequisites, launch, and return once every worker has loaded the model.
+
+        Fails as soon as a worker fails to load it, with the worker's own error lines (the log is kept).
+        """
         check_java()
         check_ports_free(self.ports)
         check_no_torchserve()
+        check_socket_paths(self.work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.work_dir, 0o700)  # the management socket lives here
         self._prepare()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -175,27 +151,55 @@ class LocalEndpoint:
 
     def ready_workers(self) -> int:
         try:
-            described = _http_json(f"{self.url}/models/{MODEL_NAME}")
-        except (urllib.error.URLError, OSError, ValueError):
+            described = management_get(self.work_dir, f"/models/{MODEL_NAME}")
+        except (OSError, ValueError):
             return 0
         models = described if isinstance(described, list) else [described]
         return sum(worker.get("status") == "READY" for model in models if isinstance(model, dict)
                    for worker in model.get("workers", []))
 
+    def _log_chunks(self) -> Iterator[str]:
+        """The log text as it grows (read incrementally)."""
+        offset, text = 0, ""
+        while True:
+            if self.log_path.is_file():
+                with open(self.log_path, "rb") as log:
+                    log.seek(offset)
+                    chunk = log.read()
+                offset += len(chunk)
+                text += chunk.decode("utf-8", errors="replace")
+            yield text
+
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        log = self._log_chunks()
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                raise ServeError(f"the serving process exited during startup: see {self.log_path}\n{self.log_tail()}")
+                raise ServeError(f"the serving process exited during startup:\n{self.log_tail()}\n"
+                                 f"full log: {self.log_path}")
+            if worker_failed(next(log)):
+                raise ServeError(f"the model failed to load in the serving worker:\n{self._worker_error(log)}\n"
+                                 f"full log: {self.log_path}")
             if self.ready_workers() >= self.workers:
                 return
             time.sleep(0.25)
-        raise ServeError(f"the model did not load within {timeout:.0f} s: see {self.log_path}\n{self.log_tail()}")
+        raise ServeError(f"the model did not load within {timeout:.0f} s:\n{self.log_tail()}\n"
+                         f"full log: {self.log_path}")
+
+    def _worker_error(self, log: Iterator[str]) -> str:
+        """Wait (briefly) until the worker's traceback is in the log, then return its last lines."""
+        deadline = time.monotonic() + 5.0
+        text = next(log)
+        while "Stopped Scanner" not in text[text.find("Backend worker process died"):] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            text = next(log)
+        return worker_error(text) or self.log_tail()
 
     def log_tail(self, lines: int = 20) -> str:
+        """The end of the log, without our readiness polls and metrics lines."""
         if not self.log_path.is_file():
             return ""
-        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        return "\n".join(meaningful_lines(self.log_path.read_text(encoding="utf-8", errors="replace"))[-lines:])
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -243,13 +247,13 @@ def _group_alive(group: int) -> bool:
     return False
 
 
+def raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_until_interrupted(endpoint: LocalEndpoint) -> int:
-    """Block until Ctrl-C or SIGTERM (then stop cleanly) or until the server dies by itself."""
-
-    def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    """Block until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until the server dies by itself."""
+    previous = {signum: signal.signal(signum, raise_keyboard_interrupt) for signum in STOP_SIGNALS}
     try:
         while endpoint.running():
             time.sleep(0.5)
@@ -259,4 +263,5 @@ def serve_until_interrupted(endpoint: LocalEndpoint) -> int:
         return 0
     finally:
         endpoint.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

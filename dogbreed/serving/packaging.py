@@ -12,10 +12,12 @@ Layout (what the PyTorch serving container expects, so ``PyTorchModel`` needs no
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+import zlib
+from pathlib import Path, PurePosixPath
 
 import dogbreed
 from dogbreed.core.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
@@ -29,6 +31,10 @@ ENTRY_POINT_SOURCE = PACKAGE_ROOT.parent / "entry_points" / ENTRY_POINT
 # What code/dogbreed/ holds: the package marker and the two torch-only subpackages (an import-linter contract
 # keeps them free of Lightning, torchmetrics, matplotlib and scipy; a test imports the archive with those blocked).
 SERVING_SUBPACKAGES = ("core", "serving")
+# Limits on what extract_model_archive unpacks (a model.tar.gz is ~90 MB with ~40 members).
+MAX_ARCHIVE_MEMBERS = 10_000
+MAX_UNPACKED_BYTES = 8 * 1024**3
+REBUILD = "rebuild it with python -m entry_points.package"
 
 
 def check_model_dir(model_dir: Path) -> None:
@@ -46,12 +52,18 @@ def stage_model_dir(model_dir: Path | str, destination: Path | str) -> Path:
     """Write the archive's layout into ``destination`` (used by packaging and the local endpoint)."""
     model_dir, destination = Path(model_dir), Path(destination)
     check_model_dir(model_dir)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILENAME, CONFIG_FILENAME):
+        shutil.copy2(model_dir / name, destination / name)
+    return stage_own_code(destination)
+
+
+def stage_own_code(destination: Path) -> Path:
+    """``destination/code/``: this dogbreed's handlers (inference.py) and its serving modules."""
     if not ENTRY_POINT_SOURCE.is_file():
         raise ArtifactError(f"{ENTRY_POINT_SOURCE} not found: package from a dogbreed source checkout")
     code_dir = destination / CODE_DIR
     code_dir.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_FILENAME, CONFIG_FILENAME):
-        shutil.copy2(model_dir / name, destination / name)
     shutil.copy2(ENTRY_POINT_SOURCE, code_dir / ENTRY_POINT)
     package_dir = code_dir / "dogbreed"
     package_dir.mkdir(exist_ok=True)
@@ -74,6 +86,9 @@ def build_model_archive(model_dir: Path | str, output: Path | str) -> Path:
     output = Path(output)
     if output.is_dir():
         raise ArtifactError(f"--output {output} is a directory: give a file name such as model.tar.gz")
+    if Path(model_dir).is_dir() and output.resolve().parent.is_relative_to(Path(model_dir).resolve()):
+        raise ArtifactError(f"--output {output} is inside --model-dir {model_dir}: write the archive elsewhere "
+                            "(e.g. --output model.tar.gz), so the model dir keeps only the model")
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".package-", dir=output.parent) as staging:
         staged = stage_model_dir(model_dir, Path(staging) / "model")
@@ -85,19 +100,85 @@ def build_model_archive(model_dir: Path | str, output: Path | str) -> Path:
     return output
 
 
-def extract_model_archive(archive: Path | str, destination: Path | str) -> Path:
-    """Unpack a model.tar.gz safely (no absolute paths, links or escapes) into ``destination``."""
+def _member_path(member: tarfile.TarInfo, archive: Path) -> PurePosixPath | None:
+    """The member's relative path, or None for the archive root ("." / "./"). Refuses anything that is not a
+    regular file or directory, and any absolute or ``..`` path: checked here for every member, on every Python
+    (``tarfile``'s own ``filter="data"`` is bypassed by symlink chains on versions with CVE-2025-4517)."""
+    kind = "a regular file" if member.isreg() else "a directory" if member.isdir() else None
+    if kind is None:
+        what = "a link" if member.issym() or member.islnk() else "a device, FIFO or special file"
+        raise ArtifactError(f"{archive}: member {member.name!r} is {what}; a model archive holds only regular "
+                            f"files and directories: {REBUILD}")
+    name = member.name.replace("\\", "/")
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+        raise ArtifactError(f"{archive}: member {member.name!r} points outside the archive's folder: {REBUILD}")
+    parts = [part for part in path.parts if part != "."]
+    return PurePosixPath(*parts) if parts else None
+
+
+def _checked_members(tar: tarfile.TarFile, archive: Path) -> list[tuple[tarfile.TarInfo, PurePosixPath]]:
+    members: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
+    total = 0
+    for member in tar:
+        if len(members) >= MAX_ARCHIVE_MEMBERS:
+            raise ArtifactError(f"{archive} has more than {MAX_ARCHIVE_MEMBERS} members: not a model archive")
+        path = _member_path(member, archive)
+        total += member.size if member.isreg() else 0
+        if total > MAX_UNPACKED_BYTES:
+            raise ArtifactError(f"{archive} unpacks to more than {MAX_UNPACKED_BYTES // 1024**3} GiB: "
+                                "not a model archive")
+        if path is not None:
+            members.append((member, path))
+    return members
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, root: Path, archive: Path) -> None:
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not target.parent.resolve().is_relative_to(root):
+        raise ArtifactError(f"{archive}: member {member.name!r} resolves outside the destination: {REBUILD}")
+    if member.isdir():
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        return
+    source = tar.extractfile(member)
+    if source is None:
+        raise ArtifactError(f"{archive}: member {member.name!r} has no data: {REBUILD}")
+    # O_EXCL | O_NOFOLLOW: never write through a link, never overwrite a member written before (duplicates).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(target, flags, 0o644)
+    except FileExistsError as exc:
+        raise ArtifactError(f"{archive}: member {member.name!r} appears twice: {REBUILD}") from exc
+    with os.fdopen(descriptor, "wb") as handle, source:
+        shutil.copyfileobj(source, handle, 1024 * 1024)
+
+
+def extract_model_archive(archive: Path | str, destination: Path | str, *, own_code: bool = False) -> Path:
+    """Unpack a model.tar.gz safely into ``destination`` (a new or empty dir), then check the model loads.
+
+    Every member is validated before anything is written: regular files and directories only (no links or
+    devices), no absolute or ``..`` paths, each target resolved inside ``destination``, at most
+    :data:`MAX_ARCHIVE_MEMBERS` members and :data:`MAX_UNPACKED_BYTES` in all. With ``own_code`` only the
+    weights and the config are taken from the archive and ``code/`` is this dogbreed's own: the archive's
+    ``code/inference.py`` (which an endpoint would otherwise run) is never unpacked.
+    """
     archive, destination = Path(archive), Path(destination)
     if not archive.is_file():
         raise ArtifactError(f"model archive {archive} not found: build one with python -m entry_points.package")
     destination.mkdir(parents=True, exist_ok=True)
+    root = destination.resolve()
     try:
         with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(destination, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise ArtifactError(f"cannot unpack {archive} ({exc}): rebuild it with python -m entry_points.package") from exc
-    if not (destination / CODE_DIR / ENTRY_POINT).is_file():
-        raise ArtifactError(f"{archive} has no {CODE_DIR}/{ENTRY_POINT}: "
-                            "rebuild it with python -m entry_points.package")
+            members = _checked_members(tar, archive)
+            if own_code:
+                members = [(m, p) for m, p in members if p.as_posix() in (WEIGHTS_FILENAME, CONFIG_FILENAME)]
+            for member, path in members:
+                _extract_member(tar, member, root.joinpath(*path.parts), root, archive)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ArtifactError(f"cannot unpack {archive} ({exc or type(exc).__name__}): {REBUILD}") from exc
+    if own_code:
+        stage_own_code(destination)
+    elif not (destination / CODE_DIR / ENTRY_POINT).is_file():
+        raise ArtifactError(f"{archive} has no {CODE_DIR}/{ENTRY_POINT}: {REBUILD}, or serve it with --own-code")
     check_model_dir(destination)
     return destination

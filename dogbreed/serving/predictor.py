@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from dogbreed.core.errors import ConfigError
 from dogbreed.core.images import ImageSource
 from dogbreed.core.transforms import build_eval_transform, decode_eval_image
 from dogbreed.serving.artifact import ModelConfig, load_artifact
@@ -27,6 +28,26 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """A device this machine has: None means cuda when available, else cpu. Raises ConfigError otherwise."""
+    if device is None:
+        return default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"device {str(device)!r} is not a device name: use cpu or cuda (cuda:N)") from exc
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {str(device)!r}: this machine has no CUDA GPU visible to torch: use cpu")
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(f"device {str(device)!r}: this machine has {count} CUDA GPU(s), "
+                              f"cuda:0..cuda:{count - 1}")
+    elif resolved.type != "cpu":
+        raise ConfigError(f"device {str(device)!r} is not supported here: use cpu or cuda")
+    return resolved
+
+
 class Predictor:
     """Loads a model dir once; predicts breeds for image files, bytes or PIL images."""
 
@@ -38,7 +59,7 @@ class Predictor:
 
     @classmethod
     def from_model_dir(cls, model_dir: Path | str, device: torch.device | str | None = None) -> "Predictor":
-        device = torch.device(device) if device is not None else default_device()
+        device = resolve_device(device)
         net, config = load_artifact(model_dir, map_location=device)
         return cls(net, config, device)
 
@@ -48,7 +69,8 @@ class Predictor:
 
     def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
         pre = self.config.preprocessing
-        return torch.stack([self.transform(decode_eval_image(image, pre)) for image in images])
+        # Strict decoding, as in serving: a truncated or broken image is an error, never padded.
+        return torch.stack([self.transform(decode_eval_image(image, pre, strict=True)) for image in images])
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> torch.Tensor:

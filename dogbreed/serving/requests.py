@@ -68,6 +68,9 @@ class ServingLimits:
     max_payload_bytes: int = 6 * 1024 * 1024  # DOGBREED_MAX_PAYLOAD_BYTES (SageMaker's own cap is 6 MB)
     max_pixels: int = 40_000_000  # DOGBREED_MAX_PIXELS, per image, checked from the header
     max_batch: int = 16  # DOGBREED_MAX_BATCH, images per request
+    # DOGBREED_MAX_REQUEST_PIXELS: all images of one request together, from their headers. Bounds the decode
+    # work one request can ask of the (single) worker: 16 flat 36-megapixel PNGs fit in 1.5 MB.
+    max_request_pixels: int = 80_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServingLimits":
@@ -78,6 +81,7 @@ class ServingLimits:
             max_payload_bytes=_env_int(env, "DOGBREED_MAX_PAYLOAD_BYTES", base.max_payload_bytes),
             max_pixels=_env_int(env, "DOGBREED_MAX_PIXELS", base.max_pixels),
             max_batch=_env_int(env, "DOGBREED_MAX_BATCH", base.max_batch),
+            max_request_pixels=_env_int(env, "DOGBREED_MAX_REQUEST_PIXELS", base.max_request_pixels),
         )
 
 
@@ -125,22 +129,6 @@ def negotiate_accept(accept: str | None) -> str:
     raise RequestError(406, f"cannot answer in {_shown(accept)}: set Accept to {' or '.join(SUPPORTED_ACCEPTS)}")
 
 
-def _jpeg_complete(data: bytes) -> bool:
-    # The EOI marker must follow the last start-of-scan (an EXIF thumbnail has its own EOI earlier).
-    return data.find(b"\xff\xd9", max(data.rfind(b"\xff\xda"), 0)) != -1
-
-
-def _is_truncated(data: bytes, image_format: str) -> bool:
-    """Serving rejects incomplete files, although training (LOAD_TRUNCATED_IMAGES) would pad them."""
-    if image_format in ("JPEG", "MPO"):
-        return not _jpeg_complete(data)
-    if image_format == "PNG":
-        return b"IEND" not in data[-4096:]
-    if image_format == "WEBP":
-        return len(data) < int.from_bytes(data[4:8], "little") + 8
-    return False
-
-
 def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
     """Check format, size and completeness from the header, without decoding pixels."""
     if not data:
@@ -162,10 +150,27 @@ def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
     if width * height > limits.max_pixels:
         raise RequestError(413, f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
                                 f"{limits.max_pixels / 1e6:g} megapixel limit: resize it before sending")
-    if _is_truncated(data, image_format):
-        raise RequestError(400, f"{image_format} image is truncated (its end marker is missing): "
-                                "send the complete file")
+    # Completeness is checked by the strict decode in predict_fn (no padding of missing data); data after
+    # the image's end marker (phone vendors append some) is ignored there.
     return data
+
+
+def image_pixels(image: Union[bytes, Image.Image]) -> int:
+    """Pixels an image of a request will decode to, from its header (already checked by check_image_bytes)."""
+    if isinstance(image, Image.Image):
+        return image.width * image.height
+    with Image.open(io.BytesIO(image)) as opened:
+        return opened.width * opened.height
+
+
+def check_request_pixels(request: "InferenceRequest", limits: ServingLimits) -> "InferenceRequest":
+    """All images of one request together stay under ``max_request_pixels`` (a 413 otherwise)."""
+    total = sum(image_pixels(image) for image in request.images)
+    if total > limits.max_request_pixels:
+        raise RequestError(413, f"the {len(request.images)} image(s) of this request hold {total / 1e6:.1f} "
+                                f"megapixels together, over the {limits.max_request_pixels / 1e6:g} megapixel "
+                                "limit per request: send fewer or smaller images per request")
+    return request
 
 
 def _decode_base64(value: object, where: str, limits: ServingLimits) -> bytes:
@@ -235,8 +240,8 @@ def decode_npy(data: bytes, limits: ServingLimits) -> InferenceRequest:
             shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise RequestError(400, f"body is not a valid .npy array ({exc}): "
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:  # numpy's message may echo internal objects
+        raise RequestError(400, "body is not a valid .npy array (its header cannot be parsed): "
                                 f"send {NPY_SHAPES} saved with numpy.save") from exc
     batched = len(shape) == 4
     if dtype != np.uint8 or len(shape) not in (3, 4) or shape[-1] != 3 or min(shape) < 1:
@@ -273,7 +278,9 @@ def decode_request(body: Body, content_type: str | None, limits: ServingLimits) 
         raise RequestError(413, f"payload of {len(data)} bytes is over the {limits.max_payload_bytes} byte limit: "
                                 "send a smaller (re-encoded or resized) image, or fewer images per request")
     if kind == JSON:
-        return decode_json(data, limits)
-    if kind == NPY:
-        return decode_npy(data, limits)
-    return InferenceRequest([check_image_bytes(data, limits)], batched=False)
+        request = decode_json(data, limits)
+    elif kind == NPY:
+        request = decode_npy(data, limits)
+    else:
+        request = InferenceRequest([check_image_bytes(data, limits)], batched=False)
+    return check_request_pixels(request, limits)

@@ -159,22 +159,25 @@ def extract_features(
 
 
 def _views_dataset(
-    samples: Sequence[tuple[Path, int]], pre: Preprocessing, views: int, seed: int
+    samples: Sequence[tuple[Path, int]], pre: Preprocessing, views: int, seed: int, skip_bad_images: bool = False,
 ) -> Callable[[int], Dataset]:
     if views == 1:  # the eval view: the same decode and transform as validation and serving
-        eval_images = ImageFileDataset(samples, build_eval_transform(pre), decode=partial(decode_eval_image, pre=pre))
+        eval_images = ImageFileDataset(samples, build_eval_transform(pre), decode=partial(decode_eval_image, pre=pre),
+                                       skip_bad_images=skip_bad_images)
         return lambda view: eval_images
-    train_images = ImageFileDataset(samples, build_train_transform(pre), decode=open_image)
+    train_images = ImageFileDataset(samples, build_train_transform(pre), decode=open_image,
+                                    skip_bad_images=skip_bad_images)
     return lambda view: _SeededView(train_images, view, seed)
 
 
 def build_split_features(
     net: ResNet, samples: Sequence[tuple[Path, int]], *, pre: Preprocessing, views: int, seed: int,
     batch_size: int, num_workers: int, device: torch.device, autocast_dtype: torch.dtype | None = None,
+    skip_bad_images: bool = False,
 ) -> CachedFeatures:
     """Run the frozen backbone over every view of every image of one split."""
     backbone = feature_extractor(net, device)
-    view_dataset = _views_dataset(samples, pre, views, seed)
+    view_dataset = _views_dataset(samples, pre, views, seed, skip_bad_images)
     per_view = [
         extract_features(backbone, view_dataset(view), batch_size=batch_size, num_workers=num_workers,
                          device=device, autocast_dtype=autocast_dtype)
@@ -191,7 +194,7 @@ def build_split_features(
 def cached_split_features(
     cache_dir: Path, split: str, net: ResNet, samples: Sequence[tuple[Path, int]], *, pre: Preprocessing,
     views: int, seed: int, batch_size: int, num_workers: int, device: torch.device,
-    autocast_dtype: torch.dtype | None = None, backbone_hash: str | None = None,
+    autocast_dtype: torch.dtype | None = None, backbone_hash: str | None = None, skip_bad_images: bool = False,
 ) -> tuple[CachedFeatures, bool]:
     """Features of one split from the cache, built (and stored) on a miss. Returns (features, hit)."""
     augmented = views > 1
@@ -207,6 +210,7 @@ def cached_split_features(
     # DataLoaders draw from the global RNG: isolate them, so a cold run trains exactly like a warm one.
     with torch.random.fork_rng(devices=[]):
         cached = build_split_features(net, samples, pre=pre, views=views, seed=seed, batch_size=batch_size,
-                                      num_workers=num_workers, device=device, autocast_dtype=autocast_dtype)
+                                      num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                                      skip_bad_images=skip_bad_images)
     save_features(path, key, cached)
     return cached, False

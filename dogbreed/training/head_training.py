@@ -135,6 +135,7 @@ def to_feature_training(
             views=config.cached_views if split == "train" else 1, seed=config.seed,
             batch_size=config.batch_size, num_workers=datamodule.num_workers, device=device,
             autocast_dtype=AUTOCAST_DTYPES.get(precision), backbone_hash=digest,
+            skip_bad_images=datamodule.skip_bad_images,
         )
     logger.info("feature cache %s: %s", cache_dir, ", ".join(f"{s} {'hit' if h else 'built'}" for s, h in hits.items()))
     feature_data = FeatureDataModule(features, class_names=datamodule.class_names,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,11 +13,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from dogbreed.core.constants import CONFUSION_FILENAME, CURVES_FILENAME, METRICS_FILENAME, PER_CLASS_FILENAME
+from dogbreed.core.fileio import strict_json
 
 
 def write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float]) -> Path:
     path = output_dir / METRICS_FILENAME
-    path.write_text(json.dumps({"history": history, "test": test}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(strict_json({"history": history, "test": test}, indent=2) + "\n", encoding="utf-8")  # no NaN
     return path
 
 

@@ -11,15 +11,27 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
+from dogbreed.core.errors import TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import ModelConfig, library_versions, save_artifact
-from dogbreed.training.checkpoints import EpochCheckpoint, newest_checkpoint
+from dogbreed.training.checkpoints import (
+    EpochCheckpoint,
+    FinalNameCheckpointIO,
+    ResumePlan,
+    mark_finished,
+    plan_resume,
+    run_fingerprint,
+)
+from dogbreed.training.guards import NonFiniteGuard, SignalGuard, check_finite_weights, critical_section
+from dogbreed.training.head_training import default_cache_dir, uses_feature_cache
+from dogbreed.training.interruption import interrupted
 from dogbreed.training.metric_lines import epoch_line, test_line
 from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.preflight import check_accelerator, check_output_locations
 from dogbreed.training.reports import write_reports
 from dogbreed.training.runtime import Runtime, resolve_num_workers
 from dogbreed.training.throughput import precision_setting, prepare_for_speed
@@ -94,11 +106,11 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
     return model
 
 
-def build_callbacks(config: TrainConfig) -> list[Callback]:
+def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None) -> list[Callback]:
     """The training layer's own callbacks beyond EpochHistory (adapters pass theirs to :func:`train`)."""
-    callbacks: list[Callback] = []
+    callbacks: list[Callback] = [NonFiniteGuard(config.lr)]
     if config.checkpoint_dir is not None:
-        callbacks.append(EpochCheckpoint(config.checkpoint_dir))
+        callbacks.append(EpochCheckpoint(config.checkpoint_dir, fingerprint or {}))
     return callbacks
 
 
@@ -118,6 +130,8 @@ def trainer_settings(config: TrainConfig, runtime: Runtime | None = None) -> dic
     )
     settings.update(runtime.trainer_settings)  # devices / num_nodes / strategy under torchrun or SageMaker
     settings.update(precision_setting(config))  # auto: bf16-mixed on bf16 GPUs, else 32-true
+    if config.checkpoint_dir is not None:
+        settings["plugins"] = [FinalNameCheckpointIO()]  # epoch=N.ckpt written under its final name
     return settings
 
 
@@ -140,36 +154,52 @@ def train(
     """Train, test and export. ``splits`` defaults to what the config points at; ``runtime`` to this machine.
 
     Adapters extend a run through ``extra_callbacks`` and Trainer keyword arguments (e.g. ``profiler=``).
+    Before any data is read, every output dir is checked writable and the accelerator present. SIGTERM, SIGINT
+    or SIGHUP stop the run with :class:`RunInterrupted` (nothing exported); a NaN loss or weight with
+    :class:`TrainingDiverged`.
     """
-    runtime = runtime or Runtime.local()
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    splits = splits or resolve_splits(config)
-    images = build_datamodule(config, splits, resolve_num_workers(config.num_workers, runtime.cpu_count))
-    images.setup("fit")  # validates the data before any model is built
-    datamodule, model = prepare_for_speed(config, images, build_model(config, images.num_classes))  # cache/compile
+    check_accelerator(config.accelerator)
+    check_output_locations(config, default_cache_dir(config) if uses_feature_cache(config) else None)
+    with SignalGuard() as guard:
+        return _train(config, guard, splits, runtime or Runtime.local(), extra_callbacks or [], trainer_overrides)
+
+
+def _train(config: TrainConfig, guard: SignalGuard, splits: SplitDirs | None, runtime: Runtime,
+           extra_callbacks: list[Callback], trainer_overrides: dict[str, Any]) -> TrainResult:
     history = EpochHistory()
-    callbacks = [history, *build_callbacks(config), *(extra_callbacks or [])]
-    trainer = build_trainer(config, callbacks, runtime=runtime, **trainer_overrides)
-    resume_from = newest_checkpoint(config.checkpoint_dir)
-    if resume_from is not None:
-        logger.info("resuming from checkpoint %s", resume_from)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
-    tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    test_metrics = _as_floats(tested, "test")
-    test_metrics = {k[len("test_"):]: v for k, v in test_metrics.items()}
-    if trainer.is_global_zero:
-        print(test_line({f"test_{k}": v for k, v in test_metrics.items()}), flush=True)
-        model_config = ModelConfig(
-            class_names=images.class_names,
-            preprocessing=images.preprocessing,
-            hyperparameters=config.to_dict(),
-            metrics={"test": test_metrics, "final_epoch": history.history[-1] if history.history else {}},
-            versions=library_versions(),
-        )
-        save_artifact(config.model_dir, model.net, model_config)
-        if model.test_confusion is None:
-            raise RuntimeError("trainer.test() ran but produced no confusion matrix")
-        write_reports(config.output_dir, history.history, test_metrics, model.test_confusion, images.class_names)
+    resume = ResumePlan()
+    trainer: pl.Trainer | None = None
+    exported = False
+    try:
+        pl.seed_everything(config.seed, workers=True, verbose=False)
+        splits = splits or resolve_splits(config)
+        images = build_datamodule(config, splits, resolve_num_workers(config.num_workers, runtime.cpu_count))
+        images.setup("fit")  # validates the data before any model is built
+        fingerprint = run_fingerprint(config, images.class_dirs, {k: d.samples for k, d in images.datasets.items()},
+                                      images.split_paths())
+        resume = plan_resume(config.checkpoint_dir, fingerprint, resume_anyway=config.resume_anyway,
+                             num_classes=images.num_classes)
+        datamodule, model = prepare_for_speed(config, images, build_model(config, images.num_classes))  # cache/compile
+        callbacks = [history, *build_callbacks(config, fingerprint), *extra_callbacks]
+        trainer = build_trainer(config, callbacks, runtime=runtime, **trainer_overrides)
+        if resume.path is not None:
+            logger.info("resuming from checkpoint %s (%d epoch(s) done)", resume.path, resume.epoch)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume.path, weights_only=True)
+        tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+        check_finite_weights(model.net, lambda what: TrainingDiverged(f"{what} after training: nothing was exported. "
+                                                                      f"Lower --lr (now {config.lr:g})"))
+        test_metrics = _as_floats(tested, "test")
+        test_metrics = {k[len("test_"):]: v for k, v in test_metrics.items()}
+        with critical_section():  # a signal now waits until the artifact and reports are complete
+            if trainer.is_global_zero:
+                _export(config, images, model, history, test_metrics, resume)
+            exported = True
+    except BaseException as exc:
+        # SignalStop, Lightning's SIGTERMException, or an error caused by the same signal (DataLoader workers
+        # killed by the terminal's Ctrl-C): all one interruption.
+        if guard.signum is None:
+            raise
+        raise interrupted(guard.signum, config, trainer, history.history, resume, exported=exported) from exc
     return TrainResult(
         model_dir=Path(config.model_dir),
         output_dir=Path(config.output_dir),
@@ -177,3 +207,25 @@ def train(
         history=history.history,
         test_metrics=test_metrics,
     )
+
+
+def _export(config: TrainConfig, images: DogBreedDataModule, model: DogBreedClassifier, history: EpochHistory,
+            test_metrics: dict[str, float], resume: ResumePlan) -> None:
+    """Rank 0: the test line, the artifact, the reports, then the checkpoint dir's "finished" marker."""
+    print(test_line({f"test_{k}": v for k, v in test_metrics.items()}), flush=True)
+    hyperparameters = config.to_dict()
+    if resume.record() is not None:
+        hyperparameters["resumed_from"] = resume.record()
+    model_config = ModelConfig(
+        class_names=images.class_names,
+        preprocessing=images.preprocessing,
+        hyperparameters=hyperparameters,
+        metrics={"test": test_metrics, "final_epoch": history.history[-1] if history.history else {}},
+        versions=library_versions(),
+    )
+    save_artifact(config.model_dir, model.net, model_config)
+    if model.test_confusion is None:
+        raise RuntimeError("trainer.test() ran but produced no confusion matrix")
+    write_reports(config.output_dir, history.history, test_metrics, model.test_confusion, images.class_names)
+    if config.checkpoint_dir is not None:
+        mark_finished(config.checkpoint_dir, len(history.history), Path(config.model_dir))

@@ -52,8 +52,10 @@ def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> Trai
     values = {name.replace("-", "_"): value for name, value in params.items()}
     # One feature cache for all trials (<output-dir>/feature_cache): head-only trials then skip the backbone.
     cache_dir = config.cache_dir or trial_dir.parent.parent / "feature_cache"
+    # Each trial is its own run: one shared checkpoint dir would be refused (another run's fingerprint) from trial 2.
+    checkpoint_dir = Path(config.checkpoint_dir) / trial_dir.name if config.checkpoint_dir else None
     return replace(config, model_dir=trial_dir / "model", output_dir=trial_dir / "reports", cache_dir=cache_dir,
-                   **values)
+                   checkpoint_dir=checkpoint_dir, **values)
 
 
 def _table(study: Any, names: list[str]) -> str:

@@ -1,0 +1,148 @@
+"""model.tar.gz extraction validates every member itself: crafted archives write nothing, anywhere."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dogbreed.core.errors import ArtifactError
+from dogbreed.serving import packaging
+from dogbreed.serving.packaging import ENTRY_POINT_SOURCE, build_model_archive, extract_model_archive
+from entry_points import package as package_cli
+
+
+def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _symlink_chain_members(outside: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    """The shape of the CVE-2025-4517 proof of concept: nested dirs with a symlink beside each, a link through the
+    chain whose path outgrows PATH_MAX (so realpath stops checking), a link to outside, then a file written
+    through it. tarfile's filter="data" lets it through on affected Pythons (3.11.7 here)."""
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    component, path = "d" * 247, ""
+    for step in "abcdefghijklmnop":
+        directory = tarfile.TarInfo(os.path.join(path, component))
+        directory.type = tarfile.DIRTYPE
+        members.append((directory, None))
+        members.append(_special(os.path.join(path, step), tarfile.SYMTYPE, component))
+        path = os.path.join(path, component)
+    long_link = os.path.join(*"abcdefghijklmnop", "l" * 254)
+    members.append(_special(long_link, tarfile.SYMTYPE, "../" * 16))
+    members.append(_special("escape", tarfile.SYMTYPE, long_link + "/.." * 40 + str(outside)))
+    members.append(_file("escape/pwned.txt", b"written outside"))
+    return members
+
+
+def test_symlink_chain_archive_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive = _archive(tmp_path / "escape.tar.gz", _symlink_chain_members(outside))
+    destination = tmp_path / "serve" / "model"
+    with pytest.raises(ArtifactError, match="member 'a' is a link; a model archive holds only regular files"):
+        extract_model_archive(archive, destination)
+    assert list(outside.iterdir()) == []
+    assert list(destination.iterdir()) == []  # every member is checked before the first one is written
+
+
+@pytest.mark.parametrize("member, fragment", [
+    (_file("../escaped.txt"), "member '../escaped.txt' points outside the archive's folder"),
+    (_file("code/../../escaped.txt"), "points outside the archive's folder"),
+    (_file("/tmp/absolute.txt"), "member '/tmp/absolute.txt' points outside"),
+    (_special("model.pth", tarfile.SYMTYPE, "/etc/passwd"), "member 'model.pth' is a link"),
+    (_special("hard", tarfile.LNKTYPE, "/etc/passwd"), "member 'hard' is a link"),
+    (_special("dev", tarfile.CHRTYPE), "member 'dev' is a device, FIFO or special file"),
+    (_special("fifo", tarfile.FIFOTYPE), "member 'fifo' is a device, FIFO or special file"),
+])
+def test_each_unsafe_member_kind_is_refused(tmp_path: Path, member, fragment: str) -> None:
+    archive = _archive(tmp_path / "bad.tar.gz", [_file("model_config.json", b"{}"), member])
+    with pytest.raises(ArtifactError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        extract_model_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists() and list((tmp_path / "out").iterdir()) == []
+
+
+def test_duplicate_member_is_refused_not_overwritten(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "dup.tar.gz", [_file("model.pth", b"first"), _file("model.pth", b"second")])
+    with pytest.raises(ArtifactError, match="member 'model.pth' appears twice"):
+        extract_model_archive(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "model.pth").read_bytes() == b"first"
+
+
+def test_size_and_member_count_limits(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(packaging, "MAX_UNPACKED_BYTES", 100)
+    big = _archive(tmp_path / "big.tar.gz", [_file("a", b"x" * 60), _file("b", b"x" * 60)])
+    with pytest.raises(ArtifactError, match="unpacks to more than"):
+        extract_model_archive(big, tmp_path / "out1")
+    monkeypatch.setattr(packaging, "MAX_ARCHIVE_MEMBERS", 3)
+    many = _archive(tmp_path / "many.tar.gz", [_file(f"f{i}") for i in range(4)])
+    with pytest.raises(ArtifactError, match="more than 3 members"):
+        extract_model_archive(many, tmp_path / "out2")
+    assert list((tmp_path / "out1").iterdir()) == [] and list((tmp_path / "out2").iterdir()) == []
+
+
+def test_half_a_gzip_is_an_artifact_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    archive = build_model_archive(tiny_model_dir, tmp_path / "model.tar.gz")
+    half = tmp_path / "half.tar.gz"
+    half.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match=r"cannot unpack .*half.tar.gz \(Compressed file ended"):
+        extract_model_archive(half, tmp_path / "out")
+
+
+def test_archive_made_with_tar_dot_prefixes_extracts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    staged = tmp_path / "staged"
+    extract_model_archive(build_model_archive(tiny_model_dir, tmp_path / "model.tar.gz"), staged)
+    dotted = tmp_path / "dotted.tar.gz"
+    with tarfile.open(dotted, "w:gz") as tar:  # what `tar czf model.tar.gz .` writes: ./, ./model.pth, ...
+        tar.add(staged, arcname=".")
+    out = extract_model_archive(dotted, tmp_path / "out")
+    assert (out / "model.pth").read_bytes() == (tiny_model_dir / "model.pth").read_bytes()
+    assert (out / "code" / "inference.py").is_file()
+
+
+def test_own_code_never_unpacks_the_archives_code(tiny_model_dir: Path, tmp_path: Path) -> None:
+    staged = tmp_path / "staged"
+    extract_model_archive(build_model_archive(tiny_model_dir, tmp_path / "model.tar.gz"), staged)
+    (staged / "code" / "inference.py").write_text("raise SystemExit('this archive code ran')\n")
+    (staged / "code" / "extra.py").write_text("print('extra')\n")
+    hostile = tmp_path / "hostile.tar.gz"
+    with tarfile.open(hostile, "w:gz") as tar:
+        for path in sorted(staged.rglob("*")):
+            tar.add(path, arcname=path.relative_to(staged).as_posix(), recursive=False)
+    out = extract_model_archive(hostile, tmp_path / "out", own_code=True)
+    assert (out / "code" / "inference.py").read_bytes() == ENTRY_POINT_SOURCE.read_bytes()
+    assert not (out / "code" / "extra.py").exists()
+    assert (out / "model_config.json").read_bytes() == (tiny_model_dir / "model_config.json").read_bytes()
+
+
+def test_package_output_inside_the_model_dir_is_refused(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name in ("model.pth", "model_config.json"):
+        (model_dir / name).write_bytes((tiny_model_dir / name).read_bytes())
+    weights = (model_dir / "model.pth").read_bytes()
+    status = package_cli.main(["--model-dir", str(model_dir), "--output", str(model_dir / "model.pth")])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --output ") and "is inside --model-dir" in err and err.count("\n") == 1
+    assert (model_dir / "model.pth").read_bytes() == weights
+    assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]

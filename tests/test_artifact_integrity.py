@@ -1,0 +1,214 @@
+"""The model artifact as one unit: schema-checked config, hashed weights, interrupted writes that lose nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from dogbreed.core.errors import ArtifactError
+from dogbreed.core.fileio import atomic_write, strict_json
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.serving.artifact import ModelConfig, load_artifact, read_model_config, save_artifact
+from dogbreed.serving.predictor import Predictor
+from dogbreed.training.feature_cache import CachedFeatures, load_features, save_features
+from entry_points import predict as predict_cli
+
+
+@pytest.fixture
+def model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny model dir, free to break."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+
+
+def _config(model_dir: Path) -> dict:
+    return json.loads((model_dir / "model_config.json").read_text())
+
+
+def _write_config(model_dir: Path, data: dict) -> None:
+    (model_dir / "model_config.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("class_names", "abc", "class_names must be a list of breed names, got str 'abc'"),
+    ("class_names", ["only one"], "class_names must hold 2 to 100000 names, got 1"),
+    ("class_names", ["a", 7, "c"], "class_names[1] must be a non-empty string"),
+    ("class_names", ["a", "", "c"], "class_names[1] must be a non-empty string"),
+    ("num_classes", 4, "num_classes is 4 but class_names holds 3 names"),
+    ("preprocessing.std", [0.2, 0, 0.2], "preprocessing.std[1] must be between 0.001 and 10, got 0"),
+    ("preprocessing.std", [0.2, 0.2], "preprocessing.std must be a list of 3 numbers"),
+    ("preprocessing.mean", [0.5, float("nan"), 0.5], "preprocessing.mean[1] must be a finite number, got nan"),
+    ("preprocessing.image_size", 100000, "preprocessing.image_size must be between 8 and 2048, got 100000"),
+    ("preprocessing.image_size", "224", "preprocessing.image_size must be an integer, got '224'"),
+    ("preprocessing.resize_size", 10, "preprocessing.resize_size must be between 32 and 128, got 10"),
+    ("preprocessing.interpolation", "cubic-ish", "preprocessing.interpolation must be one of nearest"),
+    ("preprocessing", [], "preprocessing must be an object"),
+    ("hyperparameters", "lr=1", "hyperparameters must be an object"),
+    ("weights_sha256", "abc", "weights_sha256 must be 64 lower-case hex digits"),
+    ("format_version", True, "format_version must be an integer, got True"),
+])
+def test_each_bad_config_value_is_one_error_naming_the_field(model_dir: Path, field: str, value, message: str):
+    data = _config(model_dir)
+    target, key = (data["preprocessing"], field.split(".")[1]) if "." in field else (data, field)
+    target[key] = value
+    _write_config(model_dir, data)
+    with pytest.raises(ArtifactError) as caught:
+        load_artifact(model_dir)
+    assert f"model_config.json: {message}" in str(caught.value) and "re-export the model" in str(caught.value)
+
+
+def test_unknown_optional_keys_are_tolerated(model_dir: Path) -> None:
+    data = _config(model_dir)
+    data["calibration"] = {"temperature": 1.5}
+    data["preprocessing"]["future_option"] = True
+    _write_config(model_dir, data)
+    assert load_artifact(model_dir)[1].class_names == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe{not utf-8", "is not UTF-8 text (invalid start byte at byte 0)"),
+    (b"[" * 100000 + b"]" * 100000, "is not valid JSON (nested too deeply)"),
+    (b"{\"class_names\": ", "is not valid JSON (Expecting value"),
+    (b"[1, 2]", "the top level must be a JSON object, got list"),
+])
+def test_unreadable_config_file_is_an_artifact_error(model_dir: Path, content: bytes, message: str) -> None:
+    (model_dir / "model_config.json").write_bytes(content)
+    with pytest.raises(ArtifactError) as caught:
+        read_model_config(model_dir)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("weights, message", [
+    (b"", "cannot be loaded as a state_dict"),
+    ("truncated", "cannot be loaded as a state_dict"),
+    ("tensor", "is not a state_dict (a dict of tensors), got Tensor"),
+    ("pickle", "it holds Python objects, not only tensors"),
+])
+def test_broken_weights_are_one_artifact_error_without_torch_advice(model_dir: Path, weights, message: str) -> None:
+    path = model_dir / "model.pth"
+    data = _config(model_dir)
+    if weights == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif weights == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif weights == "pickle":
+        torch.save({"fc.weight": ArtifactError("not a tensor")}, path)  # a class of ours: refused
+    else:
+        path.write_bytes(weights)
+    data.pop("weights_sha256")  # an older artifact without the hash: the load itself must fail cleanly
+    _write_config(model_dir, data)
+    with pytest.raises(ArtifactError) as caught:
+        load_artifact(model_dir)
+    assert message in str(caught.value) and "weights_only=False" not in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_torn_artifact_new_weights_old_config_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    """An interrupt between the two files: new weights written, the config still the previous export's."""
+    old_config = (model_dir / "model_config.json").read_bytes()
+    torch.manual_seed(1)
+    save_artifact(tmp_path / "newer", build_resnet50(3).eval(), ModelConfig(
+        class_names=["Affenpinscher", "Afghan hound", "Airedale terrier"], preprocessing=Preprocessing(image_size=32)))
+    shutil.copy(tmp_path / "newer" / "model.pth", model_dir / "model.pth")
+    assert (model_dir / "model_config.json").read_bytes() == old_config
+    with pytest.raises(ArtifactError, match="model.pth does not belong to model_config.json"):
+        load_artifact(model_dir)
+
+
+def test_config_records_the_sha256_of_the_weights(model_dir: Path) -> None:
+    import hashlib
+
+    assert _config(model_dir)["weights_sha256"] == hashlib.sha256((model_dir / "model.pth").read_bytes()).hexdigest()
+
+
+def test_nan_weights_are_refused_and_predict_never_prints_nan(model_dir: Path, tmp_path: Path, capsys) -> None:
+    net, config = load_artifact(model_dir)
+    with torch.no_grad():
+        net.fc.weight.fill_(float("nan"))
+    save_artifact(model_dir, net, config)  # a consistent artifact (hash matches) of a diverged model
+    with pytest.raises(ArtifactError, match="contains NaN or infinite values"):
+        load_artifact(model_dir)
+    image = tmp_path / "dog.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(image)
+    assert predict_cli.main(["--model-dir", str(model_dir), "--json", str(image)]) == 2
+    captured = capsys.readouterr()
+    assert "NaN" not in captured.out and captured.err.startswith("error: ") and "NaN or infinite" in captured.err
+
+
+def test_strict_json_writes_null_for_nan_and_inf() -> None:
+    text = strict_json({"loss": float("nan"), "values": [1.5, float("inf"), -float("inf")], "name": "x"})
+    assert json.loads(text) == {"loss": None, "values": [1.5, None, None], "name": "x"}
+    assert "NaN" not in text and "Infinity" not in text
+
+
+class _HalfWritten(RuntimeError):
+    pass
+
+
+def _write_half_then_fail(handle) -> None:
+    handle.write(b"new content, half of it")
+    raise _HalfWritten("disk full")
+
+
+def test_atomic_write_interrupted_keeps_old_content_and_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "file.json"
+    target.write_bytes(b"old content")
+    with pytest.raises(_HalfWritten):
+        atomic_write(target, _write_half_then_fail)
+    assert target.read_bytes() == b"old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.json"]
+
+
+def test_interrupted_export_keeps_the_previous_artifact_whole(model_dir: Path, monkeypatch) -> None:
+    before = {name: (model_dir / name).read_bytes() for name in ("model.pth", "model_config.json")}
+    net, config = load_artifact(model_dir)
+    real_write = atomic_write
+
+    def failing_config_write(path: Path, write) -> None:
+        if path.name == "model_config.json":
+            return real_write(path, _write_half_then_fail)
+        return real_write(path, write)
+
+    monkeypatch.setattr("dogbreed.serving.artifact.atomic_write", failing_config_write)
+    with torch.no_grad():
+        net.fc.bias.add_(1.0)
+    with pytest.raises(_HalfWritten):
+        save_artifact(model_dir, net, config)
+    # model.pth was replaced, the config write failed half-way: the old config survives, no temp file remains,
+    # and the pair is refused as torn instead of serving new weights under the old config.
+    assert (model_dir / "model_config.json").read_bytes() == before["model_config.json"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
+    with pytest.raises(ArtifactError, match="does not belong"):
+        Predictor.from_model_dir(model_dir, device="cpu")
+    monkeypatch.setattr("dogbreed.serving.artifact.atomic_write", lambda path, write: real_write(
+        path, _write_half_then_fail))
+    (model_dir / "model.pth").write_bytes(before["model.pth"])
+    with pytest.raises(_HalfWritten):  # a weights write that fails half-way keeps the old weights
+        save_artifact(model_dir, net, config)
+    assert {name: (model_dir / name).read_bytes() for name in before} == before
+    assert load_artifact(model_dir)[1].class_names == config.class_names
+
+
+def test_interrupted_feature_cache_write_keeps_the_old_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "features.pt"
+    old = CachedFeatures(features=torch.ones(4, 1, 8, dtype=torch.float16), labels=torch.tensor([0, 1, 2, 0]))
+    save_features(path, "key-1", old)
+
+    def fail_mid_save(obj, handle) -> None:
+        handle.write(b"PK\x03\x04 partial zip")
+        raise _HalfWritten("killed")
+
+    monkeypatch.setattr("dogbreed.training.feature_cache.torch.save", fail_mid_save)
+    new = CachedFeatures(features=torch.zeros(4, 1, 8, dtype=torch.float16), labels=torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(_HalfWritten):
+        save_features(path, "key-2", new)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["features.pt"]
+    loaded = load_features(path, "key-1", count=4, views=1)
+    assert loaded is not None and torch.equal(loaded.features, old.features)

@@ -1,0 +1,302 @@
+"""The one checkpoint/resume mechanism: names, fallback, run fingerprints, finished runs, exact resumption."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from dogbreed.core.errors import CheckpointError, RunInterrupted
+from dogbreed.core.fileio import write_under_final_name
+from dogbreed.training import checkpoints
+from dogbreed.training.checkpoints import (
+    FINISHED_MARKER,
+    mark_finished,
+    own_checkpoints,
+    plan_resume,
+    run_fingerprint,
+)
+from dogbreed.training.run import train
+from tests.conftest import fast_config, write_tree
+
+FINGERPRINT = {"options": {"lr": 0.002, "epochs": 3}, "class_dirs": ["a", "b"], "images": {"train": 4}, "files": "f1"}
+
+
+def _fake_checkpoint(path: Path, epoch: int, fingerprint: dict | None = FINGERPRINT, classes: int = 2) -> Path:
+    state = {"state_dict": {"net.fc.weight": torch.zeros(classes, 4)}, "epoch": epoch - 1}
+    if fingerprint is not None:
+        state["dogbreed"] = {"fingerprint": fingerprint, "epoch": epoch}
+    torch.save(state, path)
+    return path
+
+
+# ---- choosing the checkpoint ----------------------------------------------------------------------------
+
+def test_only_own_names_count_and_newest_is_by_epoch_not_mtime(tmp_path: Path, caplog) -> None:
+    _fake_checkpoint(tmp_path / "epoch=10.ckpt", 10)
+    _fake_checkpoint(tmp_path / "epoch=9.ckpt", 9)
+    _fake_checkpoint(tmp_path / "notes.ckpt", 99)  # a stray file: newest by mtime, ignored by name
+    _fake_checkpoint(tmp_path / "last.ckpt", 50)
+    os.utime(tmp_path / "epoch=10.ckpt", (1, 1))  # S3 restores set arbitrary mtimes
+    assert [epoch for epoch, _ in own_checkpoints(tmp_path)] == [10, 9]
+    with caplog.at_level(logging.WARNING):
+        plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert (plan.path, plan.epoch) == (tmp_path / "epoch=10.ckpt", 10)
+    assert "ignoring last.ckpt, notes.ckpt" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_unloadable_newest_falls_back_to_the_previous_with_a_warning(tmp_path: Path, caplog, damage: str) -> None:
+    _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2)
+    newest = _fake_checkpoint(tmp_path / "epoch=3.ckpt", 3)
+    data = newest.read_bytes()
+    newest.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"not a zip"}[damage])
+    with caplog.at_level(logging.WARNING):
+        plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert (plan.path.name, plan.epoch) == ("epoch=2.ckpt", 2)
+    assert f"checkpoint {newest} cannot be loaded" in caplog.text and "trying the previous one" in caplog.text
+
+
+def test_no_loadable_checkpoint_starts_from_scratch_with_a_warning(tmp_path: Path, caplog) -> None:
+    (tmp_path / "epoch=1.ckpt").write_bytes(b"")  # killed during the very first checkpoint write
+    with caplog.at_level(logging.WARNING):
+        plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert plan.path is None and plan.epoch == 0
+    assert "training starts from epoch 1" in caplog.text
+
+
+def test_checkpoint_of_another_run_is_refused_naming_dir_and_fix(tmp_path: Path) -> None:
+    other = dict(FINGERPRINT, options={"lr": 0.01, "epochs": 3}, files="f2")
+    _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2, other)
+    with pytest.raises(CheckpointError) as caught:
+        plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint dir {tmp_path} holds another run (epoch=2.ckpt: ")
+    assert "--lr 0.01 in the checkpoint, 0.002 now" in message
+    assert "the image files differ" in message
+    assert "pass another --checkpoint-dir" in message and "--resume-anyway" in message
+
+
+def test_checkpoint_without_fingerprint_is_refused(tmp_path: Path) -> None:
+    _fake_checkpoint(tmp_path / "epoch=1.ckpt", 1, fingerprint=None)
+    with pytest.raises(CheckpointError, match="it records no dogbreed run fingerprint"):
+        plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+
+
+def test_resume_anyway_accepts_another_run_and_records_the_differences(tmp_path: Path, caplog) -> None:
+    _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2, dict(FINGERPRINT, options={"lr": 0.01, "epochs": 3}))
+    with caplog.at_level(logging.WARNING):
+        plan = plan_resume(tmp_path, FINGERPRINT, resume_anyway=True, num_classes=2)
+    assert plan.path == tmp_path / "epoch=2.ckpt"
+    assert plan.record() == {"checkpoint": "epoch=2.ckpt", "epochs_done": 2,
+                             "differences": ["--lr 0.01 in the checkpoint, 0.002 now"]}
+    assert "--resume-anyway: resuming" in caplog.text
+
+
+def test_another_class_count_is_refused_even_with_resume_anyway(tmp_path: Path) -> None:
+    _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2, classes=5)
+    with pytest.raises(CheckpointError, match="epoch=2.ckpt is a 5-class model and this data has 2 classes"):
+        plan_resume(tmp_path, FINGERPRINT, resume_anyway=True, num_classes=2)
+
+
+def test_finished_run_is_refused_unless_resume_anyway(tmp_path: Path) -> None:
+    _fake_checkpoint(tmp_path / "epoch=3.ckpt", 3)
+    mark_finished(tmp_path, 3, tmp_path / "model")
+    with pytest.raises(CheckpointError) as caught:
+        plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert f"checkpoint dir {tmp_path} holds a finished run (3 epoch(s), model exported to {tmp_path / 'model'})" \
+        in str(caught.value)
+    assert plan_resume(tmp_path, FINGERPRINT, resume_anyway=True, num_classes=2).epoch == 3
+
+
+def test_fingerprint_covers_training_options_and_data_not_paths(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "data", {"train": 2, "valid": 1})
+    config = fast_config(tmp_path, tree)
+    roots = {"train": tree / "train", "valid": tree / "valid"}
+
+    def fingerprint(config=config):
+        samples = {split: sorted((p, 0) for p in root.rglob("*.*")) for split, root in roots.items()}
+        return run_fingerprint(config, ["x"], samples, roots)
+
+    base = fingerprint()
+    elsewhere = dataclasses.replace(config, model_dir=tmp_path / "m2", num_workers=3, accelerator="auto",
+                                    checkpoint_dir=tmp_path / "ck", precision="32-true")
+    assert checkpoints.fingerprint_differences(base, fingerprint(elsewhere)) == []
+    assert checkpoints.fingerprint_differences(base, fingerprint(dataclasses.replace(config, label_smoothing=0.1))) \
+        == ["--label-smoothing 0.0 in the checkpoint, 0.1 now"]
+    image = next((tree / "train").rglob("*.jpg"))
+    image.write_bytes(image.read_bytes() + b"\0")  # same names, one file changed (size)
+    assert checkpoints.fingerprint_differences(base, fingerprint()) == ["the image files differ"]
+
+
+def test_write_under_final_name_removes_a_partial_file(tmp_path: Path, monkeypatch) -> None:
+    def failing_fsync(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dogbreed.core.fileio.os.fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        write_under_final_name(tmp_path / "epoch=2.ckpt", b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- real runs --------------------------------------------------------------------------------------------
+
+class OptimizerAtEpochStart(Callback):
+    """Records the optimizer and scheduler state and the weights when epoch ``epoch`` (0-based) starts."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.optimizer: dict | None = None
+        self.scheduler: dict | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            state = trainer.optimizers[0].state_dict()["state"]
+            self.optimizer = {(group, key): value.clone() for group, values in state.items()
+                              for key, value in values.items()}
+            self.scheduler = dict(trainer.lr_scheduler_configs[0].scheduler.state_dict())
+
+
+class SignalAt(Callback):
+    """Sends ``signum`` to this process at the end of training batch ``batch`` of epoch ``epoch`` (0-based), or at
+    the end of that epoch (after its checkpoint) when ``batch`` is None: no timing race."""
+
+    def __init__(self, epoch: int, batch: int | None, signum: int = signal.SIGTERM) -> None:
+        self.epoch, self.batch, self.signum = epoch, batch, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), self.signum)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and self.batch is None:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture(scope="module")
+def resume_tree(tmp_path_factory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("resume") / "data", {"train": 6, "valid": 2, "test": 2})
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(resume_tree: Path, tmp_path_factory):
+    """A 3-epoch run with checkpoints, and the optimizer state it had when epoch 3 started."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    config = fast_config(out, resume_tree, epochs=3, checkpoint_dir=out / "ckpt")
+    probe = OptimizerAtEpochStart(2)
+    result = train(config, extra_callbacks=[probe])
+    return config, result, probe
+
+
+def test_finished_run_keeps_the_newest_two_checkpoints_and_a_marker(uninterrupted) -> None:
+    config, result, _ = uninterrupted
+    assert sorted(p.name for p in config.checkpoint_dir.iterdir()) == ["epoch=2.ckpt", "epoch=3.ckpt", FINISHED_MARKER]
+    saved = torch.load(config.checkpoint_dir / "epoch=3.ckpt", map_location="cpu", weights_only=True)
+    history = next(state["history"] for key, state in saved["callbacks"].items() if key.startswith("EpochHistory"))
+    assert [row["epoch"] for row in history] == [1, 2, 3] and history == result.history
+    assert saved["dogbreed"]["epoch"] == 3 and saved["dogbreed"]["fingerprint"]["options"]["lr"] == config.lr
+    assert saved["lr_schedulers"][0]["last_epoch"] == 6  # 2 optimizer steps per epoch (16 images, batch 8)
+    assert set(saved["optimizer_states"][0]["state"]) == set(range(len(saved["optimizer_states"][0]["state"])))
+
+
+def test_rerun_into_a_finished_runs_dir_is_refused_before_training(uninterrupted, capsys) -> None:
+    config, _, _ = uninterrupted
+    before = (config.model_dir / "model.pth").stat().st_mtime_ns
+    with pytest.raises(CheckpointError, match=f"checkpoint dir {config.checkpoint_dir} holds a finished run"):
+        train(config)
+    with pytest.raises(CheckpointError, match=r"holds another run \(epoch=3.ckpt: --lr 0.002 in the checkpoint, "
+                                              r"0.01 now\)"):
+        train(dataclasses.replace(config, lr=0.01))
+    assert (config.model_dir / "model.pth").stat().st_mtime_ns == before
+    assert "epoch=" not in capsys.readouterr().out  # no epoch ran
+
+
+def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(uninterrupted, resume_tree, tmp_path) -> None:
+    full_config, full_result, full_probe = uninterrupted
+    config = dataclasses.replace(full_config, model_dir=tmp_path / "model", output_dir=tmp_path / "reports",
+                                 checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(RunInterrupted) as caught:
+        train(config, extra_callbacks=[SignalAt(epoch=1, batch=None)])  # after epoch 2's checkpoint
+    assert caught.value.signum == signal.SIGTERM
+    assert f"checkpoint {tmp_path / 'ckpt' / 'epoch=2.ckpt'} holds epochs 1-2: run the same command to resume " \
+           "from epoch 3" in caught.value.message
+    assert not (tmp_path / "model").exists() or not any((tmp_path / "model").iterdir())
+
+    probe = OptimizerAtEpochStart(2)
+    resumed = train(config, extra_callbacks=[probe])
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert resumed.history == full_result.history  # epochs 1-2 restored, epoch 3 identical
+    assert probe.optimizer is not None and full_probe.optimizer is not None
+    assert probe.optimizer.keys() == full_probe.optimizer.keys()
+    assert all(torch.equal(probe.optimizer[key], full_probe.optimizer[key]) for key in probe.optimizer)
+    assert probe.scheduler == full_probe.scheduler
+    ours = torch.load(tmp_path / "model" / "model.pth", weights_only=True)
+    theirs = torch.load(full_config.model_dir / "model.pth", weights_only=True)
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)  # RNG states travel in the checkpoint
+
+
+def test_sigterm_mid_epoch_exits_143_saying_what_was_saved(resume_tree, tmp_path, monkeypatch, capsys) -> None:
+    from dogbreed.training import run
+    from entry_points import train as train_cli
+
+    real_build = run.build_callbacks
+    monkeypatch.setattr(run, "build_callbacks",
+                        lambda config, fingerprint=None: [*real_build(config, fingerprint), SignalAt(1, batch=0)])
+    previous = signal.getsignal(signal.SIGTERM)
+    argv = ["--data-dir", str(resume_tree), "--model-dir", str(tmp_path / "model"), "--output-dir",
+            str(tmp_path / "reports"), "--epochs", "3", "--batch-size", "8", "--image-size", "32", "--weights", "none",
+            "--finetune", "full", "--num-workers", "0", "--accelerator", "cpu", "--checkpoint-dir",
+            str(tmp_path / "ckpt")]
+    assert train_cli.main(argv) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    line = [row for row in err.splitlines() if row.startswith("interrupted: ")]
+    assert line == [f"interrupted: stopped by SIGTERM in epoch 2 of 3: nothing was exported to {tmp_path / 'model'}; "
+                    f"checkpoint {tmp_path / 'ckpt' / 'epoch=1.ckpt'} holds epoch 1: run the same command to "
+                    "resume from epoch 2"]
+    assert "Traceback" not in err
+    assert not (tmp_path / "model" / "model.pth").exists()
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch=1.ckpt"]
+    assert signal.getsignal(signal.SIGTERM) == previous  # the run's handlers are removed again
+
+
+def test_signal_during_a_checkpoint_write_waits_for_it(resume_tree, tmp_path, monkeypatch) -> None:
+    real_write = checkpoints.write_under_final_name
+
+    def write_then_signal(path: Path, data: bytes) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the checkpoint is being written
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoints, "write_under_final_name", write_then_signal)
+    config = fast_config(tmp_path, resume_tree, epochs=2, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(RunInterrupted) as caught:
+        train(config)
+    assert caught.value.signum == signal.SIGINT
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch=1.ckpt"]
+    complete = torch.load(tmp_path / "ckpt" / "epoch=1.ckpt", map_location="cpu", weights_only=True)
+    assert complete["dogbreed"]["epoch"] == 1
+
+
+def test_failed_checkpoint_write_keeps_the_previous_and_leaves_no_partial_file(resume_tree, tmp_path,
+                                                                               monkeypatch) -> None:
+    real_fsync, calls = os.fsync, []
+
+    def fsync_failing_on_second_checkpoint(descriptor: int) -> None:
+        calls.append(descriptor)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr("dogbreed.core.fileio.os.fsync", fsync_failing_on_second_checkpoint)
+    config = fast_config(tmp_path, resume_tree, epochs=3, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(OSError, match="No space left"):
+        train(config)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch=1.ckpt"]
+    assert plan_resume(tmp_path / "ckpt", torch.load(tmp_path / "ckpt" / "epoch=1.ckpt", weights_only=True)
+                       ["dogbreed"]["fingerprint"], num_classes=3).epoch == 1
