@@ -76,8 +76,8 @@ def test_transform_job_request_and_output_assembly_against_moto(tmp_path):
         session = sagemaker.Session(default_bucket="dogbreed-bt")
         model = build_pytorch_model("s3://dogbreed-bt/models/model.tar.gz", FAKE_ROLE, session)
         transformer = build_transformer(model, output_path="s3://dogbreed-bt/batch/out", instance_type="ml.c5.xlarge")
-        transformer.transform(**transform_arguments("s3://dogbreed-bt/batch/in/"), job_name="dogbreed-batch-1", wait=False,
-                              logs=False)
+        transformer.transform(**transform_arguments("s3://dogbreed-bt/batch/in/"), job_name="dogbreed-batch-1",
+                              wait=False, logs=False)
         # moto records the job but runs nothing: put the handler's answers where the job writes them.
         s3.put_object(Bucket="dogbreed-bt", Key="batch/out/001.Affenpinscher/0.jpg.out", Body=json.dumps(TOP).encode())
         records = read_batch_output(s3, "s3://dogbreed-bt/batch/in/", "s3://dogbreed-bt/batch/out")

@@ -273,7 +273,8 @@ def test_real_account_mode_with_nothing_switched_on_sends_no_request(tmp_path, m
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         for name, value in {"AWS_ACCESS_KEY_ID": "AKIAREALLOOKING", "AWS_SECRET_ACCESS_KEY": "secret",
                             "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-                            "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
                             "HTTPS_PROXY": sink.url, "HTTP_PROXY": sink.url, "https_proxy": sink.url,
                             "http_proxy": sink.url, "NO_PROXY": "", "no_proxy": ""}.items():
             monkeypatch.setenv(name, value)
@@ -300,10 +301,11 @@ def test_the_sink_would_see_a_request(tmp_path, monkeypatch):
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         monkeypatch.setenv("HTTPS_PROXY", sink.url)
         monkeypatch.setenv("NO_PROXY", "")
+        from botocore.config import Config
+
         client = boto3.client("sts", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b",
-                              config=__import__("botocore.config").config.Config(retries={"max_attempts": 1},
-                                                                                  connect_timeout=2, read_timeout=2))
-        with pytest.raises(Exception):  # noqa: B017 - any failure: the point is that the sink saw the attempt
+                              config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2))
+        with pytest.raises(Exception):  # any failure: the point is that the sink saw the attempt
             client.get_caller_identity()
     finally:
         sink.close()
