@@ -134,18 +134,30 @@ def _requirements(lines: list[str]) -> dict[str, Requirement]:
     return {r.name.lower().replace("_", "-"): r for r in parsed}
 
 
-def test_training_job_requirements_agree_with_the_declared_dependencies():
+@pytest.mark.parametrize("requirements_file", ["requirements.txt", "requirements-debug.txt"])
+def test_training_job_requirements_agree_with_the_declared_dependencies(requirements_file):
+    from dogbreed.sagemaker.debug_runtime import SMDEBUG_REQUIREMENT
+
     project = _pyproject()["project"]
     declared: dict[str, set[str]] = {}
     for group in [project["dependencies"], *project["optional-dependencies"].values()]:
         for name, requirement in _requirements(group).items():
             declared.setdefault(name, set()).add(str(requirement.specifier))
-    job = _requirements((REPO / "entry_points" / "requirements.txt").read_text().splitlines())
-    assert job, "entry_points/requirements.txt lists nothing"
+    lines = (REPO / "entry_points" / requirements_file).read_text().splitlines()
+    if requirements_file == "requirements-debug.txt":
+        lines.append(SMDEBUG_REQUIREMENT)  # installed by the debug job itself, with --no-deps
+    job = _requirements(lines)
+    assert job, f"entry_points/{requirements_file} lists nothing"
     assert "torch" not in job and "torchvision" not in job  # the container's own build must stay
+    assert "protobuf" not in job  # sagemaker-training>=5 needs protobuf>=5.28.1: never pin it in a job
     for name, requirement in job.items():
-        assert name in declared, f"{name} is in entry_points/requirements.txt but not in pyproject.toml"
+        assert name in declared, f"{name} is in entry_points/{requirements_file} but not in pyproject.toml"
         assert str(requirement.specifier) in declared[name], (name, requirement.specifier, declared[name])
+
+
+def test_plain_training_jobs_install_no_debugger_pins():
+    job = _requirements((REPO / "entry_points" / "requirements.txt").read_text().splitlines())
+    assert set(job) == {"pytorch-lightning", "torchmetrics", "matplotlib", "tqdm", "psutil"}
 
 
 def test_the_dev_extra_is_composed_of_the_others():

@@ -89,8 +89,8 @@ def test_environment_defaults_map_channels_and_dirs(tmp_path):
 @pytest.mark.parametrize("env,expected", [
     ({"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"},
      {"devices": 4, "num_nodes": 2, "strategy": "ddp"}),
-    ({"SM_MODEL_DIR": "/m", "SM_NUM_GPUS": "4", "SM_HOSTS": '["algo-1","algo-2"]'},
-     {"devices": 4, "num_nodes": 2, "strategy": "ddp"}),
+    ({"SM_MODEL_DIR": "/m", "SM_NUM_GPUS": "4", "SM_HOSTS": '["algo-1"]'},
+     {"devices": 4, "num_nodes": 1, "strategy": "ddp"}),
     ({"SM_MODEL_DIR": "/m", "SM_NUM_GPUS": "0", "SM_HOSTS": '["algo-1"]'}, {"devices": 1, "num_nodes": 1}),
     ({}, {}),
 ])

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import parse_command
+from dogbreed.sagemaker.debug_runtime import prepare_smdebug
 from dogbreed.sagemaker.environment import config_defaults, runtime
 
 PROG = "python -m entry_points.profiled_train"
@@ -17,6 +18,7 @@ DESCRIPTION = ("Training with a profiler and smdebug on: the same options as ent
 
 def profiled_train_command(argv: Sequence[str] | None) -> str:
     parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, environment_defaults=config_defaults())
+    prepare_smdebug()  # a Debugger job: smdebug without its protobuf pin, before protobuf loads
     from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
     from dogbreed.diagnostics.profiling import profile_dir
 

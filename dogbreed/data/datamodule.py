@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
+from dogbreed.data.samplers import evaluation_sampler
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else evaluation_sampler(dataset),  # DDP: each eval image once
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),

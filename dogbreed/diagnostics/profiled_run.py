@@ -3,6 +3,7 @@ asks for profiling or smdebug gets added (callbacks, the Lightning profiler)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,21 @@ from pytorch_lightning.callbacks import Callback
 from dogbreed.config.options import TrainConfig
 from dogbreed.data.splits import SplitDirs
 from dogbreed.diagnostics.profiling import build_profiler, profiling_callbacks
-from dogbreed.diagnostics.smdebug_callback import debug_callbacks, refuse_finished_trial, sagemaker_debug_config_path
+from dogbreed.diagnostics.smdebug_callback import (
+    SmDebugCallback,
+    debug_callbacks,
+    refuse_finished_trial,
+    sagemaker_debug_config_path,
+)
 from dogbreed.training.run import TrainResult, train
 from dogbreed.training.runtime import Runtime, resolve_num_workers
+from dogbreed.training.throughput import resolve_precision
+
+logger = logging.getLogger(__name__)
 
 DEBUG_TRIAL_SUBDIR = "debug-trial"
 DEFAULT_PROFILER = "simple"
+SMDEBUG_PRECISION = "32-true"
 
 
 def profiled_config(config: TrainConfig) -> TrainConfig:
@@ -47,10 +57,25 @@ def run_diagnostics(config: TrainConfig, num_workers: int) -> RunDiagnostics:
     return diagnostics
 
 
+def precision_for_smdebug(config: TrainConfig, collecting: bool) -> TrainConfig:
+    """With smdebug collecting tensors, precision is 32-true: smdebug cannot save bf16 tensors (numpy has no
+    bfloat16), and on the first failure it switches itself off for the rest of the job, so the Debugger rules
+    would run on partial data without saying so. ``--precision auto`` picks bf16-mixed on g5/g6/p4/p5 GPUs."""
+    if not collecting:
+        return config
+    resolved = resolve_precision(config.precision, config.accelerator)
+    if resolved != SMDEBUG_PRECISION:
+        logger.warning("precision %s -> %s for this run: smdebug collects tensors (Debugger config or --debug-dir) "
+                       "and cannot save %s tensors", resolved, SMDEBUG_PRECISION, resolved.split("-")[0])
+    return replace(config, precision=SMDEBUG_PRECISION)
+
+
 def train_with_diagnostics(config: TrainConfig, *, runtime: Runtime | None = None,
                            splits: SplitDirs | None = None) -> TrainResult:
-    """:func:`dogbreed.training.run.train` with whatever diagnostics the config asks for."""
+    """:func:`dogbreed.training.run.train` with whatever diagnostics the config asks for (and, with smdebug,
+    precision 32-true: :func:`precision_for_smdebug`)."""
     runtime = runtime or Runtime.local()
     diagnostics = run_diagnostics(config, resolve_num_workers(config.num_workers, runtime.cpu_count))
+    config = precision_for_smdebug(config, any(isinstance(c, SmDebugCallback) for c in diagnostics.callbacks))
     return train(config, splits=splits, runtime=runtime, extra_callbacks=diagnostics.callbacks,
                  **diagnostics.trainer_overrides)

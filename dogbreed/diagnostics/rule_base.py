@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from dogbreed.core.errors import DogBreedError
+from dogbreed.diagnostics.smdebug_setup import quiet_smdebug_logging
 
+quiet_smdebug_logging()  # before smdebug's first import: its loggers read the level once
 try:  # the one guarded smdebug import; the rules and the report take smdebug's names from here
     from smdebug import modes as modes  # re-exported
     from smdebug.exceptions import (
@@ -26,8 +28,11 @@ try:  # the one guarded smdebug import; the rules and the report take smdebug's 
     from smdebug.trials import create_trial as create_trial  # re-exported
 except Exception as exc:  # missing package or an incompatible protobuf/numpy: one clear message
     raise DogBreedError(f"the debugger rules need smdebug ({exc}); install it with pip install -e '.[debug]'") from exc
+quiet_smdebug_logging()
 
-ISSUES_FOUND, NO_ISSUES_FOUND, ERROR = "IssuesFound", "NoIssuesFound", "Error"
+# AWS's rule statuses, plus NotEvaluated: the trial lacked what the rule reads (no tensors, or no step where it
+# could compare anything), so "no issues" would be a claim nobody checked.
+ISSUES_FOUND, NO_ISSUES_FOUND, ERROR, NOT_EVALUATED = "IssuesFound", "NoIssuesFound", "Error", "NotEvaluated"
 SKIPPABLE = (TensorUnavailableForStep, StepUnavailable, TensorUnavailable)  # a step without the tensor
 
 
@@ -37,6 +42,7 @@ class TrialRule(Rule):
     def __init__(self, base_trial: Any) -> None:
         super().__init__(base_trial, action_str="")
         self.detail = ""
+        self.evaluated = False  # set by a rule once it has really compared something at some step
 
     def check_trial(self) -> None:
         """Raise InsufficientInformationForRuleInvocation when the trial lacks what the rule reads."""

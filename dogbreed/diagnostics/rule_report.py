@@ -14,7 +14,9 @@ from dogbreed.diagnostics.rule_base import (
     ERROR,
     ISSUES_FOUND,
     NO_ISSUES_FOUND,
+    NOT_EVALUATED,
     SKIPPABLE,
+    InsufficientInformationForRuleInvocation,
     RuleEvaluationConditionMet,
     TrialRule,
     create_trial,
@@ -28,7 +30,8 @@ GRADIENT_PLOT = "debug_gradient_norms.png"
 
 @dataclass
 class RuleResult:
-    """One row of the table: status is IssuesFound, NoIssuesFound or Error (AWS's rule statuses)."""
+    """One row of the table: status is IssuesFound, NoIssuesFound, Error (AWS's rule statuses) or NotEvaluated
+    (the trial lacked the data the rule reads)."""
 
     rule: str
     status: str
@@ -42,7 +45,8 @@ def load_trial(path: str) -> Any:
 
 
 def evaluate_rule(rule: TrialRule) -> RuleResult:
-    """Invoke ``rule`` at every saved step, as SageMaker's rule container does, and classify the outcome."""
+    """Invoke ``rule`` at every saved step, as SageMaker's rule container does, and classify the outcome.
+    A rule whose data is missing, or that never had two values to compare, is NotEvaluated, not NoIssuesFound."""
     try:
         rule.check_trial()
         for step in rule.base_trial.steps():
@@ -52,9 +56,19 @@ def evaluate_rule(rule: TrialRule) -> RuleResult:
                 continue
     except RuleEvaluationConditionMet as met:
         return RuleResult(rule.rule_name, ISSUES_FOUND, int(met.step), rule.detail)
+    except InsufficientInformationForRuleInvocation as missing:
+        return RuleResult(rule.rule_name, NOT_EVALUATED, None, _insufficient_detail(missing))
     except Exception as exc:  # noqa: BLE001 - a rule that cannot run is reported, like AWS's "Error" status
         return RuleResult(rule.rule_name, ERROR, None, f"{type(exc).__name__}: {exc}")
+    if not rule.evaluated:
+        return RuleResult(rule.rule_name, NOT_EVALUATED, None,
+                          rule.detail or "no saved step held the values this rule compares")
     return RuleResult(rule.rule_name, NO_ISSUES_FOUND, None, rule.detail)
+
+
+def _insufficient_detail(missing: InsufficientInformationForRuleInvocation) -> str:
+    """smdebug's message wraps ours ("Insufficient information to invoke rule X: <ours>"); keep ours."""
+    return str(getattr(missing, "message", "") or missing)
 
 
 def run_rules(trial: Any | str | Path, rules: Sequence[TrialRule] | None = None) -> list[RuleResult]:

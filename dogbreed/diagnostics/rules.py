@@ -37,6 +37,7 @@ class VanishingGradient(TrialRule):
             grad = self.value(name, step)
             if grad is None:
                 continue
+            self.evaluated = True
             mean_abs = float(np.abs(grad).mean())
             if self.smallest is None or mean_abs < self.smallest[0]:
                 self.smallest = (mean_abs, name)
@@ -90,6 +91,7 @@ class Overfit(TrialRule):
                 self._val = []
             self._val.append(float(loss))
             mean_train = float(np.mean(self._train))
+            self.evaluated = True
             ratio = (float(np.mean(self._val)) - mean_train) / max(abs(mean_train), 1e-12)
             self.worst = ratio if self.worst is None else max(self.worst, ratio)
             self._exceeded = self._exceeded + 1 if ratio > self.ratio_threshold else 0
@@ -129,6 +131,7 @@ class Overtraining(TrialRule):
         if loss is None or mode not in self.patience:
             return False
         value = float(loss)
+        self.evaluated = self.evaluated or mode in self.best  # a second value in this mode: something compared
         if mode not in self.best or value < self.best[mode] - self.delta:
             self.best[mode], self.stale[mode] = value, 0
             return False
@@ -177,12 +180,14 @@ class PoorWeightInitialization(TrialRule):
             return False
         variances = [float(np.var(v)) for v in (self.value(n, step) for n in self.activations) if v is not None]
         if len(variances) >= 2:
+            self.evaluated = True
             ratio = max(variances) / min(variances) if min(variances) > 0 else float("inf")
             if ratio > self.threshold:
                 self.detail = f"activation-input variance differs {ratio:.3g}-fold across layers (> {self.threshold:g})"
                 return True
         grads = [v.ravel() for v in (self.value(n, step) for n in self.gradients) if v is not None]
         if grads:
+            self.evaluated = True
             low, high = np.percentile(np.concatenate(grads), [5, 95])
             if high - low < self.distribution_range:
                 self.detail = (f"gradients' 5th-95th percentile spread {high - low:.3g} < "
@@ -190,6 +195,7 @@ class PoorWeightInitialization(TrialRule):
                 return True
         loss = self.value(self.losses[0], step) if self.losses else None
         if loss is not None:
+            self.evaluated = self.evaluated or self.best_loss is not None
             if self.best_loss is None or float(loss) < self.best_loss:
                 self.best_loss, self.stale = float(loss), 0
             else:
@@ -252,6 +258,7 @@ class LossNotDecreasing(TrialRule):
             if current_step - last_step < self.num_steps:
                 continue
             # Only the checked losses count, as in AWS's description (step 21 vs step 9, then 33 ...).
+            self.evaluated = True
             self.last[name] = (current_step, value)
             fell = 100 * (last_value - value) / max(abs(last_value), 1e-12)
             rose = 100 * (value - self.best[name]) / max(abs(self.best[name]), 1e-12)

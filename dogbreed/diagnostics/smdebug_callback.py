@@ -20,6 +20,7 @@ from torch import nn
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import ConfigError
+from dogbreed.diagnostics.smdebug_setup import quiet_smdebug_logging
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class SmDebugCallback(Callback):
 
     # -- hook construction -------------------------------------------------------------------
     def _build_hook(self) -> Any | None:
+        quiet_smdebug_logging()  # else ~160 INFO lines (one per parameter) when it registers a ResNet50
         if not smdebug_available():
             logger.info("smdebug is not installed (pip install -e '.[debug]'): tensors are not collected")
             return None

@@ -4,7 +4,8 @@ Facts (sagemaker-training toolkit): channels arrive as ``SM_CHANNEL_<NAME>`` dir
 ``SM_MODEL_DIR``, reports to ``SM_OUTPUT_DATA_DIR``; ``SM_NUM_CPUS``/``SM_NUM_GPUS`` describe the
 instance; ``SM_HOSTS``/``SM_CURRENT_HOST`` the cluster; hyperparameters arrive as ``--key value``
 arguments (sorted, booleans as 'True'/'False'). Checkpoints for spot resume live in
-``/opt/ml/checkpoints`` (synced with ``checkpoint_s3_uri``).
+``/opt/ml/checkpoints`` (synced with ``checkpoint_s3_uri``). A ``weights`` channel holding one backbone
+state_dict file becomes the ``--weights`` default, so a job without internet can start from ImageNet weights.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from dogbreed.core.errors import ConfigError
 from dogbreed.training.runtime import Runtime
 
 TRAINING_CHANNEL = "SM_CHANNEL_TRAINING"
 SPLIT_CHANNELS = {"train_dir": "SM_CHANNEL_TRAIN", "valid_dir": "SM_CHANNEL_VALID", "test_dir": "SM_CHANNEL_TEST"}
+WEIGHTS_CHANNEL = "SM_CHANNEL_WEIGHTS"
 
 
 def in_sagemaker_training(environ: Mapping[str, str] | None = None) -> bool:
@@ -36,6 +39,17 @@ def hosts(environ: Mapping[str, str]) -> list[str]:
     return list(json.loads(environ.get("SM_HOSTS", "[]"))) or ["localhost"]
 
 
+def channel_weights_file(channel_dir: Path) -> Path:
+    """The one backbone weights file in the ``weights`` channel (any name, e.g. torchvision's
+    ``resnet50-11ad3fa6.pth``); anything else is a mistake worth stopping for."""
+    files = sorted(p for p in Path(channel_dir).rglob("*") if p.is_file() and not p.name.startswith("."))
+    if len(files) != 1:
+        found = ", ".join(p.name for p in files[:5]) or "nothing"
+        raise ConfigError(f"the 'weights' input channel ({WEIGHTS_CHANNEL}={channel_dir}) must hold exactly one "
+                          f"resnet50 state_dict file, found {found}: point the channel at that one S3 object")
+    return files[0]
+
+
 def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """TrainConfig values implied by the SageMaker environment (explicit options still win)."""
     environ = os.environ if environ is None else environ
@@ -49,6 +63,8 @@ def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     for field_name, variable in SPLIT_CHANNELS.items():
         if variable in environ:
             defaults[field_name] = Path(environ[variable])
+    if WEIGHTS_CHANNEL in environ:
+        defaults["weights"] = str(channel_weights_file(Path(environ[WEIGHTS_CHANNEL])))
     checkpoints = sagemaker_base_dir(environ) / "checkpoints"
     if checkpoints.is_dir():
         defaults["checkpoint_dir"] = checkpoints
@@ -60,6 +76,8 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
     """Trainer devices/num_nodes/strategy for torchrun (SageMaker torch_distributed) or SageMaker GPUs.
 
     Under torchrun Lightning reads RANK/WORLD_SIZE itself and requires devices x num_nodes == WORLD_SIZE.
+    Several SageMaker hosts without torchrun are refused: each would run alone as node 0 at 127.0.0.1 and wait
+    for the others until the rendezvous times out.
     """
     environ = os.environ if environ is None else environ
     if "TORCHELASTIC_RUN_ID" in environ and int(environ.get("WORLD_SIZE", "1")) > 1:
@@ -68,9 +86,14 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
         return {"devices": local, "num_nodes": world // local, "strategy": "ddp"}
     if in_sagemaker_training(environ):
         gpus = int(environ.get("SM_NUM_GPUS", "0") or 0)
-        nodes = len(hosts(environ))
-        settings: dict[str, Any] = {"devices": gpus if gpus > 0 else 1, "num_nodes": nodes}
-        if gpus > 1 or nodes > 1:
+        cluster = hosts(environ)
+        if len(cluster) > 1:
+            raise ConfigError(
+                f"this job has {len(cluster)} instances (SM_HOSTS={','.join(cluster)}) but the script was not "
+                "started by torchrun, so every instance would train alone as node 0 and hang waiting for the "
+                "others: build the estimator with distributed=True (torch_distributed), or use instance_count=1")
+        settings: dict[str, Any] = {"devices": gpus if gpus > 0 else 1, "num_nodes": 1}
+        if gpus > 1:
             settings["strategy"] = "ddp"
         return settings
     return {}

@@ -119,12 +119,25 @@ def warm_up(predictor: Predictor) -> None:
     predictor.predict_proba(predictor.preprocess([Image.new("RGB", (size, size), (128, 128, 128))]))
 
 
-def model_fn(model_dir: str | Path) -> Predictor:
-    """Load the self-describing artifact (weights_only) on GPU when there is one, in eval mode, warmed up."""
+def worker_device(context: Any = None) -> torch.device:
+    """The device of this serving worker: TorchServe gives each worker a ``gpu_id`` (round-robin over the
+    instance's GPUs) in ``context.system_properties``; without CUDA, or without a context, the CPU / cuda:0."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    properties = getattr(context, "system_properties", None) or {}
+    gpu_id = properties.get("gpu_id")
+    if gpu_id is None or str(gpu_id).strip() == "":
+        return torch.device("cuda")
+    return torch.device("cuda", int(gpu_id) % max(1, torch.cuda.device_count()))
+
+
+def model_fn(model_dir: str | Path, context: Any = None) -> Predictor:
+    """Load the self-describing artifact (weights_only) on this worker's GPU (TorchServe's ``gpu_id``) when there
+    is one, in eval mode, warmed up. The toolkit passes ``context`` because the signature takes it."""
     ServingLimits.from_env()  # a bad DOGBREED_* variable fails the model load, not every request
     install_client_safe_errors()
     install_raw_bodies()
-    predictor = Predictor.from_model_dir(model_dir)
+    predictor = Predictor.from_model_dir(model_dir, device=worker_device(context))
     warm_up(predictor)
     logger.info("dogbreed %s from %s serving %d breeds on %s", dogbreed.__version__,
                 Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device)

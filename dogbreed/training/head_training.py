@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule, SplitLoaders
+from dogbreed.data.samplers import evaluation_sampler
 from dogbreed.training.feature_cache import CachedFeatures, backbone_digest, cached_split_features
 from dogbreed.training.module import DogBreedClassifier
 
@@ -112,6 +113,7 @@ class FeatureDataModule(SplitLoaders, pl.LightningDataModule):
         dataset = FeatureViews(self.features[name], random_view=shuffle)
         # In-memory tensors: worker processes would only add start-up cost.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=0,
+                          sampler=None if shuffle else evaluation_sampler(dataset),  # DDP: each eval image once
                           drop_last=shuffle and len(dataset) > self.batch_size)
 
 

@@ -1,0 +1,23 @@
+"""smdebug's process-wide logging, turned down to warnings.
+
+smdebug logs at INFO to stdout by default: a line per trainable parameter when a hook registers a ResNet50
+(about 160), a line per trial load and refresh, config files it did not find. Among our own log lines that
+drowns the table and the rule details. Its loggers read ``SMDEBUG_LOG_LEVEL`` once, when smdebug is first
+imported; after that only the ``smdebug`` logger's level counts. This module does not import smdebug.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+SMDEBUG_LOG_LEVEL = "SMDEBUG_LOG_LEVEL"
+_USER_LEVEL = os.environ.get(SMDEBUG_LOG_LEVEL)  # what the user asked for before we touched it
+
+
+def quiet_smdebug_logging(level: int = logging.WARNING) -> None:
+    """smdebug logs warnings and errors only (a level the user set in ``SMDEBUG_LOG_LEVEL`` is kept)."""
+    if _USER_LEVEL:
+        return
+    os.environ[SMDEBUG_LOG_LEVEL] = logging.getLevelName(level).lower()
+    logging.getLogger("smdebug").setLevel(level)
