@@ -19,7 +19,7 @@ skip_module_without_smdebug()
 
 from smdebug import modes  # noqa: E402
 
-from dogbreed.diagnostics.rule_base import ISSUES_FOUND, NO_ISSUES_FOUND  # noqa: E402
+from dogbreed.diagnostics.rule_base import ISSUES_FOUND, NO_ISSUES_FOUND, NOT_EVALUATED  # noqa: E402
 from dogbreed.diagnostics.rule_report import RuleResult, evaluate_rule  # noqa: E402
 from dogbreed.diagnostics.rules import (  # noqa: E402
     LossNotDecreasing,
@@ -185,7 +185,8 @@ def test_loss_not_decreasing_is_quiet_while_the_loss_falls():
 
 
 def test_loss_not_decreasing_checks_every_num_steps_not_sooner():
-    assert fired_at(run(LossNotDecreasing, eval_losses([1.0] * 10))) is None  # steps 0..9: nothing to compare
+    too_short = run(LossNotDecreasing, eval_losses([1.0] * 10))  # steps 0..9: nothing to compare yet
+    assert too_short.status == NOT_EVALUATED and too_short.detail == "not checked: needs two EVAL losses 10 steps apart"
     assert fired_at(run(LossNotDecreasing, eval_losses([1.0] * 11))) == 10
     assert fired_at(run(LossNotDecreasing, eval_losses([1.0] * 4), num_steps=3)) == 3
 

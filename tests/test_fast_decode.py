@@ -74,12 +74,14 @@ def test_draft_decoding_stays_within_tolerance_of_the_plain_path(large_jpegs):
 def test_training_eval_and_serving_tensors_are_equal_on_large_jpegs(large_jpegs, tmp_path):
     tree = tmp_path / "data"
     for split in ("train", "valid"):
-        (tree / split / "001.A").mkdir(parents=True)
-        for path in large_jpegs[:3]:
-            (tree / split / "001.A" / path.name).write_bytes(path.read_bytes())
+        for index, path in enumerate(large_jpegs[:4]):  # two breeds: a classifier needs at least 2 classes
+            breed = ("001.A", "002.B")[index % 2]
+            (tree / split / breed).mkdir(parents=True, exist_ok=True)
+            (tree / split / breed / path.name).write_bytes(path.read_bytes())
     dm = DogBreedDataModule(SplitDirs.from_data_dir(tree), preprocessing=PRE)
     dm.setup()
-    predictor = Predictor(build_resnet50(1), ModelConfig(class_names=["A"], preprocessing=PRE), torch.device("cpu"))
+    config = ModelConfig(class_names=["A", "B"], preprocessing=PRE)
+    predictor = Predictor(build_resnet50(2), config, torch.device("cpu"))
     for index, (path, _) in enumerate(dm.datasets["valid"].samples):
         from_training = dm.datasets["valid"][index][0]
         assert torch.equal(from_training, predictor.preprocess([path])[0])
