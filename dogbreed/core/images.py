@@ -15,6 +15,12 @@ from dogbreed.core.errors import ImageDecodeError
 ImageFile.LOAD_TRUNCATED_IMAGES = True
 
 ImageSource = Union[str, Path, bytes, bytearray, Image.Image]
+URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "file:")
+
+
+def looks_like_url(text: str) -> bool:
+    """A string that is a URL, not a path (``Path`` would mangle ``https://x`` into ``https:/x``)."""
+    return text.strip().lower().startswith(URL_SCHEMES)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -39,6 +45,8 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
     than needed (never smaller than ``draft_size``).
     """
     name = str(source) if isinstance(source, (str, Path)) else "<bytes>"
+    if isinstance(source, str) and looks_like_url(source):
+        raise ImageDecodeError(f"{source} is a URL; images are never downloaded: download it first and pass the file")
     try:
         if isinstance(source, Image.Image):
             image = source
@@ -55,10 +63,27 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
         return _to_rgb(image)
     except ImageDecodeError:
         raise
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"image file {name} not found: check the path") from exc
+    except IsADirectoryError as exc:
+        raise ImageDecodeError(f"{name} is a directory, not an image file") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(
             f"cannot decode image {name}: {exc}. Use a valid JPEG, PNG or WebP file"
         ) from exc
+
+
+def is_truncated(data: bytes, image_format: str | None) -> bool:
+    """Whether encoded image bytes lack their end marker. Training pads such files (LOAD_TRUNCATED_IMAGES);
+    serving and predict reject them."""
+    if image_format in ("JPEG", "MPO"):
+        # The EOI marker must follow the last start-of-scan (an EXIF thumbnail has its own EOI earlier).
+        return data.find(b"\xff\xd9", max(data.rfind(b"\xff\xda"), 0)) == -1
+    if image_format == "PNG":
+        return b"IEND" not in data[-4096:]
+    if image_format == "WEBP":
+        return len(data) < int.from_bytes(data[4:8], "little") + 8
+    return False
 
 
 def check_image_header(path: Path) -> str | None:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dogbreed.core.errors import ConfigError, DogBreedError
+from dogbreed.core.images import is_truncated
 
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
 JSON = "application/json"
@@ -125,22 +126,6 @@ def negotiate_accept(accept: str | None) -> str:
     raise RequestError(406, f"cannot answer in {_shown(accept)}: set Accept to {' or '.join(SUPPORTED_ACCEPTS)}")
 
 
-def _jpeg_complete(data: bytes) -> bool:
-    # The EOI marker must follow the last start-of-scan (an EXIF thumbnail has its own EOI earlier).
-    return data.find(b"\xff\xd9", max(data.rfind(b"\xff\xda"), 0)) != -1
-
-
-def _is_truncated(data: bytes, image_format: str) -> bool:
-    """Serving rejects incomplete files, although training (LOAD_TRUNCATED_IMAGES) would pad them."""
-    if image_format in ("JPEG", "MPO"):
-        return not _jpeg_complete(data)
-    if image_format == "PNG":
-        return b"IEND" not in data[-4096:]
-    if image_format == "WEBP":
-        return len(data) < int.from_bytes(data[4:8], "little") + 8
-    return False
-
-
 def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
     """Check format, size and completeness from the header, without decoding pixels."""
     if not data:
@@ -162,7 +147,7 @@ def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
     if width * height > limits.max_pixels:
         raise RequestError(413, f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
                                 f"{limits.max_pixels / 1e6:g} megapixel limit: resize it before sending")
-    if _is_truncated(data, image_format):
+    if is_truncated(data, image_format):
         raise RequestError(400, f"{image_format} image is truncated (its end marker is missing): "
                                 "send the complete file")
     return data
