@@ -28,7 +28,9 @@ class EpochCheckpoint(Callback):
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         partial = self.checkpoint_dir / f".{LAST_CHECKPOINT}.partial"
-        trainer.save_checkpoint(partial)  # collective: every rank calls it, rank 0 writes
+        # collective: every rank calls it, rank 0 writes; weights_only=False (the full state, for resuming)
+        # said explicitly, or Lightning logs that it defaulted to it after every epoch.
+        trainer.save_checkpoint(partial, weights_only=False)
         if trainer.is_global_zero:
             os.replace(partial, self.checkpoint_dir / LAST_CHECKPOINT)
         trainer.strategy.barrier("dogbreed-checkpoint")
