@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from dogbreed.core.errors import DogBreedError
+from dogbreed.diagnostics.quiet import quiet_smdebug
 
+quiet_smdebug()  # before the import below: smdebug sets up its logger once, at import
 try:  # the one guarded smdebug import; the rules and the report take smdebug's names from here
     from smdebug import modes as modes  # re-exported
     from smdebug.exceptions import (
