@@ -20,7 +20,6 @@ from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
 from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS
 from dogbreed.core.errors import ConfigError
-from dogbreed.core.images import looks_like_url
 
 PROG = "python -m entry_points.predict"
 EXIT_SOME_FAILED = 1
@@ -59,6 +58,8 @@ def _image_files(directory: Path) -> list[Path]:
 
 
 def _expand_one(argument: str) -> Iterator[ImageInput]:
+    from dogbreed.core.images import looks_like_url  # core.images loads PIL and NumPy: not for --help
+
     if looks_like_url(argument):
         yield ImageInput(argument, "a URL: images are never downloaded; download it first "
                                    "(e.g. curl -o photo.jpg URL) and pass the file")
