@@ -54,8 +54,8 @@ def test_summary_lines_read_as_a_table_with_extra_lines_and_places():
         "  test                 2.0s  (100 images)",
         "  total               1m55s",
         "  data wait: 3% of each step",
-        "  model artifact: outputs/model/",
-        "  reports:        outputs/reports/",
+        "model artifact: outputs/model/",
+        "reports:        outputs/reports/",
     ]
 
 

@@ -96,7 +96,7 @@ def summary_lines(
     lines.append(f"  {'total':<17}{format_duration(timing['total_s']):>8}")
     lines.extend(f"  {line}" for line in extra)
     width = max((len(label) for label in places), default=0) + 1
-    lines.extend(f"  {label + ':':<{width}} {place}" for label, place in places.items())
+    lines.extend(f"{label + ':':<{width}} {place}" for label, place in places.items())
     return lines
 
 
