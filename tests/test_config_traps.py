@@ -61,6 +61,15 @@ def test_backbone_lr_scale_follows_weights_unless_given(argv, expected):
     assert parse_config(argv).backbone_lr_scale == expected
 
 
+def test_library_configs_follow_weights_too():
+    from dogbreed.config.options import TrainConfig
+
+    assert TrainConfig(weights="none", finetune="full").backbone_lr_scale == 1.0
+    assert TrainConfig().backbone_lr_scale == 0.1
+    assert TrainConfig(weights="none", backbone_lr_scale=0.5).backbone_lr_scale == 0.5
+    assert TrainConfig(weights="none", finetune="full").to_dict()["backbone_lr_scale"] == 1.0  # recorded resolved
+
+
 def test_help_states_both_backbone_lr_defaults_once():
     text = build_parser().format_help().replace("\n", " ")
     helped = " ".join(text.split())

@@ -16,6 +16,7 @@ from dogbreed.core.errors import ConfigError
 # pretrained features, a random backbone needs the full rate (0.1 gave 0.17 test accuracy where 1.0 gave 0.77).
 PRETRAINED_BACKBONE_LR_SCALE = 0.1
 SCRATCH_BACKBONE_LR_SCALE = 1.0
+FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the config is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 
 
@@ -37,7 +38,7 @@ class TrainConfig:
     batch_size: int = _opt(32, "images per batch")
     lr: float = _opt(1e-3, "learning rate of the head (the backbone gets lr * backbone-lr-scale)")
     weight_decay: float = _opt(1e-4, "AdamW weight decay")
-    backbone_lr_scale: float = _opt(PRETRAINED_BACKBONE_LR_SCALE,
+    backbone_lr_scale: float = _opt(FOLLOW_WEIGHTS,
                                     "backbone learning rate as a fraction of --lr (with --finetune full); default: "
                                     f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, "
                                     f"{SCRATCH_BACKBONE_LR_SCALE} with --weights none")
@@ -74,6 +75,10 @@ class TrainConfig:
     profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
                          choices=("", "simple", "advanced", "pytorch"))
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
+
+    def __post_init__(self) -> None:
+        if self.backbone_lr_scale == FOLLOW_WEIGHTS:  # not given: whatever suits --weights
+            self.backbone_lr_scale = default_backbone_lr_scale(self.weights)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig, default_backbone_lr_scale, validate_config
+from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig, validate_config
 from dogbreed.core.errors import ConfigError
 
 TRAIN_PROG = "python -m entry_points.train"
@@ -191,8 +191,8 @@ def parse_command(
     help_overrides: Mapping[str, str] | None = None,
 ) -> ParsedCommand:
     """Parse argv. Precedence: explicit options > ``--config FILE`` > ``environment_defaults`` (SageMaker's
-    channel dirs...) > --demo presets > field defaults; an unset ``--backbone-lr-scale`` then follows
-    ``--weights``. Raises ConfigError (one line) for any mistake."""
+    channel dirs...) > --demo presets > field defaults (an unset ``--backbone-lr-scale`` follows ``--weights``:
+    :class:`TrainConfig` resolves it). Raises ConfigError (one line) for any mistake."""
     parser = build_parser(prog, description, extra_options, help_overrides)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -208,8 +208,6 @@ def parse_command(
         values.update(DEMO_OVERRIDES)
     values.update(environment_defaults)
     values.update(given)
-    if "backbone_lr_scale" not in given and "backbone_lr_scale" not in environment_defaults:
-        values["backbone_lr_scale"] = default_backbone_lr_scale(values["weights"])
     config = TrainConfig(**values)
     validate_config(config)
     return ParsedCommand(config=config, extras=extras, explicit=frozenset(given))
