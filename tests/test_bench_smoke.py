@@ -17,6 +17,8 @@ EXPECTED_LINES = {
     "bench_serving.py": ["P3 overhead ratio Predictor/bare:", "throughput, batch 4"],
     "bench_finetune_step.py": ["ratio Lightning/raw", "channels-last vs contiguous"],
     "bench_layers.py": ["train --help (s, process wall time)", "handler import (s)", "floor: `import torch"],
+    "bench_scratch_vs_loop.py": ["plain loop, crop 0.35", "dogbreed, crop 0.08", "ratio dogbreed/plain test_acc",
+                                 "old backbone lr scale 0.1"],
 }
 
 
