@@ -78,6 +78,19 @@ def test_help_states_both_backbone_lr_defaults_once():
     assert "(default: 0.1)" not in helped  # no second, wrong default appended
 
 
+@pytest.mark.parametrize("command", ["train", "hpo", "profiled_train"])
+def test_every_option_states_its_default_at_most_once(command):
+    from dogbreed.cli import hpo, profiled_train
+
+    extra = {"hpo": dict(extra_options=hpo.HPO_OPTIONS), "profiled_train": dict(
+        help_overrides=profiled_train.HELP_OVERRIDES)}.get(command, {})
+    parser = build_parser(**extra)
+    for action in parser._actions:
+        if action.help:
+            assert action.help.count("default") <= 1, (action.option_strings, action.help)
+            assert "(default: )" not in action.help and "(default: None)" not in action.help
+
+
 def test_crop_scale_is_an_option_reaching_the_transform_and_the_artifact():
     config = parse_config(["--crop-scale", "0.35", "--weights", "none", "--finetune", "full"])
     assert config.crop_scale == 0.35 and config.to_dict()["crop_scale"] == 0.35  # -> model_config hyperparameters

@@ -49,7 +49,8 @@ class OptunaPruning(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val/acc" not in trainer.callback_metrics:
             return
-        self.trial.report(float(trainer.callback_metrics["val/acc"]), step=trainer.current_epoch)
+        # Optuna's step is the epoch number as printed everywhere else (epoch=1 is the first)
+        self.trial.report(float(trainer.callback_metrics["val/acc"]), step=trainer.current_epoch + 1)
         if self.trial.should_prune():
             self.pruned = True
             trainer.should_stop = True
@@ -142,7 +143,7 @@ def tune_locally(base: TrainConfig, trials: int, output_dir: Path, space: tuple[
     splits = resolve_splits(base)
     trial_runtime = replace(runtime or Runtime.local(), progress_bar=False)  # the trials bar is the progress
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))  # from epoch 2
     configs: dict[int, TrainConfig] = {}
     histories: dict[int, list[dict[str, Any]]] = {}
     started = time.monotonic()
