@@ -142,8 +142,8 @@ def tune_locally(base: TrainConfig, trials: int, output_dir: Path, space: tuple[
     output_dir = Path(output_dir)
     splits = resolve_splits(base)
     trial_runtime = replace(runtime or Runtime.local(), progress_bar=False)  # the trials bar is the progress
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))  # from epoch 2
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)  # may stop a trial from epoch 2 on
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     configs: dict[int, TrainConfig] = {}
     histories: dict[int, list[dict[str, Any]]] = {}
     started = time.monotonic()
