@@ -88,7 +88,10 @@ class TrainConfig:
 DEMO_OVERRIDES: dict[str, Any] = {
     "weights": "none",
     "image_size": 64,
-    "epochs": 6,
+    # 4 epochs with gentler crops (0.983 test accuracy, seed 42) instead of 6 with ImageNet crops (0.95):
+    # two thirds of the training time. With crop 0.08, 4 epochs gave 0.85.
+    "epochs": 4,
+    "crop_scale": 0.35,
     "batch_size": 16,
     "finetune": "full",
     "lr": 2e-3,
