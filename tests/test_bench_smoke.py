@@ -19,6 +19,8 @@ EXPECTED_LINES = {
     "bench_hostile_requests.py": ["16-bit decode of one", "ratio float64/table", "refused (413)",
                                   "weights hash at load"],
     "bench_layers.py": ["train --help (s, process wall time)", "handler import (s)", "floor: `import torch"],
+    "bench_scratch_vs_loop.py": ["plain loop, crop 0.35", "dogbreed, crop 0.08", "ratio dogbreed/plain test_acc",
+                                 "old backbone lr scale 0.1"],
 }
 
 

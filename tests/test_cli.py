@@ -122,8 +122,8 @@ def test_train_cli_download_flag_against_local_server(tmp_path):
     _make_zip(tmp_path)
     with _Server(tmp_path / "served") as url:
         proc = run_module("entry_points.train", "--download", "--dataset-url", f"{url}/dogImages.zip",
-                          "--data-dir", str(tmp_path / "data"), "--weights", "none", "--epochs", "1",
-                          "--image-size", "32", "--num-workers", "0", "--batch-size", "4",
+                          "--data-dir", str(tmp_path / "data"), "--weights", "none", "--finetune", "full",
+                          "--epochs", "1", "--image-size", "32", "--num-workers", "0", "--batch-size", "4",
                           "--model-dir", str(tmp_path / "m"), "--output-dir", str(tmp_path / "o"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "dogImages" / "train").is_dir()

@@ -90,7 +90,8 @@ def test_cli_unknown_option_exits_nonzero_naming_it():
 
 
 def test_cli_without_data_says_how_to_get_it(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "entry_points.train", "--weights", "none"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "entry_points.train", "--weights", "none", "--finetune", "full"],
+                          cwd=tmp_path,
                           capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
     assert "--data-dir" in proc.stderr and "--download" in proc.stderr and "--demo" in proc.stderr

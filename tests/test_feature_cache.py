@@ -195,12 +195,14 @@ def test_cached_artifact_serves_through_predictor(learnable_tree, tmp_path, caps
     assert set(exported) == set(build_resnet50(3).state_dict())  # a plain ResNet50 state_dict, as the slow path
 
 
-def test_local_tuning_trials_share_one_cache_dir(tmp_path, tiny_tree):
+def test_local_tuning_trials_share_the_cache_dir_of_train(tmp_path, tiny_tree):
+    from dogbreed.training.head_training import default_cache_dir
     from dogbreed.tuning.local import _apply
 
     base = _head_config(tmp_path, tiny_tree)
     trials = [_apply(base, {"lr": lr}, tmp_path / "hpo" / "trials" / f"trial_{i:03d}")
               for i, lr in enumerate((1e-3, 1e-2))]
-    assert {t.cache_dir for t in trials} == {tmp_path / "hpo" / "feature_cache"}
+    # train's default (<output-dir>/../feature_cache), not one under the tuning dir: train and hpo share it
+    assert {t.cache_dir for t in trials} == {tmp_path / "feature_cache"} == {default_cache_dir(base)}
     explicit = fast_config(tmp_path, tiny_tree, cache_dir=tmp_path / "c")
     assert _apply(explicit, {}, tmp_path / "t" / "x").cache_dir == tmp_path / "c"

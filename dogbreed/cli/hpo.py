@@ -31,7 +31,7 @@ def hpo_command(argv: Sequence[str] | None) -> str:
         from dogbreed.diagnostics.profiled_run import train_with_diagnostics
 
         trained = train_with_diagnostics(parsed.config, runtime=runtime())
-        return f"model artifact: {trained.model_dir}/  reports: {trained.output_dir}/"
+        return "\n".join(trained.summary)
     trials, tuning_dir = parsed.extras["trials"], parsed.extras["tuning_dir"]
     if trials < 1:
         raise ConfigError(f"--trials {trials}: run at least 1 trial")
@@ -44,8 +44,19 @@ def hpo_command(argv: Sequence[str] | None) -> str:
     fixed = [name.replace("_", "-") for name in parsed.explicit if name.replace("_", "-") in parameter_names()]
     result = tune_locally(parsed.config, trials, tuning_dir, space=without(fixed), seed=parsed.config.seed,
                           runtime=runtime())
-    return (f"{result.table}\nbest val_acc {result.best_value:.4f} with {result.best_params}\n"
-            f"best hyperparameters: {tuning_dir}/best_hyperparameters.json  best model: {result.best_model_dir}/")
+    from dogbreed.tuning.local import BEST_PARAMS_FILENAME, BEST_REPORTS_DIR, command_line
+
+    test = " ".join(f"test_{k}={v:.4f}" for k, v in result.test_metrics.items())
+    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
+    return "\n".join([
+        result.table, "",
+        f"best: val_acc {result.best_value:.4f} with {params}",
+        f"best model tested once: {test}",
+        f"best model:            {result.best_model_dir}/ (reports: {tuning_dir}/{BEST_REPORTS_DIR}/)",
+        f"best hyperparameters:  {tuning_dir}/{BEST_PARAMS_FILENAME}",
+        f"reproduce it with:     python -m entry_points.train --config {tuning_dir}/{BEST_PARAMS_FILENAME}",
+        f"                   or: {command_line(result.best_config)}",
+    ])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,39 +1,192 @@
-"""``python -m entry_points.predict``: top-k breeds for image files with a trained model dir."""
+"""``python -m entry_points.predict``: top-k breeds for image files, directories and globs with a model dir.
+
+Each input becomes one record: ``{"image": path, "predictions": [{"breed", "index", "probability"}, ...]}``,
+or ``{"image": path, "error": "<one line>"}`` for a file that is missing, not an image or truncated; the
+other images still get their answer and the command exits 1. ``--json`` prints a JSON array of records,
+``--jsonl`` one record per line (the shape Batch Transform output is assembled into).
+"""
 
 from __future__ import annotations
 
+import glob
+import io
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
-from dogbreed.cli.runner import run_command
+from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
+from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS
+from dogbreed.core.errors import ConfigError
 
 PROG = "python -m entry_points.predict"
+EXIT_SOME_FAILED = 1
+GLOB_CHARACTERS = frozenset("*?[")
+DEFAULT_BATCH_SIZE = 16
 
 
 def build_parser() -> CommandParser:
     parser = CommandParser(prog=PROG, allow_abbrev=False, description="Predict dog breeds with a trained model dir.")
-    parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP, ...)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files, directories (searched recursively for "
+                             f"{', '.join(sorted(IMAGE_EXTENSIONS))}) or glob patterns such as 'photos/*.jpg'")
     parser.add_argument("--model-dir", "--model_dir", type=Path, required=True, help="a model dir written by training")
-    parser.add_argument("--top-k", "--top_k", type=int, default=5, help="breeds per image (default: 5)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--top-k", "--top_k", type=int, default=DEFAULT_TOP_K,
+                        help=f"breeds per image (default: {DEFAULT_TOP_K})")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON array of records")
+    output.add_argument("--jsonl", action="store_true", help="print one JSON record per line")
+    parser.add_argument("--batch-size", "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"images per forward pass (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     return parser
 
 
-def predict_command(argv: Sequence[str] | None) -> str:
+@dataclass(frozen=True)
+class ImageInput:
+    """One image to predict (``error`` empty) or an input that failed before decoding."""
+
+    name: str
+    error: str = ""
+
+
+def _image_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+
+
+def _expand_one(argument: str) -> Iterator[ImageInput]:
+    from dogbreed.core.images import looks_like_url  # core.images loads PIL and NumPy: not for --help
+
+    if looks_like_url(argument):
+        yield ImageInput(argument, "a URL: images are never downloaded; download it first "
+                                   "(e.g. curl -o photo.jpg URL) and pass the file")
+        return
+    path = Path(argument)
+    if path.is_dir():
+        files = _image_files(path)
+        if not files:
+            yield ImageInput(argument, f"directory has no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        yield from (ImageInput(str(f)) for f in files)
+        return
+    if path.exists() or not GLOB_CHARACTERS & set(argument):
+        yield ImageInput(argument, "" if path.is_file() else "file not found")
+        return
+    matches = sorted(glob.glob(argument, recursive=True))
+    if not matches:
+        yield ImageInput(argument, "no file matches this pattern")
+    for match in matches:
+        yield from _expand_one(match) if Path(match).is_dir() else [ImageInput(match)]
+
+
+def expand_inputs(arguments: Sequence[str]) -> list[ImageInput]:
+    """Files, directories (recursively, image extensions only) and globs -> inputs in order, each path once."""
+    seen: set[str] = set()
+    inputs = []
+    for argument in arguments:
+        for item in _expand_one(argument):
+            if item.name not in seen:
+                seen.add(item.name)
+                inputs.append(item)
+    return inputs
+
+
+def read_image(path: str) -> bytes:
+    """The file's bytes if they hold a complete image; raises ValueError with a one-line reason if not."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError("file not found") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the file ({exc.strerror or exc})") from None
+    if not data:
+        raise ValueError("empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
+    except UnidentifiedImageError:
+        raise ValueError("not an image (PIL cannot identify it: use JPEG, PNG or WebP)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        if "truncated" in str(exc).lower():
+            raise ValueError("truncated file (it ends inside the image header)") from None
+        raise ValueError(f"unreadable image header ({exc})") from None
+    if image_format is None:
+        raise ValueError("not an image (PIL cannot identify it: use JPEG, PNG or WebP)")
+    return data  # completeness: the strict decode in predict_records
+
+
+def record(name: str, predictions: list[Any] | None = None, error: str = "") -> dict[str, Any]:
+    """One output record: the image and its predictions, or the image and its error."""
+    if error:
+        return {"image": name, "error": error}
+    return {"image": name, "predictions": [p.to_dict() for p in predictions or []]}
+
+
+def predict_records(predictor: Any, inputs: Sequence[ImageInput], k: int, batch_size: int) -> list[dict[str, Any]]:
+    """A record per input, in input order; decoding errors become error records, never abort the batch."""
+    from dogbreed.core.errors import ImageDecodeError
+    from dogbreed.core.transforms import decode_eval_image
+
+    results: dict[str, dict[str, Any]] = {}
+    pending: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        if pending:
+            batch = predictor.transform_batch([image for _, image in pending])
+            for (name, _), predictions in zip(pending, predictor.top_k(predictor.predict_proba(batch), k)):
+                results[name] = record(name, predictions)
+            pending.clear()
+
+    for item in inputs:
+        if item.error:
+            results[item.name] = record(item.name, error=item.error)
+            continue
+        try:
+            image = decode_eval_image(read_image(item.name), predictor.config.preprocessing, strict=True)
+        except (ValueError, ImageDecodeError) as exc:
+            results[item.name] = record(item.name, error=str(exc).splitlines()[0])
+            continue
+        pending.append((item.name, image))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return [results[item.name] for item in inputs]
+
+
+def render_text(records: Sequence[dict[str, Any]]) -> str:
+    lines = []
+    for rec in records:
+        if "error" in rec:
+            lines.append(f"{rec['image']}: error: {rec['error']}")
+        else:
+            shown = ", ".join(f"{p['breed']} ({p['index']}) {p['probability']:.3f}" for p in rec["predictions"])
+            lines.append(f"{rec['image']}: {shown}")
+    return "\n".join(lines)
+
+
+def predict_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
+    if args.top_k < 1 or args.batch_size < 1:
+        raise ConfigError("--top-k and --batch-size must be at least 1")
+    inputs = expand_inputs(args.images)
     from dogbreed.serving.predictor import Predictor
 
     predictor = Predictor.from_model_dir(args.model_dir, device=args.device)
-    results = predictor.predict(args.images, k=args.top_k)
+    records = predict_records(predictor, inputs, args.top_k, args.batch_size)
     if args.json:
-        payload = [{"image": str(path), "predictions": [p.to_dict() for p in preds]}
-                   for path, preds in zip(args.images, results)]
-        return json.dumps(payload, indent=2)
-    return "\n".join(f"{path}: " + ", ".join(f"{p.breed} ({p.index}) {p.probability:.3f}" for p in preds)
-                     for path, preds in zip(args.images, results))
+        text = json.dumps(records, indent=2)
+    elif args.jsonl:
+        text = "\n".join(json.dumps(rec) for rec in records)
+    else:
+        text = render_text(records)
+    failed = sum("error" in rec for rec in records)
+    if failed:
+        print(f"{failed} of {len(records)} image(s) failed", file=sys.stderr, flush=True)
+    return Outcome(summary=text, status=EXIT_SOME_FAILED if failed else 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,17 @@ DESCRIPTION = ("Training with a profiler and smdebug on: the same options as ent
                "config wins in a job). Outputs: <output-dir>/profile/ and the trial.")
 
 
+# The options whose default differs here from entry_points.train (dogbreed.diagnostics.profiled_run applies them).
+HELP_OVERRIDES = {
+    "profiler": "Lightning profiler: simple, advanced or pytorch (default here: simple)",
+    "debug_dir": "where the smdebug trial goes (default here: <output-dir>/debug-trial; in a SageMaker job "
+                 "the Debugger config wins)",
+}
+
+
 def profiled_train_command(argv: Sequence[str] | None) -> str:
-    parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, environment_defaults=config_defaults())
+    parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, environment_defaults=config_defaults(),
+                           help_overrides=HELP_OVERRIDES)
     prepare_smdebug()  # a Debugger job: smdebug without its protobuf pin, before protobuf loads
     from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
     from dogbreed.diagnostics.profiling import profile_dir

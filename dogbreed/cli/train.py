@@ -20,7 +20,7 @@ def train_command(argv: Sequence[str] | None) -> str:
         from dogbreed.cli.demo import show_demo_predictions
 
         show_demo_predictions(config, result)
-    return f"model artifact: {result.model_dir}/  reports: {result.output_dir}/"
+    return "\n".join(result.summary) or f"model artifact: {result.model_dir}/  reports: {result.output_dir}/"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

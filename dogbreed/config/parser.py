@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig, validate_config
 from dogbreed.core.errors import ConfigError
 
 TRAIN_PROG = "python -m entry_points.train"
 TRAIN_DESCRIPTION = "Fine-tune ResNet50 on a dog-breed ImageFolder dataset (locally or in a SageMaker job)."
+CONFIG_OPTION = "config_file"  # --config FILE: not a TrainConfig field, read by parse_command
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
@@ -101,10 +103,15 @@ def _help_text(help_text: str, default: Any) -> str:
 
 
 def build_parser(prog: str = TRAIN_PROG, description: str | None = None,
-                 extra_options: Sequence[ExtraOption] = ()) -> argparse.ArgumentParser:
-    """An argparse parser for TrainConfig (+ ``extra_options``); defaults are None so explicit options show."""
+                 extra_options: Sequence[ExtraOption] = (),
+                 help_overrides: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """An argparse parser for TrainConfig (+ ``extra_options``); defaults are None so explicit options show.
+    ``help_overrides`` replaces the help of training options whose default differs in this command."""
     parser = CommandParser(prog=prog, description=description or TRAIN_DESCRIPTION,
                      allow_abbrev=False)  # '--batch 64' must not silently mean '--batch-size 64'
+    parser.add_argument("--config", dest=CONFIG_OPTION, type=Path, default=None, metavar="FILE",
+                        help="a JSON file of training options, e.g. best_hyperparameters.json written by "
+                             "hpo --local (its \"config\"); options given on the command line win")
     if extra_options:
         group = parser.add_argument_group("command options")
         for extra in extra_options:
@@ -119,8 +126,9 @@ def build_parser(prog: str = TRAIN_PROG, description: str | None = None,
         kwargs: dict[str, Any] = {"nargs": "?", "const": True} if arg_type is str2bool else {}
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
+        help_text = (help_overrides or {}).get(f.name, f.metadata["help"])
         training.add_argument(*_spellings(f.name), dest=f.name, type=arg_type, default=None,
-                              help=_help_text(f.metadata["help"], f.default), **kwargs)
+                              help=_help_text(help_text, f.default), **kwargs)
     return parser
 
 
@@ -140,6 +148,50 @@ def _unknown_message(unknown: Sequence[str], parser: argparse.ArgumentParser) ->
             "(hyphens or underscores)")
 
 
+def _file_value(name: str, value: Any, source: Path) -> Any:
+    """A value from a config file, converted like the same option on the command line."""
+    field_types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    if value is None:
+        if "None" not in field_types[name]:
+            raise ConfigError(f"{source}: option {name.replace('_', '-')} cannot be null")
+        return None
+    convert = _arg_type(field_types[name])
+    if not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{source}: option {name.replace('_', '-')} expects a single value, got {value!r}")
+    if isinstance(value, bool) and convert is not str2bool:
+        raise ConfigError(f"{source}: option {name.replace('_', '-')} expects a value, not {value}")
+    try:
+        if convert is str2bool:
+            return str2bool(value if isinstance(value, bool) else str(value))
+        if convert is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{value} is not an integer")
+        return int(value) if convert is int else convert(str(value))
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: option {name.replace('_', '-')}: {exc}") from exc
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Training options from a JSON file: a flat ``{"option": value}`` object, or an object whose ``"config"``
+    holds one (what ``hpo --local`` writes). Option names take hyphens or underscores; unknown ones are errors."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--config {path}: not a readable JSON file ({exc})") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("config"), dict):
+        payload = payload["config"]
+    if not isinstance(payload, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of training options")
+    known = {f.name for f in fields(TrainConfig)}
+    values = {str(key).replace("-", "_"): value for key, value in payload.items()}
+    unknown = sorted(key.replace("_", "-") for key in values if key not in known)
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown option(s) {', '.join(unknown)}; valid: "
+                          f"{', '.join(option_names())}")
+    return {name: _file_value(name, value, Path(path)) for name, value in values.items()}
+
+
 def parse_command(
     argv: Sequence[str] | None = None,
     *,
@@ -147,20 +199,25 @@ def parse_command(
     description: str | None = None,
     extra_options: Sequence[ExtraOption] = (),
     environment_defaults: dict[str, Any] | None = None,
+    help_overrides: Mapping[str, str] | None = None,
 ) -> ParsedCommand:
-    """Parse argv. Precedence: explicit options > ``environment_defaults`` (SageMaker's channel dirs...)
-    > --demo presets > field defaults. Raises ConfigError (one line) for any mistake."""
-    parser = build_parser(prog, description, extra_options)
+    """Parse argv. Precedence: explicit options > ``--config FILE`` > ``environment_defaults`` (SageMaker's
+    channel dirs...) > --demo presets > field defaults (an unset ``--backbone-lr-scale`` follows ``--weights``:
+    :class:`TrainConfig` resolves it). Raises ConfigError (one line) for any mistake."""
+    parser = build_parser(prog, description, extra_options, help_overrides)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         raise ConfigError(_unknown_message(unknown, parser))
     parsed = vars(namespace)
+    config_file = parsed.pop(CONFIG_OPTION)
     extras = {extra.name: parsed.pop(extra.name) for extra in extra_options}
-    given = {k: v for k, v in parsed.items() if v is not None}
+    given = {**(load_config_file(config_file) if config_file else {}),
+             **{k: v for k, v in parsed.items() if v is not None}}
+    environment_defaults = environment_defaults or {}
     values: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
     if given.get("demo"):
         values.update(DEMO_OVERRIDES)
-    values.update(environment_defaults or {})
+    values.update(environment_defaults)
     values.update(given)
     config = TrainConfig(**values)
     validate_config(config)

@@ -18,6 +18,12 @@ ImageFile.LOAD_TRUNCATED_IMAGES = True
 _STRICT_LOAD = threading.Lock()  # LOAD_TRUNCATED_IMAGES is a PIL global: a strict load flips it under this lock
 
 ImageSource = Union[str, Path, bytes, bytearray, Image.Image]
+URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "file:")
+
+
+def looks_like_url(text: str) -> bool:
+    """A string that is a URL, not a path (``Path`` would mangle ``https://x`` into ``https:/x``)."""
+    return text.strip().lower().startswith(URL_SCHEMES)
 
 # 16-bit -> 8-bit as one table lookup: floor(v * 255 / 65535), no float64 copy of a 36-megapixel image.
 _SIXTEEN_TO_EIGHT = (np.arange(65536, dtype=np.uint32) * 255 // 65535).astype(np.uint8)
@@ -66,6 +72,8 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
     error instead of being padded (serving); data after the image's end marker is ignored either way.
     """
     subject = f"image {source}" if isinstance(source, (str, Path)) else "image"
+    if isinstance(source, str) and looks_like_url(source):
+        raise ImageDecodeError(f"{source} is a URL; images are never downloaded: download it first and pass the file")
     try:
         if isinstance(source, Image.Image):
             image = source
@@ -84,6 +92,10 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
         raise
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(f"{subject} has too many pixels to decode safely ({exc}): resize it") from exc
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"{subject} not found: check the path") from exc
+    except IsADirectoryError as exc:
+        raise ImageDecodeError(f"{source} is a directory, not an image file") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         if strict and "truncated" in str(exc):
             raise ImageDecodeError(f"{subject} is truncated ({exc}): use the complete file") from exc

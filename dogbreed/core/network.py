@@ -36,8 +36,8 @@ def download_imagenet_state_dict(url: str = IMAGENET_WEIGHTS_URL) -> dict[str, t
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         raise WeightsError(
             f"could not download the ImageNet ResNet50 weights from {url} ({exc}). Without internet, "
-            "pass --weights none to train from scratch, or --weights PATH to a local resnet50 state_dict "
-            "(or copy the file into the torch hub cache, $TORCH_HOME/hub/checkpoints)"
+            "pass --weights none --finetune full to train from scratch, or --weights PATH to a local resnet50 "
+            "state_dict (or copy the file into the torch hub cache, $TORCH_HOME/hub/checkpoints)"
         ) from exc
 
 

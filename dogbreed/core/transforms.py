@@ -10,7 +10,13 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from dogbreed.core.constants import DEFAULT_IMAGE_SIZE, EVAL_RESIZE_RATIO, IMAGENET_MEAN, IMAGENET_STD
+from dogbreed.core.constants import (
+    DEFAULT_CROP_SCALE,
+    DEFAULT_IMAGE_SIZE,
+    EVAL_RESIZE_RATIO,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 from dogbreed.core.images import ImageSource, open_image
 
 # JPEG draft decoding keeps at least this multiple of the eval resize size (see draft_size).
@@ -31,6 +37,8 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
+    # Training only: the area range RandomResizedCrop samples (evaluation and serving never crop at random).
+    crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -39,13 +47,22 @@ class Preprocessing:
             object.__setattr__(self, "resize_size", eval_resize_size(self.image_size))
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        low, high = (float(v) for v in self.crop_scale)
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+        object.__setattr__(self, "crop_scale", (low, high))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def eval_dict(self) -> dict[str, Any]:
+        """The fields that shape evaluation and serving inputs (everything but the training crop range)."""
+        return {k: v for k, v in self.to_dict().items() if k != "crop_scale"}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
-        return cls(**{k: data[k] for k in ("image_size", "resize_size", "mean", "std", "interpolation") if k in data})
+        keys = ("image_size", "resize_size", "mean", "std", "interpolation", "crop_scale")
+        return cls(**{k: data[k] for k in keys if k in data})
 
     @property
     def draft_size(self) -> tuple[int, int]:
@@ -94,10 +111,12 @@ def decode_eval_image(source: ImageSource, pre: Preprocessing, *, strict: bool =
 
 
 def build_train_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
-    """Training: random-resized-crop to ``image_size`` and horizontal flip, then normalise."""
+    """Training: random-resized-crop to ``image_size`` (area range ``crop_scale``) and horizontal flip, then
+    normalise."""
     return T.Compose(
         [
-            T.RandomResizedCrop(pre.image_size, interpolation=_interpolation(pre.interpolation), antialias=True),
+            T.RandomResizedCrop(pre.image_size, scale=pre.crop_scale, interpolation=_interpolation(pre.interpolation),
+                                antialias=True),
             T.RandomHorizontalFlip(),
             *_normalize(pre),
         ]

@@ -7,11 +7,14 @@ varies frequency, phase, colours, noise, size and file format, so the model must
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image
+
+logger = logging.getLogger(__name__)
 
 Pattern = Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]
 
@@ -65,7 +68,9 @@ def generate_demo_dataset(root: Path | str, *, seed: int = 0) -> Path:
     marker = root / MARKER
     expected = {"version": DEMO_VERSION, "seed": seed, "splits": SPLIT_SIZES}
     if marker.is_file() and json.loads(marker.read_text()) == expected:
+        logger.info("reusing the demo data in %s (seed %d); delete that folder to generate it again", root, seed)
         return root
+    logger.info("generating the demo data in %s (seed %d)", root, seed)
     rng = np.random.default_rng(seed)
     for split, count in {**SPLIT_SIZES, "holdout": HOLDOUT_PER_BREED}.items():
         for index, (dir_name, *_rest) in enumerate(BREEDS):

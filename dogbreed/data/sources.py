@@ -12,6 +12,7 @@ from pathlib import Path
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.constants import DOGIMAGES_URL, TRAIN_SPLIT_NAMES
 from dogbreed.core.errors import ConfigError, DataError, DownloadError
+from dogbreed.data.progress import Progress
 from dogbreed.data.splits import SplitDirs
 
 logger = logging.getLogger(__name__)
@@ -30,12 +31,6 @@ def find_dataset_root(data_dir: Path) -> Path:
         if len(candidates) == 1:
             return candidates[0]
     return data_dir
-
-
-def _progress(total: int | None, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc)
 
 
 def _safe_extract(archive: zipfile.ZipFile, dest: Path) -> None:
@@ -62,7 +57,7 @@ def download_dataset(url: str, dest: Path) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:  # noqa: S310 - http(s) only
             total = int(response.headers.get("Content-Length") or 0) or None
-            with _progress(total, f"downloading {url.rsplit('/', 1)[-1]}") as bar:
+            with Progress(total, f"downloading {url.rsplit('/', 1)[-1]}", unit="B", leave=True) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     bar.update(len(chunk))

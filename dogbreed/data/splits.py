@@ -12,6 +12,7 @@ from typing import Sequence
 from dogbreed.core.constants import IMAGE_EXTENSIONS, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, VALID_SPLIT_NAMES
 from dogbreed.core.errors import DataError
 from dogbreed.core.images import check_image_header
+from dogbreed.data.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,12 @@ def index_split(split_dir: Path, class_dirs: Sequence[str], *, check_headers: bo
         samples.extend((f, label) for f in files)
     bad: list[tuple[Path, str]] = []
     if check_headers:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            reasons = list(pool.map(check_image_header, (p for p, _ in samples)))
+        reasons: list[str | None] = []
+        with ThreadPoolExecutor(max_workers=8) as pool, \
+                Progress(len(samples), f"checking {split_dir.name} images") as progress:
+            for reason in pool.map(check_image_header, (p for p, _ in samples)):
+                reasons.append(reason)
+                progress.update()
         bad = [(p, r) for (p, _), r in zip(samples, reasons) if r is not None]
     return SplitIndex(samples=samples, bad_files=bad)
 

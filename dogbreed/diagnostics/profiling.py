@@ -20,69 +20,22 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
+from pytorch_lightning.profilers import AdvancedProfiler, Profiler, SimpleProfiler
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, write_profile_report
+from dogbreed.diagnostics.quiet import quiet_kineto
+from dogbreed.diagnostics.torch_profiler import TOP_OPERATORS, OperatorTableProfiler
 
 logger = logging.getLogger(__name__)
 
 PROFILE_SUBDIR = "profile"
 PROFILER_FILENAME = "profile"
-TOP_OPERATORS = 30
-ANNOTATIONS = ("[pl]", "ProfilerStep")  # Lightning's and torch.profiler's own ranges, not operators
 
 
 def profile_dir(config: TrainConfig) -> Path:
     return Path(config.output_dir) / PROFILE_SUBDIR
-
-
-class OperatorTableProfiler(PyTorchProfiler):
-    """Lightning's PyTorchProfiler that also writes the top operators (self CPU/device time, calls) as CSV + text."""
-
-    def summary(self) -> str:
-        text = super().summary()  # stops torch.profiler and caches self.function_events
-        if self.function_events and self.dirpath is not None:
-            stage = str(getattr(self._stage, "value", self._stage) or "run")  # TrainerFn.FITTING -> "fit"
-            write_operator_table(self.function_events.key_averages(), Path(self.dirpath), stage)
-        return text
-
-
-def _time(event: Any, *names: str) -> float:
-    for name in names:  # torch >= 2.4 says "device", older releases "cuda"
-        value = getattr(event, name, None)
-        if value is not None:
-            return float(value)
-    return 0.0
-
-
-def write_operator_table(averages: Any, out_dir: Path, stage: str, limit: int = TOP_OPERATORS) -> Path:
-    """``<stage>-top_operators.csv`` and ``.txt``, sorted by self device time, then self CPU time (µs)."""
-    rows = []
-    for event in averages:
-        rows.append({
-            "operator": event.key,
-            "calls": int(event.count),
-            "self_cpu_us": float(event.self_cpu_time_total),
-            "cpu_total_us": float(event.cpu_time_total),
-            "self_device_us": _time(event, "self_device_time_total", "self_cuda_time_total"),
-            "device_total_us": _time(event, "device_time_total", "cuda_time_total"),
-        })
-    rows = [r for r in rows if not r["operator"].startswith(ANNOTATIONS)]
-    rows.sort(key=lambda r: (r["self_device_us"], r["self_cpu_us"]), reverse=True)
-    rows = rows[:limit]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / f"{stage}-top_operators.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["operator"])
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [f"{'operator':<45} {'calls':>7} {'self CPU ms':>12} {'self device ms':>15}"]
-    lines += [f"{r['operator'][:45]:<45} {r['calls']:>7} {r['self_cpu_us'] / 1e3:>12.2f} "
-              f"{r['self_device_us'] / 1e3:>15.2f}" for r in rows]
-    (out_dir / f"{stage}-top_operators.txt").write_text("\n".join(lines) + "\n")
-    return csv_path
 
 
 def build_profiler(config: TrainConfig) -> Profiler | None:
@@ -96,6 +49,7 @@ def build_profiler(config: TrainConfig) -> Profiler | None:
     if kind == "advanced":
         return AdvancedProfiler(dirpath=out, filename=PROFILER_FILENAME, line_count_restriction=0.5)
     if kind == "pytorch":
+        quiet_kineto()
         return OperatorTableProfiler(dirpath=out, filename=PROFILER_FILENAME, export_to_chrome=True,
                                      sort_by_key="cpu_time_total", row_limit=TOP_OPERATORS)
     raise ConfigError(f"--profiler {kind!r}: use simple, advanced or pytorch (or leave it empty)")

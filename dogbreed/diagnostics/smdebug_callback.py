@@ -21,6 +21,7 @@ from torch import nn
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.smdebug_setup import quiet_smdebug_logging
+from dogbreed.diagnostics.trial_size import estimate_trial_size, size_message, too_large
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ TRIAL_END_MARKER = "training_job_end.ts"
 
 def smdebug_available() -> bool:
     """True when ``smdebug.pytorch`` imports (it needs protobuf<=3.20.3, numpy<2.3, pandas, psutil)."""
+    quiet_smdebug_logging()
     try:
         import smdebug.pytorch  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any import failure means "not usable here"
@@ -165,6 +167,21 @@ class SmDebugCallback(Callback):
         self._ensure_hook(trainer, pl_module)
         self._set_mode("TRAIN")
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Before the first training step (the loaders are sized now): how big the local trial will get."""
+        if self.hook is None or self.source != "local":
+            return
+        epochs = max(0, (trainer.max_epochs or 0) - trainer.current_epoch)
+        val_batches = int(sum(_batch_counts(trainer.num_val_batches)))
+        train_steps = int(trainer.num_training_batches) * epochs
+        # sanity check + validation every epoch + the test split (counted like the validation split)
+        eval_steps = int(sum(_batch_counts(trainer.num_sanity_val_batches))) + val_batches * (epochs + 1)
+        estimate = estimate_trial_size(stepping_module(pl_module), train_steps=train_steps, eval_steps=eval_steps,
+                                       train_interval=self.train_interval, eval_interval=self.eval_interval)
+        message = size_message(estimate, self.debug_dir, train_interval=self.train_interval,
+                               eval_interval=self.eval_interval, train_steps=train_steps, eval_steps=eval_steps)
+        logger.log(logging.WARNING if too_large(estimate) else logging.INFO, message)
+
     def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._set_mode("EVAL")
 
@@ -189,6 +206,12 @@ class SmDebugCallback(Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # smdebug reopens its writers on the next saved step, so closing after fit and again here is safe.
         self._close()
+
+
+def _batch_counts(value: Any) -> list[float]:
+    """Lightning gives per-dataloader batch counts as a list (or a number); infinite ones count as 0."""
+    counts = value if isinstance(value, (list, tuple)) else [value]
+    return [float(c) if c is not None and float(c) != float("inf") else 0.0 for c in counts]
 
 
 def debug_callbacks(config: TrainConfig) -> list[Callback]:

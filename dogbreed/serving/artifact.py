@@ -49,7 +49,7 @@ class ModelConfig:
             "architecture": self.architecture,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
-            "preprocessing": self.preprocessing.to_dict(),
+            "preprocessing": self.preprocessing.eval_dict(),  # serving inputs; the crop range is in hyperparameters
             "hyperparameters": self.hyperparameters,
             "metrics": self.metrics,
             "versions": self.versions,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast, overload
 
 import torch
+from PIL import Image
 
 from dogbreed.core.errors import ConfigError
 from dogbreed.core.images import ImageSource
@@ -68,9 +69,14 @@ class Predictor:
         return self.config.class_names
 
     def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
+        """Decode (the shared eval decode) and transform into a batch (N, 3, H, W)."""
         pre = self.config.preprocessing
         # Strict decoding, as in serving: a truncated or broken image is an error, never padded.
-        return torch.stack([self.transform(decode_eval_image(image, pre, strict=True)) for image in images])
+        return self.transform_batch([decode_eval_image(image, pre, strict=True) for image in images])
+
+    def transform_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Already decoded RGB images -> the model's input batch."""
+        return torch.stack([self.transform(image) for image in images])
 
     @torch.inference_mode()
     def predict_proba(self, batch: torch.Tensor) -> torch.Tensor:
@@ -86,8 +92,25 @@ class Predictor:
             for row_p, row_i in zip(values, indices)
         ]
 
-    def predict(self, images: Sequence[ImageSource], k: int = 5) -> list[list[BreedPrediction]]:
-        """Top-k breeds per image, best first."""
-        if not images:
+    @overload
+    def predict(self, images: ImageSource, k: int = 5) -> list[BreedPrediction]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def predict(self, images: Sequence[ImageSource], k: int = 5) -> list[list[BreedPrediction]]: ...
+
+    def predict(
+        self, images: ImageSource | Sequence[ImageSource], k: int = 5
+    ) -> list[BreedPrediction] | list[list[BreedPrediction]]:
+        """Top-k breeds, best first: for one image (a path, bytes or a PIL image) a list of predictions, for a
+        list of images one such list per image. A bad image raises :class:`ImageDecodeError` naming it."""
+        if is_single_image(images):
+            return self.top_k(self.predict_proba(self.preprocess([images])), k)[0]  # type: ignore[list-item]
+        batch = list(cast(Sequence[ImageSource], images))
+        if not batch:
             return []
-        return self.top_k(self.predict_proba(self.preprocess(images)), k)
+        return self.top_k(self.predict_proba(self.preprocess(batch)), k)
+
+
+def is_single_image(images: object) -> bool:
+    """One image rather than a sequence of them (a str is a path, not a sequence of characters)."""
+    return isinstance(images, (str, Path, bytes, bytearray, Image.Image))

@@ -156,7 +156,9 @@ class EpochCheckpoint(Callback):
             return
         epoch = trainer.current_epoch + 1
         with critical_section():  # a signal now waits until the checkpoint is complete
-            trainer.save_checkpoint(checkpoint_path(self.checkpoint_dir, epoch))  # collective; rank 0 writes
+            # collective: every rank calls it, rank 0 writes; weights_only=False (the full state, for resuming) said
+            # explicitly, or Lightning logs that it defaulted to it after every epoch.
+            trainer.save_checkpoint(checkpoint_path(self.checkpoint_dir, epoch), weights_only=False)
             if trainer.is_global_zero:
                 for old_epoch, old in own_checkpoints(self.checkpoint_dir):
                     if old_epoch > epoch or old_epoch <= epoch - KEEP_CHECKPOINTS:

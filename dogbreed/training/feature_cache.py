@@ -29,6 +29,7 @@ from dogbreed.core.images import open_image
 from dogbreed.core.network import HEAD_PREFIX
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.datamodule import ImageFileDataset
+from dogbreed.data.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def cache_key(
         files.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, label])
     spec = {
         "format": CACHE_FORMAT_VERSION, "files": files, "backbone": backbone,
-        "preprocessing": preprocessing.to_dict(), "views": views, "augmented": augmented,
+        # The training crop range shapes augmented views only: eval-view caches survive a --crop-scale change.
+        "preprocessing": preprocessing.to_dict() if augmented else preprocessing.eval_dict(),
+        "views": views, "augmented": augmented,
         "seed": seed if augmented else None, "torch": torch.__version__.split("+")[0],
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -144,9 +147,9 @@ class _SeededView(Dataset):
 @torch.inference_mode()
 def extract_features(
     backbone: nn.Module, dataset: Dataset, *, batch_size: int, num_workers: int,
-    device: torch.device, autocast_dtype: torch.dtype | None = None,
+    device: torch.device, autocast_dtype: torch.dtype | None = None, progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Pooled features (N, D) of a dataset of (image, label), float32 on the CPU."""
+    """Pooled features (N, D) of a dataset of (image, label), float32 on the CPU; ``progress`` counts images."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
     chunks = []
@@ -155,6 +158,8 @@ def extract_features(
         autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
         with autocast:
             chunks.append(backbone(images).float().cpu())
+        if progress is not None:
+            progress.update(len(images))
     return torch.cat(chunks)
 
 
@@ -174,15 +179,17 @@ def build_split_features(
     net: ResNet, samples: Sequence[tuple[Path, int]], *, pre: Preprocessing, views: int, seed: int,
     batch_size: int, num_workers: int, device: torch.device, autocast_dtype: torch.dtype | None = None,
     skip_bad_images: bool = False,
+    split: str = "",
 ) -> CachedFeatures:
-    """Run the frozen backbone over every view of every image of one split."""
+    """Run the frozen backbone over every view of every image of one split (with progress output)."""
     backbone = feature_extractor(net, device)
     view_dataset = _views_dataset(samples, pre, views, seed, skip_bad_images)
-    per_view = [
-        extract_features(backbone, view_dataset(view), batch_size=batch_size, num_workers=num_workers,
-                         device=device, autocast_dtype=autocast_dtype)
-        for view in range(views)
-    ]
+    with Progress(len(samples) * views, f"extracting {split or 'backbone'} features") as progress:
+        per_view = [
+            extract_features(backbone, view_dataset(view), batch_size=batch_size, num_workers=num_workers,
+                             device=device, autocast_dtype=autocast_dtype, progress=progress)
+            for view in range(views)
+        ]
     features = torch.stack(per_view, dim=1)
     if not torch.isfinite(features).all():
         raise FloatingPointError("backbone features contain NaN/inf: check the --weights file")
@@ -211,6 +218,7 @@ def cached_split_features(
     with torch.random.fork_rng(devices=[]):
         cached = build_split_features(net, samples, pre=pre, views=views, seed=seed, batch_size=batch_size,
                                       num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
-                                      skip_bad_images=skip_bad_images)
+                                      skip_bad_images=skip_bad_images,
+                                      split=split)
     save_features(path, key, cached)
     return cached, False

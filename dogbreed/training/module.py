@@ -61,6 +61,9 @@ class DogBreedClassifier(pl.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric())
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
         self.test_confusion: torch.Tensor | None = None
+        # Per test image, in loader order: loss, target, predicted index and the probabilities of both (reports).
+        self.test_samples: dict[str, torch.Tensor] = {}
+        self._test_parts: list[dict[str, torch.Tensor]] = []
         self.train()
 
     @property
@@ -100,7 +103,19 @@ class DogBreedClassifier(pl.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=targets.numel())
         if stage == "test":
             self.test_confmat.update(logits, targets)
+            self._keep_test_samples(logits.detach(), targets)
         return loss
+
+    def _keep_test_samples(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        probabilities = torch.softmax(logits.float(), dim=1)
+        predicted = probabilities.argmax(dim=1)
+        rows = torch.arange(len(targets), device=targets.device)
+        self._test_parts.append({
+            "loss": nn.functional.cross_entropy(logits.float(), targets, reduction="none").cpu(),
+            "target": targets.cpu(), "predicted": predicted.cpu(),
+            "predicted_probability": probabilities[rows, predicted].cpu(),
+            "target_probability": probabilities[rows, targets].cpu(),
+        })
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -111,9 +126,14 @@ class DogBreedClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    def on_test_epoch_start(self) -> None:
+        self._test_parts = []
+
     def on_test_epoch_end(self) -> None:
         self.test_confusion = self.test_confmat.compute().cpu()
         self.test_confmat.reset()
+        parts, self._test_parts = self._test_parts, []
+        self.test_samples = {key: torch.cat([part[key] for part in parts]) for key in parts[0]} if parts else {}
 
     def configure_optimizers(self) -> Any:
         head = head_parameters(self.net)

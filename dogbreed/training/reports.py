@@ -1,64 +1,39 @@
-"""Reports of a training run: metrics.json, training curves, confusion matrix, per-class accuracy."""
+"""Reports of a training run: metrics.json, per-class accuracy, the most confused breed pairs and the plots
+(:mod:`dogbreed.training.report_plots`)."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: never needs a display
-import matplotlib.pyplot as plt
 import torch
 
-from dogbreed.core.constants import CONFUSION_FILENAME, CURVES_FILENAME, METRICS_FILENAME, PER_CLASS_FILENAME
+from dogbreed.core.constants import METRICS_FILENAME, MOST_CONFUSED_FILENAME, PER_CLASS_FILENAME
 from dogbreed.core.fileio import strict_json
+from dogbreed.training.report_plots import plot_confusion_matrix, plot_training_curves, plot_worst_predictions
 
 
-def write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float]) -> Path:
+@dataclass
+class TestOutcome:
+    """What testing produced: the confusion matrix (rows = true) and, when known in dataset order, per-image
+    results (``loss``, ``target``, ``predicted``, ``predicted_probability``) with the image paths."""
+
+    __test__ = False  # not a pytest class
+
+    confusion: torch.Tensor
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)
+    paths: Sequence[Path] = ()
+
+
+def write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float],
+                       timing: dict[str, float] | None = None) -> Path:
     path = output_dir / METRICS_FILENAME
-    path.write_text(strict_json({"history": history, "test": test}, indent=2) + "\n", encoding="utf-8")  # no NaN
-    return path
-
-
-def plot_training_curves(output_dir: Path, history: list[dict[str, Any]]) -> Path:
-    epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, ax in (("loss", ax_loss), ("acc", ax_acc)):
-        for stage in ("train", "val"):
-            values = [row.get(f"{stage}_{key}") for row in history]
-            if any(v is not None for v in values):
-                ax.plot(epochs, values, marker="o", label=f"{stage} {key}")
-        ax.set_xlabel("epoch")
-        ax.set_title("loss (per-sample mean)" if key == "loss" else "top-1 accuracy")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = output_dir / CURVES_FILENAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_confusion_matrix(output_dir: Path, confusion: torch.Tensor, class_names: Sequence[str]) -> Path:
-    matrix = confusion.float()
-    normalised = matrix / matrix.sum(dim=1, keepdim=True).clamp(min=1)
-    n = len(class_names)
-    size = min(4 + n * 0.35, 40)
-    fig, ax = plt.subplots(figsize=(size, size))
-    image = ax.imshow(normalised.numpy(), cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
-    if n <= 40:
-        ax.set_xticks(range(n), labels=class_names, rotation=90)
-        ax.set_yticks(range(n), labels=class_names)
-    ax.set_xlabel("predicted breed")
-    ax.set_ylabel("true breed")
-    ax.set_title("test confusion matrix (row-normalised)")
-    fig.tight_layout()
-    path = output_dir / CONFUSION_FILENAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    payload: dict[str, Any] = {"history": history, "test": test}
+    if timing is not None:
+        payload["timing"] = timing
+    path.write_text(strict_json(payload, indent=2) + "\n", encoding="utf-8")  # no NaN
     return path
 
 
@@ -82,14 +57,42 @@ def write_per_class_csv(output_dir: Path, confusion: torch.Tensor, class_names: 
     return path
 
 
+def most_confused_pairs(confusion: torch.Tensor) -> list[tuple[int, int, int, float]]:
+    """(true, predicted, count, share of the true class) for every mistake made at least once, most frequent
+    first (ties: larger share, then index order)."""
+    totals = confusion.sum(dim=1)
+    pairs = []
+    for true, predicted in torch.nonzero(confusion, as_tuple=False).tolist():
+        if true != predicted:
+            count = int(confusion[true, predicted])
+            pairs.append((true, predicted, count, count / int(totals[true])))
+    return sorted(pairs, key=lambda p: (-p[2], -p[3], p[0], p[1]))
+
+
+def write_most_confused_csv(output_dir: Path, confusion: torch.Tensor, class_names: Sequence[str]) -> Path:
+    path = output_dir / MOST_CONFUSED_FILENAME
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["true", "predicted", "count", "share"])
+        for true, predicted, count, share in most_confused_pairs(confusion):
+            writer.writerow([class_names[true], class_names[predicted], count, f"{share:.4f}"])
+    return path
+
+
 def write_reports(
-    output_dir: Path, history: list[dict[str, Any]], test: dict[str, float],
-    confusion: torch.Tensor, class_names: Sequence[str],
+    output_dir: Path, history: list[dict[str, Any]], test: dict[str, float], outcome: TestOutcome | None,
+    class_names: Sequence[str], *, timing: dict[str, float] | None = None,
 ) -> list[Path]:
+    """Every report of a run; without a test outcome (e.g. a tuning trial) only metrics.json and the curves."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        write_metrics_json(output_dir, history, test),
-        plot_training_curves(output_dir, history),
-        plot_confusion_matrix(output_dir, confusion, class_names),
-        write_per_class_csv(output_dir, confusion, class_names),
+    written = [write_metrics_json(output_dir, history, test, timing), plot_training_curves(output_dir, history, test)]
+    if outcome is None:
+        return written
+    written += [
+        plot_confusion_matrix(output_dir, outcome.confusion, class_names, test),
+        write_per_class_csv(output_dir, outcome.confusion, class_names),
+        write_most_confused_csv(output_dir, outcome.confusion, class_names),
     ]
+    if outcome.samples and len(outcome.paths) == len(outcome.samples["loss"]):
+        written.append(plot_worst_predictions(output_dir, outcome.samples, outcome.paths, class_names))
+    return written

@@ -1,10 +1,17 @@
-"""Local hyperparameter search with Optuna over the shared search space, pruned on validation accuracy."""
+"""Local hyperparameter search with Optuna over the shared search space, pruned on validation accuracy.
+
+Trials never touch the test split (only validation picks a model); the best model is tested once at the end.
+``best_hyperparameters.json`` holds every option of the best run, so ``train --config`` reproduces it.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import shlex
 import shutil
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,8 +19,10 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from dogbreed.config.options import TrainConfig
+from dogbreed.config.options import TrainConfig, default_backbone_lr_scale
+from dogbreed.data.progress import Progress, format_duration
 from dogbreed.data.sources import resolve_splits
+from dogbreed.training.head_training import default_cache_dir
 from dogbreed.training.metric_lines import OBJECTIVE_METRIC
 from dogbreed.training.runtime import Runtime
 from dogbreed.tuning.search_space import SEARCH_SPACE, Parameter, parameter_names, suggest
@@ -22,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 BEST_PARAMS_FILENAME = "best_hyperparameters.json"
 RESULTS_FILENAME = "trials.csv"
+BEST_MODEL_DIR = "best_model"
+BEST_REPORTS_DIR = "best_reports"
+TRAIN_COMMAND = "python -m entry_points.train"
+# Options that say where a run writes or what it records, not what it learns: left out of the reproducible config.
+NOT_REPRODUCED = ("model_dir", "output_dir", "checkpoint_dir", "debug_dir", "debug_train_interval",
+                  "debug_eval_interval", "profiler", "monitor_interval_ms")
 
 
 class OptunaPruning(Callback):
@@ -34,7 +49,8 @@ class OptunaPruning(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val/acc" not in trainer.callback_metrics:
             return
-        self.trial.report(float(trainer.callback_metrics["val/acc"]), step=trainer.current_epoch)
+        # Optuna's step is the epoch number as printed everywhere else (epoch=1 is the first)
+        self.trial.report(float(trainer.callback_metrics["val/acc"]), step=trainer.current_epoch + 1)
         if self.trial.should_prune():
             self.pruned = True
             trainer.should_stop = True
@@ -46,16 +62,38 @@ class TuningResult:
     best_value: float
     best_model_dir: Path
     table: str
+    test_metrics: dict[str, float]
+    best_config: dict[str, Any]
 
 
 def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> TrainConfig:
     values = {name.replace("-", "_"): value for name, value in params.items()}
-    # One feature cache for all trials (<output-dir>/feature_cache): head-only trials then skip the backbone.
-    cache_dir = config.cache_dir or trial_dir.parent.parent / "feature_cache"
+    # The same feature cache as `train` with the same options (<output-dir>/../feature_cache by default), so
+    # head-only trials and later training runs never run the backbone twice over the same images.
     # Each trial is its own run: one shared checkpoint dir would be refused (another run's fingerprint) from trial 2.
     checkpoint_dir = Path(config.checkpoint_dir) / trial_dir.name if config.checkpoint_dir else None
-    return replace(config, model_dir=trial_dir / "model", output_dir=trial_dir / "reports", cache_dir=cache_dir,
-                   checkpoint_dir=checkpoint_dir, **values)
+    return replace(config, model_dir=trial_dir / "model", output_dir=trial_dir / "reports",
+                   cache_dir=default_cache_dir(config), checkpoint_dir=checkpoint_dir, **values)
+
+
+def reproducible_config(trial_config: TrainConfig, base: TrainConfig) -> dict[str, Any]:
+    """Every option that shaped the trial's model, for ``train --config`` (``None`` values and where-to-write
+    options left out; the cache dir only when the user chose one)."""
+    values = {k: v for k, v in trial_config.to_dict().items() if k not in NOT_REPRODUCED and v not in (None, "")}
+    if base.cache_dir is None:
+        values.pop("cache_dir", None)
+    return values
+
+
+def command_line(config: dict[str, Any]) -> str:
+    """The ``train`` command line for ``config``: the options whose value is not this version's default."""
+    defaults = TrainConfig().to_dict()
+    defaults["backbone_lr_scale"] = default_backbone_lr_scale(str(config.get("weights", defaults["weights"])))
+    parts = [TRAIN_COMMAND]
+    for name, value in config.items():
+        if value != defaults.get(name):
+            parts += [f"--{name.replace('_', '-')}", shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 def _table(study: Any, names: list[str]) -> str:
@@ -72,40 +110,92 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _best_so_far(study: Any, number: int, value: float, pruned: bool) -> tuple[float, int]:
+    """(value, trial number) of the best completed trial, counting the one finishing now."""
+    best = (value, number) if not pruned else (-math.inf, -1)
+    for t in study.trials:
+        if t.value is not None and t.state.name == "COMPLETE" and t.value > best[0]:
+            best = (float(t.value), t.number)
+    return best
+
+
+def _trial_line(trial: Any, total: int, pruned: bool, value: float, seconds: float, study: Any,
+                started: float) -> str:
+    state = "PRUNED" if pruned else "COMPLETE"
+    params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    done = trial.number + 1
+    best_value, best_number = _best_so_far(study, trial.number, value, pruned)
+    best = f" (best {best_value:.4f}, trial {best_number})" if best_number >= 0 else ""
+    shown = f" {OBJECTIVE_METRIC}={value:.4f}"
+    eta = (time.monotonic() - started) / done * (total - done)
+    tail = f", ETA {format_duration(eta)}" if done < total else ""
+    return f"trial {done}/{total} {state}{shown} in {format_duration(seconds)}{best}{tail}: {params}"
+
+
 def tune_locally(base: TrainConfig, trials: int, output_dir: Path, space: tuple[Parameter, ...] = SEARCH_SPACE,
                  seed: int = 0, runtime: Runtime | None = None) -> TuningResult:
-    """Run ``trials`` trainings with Optuna (TPE + median pruner); keep the best model dir."""
+    """Run ``trials`` trainings with Optuna (TPE + median pruner) without testing them; keep the best model
+    dir, test it once, and write what reproduces it."""
     import optuna
 
     from dogbreed.training.run import train  # heavy import only when tuning runs
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
     output_dir = Path(output_dir)
     splits = resolve_splits(base)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    trial_runtime = replace(runtime or Runtime.local(), progress_bar=False)  # the trials bar is the progress
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)  # may stop a trial from epoch 2 on
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    configs: dict[int, TrainConfig] = {}
+    histories: dict[int, list[dict[str, Any]]] = {}
+    started = time.monotonic()
 
-    def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, space)
-        config = _apply(base, params, output_dir / "trials" / f"trial_{trial.number:03d}")
-        pruning = OptunaPruning(trial)
-        result = train(config, splits=splits, runtime=runtime, extra_callbacks=[pruning])
-        if pruning.pruned:
-            raise optuna.TrialPruned()
-        return float(result.history[-1]["val_acc"])
+    with Progress(trials, "tuning", unit="trial", interval_s=math.inf) as progress:
+        def objective(trial: optuna.Trial) -> float:
+            params = suggest(trial, space)
+            config = configs[trial.number] = _apply(base, params, output_dir / "trials" / f"trial_{trial.number:03d}")
+            pruning = OptunaPruning(trial)
+            began = time.monotonic()
+            result = train(config, splits=splits, runtime=trial_runtime, extra_callbacks=[pruning], test=False,
+                           epoch_lines=False)
+            histories[trial.number] = result.history
+            value = float(result.history[-1]["val_acc"])
+            progress.write(_trial_line(trial, trials, pruning.pruned, value, time.monotonic() - began, study, started))
+            progress.update()
+            if pruning.pruned:
+                raise optuna.TrialPruned()
+            return value
 
-    study.optimize(objective, n_trials=trials)
+        study.optimize(objective, n_trials=trials)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise RuntimeError("no trial completed: every trial was pruned or failed")
+    return _finish(study, base, configs, histories, output_dir, space, splits, runtime)
+
+
+def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], histories: dict[int, list[Any]],
+            output_dir: Path, space: tuple[Parameter, ...], splits: Any, runtime: Runtime | None) -> TuningResult:
+    """Keep the best model, test it once, write its reports, best_hyperparameters.json and trials.csv."""
+    from dogbreed.training.evaluate import evaluate_model_dir, record_test_metrics
+    from dogbreed.training.reports import write_reports
+
     best = study.best_trial
     best_value = float(best.value if best.value is not None else "nan")
-    best_dir = output_dir / "best_model"
+    best_dir = output_dir / BEST_MODEL_DIR
     if best_dir.exists():
         shutil.rmtree(best_dir)
-    shutil.copytree(output_dir / "trials" / f"trial_{best.number:03d}" / "model", best_dir)
-    table = _table(study, parameter_names(space))
-    (output_dir / BEST_PARAMS_FILENAME).write_text(
-        json.dumps({"objective": OBJECTIVE_METRIC, "value": best.value, "trial": best.number,
-                    "hyperparameters": best.params}, indent=2) + "\n")
+    shutil.copytree(configs[best.number].model_dir, best_dir)
+    logger.info("testing the best model (trial %d) on the test split", best.number)
+    tested = evaluate_model_dir(configs[best.number], best_dir, splits=splits, runtime=runtime)
+    record_test_metrics(best_dir, tested.metrics)
+    write_reports(output_dir / BEST_REPORTS_DIR, histories[best.number], tested.metrics, tested.outcome,
+                  tested.class_names)
+    config = reproducible_config(configs[best.number], base)
+    (output_dir / BEST_PARAMS_FILENAME).write_text(json.dumps({
+        "objective": OBJECTIVE_METRIC, "value": best.value, "trial": best.number,
+        "hyperparameters": best.params, "test": tested.metrics, "config": config,
+        "command": command_line(config),
+    }, indent=2) + "\n")
     (output_dir / RESULTS_FILENAME).write_text(study.trials_dataframe().to_csv(index=False))
-    return TuningResult(best_params=best.params, best_value=best_value, best_model_dir=best_dir, table=table)
+    return TuningResult(best_params=best.params, best_value=best_value, best_model_dir=best_dir,
+                        table=_table(study, parameter_names(space)), test_metrics=tested.metrics, best_config=config)

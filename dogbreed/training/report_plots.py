@@ -1,0 +1,159 @@
+"""The plots of a run's reports, readable from 3 to 133 breeds: training curves (loss, top-1/top-5, learning
+rate), the confusion matrix (all classes when few, else the most-confused ones, labelled), and a gallery of
+the test images with the highest loss."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display
+import matplotlib.pyplot as plt
+import torch
+
+from dogbreed.core.constants import CONFUSION_FILENAME, CURVES_FILENAME, WORST_PREDICTIONS_FILENAME
+from dogbreed.core.images import open_image
+
+MAX_CONFUSION_CLASSES = 30  # above this, the plot shows the classes most involved in mistakes
+WORST_SHOWN = 16
+GALLERY_COLUMNS = 4
+LABEL_CHARS = 24
+
+
+def _short(name: str, limit: int = LABEL_CHARS) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def scores_title(test: dict[str, float]) -> str:
+    """``test top-1 0.853, top-5 0.970`` (empty when the run was not tested)."""
+    parts = [f"{label} {test[key]:.3f}" for key, label in (("acc", "top-1"), ("acc_top5", "top-5")) if key in test]
+    return "test " + ", ".join(parts) if parts else ""
+
+
+def plot_training_curves(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float]) -> Path:
+    """Loss, top-1 and top-5 accuracy per epoch (train and validation), and the head's learning rate."""
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.2))
+    series = {
+        ax_loss: [("train_loss", "train loss", "-"), ("val_loss", "val loss", "-")],
+        ax_acc: [("train_acc", "train top-1", "-"), ("val_acc", "val top-1", "-"),
+                 ("train_acc_top5", "train top-5", "--"), ("val_acc_top5", "val top-5", "--")],
+        ax_lr: [("lr", "head lr (end of epoch)", "-")],
+    }
+    for ax, lines in series.items():
+        for key, label, style in lines:
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [math.nan if v is None else v for v in values], style, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    ax_loss.set_title("loss (per-sample mean)")
+    ax_acc.set_title("accuracy")
+    ax_acc.set_ylim(0, 1.02)
+    ax_lr.set_title("learning rate")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    title = scores_title(test)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = output_dir / CURVES_FILENAME
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confused_classes(confusion: torch.Tensor, limit: int = MAX_CONFUSION_CLASSES) -> list[int]:
+    """Every class (index order) when there are at most ``limit``; else the ``limit`` classes involved in the
+    most mistakes (as true or as predicted class), most involved first."""
+    n = confusion.shape[0]
+    if n <= limit:
+        return list(range(n))
+    mistakes = confusion.clone().float()
+    mistakes.fill_diagonal_(0)
+    involvement = (mistakes.sum(dim=0) + mistakes.sum(dim=1)).tolist()
+    return sorted(range(n), key=lambda i: (-involvement[i], i))[:limit]
+
+
+def plot_confusion_matrix(output_dir: Path, confusion: torch.Tensor, class_names: Sequence[str],
+                          test: dict[str, float]) -> Path:
+    """Row-normalised confusion matrix with breed names and counts; above ``MAX_CONFUSION_CLASSES`` classes
+    only the most-confused ones (rows still normalised by the full class totals)."""
+    shown = confused_classes(confusion)
+    matrix = confusion.float()
+    totals = matrix.sum(dim=1).clamp(min=1)
+    sub = matrix[shown][:, shown]
+    normalised = sub / totals[shown].unsqueeze(1)
+    k = len(shown)
+    size = max(5.0, 3.0 + 0.32 * k)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(normalised.numpy(), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true breed's test images")
+    labels = [_short(class_names[i]) for i in shown]
+    ax.set_xticks(range(k), labels=labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(k), labels=labels, fontsize=8)
+    for row in range(k):
+        for col in range(k):
+            count = int(sub[row, col])
+            if count:
+                dark = float(normalised[row, col]) > 0.5
+                ax.text(col, row, str(count), ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    ax.set_xlabel("predicted breed")
+    ax.set_ylabel("true breed")
+    scope = (f"the {k} most-confused of {len(class_names)} breeds" if k < len(class_names)
+             else f"{len(class_names)} breeds")
+    title = scores_title(test)
+    ax.set_title(f"test confusion matrix, {scope}" + (f"\n{title}" if title else ""))
+    fig.tight_layout()
+    path = output_dir / CONFUSION_FILENAME
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def worst_indices(losses: torch.Tensor, limit: int = WORST_SHOWN) -> list[int]:
+    """Indices of the highest losses, highest first (ties: lower index first)."""
+    order = sorted(range(len(losses)), key=lambda i: (-float(losses[i]), i))
+    return order[:limit]
+
+
+def _thumbnail(path: Path, size: int = 160) -> Any:
+    try:
+        image = open_image(path, draft_size=(size, size))
+    except Exception:  # noqa: BLE001 - a gallery tile must never fail the report; the tile says so
+        return None
+    image.thumbnail((size, size))
+    return image
+
+
+def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], paths: Sequence[Path],
+                           class_names: Sequence[str], limit: int = WORST_SHOWN) -> Path:
+    """The test images with the highest loss: image, true breed, predicted breed with its probability."""
+    chosen = worst_indices(samples["loss"], limit)
+    columns = min(GALLERY_COLUMNS, max(1, len(chosen)))
+    rows = max(1, math.ceil(len(chosen) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, chosen):
+        image = _thumbnail(paths[index])
+        if image is not None:
+            ax.imshow(image)
+        else:
+            ax.text(0.5, 0.5, "(cannot read)", ha="center", va="center")
+        true, predicted = int(samples["target"][index]), int(samples["predicted"][index])
+        wrong = true != predicted
+        ax.set_title(f"{_short(Path(paths[index]).name, 28)}\ntrue: {_short(class_names[true])}\n"
+                     f"pred: {_short(class_names[predicted])} {float(samples['predicted_probability'][index]):.2f}",
+                     fontsize=8, color="firebrick" if wrong else "black")
+    fig.suptitle(f"the {len(chosen)} test images with the highest loss (red: wrong breed)")
+    fig.tight_layout()
+    path = output_dir / WORST_PREDICTIONS_FILENAME
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,88 @@
+"""The end-of-run summary (phase durations, images/s, where everything went) and the durations recorded in
+metrics.json and model_config.json."""
+
+from __future__ import annotations
+
+import json
+
+from pytorch_lightning.callbacks import Callback
+
+from dogbreed.training.run import train
+from dogbreed.training.summary import PhaseTimer, RunCounts, callback_summary_lines, summary_lines, timing_record
+from tests.conftest import fast_config
+
+
+class StepClock:
+    """A clock that the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed_run() -> tuple[PhaseTimer, RunCounts]:
+    clock = StepClock()
+    timer = PhaseTimer(clock)
+    for name, seconds in (("data_check", 0.5), ("feature_cache", 100.0), ("fit", 12.0), ("test", 2.0)):
+        with timer.phase(name):
+            clock.now += seconds
+    clock.now += 0.5  # outside any phase (building the model)
+    counts = RunCounts(images={"train": 600, "valid": 100, "test": 100}, epochs=5, extracted_images=800)
+    return timer, counts
+
+
+def test_timing_record_has_every_phase_the_total_and_throughputs():
+    timer, counts = _timed_run()
+    assert timing_record(timer, counts) == {
+        "data_check_s": 0.5, "feature_cache_s": 100.0, "fit_s": 12.0, "test_s": 2.0, "total_s": 115.0,
+        "train_images_per_s": 250.0,  # 600 images x 5 epochs / 12 s
+        "feature_images_per_s": 8.0,  # 800 backbone passes / 100 s
+    }
+
+
+def test_summary_lines_read_as_a_table_with_extra_lines_and_places():
+    timer, counts = _timed_run()
+    lines = summary_lines(timer, counts, {"model artifact": "outputs/model/", "reports": "outputs/reports/"},
+                          extra=["data wait: 3% of each step"])
+    assert lines == [
+        "run summary:",
+        "  data check           0.5s  (train 600, valid 100, test 100 images)",
+        "  feature cache       1m40s  (800 backbone passes, 8.0 img/s)",
+        "  fit                   12s  (5 epoch(s), 250.0 train img/s)",
+        "  test                 2.0s  (100 images)",
+        "  total               1m55s",
+        "  data wait: 3% of each step",
+        "model artifact: outputs/model/",
+        "reports:        outputs/reports/",
+    ]
+
+
+class DataWaitLine(Callback):
+    def summary_lines(self) -> list[str]:
+        return ["data wait: 1.0% of step time"]
+
+
+def test_a_run_records_durations_and_prints_where_everything_went(tmp_path, tiny_tree):
+    config = fast_config(tmp_path, tiny_tree, epochs=1, batch_size=4)
+    result = train(config, extra_callbacks=[DataWaitLine()])
+    metrics = json.loads((config.output_dir / "metrics.json").read_text())
+    timing = metrics["timing"]
+    assert {"data_check_s", "fit_s", "test_s", "total_s", "train_images_per_s"} <= set(timing)
+    assert "feature_cache_s" not in timing  # full fine-tune: no cache phase
+    assert timing["total_s"] >= timing["fit_s"] + timing["test_s"] > 0
+    # 12 training images (4 per breed x 3), one epoch
+    assert timing["train_images_per_s"] == round(12 / timing["fit_s"], 2)
+    model_config = json.loads((config.model_dir / "model_config.json").read_text())
+    assert model_config["metrics"]["timing"] == timing == result.timing
+    text = "\n".join(result.summary)
+    assert result.summary[0] == "run summary:"
+    assert "(train 12, valid 6, test 6 images)" in text and "(1 epoch(s), " in text
+    assert "  data wait: 1.0% of step time" in result.summary
+    assert f"model artifact: {config.model_dir}/ (model.pth, model_config.json)" in text
+    assert f"reports:        {config.output_dir}/ (metrics.json, training_curves.png, confusion_matrix.png" in text
+
+
+def test_callbacks_without_summary_lines_add_nothing():
+    assert callback_summary_lines([Callback(), DataWaitLine()]) == ["data wait: 1.0% of step time"]
