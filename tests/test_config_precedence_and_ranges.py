@@ -54,7 +54,7 @@ def test_outside_sagemaker_the_environment_adds_nothing():
 
 @pytest.mark.parametrize("argv, environment, expected_epochs", [
     ([], {}, 5),                                  # the field default
-    (["--demo"], {}, 6),                          # the --demo preset beats the default
+    (["--demo"], {}, 4),                          # the --demo preset beats the default
     (["--demo"], {"epochs": 9}, 9),               # the environment beats the preset
     ([], {"epochs": 9}, 9),
     (["--demo", "--epochs", "2"], {"epochs": 9}, 2),  # explicit beats everything
@@ -67,10 +67,10 @@ def test_precedence_explicit_environment_demo_default(argv, environment, expecte
 def test_demo_preset_values_written_out():
     config = parse_config(["--demo"])
     assert (config.weights, config.image_size, config.epochs, config.batch_size, config.finetune, config.lr,
-            config.backbone_lr_scale) == ("none", 64, 6, 16, "full", 0.002, 1.0)
+            config.backbone_lr_scale, config.crop_scale) == ("none", 64, 4, 16, "full", 0.002, 1.0, 0.35)
     plain = parse_config([])
     assert (plain.weights, plain.image_size, plain.epochs, plain.batch_size, plain.finetune, plain.lr,
-            plain.backbone_lr_scale) == ("imagenet", 224, 5, 32, "head", 0.001, 0.1)
+            plain.backbone_lr_scale, plain.crop_scale) == ("imagenet", 224, 5, 32, "head", 0.001, 0.1, 0.08)
 
 
 def test_demo_false_from_sagemaker_applies_no_preset():
@@ -80,7 +80,7 @@ def test_demo_false_from_sagemaker_applies_no_preset():
 
 def test_explicit_option_equal_to_the_default_still_beats_the_preset():
     config = parse_config(["--demo", "--image-size", "224", "--weights", "imagenet"])
-    assert (config.image_size, config.weights, config.epochs) == (224, "imagenet", 6)
+    assert (config.image_size, config.weights, config.epochs) == (224, "imagenet", 4)
 
 
 # One case per range check: the last accepted value and the first rejected one, with the exact message.

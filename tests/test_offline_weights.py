@@ -35,7 +35,8 @@ def test_an_explicit_weights_option_still_wins(tmp_path):
     channel = tmp_path / "weights"
     channel.mkdir()
     (channel / "w.pth").write_bytes(b"unused")
-    config = parse_config(["--weights", "none"], environment_defaults=config_defaults(_job_env(tmp_path, channel)))
+    config = parse_config(["--weights", "none", "--finetune", "full"],
+                          environment_defaults=config_defaults(_job_env(tmp_path, channel)))
     assert config.weights == "none"
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from dogbreed.training.reports import write_reports
+from dogbreed.training.reports import TestOutcome, write_reports
 from tests.conftest import BREED_DIRS
 from tests.report_checks import check_plot
 
@@ -23,9 +23,9 @@ NAMES = ["Affenpinscher", "Afghan hound", "Airedale terrier", "Akita"]
 
 
 def test_reports_from_hand_made_inputs_are_exact(tmp_path):
-    paths = write_reports(tmp_path / "reports", HISTORY, TEST, CONFUSION, NAMES)
+    paths = write_reports(tmp_path / "reports", HISTORY, TEST, TestOutcome(confusion=CONFUSION), NAMES)
     assert [p.name for p in paths] == ["metrics.json", "training_curves.png", "confusion_matrix.png",
-                                       "per_class_accuracy.csv"]
+                                       "per_class_accuracy.csv", "most_confused.csv"]
     assert json.loads((tmp_path / "reports" / "metrics.json").read_text()) == {"history": HISTORY, "test": TEST}
     assert (tmp_path / "reports" / "per_class_accuracy.csv").read_text().splitlines() == [
         "index,breed,correct,total,accuracy",
@@ -34,13 +34,20 @@ def test_reports_from_hand_made_inputs_are_exact(tmp_path):
         "2,Airedale terrier,0,1,0.0000",
         "3,Akita,0,0,nan",  # a class without test images
     ]
-    check_plot(tmp_path / "reports" / "training_curves.png", (1000, 400))
-    check_plot(tmp_path / "reports" / "confusion_matrix.png", (540, 540))  # (4 + 4 x 0.35) in x 100 dpi
+    # Off-diagonal cells, most frequent first; ties by the share of the true breed's test images.
+    assert (tmp_path / "reports" / "most_confused.csv").read_text().splitlines() == [
+        "true,predicted,count,share",
+        "Afghan hound,Airedale terrier,2,0.5000",
+        "Airedale terrier,Affenpinscher,1,1.0000",
+        "Affenpinscher,Afghan hound,1,0.2500",
+    ]
+    check_plot(tmp_path / "reports" / "training_curves.png", (1500, 420))  # loss, accuracy, lr: 15 x 4.2 in
+    check_plot(tmp_path / "reports" / "confusion_matrix.png", (650, 500))  # 5 in + 1.5 in for the colour bar
 
 
 def test_confusion_plot_shows_the_row_normalised_matrix(tmp_path):
-    write_reports(tmp_path, HISTORY, TEST, torch.eye(3, dtype=torch.long) * 5, NAMES[:3])
-    rgb = check_plot(tmp_path / "confusion_matrix.png", (505, 505))
+    write_reports(tmp_path, HISTORY, TEST, TestOutcome(confusion=torch.eye(3, dtype=torch.long) * 5), NAMES[:3])
+    rgb = check_plot(tmp_path / "confusion_matrix.png", (650, 500))
     # A perfect diagonal: the darkest blue (1.0 on the Blues map, about (8, 48, 107)) is drawn.
     dark_blue = (rgb[..., 2] > 90) & (rgb[..., 0] < 30) & (rgb[..., 1] < 70)
     assert dark_blue.sum() > 1000
@@ -50,7 +57,8 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     config, result = trained
     reports = config.output_dir
     metrics = json.loads((reports / "metrics.json").read_text())
-    assert set(metrics) == {"history", "test"}
+    assert set(metrics) == {"history", "test", "timing"}
+    assert metrics["timing"]["total_s"] >= metrics["timing"]["fit_s"] > 0
     assert [row["epoch"] for row in metrics["history"]] == list(range(1, config.epochs + 1))
     per_stage = {"loss", "acc", "acc_top5", "f1_macro"}
     expected_keys = {"epoch", "lr"} | {f"{stage}_{name}" for stage in ("train", "val") for name in per_stage}
@@ -62,7 +70,8 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     assert metrics["test"]["acc_top5"] == 1.0  # top-3 of 3 breeds
 
     model_config = json.loads((config.model_dir / "model_config.json").read_text())
-    assert model_config["metrics"] == {"test": metrics["test"], "final_epoch": metrics["history"][-1]}
+    assert model_config["metrics"] == {"test": metrics["test"], "final_epoch": metrics["history"][-1],
+                                       "timing": metrics["timing"]}
 
     with (reports / "per_class_accuracy.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -73,5 +82,5 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
         assert 0 <= int(r["correct"]) <= 8 and r["accuracy"] == f"{int(r['correct']) / 8:.4f}"
     assert sum(int(r["correct"]) for r in rows) / 24 == pytest.approx(metrics["test"]["acc"], abs=1e-6)
 
-    check_plot(reports / "training_curves.png", (1000, 400))
-    check_plot(reports / "confusion_matrix.png", (505, 505))
+    check_plot(reports / "training_curves.png", (1500, 420))
+    check_plot(reports / "confusion_matrix.png", (650, 500))

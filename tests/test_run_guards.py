@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import tempfile
@@ -176,8 +177,15 @@ def test_predict_device_cuda_without_a_gpu_is_one_line(tiny_model_dir: Path, tmp
 def test_predict_decompression_bomb_is_one_line(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(huge_png(20000))  # 400 megapixels in ~60 KB: over PIL's bomb limit
-    assert predict_cli.main(["--model-dir", str(tiny_model_dir), str(bomb)]) == 2
-    assert _one_error_line(capsys).startswith(f"error: image {bomb} has too many pixels to decode safely (")
+    good = tmp_path / "dog.png"
+    Image.new("RGB", (40, 30)).save(good)
+    # A per-file error like any broken photo: the other images are still answered, the exit status says 1 failed.
+    assert predict_cli.main(["--model-dir", str(tiny_model_dir), "--jsonl", str(bomb), str(good)]) == 1
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["image"] == str(bomb) and records[0]["error"].startswith("too many pixels to decode safely (")
+    assert records[0]["error"].endswith("): resize it") and "Traceback" not in err
+    assert records[1]["image"] == str(good) and len(records[1]["predictions"]) == 3
 
 
 def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:

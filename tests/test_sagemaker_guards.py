@@ -53,7 +53,8 @@ def test_the_script_refuses_several_hosts_with_one_line_and_exit_2(tmp_path, tin
     monkeypatch.setenv("SM_HOSTS", '["algo-1","algo-2"]')
     monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
-    status = main(["--data-dir", str(tiny_tree), "--output-dir", str(tmp_path / "reports"), "--weights", "none"])
+    status = main(["--data-dir", str(tiny_tree), "--output-dir", str(tmp_path / "reports"), "--weights", "none",
+                   "--finetune", "full"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and err[-1].startswith("error: this job has 2 instances")
     assert "build the estimator with distributed=True" in err[-1]

@@ -76,6 +76,8 @@ def test_sampled_values_reach_the_trial_config(tmp_path):
         (0.0123, 64, 7, 3e-5, 0.15)
     assert config.model_dir == tmp_path / "hpo" / "trials" / "trial_004" / "model"
     assert config.output_dir == tmp_path / "hpo" / "trials" / "trial_004" / "reports"
-    assert config.cache_dir == tmp_path / "hpo" / "feature_cache"  # shared by every trial
+    # The feature cache `train` uses with the same options (<output-dir>/../feature_cache), shared by every trial.
+    assert config.cache_dir == Path("outputs/feature_cache")
+    assert _apply(base, params, tmp_path / "hpo" / "trials" / "trial_005").cache_dir == Path("outputs/feature_cache")
     assert config.data_dir == Path(tmp_path / "data")
 

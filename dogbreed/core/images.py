@@ -95,7 +95,7 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"{subject} not found: check the path") from exc
     except IsADirectoryError as exc:
-        raise ImageDecodeError(f"{source} is a directory, not an image file") from exc
+        raise ImageDecodeError(f"{subject} is a directory, not an image file") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         if strict and "truncated" in str(exc):
             raise ImageDecodeError(f"{subject} is truncated ({exc}): use the complete file") from exc
