@@ -15,11 +15,14 @@ import torch
 from torchvision.models import ResNet
 
 from dogbreed import __version__
+from dogbreed.core.abstention import AbstentionRule
+from dogbreed.core.calibration import check_temperature
 from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ArtifactError
 from dogbreed.core.fileio import atomic_write
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
+from dogbreed.core.tta import check_tta_mode
 
 
 @dataclass
@@ -33,6 +36,11 @@ class ModelConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = ARTIFACT_FORMAT_VERSION
+    # Optional (older artifacts lack them): logits are divided by ``temperature``; an image whose confidence
+    # score is below the ``abstention`` threshold is answered "not confident"; ``tta`` views are averaged.
+    temperature: float = 1.0
+    abstention: AbstentionRule | None = None
+    tta: str = "none"
 
     @property
     def num_classes(self) -> int:
@@ -48,6 +56,9 @@ class ModelConfig:
             "hyperparameters": self.hyperparameters,
             "metrics": self.metrics,
             "versions": self.versions,
+            "temperature": self.temperature,
+            "abstention": self.abstention.to_dict() if self.abstention else None,
+            "tta": self.tta,
         }
 
     @classmethod
@@ -64,6 +75,7 @@ class ModelConfig:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{CONFIG_FILENAME} is incomplete or malformed ({exc!r})") from exc
+        config.temperature, config.abstention, config.tta = _serving_fields(data)
         if config.architecture != ARCHITECTURE:
             raise ArtifactError(f"unsupported architecture {config.architecture!r}: "
                                 f"this dogbreed serves {ARCHITECTURE}")
@@ -73,6 +85,22 @@ class ModelConfig:
                 f"({ARTIFACT_FORMAT_VERSION}): upgrade dogbreed"
             )
         return config
+
+
+def _serving_fields(data: dict[str, Any]) -> tuple[float, AbstentionRule | None, str]:
+    """temperature, abstention and tta, each checked, with the defaults of an artifact that predates them."""
+    field_name = "temperature"
+    try:
+        temperature = check_temperature(data.get("temperature", 1.0))
+        field_name = "abstention"
+        raw = data.get("abstention")
+        abstention = AbstentionRule.from_dict(raw) if raw is not None else None
+        field_name = "tta"
+        tta = check_tta_mode(data.get("tta", "none"))
+    except ValueError as exc:
+        raise ArtifactError(f'{CONFIG_FILENAME}: field "{field_name}" is invalid ({exc}); fix it or re-export the '
+                            "model with python -m entry_points.train") from exc
+    return temperature, abstention, tta
 
 
 def _git_commit() -> str | None:
