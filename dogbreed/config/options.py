@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dogbreed.core.constants import DEFAULT_IMAGE_SIZE, FINETUNE_MODES
+from dogbreed.core.constants import ABSTENTION_SCORES, DEFAULT_IMAGE_SIZE, FINETUNE_MODES, LOGGERS, TTA_MODES
 from dogbreed.core.errors import ConfigError
 
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
@@ -63,6 +63,28 @@ class TrainConfig:
     profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
                          choices=("", "simple", "advanced", "pytorch"))
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
+    # The accuracy recipe (full fine-tuning).
+    ema_decay: float = _opt(0.0, "exponential moving average of the weights, e.g. 0.999 (the exported weights are "
+                                 "the average; validation uses it too); 0 = off")
+    mixup_alpha: float = _opt(0.0, "MixUp on training batches with this Beta(alpha, alpha), e.g. 0.2; 0 = off "
+                                   "(needs images: --finetune full or --cached-views 0)")
+    cutmix_alpha: float = _opt(0.0, "CutMix on training batches with this Beta(alpha, alpha), e.g. 1.0; 0 = off "
+                                    "(with --mixup-alpha too: one of the two per batch)")
+    # Calibration, abstention and test-time augmentation (stored in the artifact, applied when serving).
+    tta: str = _opt("none", "test-time augmentation for evaluation and serving: none, flip (2 views) or tencrop "
+                            "(10 views); logits are averaged", choices=TTA_MODES)
+    calibrate: bool = _opt(True, "after training, fit a temperature on the validation split (stored in the artifact)")
+    abstention_score: str = _opt("auto", "confidence score for abstention: auto (the one with the higher AUROC, "
+                                         "validation vs non-dog images), max_probability, energy, or none (never "
+                                         "abstain)", choices=("auto", *ABSTENTION_SCORES, "none"))
+    accept_rate: float = _opt(0.95, "share of validation images to answer with confidence; the threshold is fitted "
+                                    "for it")
+    ood_dir: Path | None = _opt(None, "a folder of images that are not dogs (any layout) to choose and measure the "
+                                      "abstention score with (default: generated noise and texture images)")
+    # Experiment tracking.
+    logger: str = _opt("csv", "Lightning logger: csv, tensorboard, mlflow or none", choices=LOGGERS)
+    log_dir: Path | None = _opt(None, "where the logger writes (default: <output-dir>/logs; in a SageMaker job the "
+                                      "TensorBoard output path when one is configured)")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -80,6 +102,11 @@ DEMO_OVERRIDES: dict[str, Any] = {
 }
 
 
+def mixes_batches(config: TrainConfig) -> bool:
+    """MixUp/CutMix mix decoded images: they cannot run on cached backbone features."""
+    return config.mixup_alpha > 0 or config.cutmix_alpha > 0
+
+
 def validate_config(config: TrainConfig) -> None:
     """Range checks with messages that name the option."""
     checks = [
@@ -91,6 +118,13 @@ def validate_config(config: TrainConfig) -> None:
         (0 <= config.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
         (config.top_k >= 1, "--top-k must be at least 1"),
         (config.cached_views >= 0, "--cached-views must be >= 0 (0 disables the feature cache)"),
+        (0 <= config.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
+        (config.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),
+        (config.cutmix_alpha >= 0, "--cutmix-alpha must be >= 0 (0 = off)"),
+        (0 < config.accept_rate <= 1, "--accept-rate must be in (0, 1] (e.g. 0.95)"),
+        (not (mixes_batches(config) and config.finetune == "head" and config.cached_views >= 1),
+         "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add "
+         "--cached-views 0 or use --finetune full"),
     ]
     for ok, message in checks:
         if not ok:

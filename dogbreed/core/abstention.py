@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-SCORE_TYPES = ("max_probability", "energy")
+from dogbreed.core.constants import ABSTENTION_SCORES as SCORE_TYPES
 
 
 def confidence_scores(logits: torch.Tensor, temperature: float, score_type: str) -> torch.Tensor:

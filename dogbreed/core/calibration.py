@@ -39,18 +39,20 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int
     """
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0] or logits.shape[0] == 0:
         raise ValueError(f"need (N, C) logits and N labels, got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    logits, labels = logits.detach().double(), labels.detach().long()
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    with torch.inference_mode(False), torch.enable_grad():  # logits may come from an inference-mode pass
+        logits = logits.detach().to(torch.float64, copy=True)
+        labels = labels.detach().to(torch.long, copy=True)
+        log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(logits / log_t.exp(), labels)
+            loss.backward()
+            return loss
 
-    optimizer.step(closure)
-    temperature = float(log_t.detach().exp())
+        optimizer.step(closure)
+        temperature = float(log_t.detach().exp())
     # A degenerate split (e.g. every logit equal) leaves LBFGS where it started or sends T to an extreme.
     return min(max(temperature, 1e-2), 1e2) if math.isfinite(temperature) else 1.0
 

@@ -14,6 +14,12 @@ DEFAULT_IMAGE_SIZE: int = 224
 # Fine-tuning policies: "head" trains the new classifier on a frozen backbone, "full" trains everything.
 FINETUNE_MODES = ("head", "full")
 
+# Test-time augmentation modes (dogbreed.core.tta), abstention scores (dogbreed.core.abstention) and the
+# Lightning loggers a run can write to: here, so the options layer can offer them without importing torch.
+TTA_MODES = ("none", "flip", "tencrop")
+ABSTENTION_SCORES = ("max_probability", "energy")
+LOGGERS = ("csv", "tensorboard", "mlflow", "none")
+
 # Files of a model artifact (a model dir).
 WEIGHTS_FILENAME = "model.pth"
 CONFIG_FILENAME = "model_config.json"
@@ -25,6 +31,7 @@ METRICS_FILENAME = "metrics.json"
 CURVES_FILENAME = "training_curves.png"
 CONFUSION_FILENAME = "confusion_matrix.png"
 PER_CLASS_FILENAME = "per_class_accuracy.csv"
+CALIBRATION_FILENAME = "calibration.png"
 
 # Image files the data module picks up (lower-case suffixes).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(

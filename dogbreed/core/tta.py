@@ -21,9 +21,10 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
+from dogbreed.core.constants import TTA_MODES
 from dogbreed.core.transforms import Preprocessing, ToNormalizedTensor, build_eval_transform
 
-TTA_MODES = ("none", "flip", "tencrop")
+__all__ = ["TTA_MODES", "average_views", "build_tta_transform", "tta_logits", "tta_views", "views_per_image"]
 VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
 TENCROP_RESIZE_RATIO = 256 / 224
 

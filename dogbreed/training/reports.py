@@ -16,9 +16,12 @@ import torch
 from dogbreed.core.constants import CONFUSION_FILENAME, CURVES_FILENAME, METRICS_FILENAME, PER_CLASS_FILENAME
 
 
-def write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float]) -> Path:
+def write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float],
+                       extra: dict[str, Any] | None = None) -> Path:
+    """``{"history": [...], "test": {...}}`` plus ``extra`` sections (calibration, abstention, tta)."""
     path = output_dir / METRICS_FILENAME
-    path.write_text(json.dumps({"history": history, "test": test}, indent=2) + "\n", encoding="utf-8")
+    payload = {"history": history, "test": test, **(extra or {})}
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -84,11 +87,11 @@ def write_per_class_csv(output_dir: Path, confusion: torch.Tensor, class_names: 
 
 def write_reports(
     output_dir: Path, history: list[dict[str, Any]], test: dict[str, float],
-    confusion: torch.Tensor, class_names: Sequence[str],
+    confusion: torch.Tensor, class_names: Sequence[str], extra: dict[str, Any] | None = None,
 ) -> list[Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     return [
-        write_metrics_json(output_dir, history, test),
+        write_metrics_json(output_dir, history, test, extra),
         plot_training_curves(output_dir, history),
         plot_confusion_matrix(output_dir, confusion, class_names),
         write_per_class_csv(output_dir, confusion, class_names),

@@ -17,9 +17,13 @@ from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import ModelConfig, library_versions, save_artifact
+from dogbreed.training.calibrate import ServingFit, calibrate_run, summary_line
+from dogbreed.training.calibration_plot import plot_reliability
 from dogbreed.training.checkpoints import EpochCheckpoint, newest_checkpoint
+from dogbreed.training.loggers import build_logger
 from dogbreed.training.metric_lines import epoch_line, test_line
 from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.recipe import EMAWeights
 from dogbreed.training.reports import write_reports
 from dogbreed.training.runtime import Runtime, resolve_num_workers
 from dogbreed.training.throughput import precision_setting, prepare_for_speed
@@ -87,6 +91,8 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
         finetune=config.finetune,
         backbone_lr_scale=config.backbone_lr_scale,
         label_smoothing=config.label_smoothing,
+        mixup_alpha=config.mixup_alpha,
+        cutmix_alpha=config.cutmix_alpha,
     )
     state = load_backbone_state_dict(config.weights)
     if state is not None:
@@ -99,6 +105,8 @@ def build_callbacks(config: TrainConfig) -> list[Callback]:
     callbacks: list[Callback] = []
     if config.checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(config.checkpoint_dir))
+    if config.ema_decay > 0:
+        callbacks.append(EMAWeights(config.ema_decay))
     return callbacks
 
 
@@ -109,7 +117,7 @@ def trainer_settings(config: TrainConfig, runtime: Runtime | None = None) -> dic
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices="auto",
-        logger=False,
+        logger=build_logger(config),
         enable_checkpointing=False,
         enable_progress_bar=runtime.progress_bar,
         enable_model_summary=False,
@@ -127,6 +135,11 @@ def build_trainer(config: TrainConfig, callbacks: list[Callback], *, runtime: Ru
     kwargs["callbacks"] = callbacks
     kwargs.update(overrides)
     return pl.Trainer(**kwargs)
+
+
+def _plot_calibration(output_dir: Path, fit: ServingFit) -> None:
+    if fit.test is not None and fit.test.labels.numel():
+        plot_reliability(Path(output_dir), fit.test.logits, fit.test.labels, fit.temperature)
 
 
 def train(
@@ -159,17 +172,26 @@ def train(
     test_metrics = {k[len("test_"):]: v for k, v in test_metrics.items()}
     if trainer.is_global_zero:
         print(test_line({f"test_{k}": v for k, v in test_metrics.items()}), flush=True)
+        fit = calibrate_run(config, images, datamodule, model.net)
+        if fit.report:
+            print(summary_line(fit.report), flush=True)
         model_config = ModelConfig(
             class_names=images.class_names,
             preprocessing=images.preprocessing,
             hyperparameters=config.to_dict(),
-            metrics={"test": test_metrics, "final_epoch": history.history[-1] if history.history else {}},
+            metrics={"test": test_metrics, "final_epoch": history.history[-1] if history.history else {},
+                     **fit.report},
             versions=library_versions(),
+            temperature=fit.temperature,
+            abstention=fit.abstention,
+            tta=config.tta,
         )
         save_artifact(config.model_dir, model.net, model_config)
         if model.test_confusion is None:
             raise RuntimeError("trainer.test() ran but produced no confusion matrix")
-        write_reports(config.output_dir, history.history, test_metrics, model.test_confusion, images.class_names)
+        write_reports(config.output_dir, history.history, test_metrics, model.test_confusion, images.class_names,
+                      extra=fit.report)
+        _plot_calibration(config.output_dir, fit)
     return TrainResult(
         model_dir=Path(config.model_dir),
         output_dir=Path(config.output_dir),
