@@ -1,4 +1,8 @@
-"""``python -m entry_points.predict``: top-k breeds for image files with a trained model dir."""
+"""``python -m entry_points.predict``: top-k breeds for image files with a trained model dir.
+
+Each answer says whether the model is confident (the artifact's abstention threshold); ``--explain OUT_DIR``
+also writes a Grad-CAM overlay per image.
+"""
 
 from __future__ import annotations
 
@@ -19,21 +23,36 @@ def build_parser() -> CommandParser:
     parser.add_argument("--top-k", "--top_k", type=int, default=5, help="breeds per image (default: 5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
+                        help="also write a Grad-CAM overlay of the top breed per image into OUT_DIR "
+                             "(<image stem>_gradcam.png; needs pip install -e '.[explain]')")
     return parser
 
 
 def predict_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
+    if args.explain is not None:
+        from dogbreed.explain.gradcam import require_captum
+
+        require_captum()  # before the model loads
     from dogbreed.serving.predictor import Predictor
 
     predictor = Predictor.from_model_dir(args.model_dir, device=args.device)
-    results = predictor.predict(args.images, k=args.top_k)
+    answers = predictor.predict_answers(args.images, k=args.top_k)
+    explained: list[Path] = []
+    if args.explain is not None:
+        from dogbreed.explain.gradcam import write_explanations
+
+        explained = write_explanations(predictor, args.images, args.explain)
     if args.json:
-        payload = [{"image": str(path), "predictions": [p.to_dict() for p in preds]}
-                   for path, preds in zip(args.images, results)]
+        payload = [{"image": str(path), **answer.to_dict(),
+                    **({"explanation": str(explained[i])} if explained else {})}
+                   for i, (path, answer) in enumerate(zip(args.images, answers))]
         return json.dumps(payload, indent=2)
-    return "\n".join(f"{path}: " + ", ".join(f"{p.breed} ({p.index}) {p.probability:.3f}" for p in preds)
-                     for path, preds in zip(args.images, results))
+    lines = [f"{path}: {answer.to_text()}" for path, answer in zip(args.images, answers)]
+    if explained:
+        lines.append(f"Grad-CAM overlays: {args.explain}/ ({len(explained)} files)")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,9 @@ Facts (sagemaker-training toolkit): channels arrive as ``SM_CHANNEL_<NAME>`` dir
 ``SM_MODEL_DIR``, reports to ``SM_OUTPUT_DATA_DIR``; ``SM_NUM_CPUS``/``SM_NUM_GPUS`` describe the
 instance; ``SM_HOSTS``/``SM_CURRENT_HOST`` the cluster; hyperparameters arrive as ``--key value``
 arguments (sorted, booleans as 'True'/'False'). Checkpoints for spot resume live in
-``/opt/ml/checkpoints`` (synced with ``checkpoint_s3_uri``).
+``/opt/ml/checkpoints`` (synced with ``checkpoint_s3_uri``). A job with a TensorBoard output config gets
+``/opt/ml/input/config/tensorboardoutputconfig.json`` (``LocalPath``, default ``/opt/ml/output/tensorboard``),
+and SageMaker syncs that local path to the config's S3 path while the job runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any, Mapping
 from dogbreed.training.runtime import Runtime
 
 TRAINING_CHANNEL = "SM_CHANNEL_TRAINING"
+TENSORBOARD_CONFIG = "tensorboardoutputconfig.json"
+DEFAULT_TENSORBOARD_PATH = "/opt/ml/output/tensorboard"
 SPLIT_CHANNELS = {"train_dir": "SM_CHANNEL_TRAIN", "valid_dir": "SM_CHANNEL_VALID", "test_dir": "SM_CHANNEL_TEST"}
 
 
@@ -34,6 +38,18 @@ def sagemaker_base_dir(environ: Mapping[str, str]) -> Path:
 
 def hosts(environ: Mapping[str, str]) -> list[str]:
     return list(json.loads(environ.get("SM_HOSTS", "[]"))) or ["localhost"]
+
+
+def tensorboard_log_dir(environ: Mapping[str, str]) -> Path | None:
+    """The local path SageMaker syncs TensorBoard logs from, when the job has a TensorBoard output config."""
+    path = sagemaker_base_dir(environ) / "input" / "config" / TENSORBOARD_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        local = json.loads(path.read_text(encoding="utf-8")).get("LocalPath")
+    except (OSError, ValueError, AttributeError):
+        local = None
+    return Path(local or DEFAULT_TENSORBOARD_PATH)
 
 
 def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -53,6 +69,11 @@ def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if checkpoints.is_dir():
         defaults["checkpoint_dir"] = checkpoints
     defaults["cache_dir"] = sagemaker_base_dir(environ) / "feature_cache"
+    # Logger output: the synced TensorBoard path when configured, else <output-dir>/logs (SM_OUTPUT_DATA_DIR,
+    # uploaded with output.tar.gz when the job ends).
+    tensorboard = tensorboard_log_dir(environ)
+    if tensorboard is not None:
+        defaults["log_dir"] = tensorboard
     return defaults
 
 
