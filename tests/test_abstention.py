@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -58,8 +59,8 @@ def test_fit_serving_picks_the_score_with_the_higher_validation_auroc_and_report
     fit = fit_serving(valid, test, ood, torch.randn(100, 5) * 0.5, calibrate=True, score="auto", accept_rate=0.9)
     abstention = fit.report["abstention"]
     assert fit.abstention is not None and fit.abstention.score_type == abstention["score"]
-    chosen = abstention["score"]
-    assert abstention["auroc_valid_vs_ood_selection"][chosen] == max(abstention["auroc_valid_vs_ood_selection"].values())
+    chosen, selection = abstention["score"], abstention["auroc_valid_vs_ood_selection"]
+    assert selection[chosen] == max(selection.values())
     assert abstention["accept_rate"]["valid"] >= 0.9 and abstention["accept_rate"]["ood"] < 0.2
     assert abstention["auroc_test_vs_ood"][chosen] > 0.95
 
@@ -89,8 +90,9 @@ def test_rejection_appears_in_the_endpoint_json_for_one_image_and_a_batch(strict
                                         "application/json")[0])
     assert one["confident"] is False and len(one["predictions"]) == 3
     assert one["rejection"]["score_type"] == "max_probability" and one["rejection"]["threshold"] == 0.999
-    assert one["rejection"]["score"] < 0.999 and "no breed clears the confidence threshold" in one["rejection"]["reason"]
-    batch = json.dumps({"instances": [__import__("base64").b64encode(image).decode()] * 2, "top_k": 1})
+    assert one["rejection"]["score"] < 0.999
+    assert "no breed clears the confidence threshold" in one["rejection"]["reason"]
+    batch = json.dumps({"instances": [base64.b64encode(image).decode()] * 2, "top_k": 1})
     answers = json.loads(handlers.output_fn(handlers.predict_fn(handlers.input_fn(batch, "application/json"),
                                                                 predictor), "application/json")[0])
     assert [answer["confident"] for answer in answers] == [False, False]

@@ -39,7 +39,8 @@ def test_csv_logger_rows_per_epoch_match_metrics_json(trained):
 def test_none_means_no_logger_and_csv_goes_under_the_output_dir(tmp_path, tiny_tree):
     assert build_logger(fast_config(tmp_path, tiny_tree, logger="none")) is False
     csv_logger = build_logger(fast_config(tmp_path, tiny_tree))
-    assert type(csv_logger).__name__ == "CSVLogger" and csv_logger.root_dir == str(tmp_path / "reports" / "logs" / "csv")
+    assert type(csv_logger).__name__ == "CSVLogger"
+    assert csv_logger.root_dir == str(tmp_path / "reports" / "logs" / "csv")
     custom = build_logger(fast_config(tmp_path, tiny_tree, log_dir=tmp_path / "tb", logger="tensorboard"))
     assert type(custom).__name__ == "TensorBoardLogger" and custom.root_dir == str(tmp_path / "tb" / "tensorboard")
 

@@ -36,7 +36,8 @@ class TrainConfig:
     backbone_lr_scale: float = _opt(0.1, "backbone learning rate as a fraction of --lr (with --finetune full)")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
     image_size: int = _opt(DEFAULT_IMAGE_SIZE, "crop size fed to the network; eval resizes to round(size*232/224)")
-    weights: str = _opt("imagenet", "backbone weights: imagenet, none, or a path to a resnet50 state_dict")
+    weights: str = _opt("imagenet", "backbone weights: imagenet (torchvision's IMAGENET1K_V2), imagenet-v1, none, or "
+                                    "a path to a resnet50 state_dict")
     finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything",
                          choices=FINETUNE_MODES)
     num_workers: int = _opt(-1, "DataLoader workers; -1 picks one from the CPU count")

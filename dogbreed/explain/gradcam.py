@@ -114,7 +114,8 @@ def write_explanations(predictor: Predictor, images: Sequence[Path], out_dir: Pa
     require_captum()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, taken = [], set()
+    written: list[Path] = []
+    taken: set[str] = set()
     for index, path in enumerate(images):
         target = overlay_path(out_dir, Path(path), index, taken)
         explain_image(predictor, path).overlay.save(target)

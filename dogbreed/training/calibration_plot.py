@@ -25,11 +25,13 @@ def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tenso
         ece = expected_calibration_error(probabilities, labels, ECE_BINS)
         width = 1.0 / ECE_BINS
         centres = [row["lower"] + width / 2 for row in rows]
-        ax.bar(centres, [row["accuracy"] if row["count"] else 0 for row in rows], width=width * 0.95,
+        filled = [(c, row) for c, row in zip(centres, rows) if row["count"]]
+        ax.bar([c for c, _ in filled], [row["accuracy"] for _, row in filled], width=width * 0.95,
                color="tab:blue", alpha=0.8, label="accuracy")
-        ax.bar(centres, [(row["confidence"] - row["accuracy"]) if row["count"] else 0 for row in rows],
-               bottom=[row["accuracy"] for row in rows], width=width * 0.95, color="tab:red", alpha=0.3,
-               label="gap to confidence")
+        ax.vlines([c for c, _ in filled], [min(r["accuracy"], r["confidence"]) for _, r in filled],
+                  [max(r["accuracy"], r["confidence"]) for _, r in filled], color="tab:red", linewidth=2,
+                  label="gap to mean confidence")
+        ax.plot([c for c, _ in filled], [r["confidence"] for _, r in filled], "o", color="tab:red", markersize=4)
         ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
         for centre, row in zip(centres, rows):
             if row["count"]:
