@@ -6,7 +6,7 @@ Each row is one training run; every run evaluates with and without flip TTA, so 
 
     # dogImages on a GPU (ImageNet weights are downloaded once into the torch hub cache):
     python bench/accuracy_recipes.py --data-dir data/dogImages --out bench/out/recipes
-    # CI / no data, no internet: the same grid on the generated demo data, weights none, tiny sizes:
+    # CI / no data, no internet: the same grid on a few generated demo images, weights none, tiny sizes:
     python bench/accuracy_recipes.py --smoke
 
 ``--rows R1,R5`` runs a subset; ``--epochs``/``--batch-size`` override the grid's.
@@ -44,7 +44,27 @@ FULL_EPOCHS = {"R3": "10", "R4": "10", "R5": "10", "R6": "15", "R7": "15"}
 # --smoke: no pretrained weights here, so every row uses --weights none (R1 and R2 then differ only in name),
 # and 32/40 px stand in for 224/288.
 SMOKE_SIZES = {"224": "32", "288": "40"}
-SMOKE_SETTINGS = {"epochs": "1", "batch-size": "16"}
+SMOKE_SETTINGS = {"epochs": "1", "batch-size": "8"}
+SMOKE_PER_SPLIT = {"train": 8, "valid": 4, "test": 4}  # images per breed: the first ones of the demo dataset
+
+
+def smoke_dataset(out: Path) -> Path:
+    """The first images per breed of the generated demo dataset (5 breeds), copied once into ``out``."""
+    import shutil
+
+    sys.path.insert(0, str(REPO))
+    from dogbreed.data.demo import generate_demo_dataset
+
+    demo = generate_demo_dataset(out / "demo_data")
+    subset = out / "demo_smoke"
+    for split, count in SMOKE_PER_SPLIT.items():
+        for breed in sorted(p for p in (demo / split).iterdir() if p.is_dir()):
+            target = subset / split / breed.name
+            target.mkdir(parents=True, exist_ok=True)
+            for image in sorted(p for p in breed.iterdir() if p.is_file())[:count]:
+                if not (target / image.name).exists():
+                    shutil.copy2(image, target / image.name)
+    return subset
 
 
 def smoke_flags(flags: list[str]) -> list[str]:
@@ -100,7 +120,8 @@ def markdown(rows: list[dict[str, Any]], descriptions: dict[str, str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="the demo data, weights none, 32/40 px, 1 epoch")
+    parser.add_argument("--smoke", action="store_true",
+                        help="8/4/4 demo images per breed, weights none, 32/40 px, 1 epoch")
     parser.add_argument("--data-dir", type=Path, default=None, help="dataset root (train/ valid/ test/)")
     parser.add_argument("--rows", default="", help="comma-separated subset, e.g. R2,R7 (default: all)")
     parser.add_argument("--epochs", default=None, help="override every row's epochs")
@@ -111,10 +132,7 @@ def main() -> None:
     out = args.out / ("recipes_smoke" if args.smoke else "recipes")
     data_dir = args.data_dir
     if args.smoke and data_dir is None:
-        sys.path.insert(0, str(REPO))
-        from dogbreed.data.demo import generate_demo_dataset
-
-        data_dir = generate_demo_dataset(args.out / "demo_data")
+        data_dir = smoke_dataset(args.out)
     if data_dir is None:
         parser.error("--data-dir is required without --smoke")
     wanted = {r.strip() for r in args.rows.split(",") if r.strip()}
@@ -129,7 +147,8 @@ def main() -> None:
               f"TTA cost ratio {row['tta_cost_ratio']:.2f} ({row['seconds']:.0f} s)", flush=True)
         rows.append(row)
     table = markdown(rows, descriptions)
-    print(("smoke mode (demo data, weights none, 32/40 px, 1 epoch): the levers run; accuracies mean nothing\n"
+    print(("smoke mode (8/4/4 demo images per breed, weights none, 32/40 px, 1 epoch): the levers run; "
+           "accuracies mean nothing\n"
            if args.smoke else "") + table)
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy_recipes.md").write_text(table + "\n", encoding="utf-8")
