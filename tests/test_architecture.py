@@ -56,8 +56,10 @@ def test_packaged_handlers_serve_with_the_training_stack_blocked(tiny_model_dir,
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(answer["dogbreed"]).parent.parent == extracted / "code"  # the archive's copy, not this checkout
     assert answer["content_type"] == "application/json" and answer["loaded"] == []
-    assert {row["breed"] for row in answer["body"]} == {"Affenpinscher", "Afghan hound", "Airedale terrier"}
-    assert sum(row["probability"] for row in answer["body"]) == pytest.approx(1.0, abs=1e-4)
+    assert answer["body"]["confident"] is True
+    rows = answer["body"]["predictions"]
+    assert {row["breed"] for row in rows} == {"Affenpinscher", "Afghan hound", "Airedale terrier"}
+    assert sum(row["probability"] for row in rows) == pytest.approx(1.0, abs=1e-4)
 
 
 def _imported_modules(args: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -68,7 +70,8 @@ def _imported_modules(args: list[str]) -> tuple[subprocess.CompletedProcess, set
     return proc, imported
 
 
-@pytest.mark.parametrize("command", ["train", "hpo", "profiled_train", "predict", "package", "serve", "debug_report"])
+@pytest.mark.parametrize("command", ["train", "hpo", "profiled_train", "predict", "package", "serve", "debug_report",
+                                     "export"])
 def test_help_imports_neither_torch_nor_lightning(command):
     proc, imported = _imported_modules(["-m", f"entry_points.{command}", "--help"])
     assert proc.returncode == 0 and f"python -m entry_points.{command}" in proc.stdout

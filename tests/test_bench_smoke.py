@@ -11,6 +11,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 EXPECTED_LINES = {
+    "accuracy_recipes.py": ["| recipe | what | test acc | + flip TTA | TTA cost ratio |", "| R7 | R6 + label"],
     "make_dataset.py": ["dataset:"],
     "bench_head_training.py": ["P1 ratio baseline/ours:", "HPO 2 trials with the cache", "val_acc ours"],
     "bench_decode.py": ["eval: torchvision ImageFolder", "train: torchvision ImageFolder", "ratio"],

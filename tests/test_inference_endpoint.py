@@ -62,9 +62,10 @@ def post(endpoint: LocalEndpoint, body: bytes, headers: dict[str, str]) -> tuple
 
 
 def post_jpeg(endpoint: LocalEndpoint, data: bytes | None = None) -> list[dict]:
+    """The predictions of one image's answer (``{"confident": ..., "predictions": [...]}``)."""
     status, _, body = post(endpoint, data or dog_jpeg(), {"Content-Type": "image/jpeg"})
     assert status == 200, body
-    return json.loads(body)
+    return json.loads(body)["predictions"]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_sdk_predictor_matches_library_predictor(endpoint, local_session, tiny_m
     predictor = make_predictor("local-dogbreed", local_session)
     for label in range(3):
         image = dog_jpeg(label, seed=label + 10)
-        remote = predictor.predict(image)
+        remote = predictor.predict(image)["predictions"]
         local = library.predict([image], k=5)[0]
         assert [row["index"] for row in remote] == [p.index for p in local]
         assert [row["probability"] for row in remote] == pytest.approx([p.probability for p in local], abs=1e-5)
@@ -104,8 +105,8 @@ def test_sdk_json_serializer_batch(endpoint, local_session) -> None:
     predictor = SdkPredictor("local-dogbreed", sagemaker_session=local_session,
                              serializer=JSONSerializer(), deserializer=JSONDeserializer())
     images = [base64.b64encode(dog_jpeg(i)).decode() for i in range(2)]
-    rows = predictor.predict({"instances": images, "top_k": 2})
-    assert len(rows) == 2 and all(len(row) == 2 for row in rows)
+    answers = predictor.predict({"instances": images, "top_k": 2})
+    assert len(answers) == 2 and all(len(answer["predictions"]) == 2 for answer in answers)
 
 
 @pytest.mark.slow
@@ -130,7 +131,7 @@ def test_bad_input_gets_4xx_and_server_keeps_serving(endpoint, name: str) -> Non
 def test_odd_but_valid_images_get_200(endpoint, name: str) -> None:
     data, content_type = ODD_IMAGES[name]
     status, _, body = post(endpoint, data, {"Content-Type": content_type, "Accept": "application/json, text/csv"})
-    assert status == 200 and len(json.loads(body)) == 3
+    assert status == 200 and len(json.loads(body)["predictions"]) == 3
 
 
 @pytest.mark.slow
@@ -145,7 +146,7 @@ def test_concurrent_clients_all_succeed(endpoint) -> None:
                 connection.request("POST", "/invocations", body=image, headers={"Content-Type": "image/jpeg"})
                 response = connection.getresponse()
                 body = response.read()
-                if response.status != 200 or len(json.loads(body)) != 3:
+                if response.status != 200 or len(json.loads(body)["predictions"]) != 3:
                     failures.append(f"{response.status} {body[:100]!r}")
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             failures.append(repr(exc))

@@ -46,7 +46,9 @@ def run(predictor: Predictor, body, content_type: str, accept: str | None = "app
     return inference.output_fn(result, accept)
 
 
-def check_top_k(rows: list, predictor: Predictor, k: int) -> None:
+def check_top_k(answer: dict, predictor: Predictor, k: int) -> None:
+    assert set(answer) == {"confident", "predictions"} and answer["confident"] is True  # no threshold: all confident
+    rows = answer["predictions"]
     assert len(rows) == k
     assert all(set(row) == EXPECTED_KEYS for row in rows)
     assert [row["breed"] for row in rows] == [predictor.class_names[row["index"]] for row in rows]
@@ -100,10 +102,10 @@ def test_json_data_uri_and_bytes_body_are_accepted(predictor: Predictor) -> None
 def test_json_instances_give_one_list_per_image(predictor: Predictor) -> None:
     images = [dog_jpeg(label, seed=label) for label in range(3)]
     body, _ = run(predictor, json_body(instances=[b64(i) for i in images], top_k=1), "application/json")
-    rows = json.loads(body)
-    assert len(rows) == 3 and all(len(row) == 1 for row in rows)
+    answers = json.loads(body)
+    assert len(answers) == 3 and all(len(answer["predictions"]) == 1 for answer in answers)
     expected = predictor.predict(images, k=1)
-    assert [row[0]["index"] for row in rows] == [preds[0].index for preds in expected]
+    assert [answer["predictions"][0]["index"] for answer in answers] == [preds[0].index for preds in expected]
 
 
 def test_top_k_default_comes_from_environment(predictor: Predictor, monkeypatch) -> None:

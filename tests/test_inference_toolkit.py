@@ -102,7 +102,9 @@ def dispatch(handler_service, body: bytes, content_type: str, accept: str | None
 def test_dispatch_answers_json_by_default(handler_service, accept) -> None:
     status, _, content_type, body = dispatch(handler_service, dog_jpeg(), "image/jpeg", accept)
     assert (status, content_type) == (200, "application/json")
-    assert [set(row) for row in json.loads(body)] == [{"breed", "index", "probability"}] * 3
+    answer = json.loads(body)
+    assert answer["confident"] is True
+    assert [set(row) for row in answer["predictions"]] == [{"breed", "index", "probability"}] * 3
 
 
 def test_dispatch_decodes_json_and_answers_npy(handler_service) -> None:

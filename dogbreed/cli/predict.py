@@ -1,9 +1,11 @@
 """``python -m entry_points.predict``: top-k breeds for image files, directories and globs with a model dir.
 
-Each input becomes one record: ``{"image": path, "predictions": [{"breed", "index", "probability"}, ...]}``,
-or ``{"image": path, "error": "<one line>"}`` for a file that is missing, not an image or truncated; the
-other images still get their answer and the command exits 1. ``--json`` prints a JSON array of records,
-``--jsonl`` one record per line (the shape Batch Transform output is assembled into).
+Each input becomes one record: ``{"image": path, "confident": bool, "predictions": [{"breed", "index",
+"probability"}, ...]}`` (plus ``"rejection"`` when the artifact's abstention threshold says the model is not
+confident), or ``{"image": path, "error": "<one line>"}`` for a file that is missing, not an image or truncated;
+the other images still get their answer and the command exits 1. ``--json`` prints a JSON array of records,
+``--jsonl`` one record per line (the shape Batch Transform output is assembled into). ``--explain OUT_DIR`` also
+writes a Grad-CAM overlay per answered image.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def build_parser() -> CommandParser:
     parser.add_argument("--batch-size", "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"images per forward pass (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
+                        help="also write a Grad-CAM overlay of the top breed per image into OUT_DIR "
+                             "(<image stem>_gradcam.png; needs pip install -e '.[explain]')")
     return parser
 
 
@@ -121,11 +126,12 @@ def read_image(path: str) -> bytes:
     return data  # completeness: the strict decode in predict_records
 
 
-def record(name: str, predictions: list[Any] | None = None, error: str = "") -> dict[str, Any]:
-    """One output record: the image and its predictions, or the image and its error."""
-    if error:
-        return {"image": name, "error": error}
-    return {"image": name, "predictions": [p.to_dict() for p in predictions or []]}
+def record(name: str, answer: Any = None, error: str = "") -> dict[str, Any]:
+    """One output record: the image and its answer (``confident``, ``predictions``, ``rejection``?), or the image
+    and its error."""
+    if error or answer is None:
+        return {"image": name, "error": error or "no answer"}
+    return {"image": name, **answer.to_dict()}
 
 
 def predict_records(predictor: Any, inputs: Sequence[ImageInput], k: int, batch_size: int) -> list[dict[str, Any]]:
@@ -139,8 +145,8 @@ def predict_records(predictor: Any, inputs: Sequence[ImageInput], k: int, batch_
     def flush() -> None:
         if pending:
             batch = predictor.transform_batch([image for _, image in pending])
-            for (name, _), predictions in zip(pending, predictor.top_k(predictor.predict_proba(batch), k)):
-                results[name] = record(name, predictions)
+            for (name, _), answer in zip(pending, predictor.answers(predictor.predict_logits(batch), k)):
+                results[name] = record(name, answer)
             pending.clear()
 
     for item in inputs:
@@ -164,9 +170,13 @@ def render_text(records: Sequence[dict[str, Any]]) -> str:
     for rec in records:
         if "error" in rec:
             lines.append(f"{rec['image']}: error: {rec['error']}")
-        else:
-            shown = ", ".join(f"{p['breed']} ({p['index']}) {p['probability']:.3f}" for p in rec["predictions"])
-            lines.append(f"{rec['image']}: {shown}")
+            continue
+        shown = ", ".join(f"{p['breed']} ({p['index']}) {p['probability']:.3f}" for p in rec["predictions"])
+        rejection = rec.get("rejection")
+        if rejection:
+            shown = (f"NOT CONFIDENT ({rejection['score_type']} {rejection['score']:.3f} < threshold "
+                     f"{rejection['threshold']:.3f}: no breed clears the confidence threshold); best guesses: {shown}")
+        lines.append(f"{rec['image']}: {shown}")
     return "\n".join(lines)
 
 
@@ -175,16 +185,31 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
     if args.top_k < 1 or args.batch_size < 1:
         raise ConfigError("--top-k and --batch-size must be at least 1")
     inputs = expand_inputs(args.images)
+    if args.explain is not None:
+        from dogbreed.explain.gradcam import require_captum
+
+        require_captum()  # before the model loads
     from dogbreed.serving.predictor import Predictor
 
     predictor = Predictor.from_model_dir(args.model_dir, device=args.device)
     records = predict_records(predictor, inputs, args.top_k, args.batch_size)
+    explained = 0
+    if args.explain is not None:
+        from dogbreed.explain.gradcam import write_explanations
+
+        answered = [rec for rec in records if "error" not in rec]
+        for rec, overlay in zip(answered, write_explanations(predictor, [Path(r["image"]) for r in answered],
+                                                             args.explain)):
+            rec["explanation"] = str(overlay)
+        explained = len(answered)
     if args.json:
         text = json.dumps(records, indent=2)
     elif args.jsonl:
         text = "\n".join(json.dumps(rec) for rec in records)
     else:
         text = render_text(records)
+        if args.explain is not None:
+            text += f"\nGrad-CAM overlays: {args.explain}/ ({explained} files)"
     failed = sum("error" in rec for rec in records)
     if failed:
         print(f"{failed} of {len(records)} image(s) failed", file=sys.stderr, flush=True)

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from dogbreed.core.constants import (
+    ABSTENTION_SCORES,
     DEFAULT_CROP_SCALE,
     DEFAULT_IMAGE_SIZE,
     DEFAULT_TOP_K,
     FINETUNE_MODES,
+    LOGGERS,
     MAX_IMAGE_SIZE,
+    TTA_MODES,
 )
 from dogbreed.core.errors import ConfigError
 
@@ -57,7 +60,8 @@ class TrainConfig:
                              "training augmentation: each random crop keeps this to 100%% of the image area "
                              f"(RandomResizedCrop scale; {DEFAULT_CROP_SCALE[0]} is the ImageNet recipe; 0.25-0.5 is "
                              "gentler for small images or small datasets)")
-    weights: str = _opt("imagenet", "backbone weights: imagenet, none, or a path to a resnet50 state_dict")
+    weights: str = _opt("imagenet", "backbone weights: imagenet (torchvision's IMAGENET1K_V2), imagenet-v1, none, or "
+                                    "a path to a resnet50 state_dict")
     finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything",
                          choices=FINETUNE_MODES)
     num_workers: int = _opt(-1, "DataLoader workers; -1 picks one from the CPU count")
@@ -86,6 +90,28 @@ class TrainConfig:
     profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
                          choices=("", "simple", "advanced", "pytorch"))
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
+    # The accuracy recipe (full fine-tuning).
+    ema_decay: float = _opt(0.0, "exponential moving average of the weights, e.g. 0.999 (the exported weights are "
+                                 "the average; validation uses it too); 0 = off")
+    mixup_alpha: float = _opt(0.0, "MixUp on training batches with this Beta(alpha, alpha), e.g. 0.2; 0 = off "
+                                   "(needs images: --finetune full or --cached-views 0)")
+    cutmix_alpha: float = _opt(0.0, "CutMix on training batches with this Beta(alpha, alpha), e.g. 1.0; 0 = off "
+                                    "(with --mixup-alpha too: one of the two per batch)")
+    # Calibration, abstention and test-time augmentation (stored in the artifact, applied when serving).
+    tta: str = _opt("none", "test-time augmentation for evaluation and serving: none, flip (2 views) or tencrop "
+                            "(10 views); logits are averaged", choices=TTA_MODES)
+    calibrate: bool = _opt(True, "after training, fit a temperature on the validation split (stored in the artifact)")
+    abstention_score: str = _opt("auto", "confidence score for abstention: auto (the one with the higher AUROC, "
+                                         "validation vs non-dog images), max_probability, energy, or none (never "
+                                         "abstain)", choices=("auto", *ABSTENTION_SCORES, "none"))
+    accept_rate: float = _opt(0.95, "share of validation images to answer with confidence; the threshold is fitted "
+                                    "for it")
+    ood_dir: Path | None = _opt(None, "a folder of images that are not dogs (any layout) to choose and measure the "
+                                      "abstention score with (default: generated noise and texture images)")
+    # Experiment tracking.
+    logger: str = _opt("csv", "Lightning logger: csv, tensorboard, mlflow or none", choices=LOGGERS)
+    log_dir: Path | None = _opt(None, "where the logger writes (default: <output-dir>/logs; in a SageMaker job the "
+                                      "TensorBoard output path when one is configured)")
 
     def __post_init__(self) -> None:
         if self.backbone_lr_scale == FOLLOW_WEIGHTS:  # not given: whatever suits --weights
@@ -114,6 +140,11 @@ def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def mixes_batches(config: TrainConfig) -> bool:
+    """MixUp/CutMix mix decoded images: they cannot run on cached backbone features."""
+    return config.mixup_alpha > 0 or config.cutmix_alpha > 0
+
+
 def validate_config(config: TrainConfig) -> None:
     """Range checks with messages that name the option. Floats must be finite: ``--lr inf`` or ``1e309`` (which
     parses as inf) or ``nan`` would train a model of NaNs."""
@@ -139,6 +170,13 @@ def validate_config(config: TrainConfig) -> None:
          "or more"),
         (0 < config.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
         (config.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
+        (0 <= config.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
+        (config.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),
+        (config.cutmix_alpha >= 0, "--cutmix-alpha must be >= 0 (0 = off)"),
+        (0 < config.accept_rate <= 1, "--accept-rate must be in (0, 1] (e.g. 0.95)"),
+        (not (mixes_batches(config) and config.finetune == "head" and config.cached_views >= 1),
+         "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add "
+         "--cached-views 0 or use --finetune full"),
     ]
     for ok, message in checks:
         if not ok:

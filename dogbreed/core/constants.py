@@ -16,6 +16,12 @@ DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 # Fine-tuning policies: "head" trains the new classifier on a frozen backbone, "full" trains everything.
 FINETUNE_MODES = ("head", "full")
 
+# Test-time augmentation modes (dogbreed.core.tta), abstention scores (dogbreed.core.abstention) and the
+# Lightning loggers a run can write to: here, so the options layer can offer them without importing torch.
+TTA_MODES = ("none", "flip", "tencrop")
+ABSTENTION_SCORES = ("max_probability", "energy")
+LOGGERS = ("csv", "tensorboard", "mlflow", "none")
+
 # Files of a model artifact (a model dir).
 WEIGHTS_FILENAME = "model.pth"
 CONFIG_FILENAME = "model_config.json"
@@ -32,6 +38,7 @@ WORST_PREDICTIONS_FILENAME = "worst_predictions.png"
 
 # Breeds shown per image by the train demo and by predict (the endpoint's default is its own: DOGBREED_TOP_K).
 DEFAULT_TOP_K = 3
+CALIBRATION_FILENAME = "calibration.png"
 
 # Image files the data module picks up (lower-case suffixes).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(

@@ -5,7 +5,10 @@ Facts (sagemaker-training toolkit): channels arrive as ``SM_CHANNEL_<NAME>`` dir
 instance; ``SM_HOSTS``/``SM_CURRENT_HOST`` the cluster; hyperparameters arrive as ``--key value``
 arguments (sorted, booleans as 'True'/'False'). Checkpoints for spot resume live in
 ``/opt/ml/checkpoints`` (synced with ``checkpoint_s3_uri``). A ``weights`` channel holding one backbone
-state_dict file becomes the ``--weights`` default, so a job without internet can start from ImageNet weights.
+state_dict file becomes the ``--weights`` default, so a job without internet can start from ImageNet weights. A
+job with a TensorBoard output config gets ``/opt/ml/input/config/tensorboardoutputconfig.json`` (``LocalPath``,
+default ``/opt/ml/output/tensorboard``), and SageMaker syncs that local path to the config's S3 path while the job
+runs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dogbreed.core.errors import ConfigError
 from dogbreed.training.runtime import Runtime
 
 TRAINING_CHANNEL = "SM_CHANNEL_TRAINING"
+TENSORBOARD_CONFIG = "tensorboardoutputconfig.json"
+DEFAULT_TENSORBOARD_PATH = "/opt/ml/output/tensorboard"
 SPLIT_CHANNELS = {"train_dir": "SM_CHANNEL_TRAIN", "valid_dir": "SM_CHANNEL_VALID", "test_dir": "SM_CHANNEL_TEST"}
 WEIGHTS_CHANNEL = "SM_CHANNEL_WEIGHTS"
 
@@ -50,6 +55,18 @@ def channel_weights_file(channel_dir: Path) -> Path:
     return files[0]
 
 
+def tensorboard_log_dir(environ: Mapping[str, str]) -> Path | None:
+    """The local path SageMaker syncs TensorBoard logs from, when the job has a TensorBoard output config."""
+    path = sagemaker_base_dir(environ) / "input" / "config" / TENSORBOARD_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        local = json.loads(path.read_text(encoding="utf-8")).get("LocalPath")
+    except (OSError, ValueError, AttributeError):
+        local = None
+    return Path(local or DEFAULT_TENSORBOARD_PATH)
+
+
 def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """TrainConfig values implied by the SageMaker environment (explicit options still win)."""
     environ = os.environ if environ is None else environ
@@ -69,6 +86,11 @@ def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if checkpoints.is_dir():
         defaults["checkpoint_dir"] = checkpoints
     defaults["cache_dir"] = sagemaker_base_dir(environ) / "feature_cache"
+    # Logger output: the synced TensorBoard path when configured, else <output-dir>/logs (SM_OUTPUT_DATA_DIR,
+    # uploaded with output.tar.gz when the job ends).
+    tensorboard = tensorboard_log_dir(environ)
+    if tensorboard is not None:
+        defaults["log_dir"] = tensorboard
     return defaults
 
 

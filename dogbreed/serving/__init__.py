@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BreedPrediction", "Predictor"]
+__all__ = ["Answer", "BreedPrediction", "Predictor"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,11 +17,14 @@ import torch
 from torchvision.models import ResNet
 
 from dogbreed import __version__
+from dogbreed.core.abstention import AbstentionRule
+from dogbreed.core.calibration import check_temperature
 from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ArtifactError
 from dogbreed.core.fileio import atomic_write, strict_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
+from dogbreed.core.tta import check_tta_mode
 from dogbreed.serving.model_schema import MAX_CONFIG_BYTES, REEXPORT, validate_model_config
 
 
@@ -38,6 +41,11 @@ class ModelConfig:
     format_version: int = ARTIFACT_FORMAT_VERSION
     # SHA-256 of model.pth's bytes: weights and config are two files, this ties them into one unit.
     weights_sha256: str | None = None
+    # Optional (older artifacts lack them): logits are divided by ``temperature``; an image whose confidence
+    # score is below the ``abstention`` threshold is answered "not confident"; ``tta`` views are averaged.
+    temperature: float = 1.0
+    abstention: AbstentionRule | None = None
+    tta: str = "none"
 
     @property
     def num_classes(self) -> int:
@@ -53,6 +61,9 @@ class ModelConfig:
             "hyperparameters": self.hyperparameters,
             "metrics": self.metrics,
             "versions": self.versions,
+            "temperature": self.temperature,
+            "abstention": self.abstention.to_dict() if self.abstention else None,
+            "tta": self.tta,
         }
         if self.weights_sha256:
             data["weights_sha256"] = self.weights_sha256
@@ -62,7 +73,7 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], source: str = CONFIG_FILENAME) -> "ModelConfig":
         """Validated against :mod:`dogbreed.serving.model_schema` first (one message naming the field)."""
         validate_model_config(data, source)
-        return cls(
+        config = cls(
             class_names=list(data["class_names"]),
             preprocessing=Preprocessing.from_dict(data["preprocessing"]),
             architecture=data.get("architecture", ARCHITECTURE),
@@ -72,6 +83,24 @@ class ModelConfig:
             format_version=int(data.get("format_version", ARTIFACT_FORMAT_VERSION)),
             weights_sha256=data.get("weights_sha256"),
         )
+        config.temperature, config.abstention, config.tta = _serving_fields(data)
+        return config
+
+
+def _serving_fields(data: dict[str, Any]) -> tuple[float, AbstentionRule | None, str]:
+    """temperature, abstention and tta, each checked, with the defaults of an artifact that predates them."""
+    field_name = "temperature"
+    try:
+        temperature = check_temperature(data.get("temperature", 1.0))
+        field_name = "abstention"
+        raw = data.get("abstention")
+        abstention = AbstentionRule.from_dict(raw) if raw is not None else None
+        field_name = "tta"
+        tta = check_tta_mode(data.get("tta", "none"))
+    except ValueError as exc:
+        raise ArtifactError(f'{CONFIG_FILENAME}: field "{field_name}" is invalid ({exc}); fix it or re-export the '
+                            "model with python -m entry_points.train") from exc
+    return temperature, abstention, tta
 
 
 def _git_commit() -> str | None:

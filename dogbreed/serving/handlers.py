@@ -22,7 +22,8 @@ from PIL import Image
 
 import dogbreed
 from dogbreed.core.errors import ImageDecodeError
-from dogbreed.serving.predictor import BreedPrediction, Predictor
+from dogbreed.serving.answers import Answer
+from dogbreed.serving.predictor import Predictor
 from dogbreed.serving.requests import (
     JSON,
     Body,
@@ -40,10 +41,11 @@ INTERNAL_ERROR_MESSAGE = "internal error while serving the request: the endpoint
 
 @dataclass
 class InferenceResult:
-    """Probabilities (N, num_classes) and the top-k breeds per image, best first."""
+    """Calibrated probabilities (N, num_classes) and the answer per image (top-k breeds, best first, and the
+    abstention decision)."""
 
     probabilities: torch.Tensor
-    predictions: list[list[BreedPrediction]]
+    answers: list[Answer]
     batched: bool
 
 
@@ -159,18 +161,19 @@ def _preprocess_one(predictor: Predictor, image: Any, where: str) -> torch.Tenso
 
 @as_toolkit_error
 def predict_fn(request: InferenceRequest, predictor: Predictor) -> InferenceResult:
-    """Preprocess with the artifact's own transform (one decoded image alive at a time), predict batched."""
+    """Preprocess with the artifact's own transform (one decoded image alive at a time), predict batched with the
+    artifact's TTA and temperature, decide confidence with its abstention threshold."""
     where = (lambda i: f'"instances"[{i}]: ') if request.batched else (lambda i: "")
     batch = torch.cat([_preprocess_one(predictor, image, where(i)) for i, image in enumerate(request.images)])
-    probabilities = predictor.predict_proba(batch)
+    logits = predictor.predict_logits(batch)
     top_k = request.top_k or ServingLimits.from_env().default_top_k
-    return InferenceResult(probabilities, predictor.top_k(probabilities, top_k), request.batched)
+    return InferenceResult(predictor.probabilities(logits), predictor.answers(logits, top_k), request.batched)
 
 
 def encode_result(result: InferenceResult, response_type: str) -> tuple[bytes | str, str]:
     if response_type == JSON:
-        rows = [[p.to_dict() for p in row] for row in result.predictions]
-        return json.dumps(rows if result.batched else rows[0]), JSON
+        answers = [answer.to_dict() for answer in result.answers]
+        return json.dumps(answers if result.batched else answers[0]), JSON
     probabilities = result.probabilities.numpy().astype(np.float32)
     buffer = io.BytesIO()
     np.save(buffer, probabilities if result.batched else probabilities[0], allow_pickle=False)
@@ -179,5 +182,6 @@ def encode_result(result: InferenceResult, response_type: str) -> tuple[bytes | 
 
 @as_toolkit_error
 def output_fn(prediction: InferenceResult, accept: str | None) -> tuple[bytes | str, str]:
-    """JSON top-k ``{"breed", "index", "probability"}`` per image, or .npy probabilities."""
+    """JSON ``{"confident", "predictions": [{"breed", "index", "probability"}, ...], "rejection"?}`` per image
+    (a list of them for a batch), or .npy probabilities."""
     return encode_result(prediction, negotiate_accept(accept))

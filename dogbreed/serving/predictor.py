@@ -1,28 +1,24 @@
-"""Prediction from a model dir: decode -> the artifact's own preprocessing -> model -> top-k."""
+"""Prediction from a model dir: decode -> the artifact's own preprocessing -> model (with the artifact's
+test-time augmentation) -> logits / temperature -> top-k, and the abstention decision."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence, cast, overload
 
 import torch
 from PIL import Image
 
+from dogbreed.core.abstention import confidence_scores
+from dogbreed.core.calibration import calibrated_probabilities
 from dogbreed.core.errors import ConfigError
 from dogbreed.core.images import ImageSource
-from dogbreed.core.transforms import build_eval_transform, decode_eval_image
+from dogbreed.core.transforms import decode_eval_image
+from dogbreed.core.tta import build_tta_transform, tta_logits
+from dogbreed.serving.answers import Answer, BreedPrediction, Rejection
 from dogbreed.serving.artifact import ModelConfig, load_artifact
 
-
-@dataclass(frozen=True)
-class BreedPrediction:
-    breed: str
-    index: int
-    probability: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["Answer", "BreedPrediction", "Predictor", "default_device"]
 
 
 def default_device() -> torch.device:
@@ -50,23 +46,34 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 
 
 class Predictor:
-    """Loads a model dir once; predicts breeds for image files, bytes or PIL images."""
+    """Loads a model dir once; predicts breeds for image files, bytes or PIL images.
 
-    def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None) -> None:
+    The artifact decides the temperature, the abstention threshold and the TTA mode; ``tta`` overrides the
+    mode (e.g. ``"none"`` for the fastest answer).
+    """
+
+    def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None,
+                 tta: str | None = None) -> None:
         self.device = device or default_device()
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
         self.config = config
-        self.transform = build_eval_transform(config.preprocessing)
+        self.tta = tta if tta is not None else config.tta
+        self.transform = build_tta_transform(config.preprocessing, self.tta)
 
     @classmethod
-    def from_model_dir(cls, model_dir: Path | str, device: torch.device | str | None = None) -> "Predictor":
+    def from_model_dir(cls, model_dir: Path | str, device: torch.device | str | None = None,
+                       tta: str | None = None) -> "Predictor":
         device = resolve_device(device)
         net, config = load_artifact(model_dir, map_location=device)
-        return cls(net, config, device)
+        return cls(net, config, device, tta=tta)
 
     @property
     def class_names(self) -> list[str]:
         return self.config.class_names
+
+    @property
+    def temperature(self) -> float:
+        return self.config.temperature
 
     def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
         """Decode (the shared eval decode) and transform into a batch (N, 3, H, W)."""
@@ -79,10 +86,18 @@ class Predictor:
         return torch.stack([self.transform(image) for image in images])
 
     @torch.inference_mode()
+    def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C) for a preprocessed batch, averaged over the TTA views; not yet divided by T."""
+        batch = batch.to(self.device, non_blocking=True)
+        return tta_logits(self.net, batch, self.tta, self.config.preprocessing.image_size).cpu()
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``softmax(logits / T)`` with the artifact's temperature."""
+        return calibrated_probabilities(logits, self.temperature)
+
     def predict_proba(self, batch: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for an already preprocessed batch (N, 3, H, W)."""
-        logits = self.net(batch.to(self.device, non_blocking=True, memory_format=torch.channels_last))
-        return torch.softmax(logits.float(), dim=1).cpu()
+        """Calibrated class probabilities for an already preprocessed batch (N, 3, H, W)."""
+        return self.probabilities(self.predict_logits(batch))
 
     def top_k(self, probabilities: torch.Tensor, k: int = 5) -> list[list[BreedPrediction]]:
         k = max(1, min(k, probabilities.shape[1]))
@@ -90,6 +105,19 @@ class Predictor:
         return [
             [BreedPrediction(self.class_names[i], int(i), float(p)) for p, i in zip(row_p.tolist(), row_i.tolist())]
             for row_p, row_i in zip(values, indices)
+        ]
+
+    def answers(self, logits: torch.Tensor, k: int = 5) -> list[Answer]:
+        """Top-k breeds plus the abstention decision, per row of ``logits``."""
+        predictions = self.top_k(self.probabilities(logits), k)
+        rule = self.config.abstention
+        if rule is None:
+            return [Answer(row) for row in predictions]
+        scores = confidence_scores(logits, self.temperature, rule.score_type)
+        return [
+            Answer(row) if score >= rule.threshold
+            else Answer(row, confident=False, rejection=Rejection(float(score), rule.threshold, rule.score_type))
+            for row, score in zip(predictions, scores.tolist())
         ]
 
     @overload
@@ -104,11 +132,15 @@ class Predictor:
         """Top-k breeds, best first: for one image (a path, bytes or a PIL image) a list of predictions, for a
         list of images one such list per image. A bad image raises :class:`ImageDecodeError` naming it."""
         if is_single_image(images):
-            return self.top_k(self.predict_proba(self.preprocess([images])), k)[0]  # type: ignore[list-item]
-        batch = list(cast(Sequence[ImageSource], images))
+            return self.predict_answers([cast(ImageSource, images)], k)[0].predictions
+        return [answer.predictions for answer in self.predict_answers(cast(Sequence[ImageSource], images), k)]
+
+    def predict_answers(self, images: Sequence[ImageSource], k: int = 5) -> list[Answer]:
+        """Per image: top-k breeds, ``confident`` and, when not confident, the rejection."""
+        batch = list(images)
         if not batch:
             return []
-        return self.top_k(self.predict_proba(self.preprocess(batch)), k)
+        return self.answers(self.predict_logits(self.preprocess(batch)), k)
 
 
 def is_single_image(images: object) -> bool:

@@ -19,6 +19,7 @@ from dogbreed.core.network import (
     freeze_backbone_batchnorm,
     head_parameters,
 )
+from dogbreed.training.recipe import build_batch_mix
 
 
 def _stage_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -46,6 +47,8 @@ class DogBreedClassifier(pl.LightningModule):
         finetune: str = "head",
         backbone_lr_scale: float = 0.1,
         label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if finetune not in FINETUNE_MODES:
@@ -54,6 +57,8 @@ class DogBreedClassifier(pl.LightningModule):
         # channels-last: 1.3-1.9x faster ResNet50 steps on CPU (bench/RESULTS.md) and on tensor cores.
         self.net = build_resnet50(num_classes).to(memory_format=torch.channels_last)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # MixUp/CutMix: training batches only; the loss takes the soft targets they produce.
+        self.batch_mix = build_batch_mix(num_classes, mixup_alpha, cutmix_alpha)
         if finetune == "head":
             freeze_backbone(self.net)
         for stage in ("train", "val", "test"):
@@ -92,8 +97,12 @@ class DogBreedClassifier(pl.LightningModule):
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, targets = batch
+        loss_targets = targets
+        if stage == "train" and self.batch_mix is not None:
+            images, loss_targets = self.batch_mix(images, targets)
+            targets = loss_targets.argmax(dim=1)  # accuracy/F1 against each mixed image's dominant label
         logits = self(images)
-        loss = self.loss_fn(logits, targets)
+        loss = self.loss_fn(logits, loss_targets)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         loss_mean: MeanMetric = getattr(self, f"{stage}_loss")
         metrics.update(logits, targets)

@@ -28,11 +28,14 @@ class TestOutcome:
 
 
 def write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: dict[str, float],
-                       timing: dict[str, float] | None = None) -> Path:
+                       timing: dict[str, float] | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """``{"history": [...], "test": {...}, "timing": {...}}`` plus ``extra`` sections (calibration, abstention,
+    tta)."""
     path = output_dir / METRICS_FILENAME
     payload: dict[str, Any] = {"history": history, "test": test}
     if timing is not None:
         payload["timing"] = timing
+    payload.update(extra or {})
     path.write_text(strict_json(payload, indent=2) + "\n", encoding="utf-8")  # no NaN
     return path
 
@@ -82,10 +85,12 @@ def write_most_confused_csv(output_dir: Path, confusion: torch.Tensor, class_nam
 def write_reports(
     output_dir: Path, history: list[dict[str, Any]], test: dict[str, float], outcome: TestOutcome | None,
     class_names: Sequence[str], *, timing: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Every report of a run; without a test outcome (e.g. a tuning trial) only metrics.json and the curves."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_metrics_json(output_dir, history, test, timing), plot_training_curves(output_dir, history, test)]
+    written = [write_metrics_json(output_dir, history, test, timing, extra),
+               plot_training_curves(output_dir, history, test)]
     if outcome is None:
         return written
     written += [

@@ -18,23 +18,25 @@ from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
-from dogbreed.serving.artifact import ModelConfig, library_versions, save_artifact
+from dogbreed.training.calibrate import ServingFit, calibrate_run, summary_line
 from dogbreed.training.checkpoints import (
     EpochCheckpoint,
     FinalNameCheckpointIO,
     ResumePlan,
-    mark_finished,
     plan_resume,
     run_fingerprint,
 )
 from dogbreed.training.console import EpochProgressBar, frozen_batchnorm_expected
+from dogbreed.training.export import export_run
 from dogbreed.training.guards import NonFiniteGuard, SignalGuard, check_finite_weights, critical_section
 from dogbreed.training.head_training import FeatureDataModule, default_cache_dir, uses_feature_cache
 from dogbreed.training.interruption import interrupted
+from dogbreed.training.loggers import build_logger
 from dogbreed.training.metric_lines import epoch_line, test_line
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.preflight import check_accelerator, check_output_locations
-from dogbreed.training.reports import TestOutcome, write_reports
+from dogbreed.training.recipe import EMAWeights
+from dogbreed.training.reports import TestOutcome
 from dogbreed.training.runtime import Runtime, resolve_num_workers
 from dogbreed.training.summary import (
     PhaseTimer,
@@ -113,6 +115,8 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
         finetune=config.finetune,
         backbone_lr_scale=config.backbone_lr_scale,
         label_smoothing=config.label_smoothing,
+        mixup_alpha=config.mixup_alpha,
+        cutmix_alpha=config.cutmix_alpha,
     )
     state = load_backbone_state_dict(config.weights)
     if state is not None:
@@ -128,6 +132,8 @@ def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None =
     callbacks: list[Callback] = [NonFiniteGuard(config.lr)]
     if config.checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(config.checkpoint_dir, fingerprint or {}))
+    if config.ema_decay > 0:
+        callbacks.append(EMAWeights(config.ema_decay))
     return callbacks
 
 
@@ -138,7 +144,7 @@ def trainer_settings(config: TrainConfig, runtime: Runtime | None = None) -> dic
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices="auto",
-        logger=False,
+        logger=build_logger(config),
         enable_checkpointing=False,
         enable_progress_bar=runtime.progress_bar,
         enable_model_summary=False,
@@ -185,27 +191,6 @@ def collect_test_outcome(trainer: pl.Trainer, model: DogBreedClassifier, images:
     samples = model.test_samples if trainer.world_size == 1 else {}
     return TestOutcome(confusion=model.test_confusion, samples=samples,
                        paths=[path for path, _ in images.datasets["test"].samples])
-
-
-def _export(config: TrainConfig, model: DogBreedClassifier, images: DogBreedDataModule,
-            history: list[dict[str, Any]], test_metrics: dict[str, float], outcome: TestOutcome | None,
-            timing: dict[str, float], resume: ResumePlan) -> None:
-    """Rank 0: the artifact (weights + model_config.json with metrics and timing), the reports, then the
-    checkpoint dir's "finished" marker."""
-    hyperparameters = config.to_dict()
-    if resume.record() is not None:
-        hyperparameters["resumed_from"] = resume.record()
-    model_config = ModelConfig(
-        class_names=images.class_names,
-        preprocessing=images.preprocessing,
-        hyperparameters=hyperparameters,
-        metrics={"test": test_metrics, "final_epoch": history[-1] if history else {}, "timing": timing},
-        versions=library_versions(),
-    )
-    save_artifact(config.model_dir, model.net, model_config)
-    write_reports(config.output_dir, history, test_metrics, outcome, images.class_names, timing=timing)
-    if config.checkpoint_dir is not None:
-        mark_finished(config.checkpoint_dir, len(history), Path(config.model_dir))
 
 
 def train(
@@ -269,6 +254,10 @@ def _train(config: TrainConfig, guard: SignalGuard, splits: SplitDirs | None, ru
         if test:
             with timer.phase("test"):
                 test_metrics = run_test(trainer, model, datamodule)
+        fit = ServingFit()
+        if test and trainer.is_global_zero:  # temperature, abstention threshold, TTA cost (rank 0)
+            with timer.phase("calibration"):
+                fit = calibrate_run(config, images, datamodule, model.net)
         check_finite_weights(model.net, lambda what: TrainingDiverged(f"{what} after training: nothing was exported. "
                                                                       f"Lower --lr (now {config.lr:g})"))
         timing = timing_record(timer, counts)
@@ -277,9 +266,11 @@ def _train(config: TrainConfig, guard: SignalGuard, splits: SplitDirs | None, ru
             if trainer.is_global_zero:
                 if test:
                     print(test_line({f"test_{k}": v for k, v in test_metrics.items()}), flush=True)
+                    if fit.report:
+                        print(summary_line(fit.report), flush=True)
                 with timer.phase("export"):
                     outcome = collect_test_outcome(trainer, model, images) if test else None
-                    _export(config, model, images, history.history, test_metrics, outcome, timing, resume)
+                    export_run(config, model, images, history.history, test_metrics, outcome, timing, resume, fit)
                 places = run_places(config, test, default_cache_dir(config) if uses_feature_cache(config) else None)
                 lines = summary_lines(timer, counts, places, callback_summary_lines(callbacks))
             exported = True

@@ -1,0 +1,136 @@
+"""Abstention: scores, AUROC, the fitted threshold, and the "confident" flag in every output format."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dogbreed.cli.predict import predict_command
+from dogbreed.core.abstention import AbstentionRule, accept_threshold, auroc, confidence_scores
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.ood import generated_ood_images, ood_sets
+from dogbreed.serving import handlers
+from dogbreed.serving.artifact import ModelConfig, read_model_config, save_artifact
+from dogbreed.serving.predictor import Predictor
+from dogbreed.training.calibrate import fit_serving
+from dogbreed.training.evaluation import SplitLogits
+from tests.conftest import save_image
+
+CLASSES = ["Affenpinscher", "Afghan hound", "Airedale terrier"]
+
+
+def test_auroc_is_the_share_of_in_out_pairs_ranked_right_with_ties_counting_half():
+    assert auroc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert auroc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
+    # pairs: (2,1) win, (2,3) loss, (2,2) tie, (5,1) (5,3) (5,2) wins -> (4 + 0.5) / 6
+    assert auroc(torch.tensor([2.0, 5.0]), torch.tensor([1.0, 3.0, 2.0])) == pytest.approx(4.5 / 6)
+
+
+def test_threshold_accepts_the_target_share_of_validation_scores():
+    scores = torch.arange(1, 21, dtype=torch.float64)  # 1..20
+    assert accept_threshold(scores, 0.95) == 2.0  # accepts 2..20: 19 of 20
+    assert accept_threshold(scores, 0.5) == 11.0  # accepts 11..20
+    assert accept_threshold(scores, 1.0) == 1.0
+    with pytest.raises(ValueError, match="accept rate"):
+        accept_threshold(scores, 0.0)
+
+
+def test_scores_are_max_probability_and_negative_energy_after_temperature():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    t = 2.0
+    exps = [math.exp(v / t) for v in (2.0, 0.0, -1.0)]
+    assert float(confidence_scores(logits, t, "max_probability")) == pytest.approx(exps[0] / sum(exps))
+    assert float(confidence_scores(logits, t, "energy")) == pytest.approx(t * math.log(sum(exps)))
+
+
+def test_fit_serving_picks_the_score_with_the_higher_validation_auroc_and_reports_test():
+    torch.manual_seed(0)
+    # In-distribution: one large logit (confident); OOD: small logits spread evenly (low energy, low max prob).
+    valid = SplitLogits(torch.randn(200, 5) + torch.eye(5)[torch.arange(200) % 5] * 6, torch.arange(200) % 5)
+    test = SplitLogits(torch.randn(200, 5) + torch.eye(5)[torch.arange(200) % 5] * 6, torch.arange(200) % 5)
+    ood = torch.randn(100, 5) * 0.5
+    fit = fit_serving(valid, test, ood, torch.randn(100, 5) * 0.5, calibrate=True, score="auto", accept_rate=0.9)
+    abstention = fit.report["abstention"]
+    assert fit.abstention is not None and fit.abstention.score_type == abstention["score"]
+    chosen, selection = abstention["score"], abstention["auroc_valid_vs_ood_selection"]
+    assert selection[chosen] == max(selection.values())
+    assert abstention["accept_rate"]["valid"] >= 0.9 and abstention["accept_rate"]["ood"] < 0.2
+    assert abstention["auroc_test_vs_ood"][chosen] > 0.95
+
+
+def test_generated_ood_sets_are_deterministic_and_disjoint():
+    first, second, source = ood_sets(None, seed=7)
+    again, _, _ = ood_sets(None, seed=7)
+    assert "generated" in source and len(first) == len(second) == 32
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again))
+    assert not np.array_equal(np.asarray(first[0]), np.asarray(second[0]))
+    assert {image.mode for image in generated_ood_images(8)} == {"RGB"}
+
+
+@pytest.fixture(scope="module")
+def strict_model_dir(tmp_path_factory):
+    """A random-weights model whose threshold no image clears (every answer is a rejection)."""
+    torch.manual_seed(0)
+    config = ModelConfig(class_names=CLASSES, preprocessing=Preprocessing(image_size=32), temperature=1.5,
+                         abstention=AbstentionRule("max_probability", 0.999, 0.95))
+    return save_artifact(tmp_path_factory.mktemp("strict") / "model", build_resnet50(3).eval(), config)
+
+
+def test_rejection_appears_in_the_endpoint_json_for_one_image_and_a_batch(strict_model_dir, tmp_path):
+    predictor = Predictor.from_model_dir(strict_model_dir, device="cpu")
+    image = save_image(tmp_path / "cat.jpg", size=(60, 40), fmt="JPEG").read_bytes()
+    one = json.loads(handlers.output_fn(handlers.predict_fn(handlers.input_fn(image, "image/jpeg"), predictor),
+                                        "application/json")[0])
+    assert one["confident"] is False and len(one["predictions"]) == 3
+    assert one["rejection"]["score_type"] == "max_probability" and one["rejection"]["threshold"] == 0.999
+    assert one["rejection"]["score"] < 0.999
+    assert "no breed clears the confidence threshold" in one["rejection"]["reason"]
+    batch = json.dumps({"instances": [base64.b64encode(image).decode()] * 2, "top_k": 1})
+    answers = json.loads(handlers.output_fn(handlers.predict_fn(handlers.input_fn(batch, "application/json"),
+                                                                predictor), "application/json")[0])
+    assert [answer["confident"] for answer in answers] == [False, False]
+    body, content_type = handlers.output_fn(handlers.predict_fn(handlers.input_fn(image, "image/jpeg"), predictor),
+                                            "application/x-npy")
+    probabilities = np.load(io.BytesIO(body))  # npy stays the raw (calibrated) probabilities
+    assert probabilities.shape == (3,) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rejection_appears_in_cli_text_and_json(strict_model_dir, tmp_path):
+    image = save_image(tmp_path / "cat.jpg", size=(60, 40), fmt="JPEG")
+    text = predict_command(["--model-dir", str(strict_model_dir), "--top-k", "2", str(image)])
+    assert text.startswith(f"{image}: NOT CONFIDENT (max_probability ") and "< threshold 0.999" in text
+    assert "best guesses: " in text
+    records = json.loads(predict_command(["--model-dir", str(strict_model_dir), "--json", str(image)]))
+    assert records[0]["image"] == str(image) and records[0]["confident"] is False
+    assert records[0]["rejection"]["threshold"] == 0.999 and len(records[0]["predictions"]) == 3
+
+
+def test_confident_answers_carry_the_flag_and_no_rejection(tiny_model_dir, tmp_path):
+    image = save_image(tmp_path / "dog.png", size=(50, 50))
+    records = json.loads(predict_command(["--model-dir", str(tiny_model_dir), "--json", str(image)]))
+    assert set(records[0]) == {"image", "confident", "predictions"} and records[0]["confident"] is True
+    text = predict_command(["--model-dir", str(tiny_model_dir), str(image)])
+    assert "NOT CONFIDENT" not in text and text.startswith(f"{image}: ")
+
+
+@pytest.mark.slow
+def test_trained_model_rejects_non_dog_images_far_more_often_than_held_out_dogs(trained, tmp_path):
+    """The session's trained model (3 pattern breeds, 48 px): its own metrics.json says test-vs-OOD AUROC, and the
+    served answers reject generated noise/texture images far more often than the held-out test images."""
+    config, result = trained
+    report = json.loads((result.output_dir / "metrics.json").read_text())["abstention"]
+    assert report["auroc_test_vs_ood"][report["score"]] > 0.85  # the bar on generated data
+    predictor = Predictor.from_model_dir(result.model_dir, device="cpu")
+    assert read_model_config(result.model_dir).abstention is not None
+    test_images = sorted(p for p in (config.data_dir / "test").rglob("*") if p.is_file())
+    ood_images = generated_ood_images(24, seed=123)  # neither set used in training
+    rejected_test = np.mean([not a.confident for a in predictor.predict_answers(test_images)])
+    rejected_ood = np.mean([not a.confident for a in predictor.predict_answers(ood_images)])
+    assert rejected_ood > rejected_test + 0.5, (rejected_test, rejected_ood)
