@@ -104,19 +104,19 @@ def test_rejection_appears_in_the_endpoint_json_for_one_image_and_a_batch(strict
 
 def test_rejection_appears_in_cli_text_and_json(strict_model_dir, tmp_path):
     image = save_image(tmp_path / "cat.jpg", size=(60, 40), fmt="JPEG")
-    text = predict_command(["--model-dir", str(strict_model_dir), "--top-k", "2", str(image)])
+    text = predict_command(["--model-dir", str(strict_model_dir), "--top-k", "2", str(image)]).summary
     assert text.startswith(f"{image}: NOT CONFIDENT (max_probability ") and "< threshold 0.999" in text
     assert "best guesses: " in text
-    records = json.loads(predict_command(["--model-dir", str(strict_model_dir), "--json", str(image)]))
+    records = json.loads(predict_command(["--model-dir", str(strict_model_dir), "--json", str(image)]).summary)
     assert records[0]["image"] == str(image) and records[0]["confident"] is False
     assert records[0]["rejection"]["threshold"] == 0.999 and len(records[0]["predictions"]) == 3
 
 
 def test_confident_answers_carry_the_flag_and_no_rejection(tiny_model_dir, tmp_path):
     image = save_image(tmp_path / "dog.png", size=(50, 50))
-    records = json.loads(predict_command(["--model-dir", str(tiny_model_dir), "--json", str(image)]))
+    records = json.loads(predict_command(["--model-dir", str(tiny_model_dir), "--json", str(image)]).summary)
     assert set(records[0]) == {"image", "confident", "predictions"} and records[0]["confident"] is True
-    text = predict_command(["--model-dir", str(tiny_model_dir), str(image)])
+    text = predict_command(["--model-dir", str(tiny_model_dir), str(image)]).summary
     assert "NOT CONFIDENT" not in text and text.startswith(f"{image}: ")
 
 

@@ -160,7 +160,7 @@ def test_training_job_requirements_agree_with_the_declared_dependencies(requirem
 
 def test_plain_training_jobs_install_no_debugger_pins():
     job = _requirements((REPO / "entry_points" / "requirements.txt").read_text().splitlines())
-    assert set(job) == {"pytorch-lightning", "torchmetrics", "matplotlib", "tqdm", "psutil"}
+    assert set(job) == {"pytorch-lightning", "torchmetrics", "matplotlib", "tqdm", "psutil", "tensorboard"}
 
 
 def test_the_dev_extra_is_composed_of_the_others():

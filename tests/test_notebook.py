@@ -138,8 +138,8 @@ def test_only_the_debug_job_ships_smdebugs_requirements(executed):
             assert {"pyinstrument==3.4.2", "numpy<2.3"} <= set(requirements)
             assert job["Environment"] == {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
         else:
-            assert requirements == ["pytorch-lightning>=2.4,<3", "torchmetrics>=1.4", "matplotlib>=3.7",
-                                    "tqdm>=4.60", "psutil>=5.9"]
+            assert requirements == ["pytorch-lightning>=2.6,<3", "torchmetrics>=1.4", "matplotlib>=3.7",
+                                    "tqdm>=4.60", "psutil>=5.9", "tensorboard>=2.14"]
             assert not job.get("Environment")
 
 

@@ -53,8 +53,9 @@ def test_the_limits_written_out():
 def test_each_image_format_decodes_to_the_same_prediction_as_the_library(predictor, fmt, content_type):
     data = encode(dog_image(1), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
     body, response_type = answer(predictor, data, content_type)
-    rows = json.loads(body)
-    assert response_type == "application/json"
+    answer_ = json.loads(body)
+    assert response_type == "application/json" and answer_["confident"] is True  # no abstention threshold
+    rows = answer_["predictions"]
     assert [row["breed"] for row in rows] == [p.breed for p in predictor.predict([data], k=5)[0]]
     assert {row["breed"] for row in rows} == set(CLASS_NAMES)  # top-5 of 3 breeds: all three, best first
 
@@ -66,7 +67,7 @@ def test_content_type_is_case_and_parameter_insensitive(predictor, content_type)
 
 @pytest.mark.parametrize("content_type", ["Application/JSON", "application/json; charset=utf-8"])
 def test_json_content_type_spellings(predictor, content_type):
-    rows = json.loads(answer(predictor, json_body(image=b64(dog_jpeg())), content_type)[0])
+    rows = json.loads(answer(predictor, json_body(image=b64(dog_jpeg())), content_type)[0])["predictions"]
     assert len(rows) == 3
 
 
@@ -111,8 +112,8 @@ def test_complete_png_and_webp_are_accepted():
 
 def test_a_batch_of_exactly_the_limit_is_answered_and_one_more_is_413(predictor):
     images = [b64(one_pixel_png())] * 16
-    rows = json.loads(answer(predictor, json_body(instances=images, top_k=1), "application/json")[0])
-    assert len(rows) == 16 and all(len(row) == 1 for row in rows)
+    answers = json.loads(answer(predictor, json_body(instances=images, top_k=1), "application/json")[0])
+    assert len(answers) == 16 and all(len(a["predictions"]) == 1 and a["confident"] is True for a in answers)
     assert status_of(json_body(instances=images + images[:1]), "application/json") == (
         413, "17 instances is over the limit of 16 per request: split the batch into several requests")
 
@@ -211,7 +212,7 @@ def test_top_k_from_request_then_environment(predictor, monkeypatch, request_top
         monkeypatch.delenv("DOGBREED_TOP_K", raising=False)
     payload = {"image": b64(dog_jpeg())} if request_top_k is None else {"image": b64(dog_jpeg()),
                                                                         "top_k": request_top_k}
-    rows = json.loads(answer(predictor, json.dumps(payload), "application/json")[0])
+    rows = json.loads(answer(predictor, json.dumps(payload), "application/json")[0])["predictions"]
     assert len(rows) == expected
     probabilities = [row["probability"] for row in rows]
     assert probabilities == sorted(probabilities, reverse=True)

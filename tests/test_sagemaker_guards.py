@@ -105,7 +105,7 @@ def test_debug_job_gets_its_own_bundle_and_plain_jobs_do_not(offline_session):
     assert {"train.py", "profiled_train.py", "hpo.py", "inference.py"} <= {p.name for p in staged.glob("*.py")}
     lines = [line for line in (staged / "requirements.txt").read_text().splitlines()
              if line and not line.startswith("#")]
-    assert lines[:5] == ["pytorch-lightning>=2.4,<3", "torchmetrics>=1.4", "matplotlib>=3.7", "tqdm>=4.60",
+    assert lines[:5] == ["pytorch-lightning>=2.6,<3", "torchmetrics>=1.4", "matplotlib>=3.7", "tqdm>=4.60",
                          "psutil>=5.9"]
     assert "pyinstrument==3.4.2" in lines and "numpy<2.3" in lines
     assert not any(line.startswith(("smdebug", "protobuf")) for line in lines)

@@ -50,7 +50,7 @@ def predictor(tiny_model_dir: Path):
         yield handlers.model_fn(str(tiny_model_dir))
 
 
-def serve(predictor, body: bytes, content_type: str) -> list:
+def serve(predictor, body: bytes, content_type: str) -> list | dict:
     result = handlers.predict_fn(handlers.input_fn(body, content_type), predictor)
     return json.loads(handlers.output_fn(result, "application/json")[0])
 
@@ -68,7 +68,7 @@ def test_truncated_png_with_a_reappended_end_marker_is_refused(predictor) -> Non
     ("JPEG", b"\xff\xda" + b"\x00" * 5000),  # a trailer holding a start-of-scan marker after the EOI
 ])
 def test_valid_image_with_trailing_bytes_is_answered(predictor, fmt: str, trailer: bytes) -> None:
-    rows = serve(predictor, noise(fmt) + trailer, "image/png" if fmt == "PNG" else "image/jpeg")
+    rows = serve(predictor, noise(fmt) + trailer, "image/png" if fmt == "PNG" else "image/jpeg")["predictions"]
     assert len(rows) == 3 and {row["breed"] for row in rows} == set(predictor.class_names)
 
 

@@ -98,6 +98,7 @@ class SmDebugCallback(Callback):
         self.source: str = ""  # "sagemaker" or "local" once a hook exists
         self._decided = False
         self._registered: set[int] = set()
+        self._added_hooks: list[tuple[dict, Any]] = []  # (hook dict, key) of each hook smdebug added
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "SmDebugCallback":
@@ -146,10 +147,19 @@ class SmDebugCallback(Callback):
             raise TypeError(f"SmDebugCallback needs {type(pl_module).__name__}.loss_fn to be a torch loss module "
                             f"(smdebug's register_loss asserts it), got {type(loss_fn).__name__}")
         if id(net) not in self._registered:
+            before = _module_hooks(net, loss_fn)
             # Its forward runs once per batch, which is what advances smdebug's step.
             self.hook.register_module(net)
             self.hook.register_loss(loss_fn)
             self._registered.update({id(net), id(loss_fn)})
+            self._added_hooks += [(hooks, key) for hooks, keys in before for key in set(hooks) - keys]
+
+    def _detach(self) -> None:
+        """Remove smdebug's forward hooks: after the test pass the run still uses the network (calibration, TTA
+        cost), and those forwards are not training or evaluation steps to record."""
+        for hooks, key in self._added_hooks:
+            hooks.pop(key, None)
+        self._added_hooks.clear()
 
     def _set_mode(self, mode_name: str) -> None:
         if self.hook is not None:
@@ -204,8 +214,17 @@ class SmDebugCallback(Callback):
         self._set_mode("EVAL")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # smdebug reopens its writers on the next saved step, so closing after fit and again here is safe.
+        # smdebug reopens its writers on the next saved step, so closing after fit and again here is safe; the
+        # hooks come off so that later forwards of the same network are not recorded as steps.
         self._close()
+        self._detach()
+
+
+def _module_hooks(*modules: nn.Module) -> list[tuple[dict, set]]:
+    """Every forward (pre-)hook dict of ``modules`` and their submodules, with the keys they hold now."""
+    dicts = [hooks for module in modules for sub in module.modules()
+             for hooks in (sub._forward_hooks, sub._forward_pre_hooks)]
+    return [(hooks, set(hooks)) for hooks in dicts]
 
 
 def _batch_counts(value: Any) -> list[float]:
