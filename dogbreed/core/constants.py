@@ -10,6 +10,8 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # torchvision's evaluation recipe for ResNet50 IMAGENET1K_V2: resize to 232, centre-crop 224.
 EVAL_RESIZE_RATIO: float = 232 / 224
 DEFAULT_IMAGE_SIZE: int = 224
+# RandomResizedCrop's area range of the training augmentation (torchvision's ImageNet recipe).
+DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 
 # Fine-tuning policies: "head" trains the new classifier on a frozen backbone, "full" trains everything.
 FINETUNE_MODES = ("head", "full")

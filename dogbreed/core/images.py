@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -32,11 +32,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+DraftSize = Union[tuple[int, int], Callable[[Image.Image], Optional[tuple[int, int]]], None]
+
+
+def open_image(source: ImageSource, *, draft_size: DraftSize = None) -> Image.Image:
     """Decode a path, bytes or PIL image into an RGB image with EXIF orientation applied.
 
     ``draft_size`` lets JPEG decoding use a reduced DCT scale when the image is much larger
-    than needed (never smaller than ``draft_size``).
+    than needed (never smaller than ``draft_size``). It may be a function of the opened, not yet
+    decoded image (its header: size, EXIF) returning that size, or None for a full decode.
     """
     name = str(source) if isinstance(source, (str, Path)) else "<bytes>"
     try:
@@ -48,9 +52,13 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
             image = Image.open(io.BytesIO(bytes(source)))
         else:
             image = Image.open(Path(source))
-        if draft_size is not None and image.format == "JPEG":
-            image.draft("RGB", draft_size)
-        image = ImageOps.exif_transpose(image)
+        requested = draft_size(image) if callable(draft_size) else draft_size
+        if requested is not None and image.format == "JPEG":
+            image.draft("RGB", requested)
+        if image is source:
+            image = ImageOps.exif_transpose(image)
+        else:  # an image we opened: in place, which avoids a full copy when there is nothing to rotate
+            ImageOps.exif_transpose(image, in_place=True)
         image.load()
         return _to_rgb(image)
     except ImageDecodeError:

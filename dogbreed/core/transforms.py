@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from dogbreed.core.constants import DEFAULT_IMAGE_SIZE, EVAL_RESIZE_RATIO, IMAGENET_MEAN, IMAGENET_STD
+from dogbreed.core.augment import TrainTransform
+from dogbreed.core.constants import (
+    DEFAULT_CROP_SCALE,
+    DEFAULT_IMAGE_SIZE,
+    EVAL_RESIZE_RATIO,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 from dogbreed.core.images import ImageSource, open_image
 
 # JPEG draft decoding keeps at least this multiple of the eval resize size (see draft_size).
@@ -93,15 +100,11 @@ def decode_eval_image(source: ImageSource, pre: Preprocessing) -> Image.Image:
     return open_image(source, draft_size=pre.draft_size)
 
 
-def build_train_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
-    """Training: random-resized-crop to ``image_size`` and horizontal flip, then normalise."""
-    return T.Compose(
-        [
-            T.RandomResizedCrop(pre.image_size, interpolation=_interpolation(pre.interpolation), antialias=True),
-            T.RandomHorizontalFlip(),
-            *_normalize(pre),
-        ]
-    )
+def build_train_transform(pre: Preprocessing, *, scale: tuple[float, float] = DEFAULT_CROP_SCALE) -> TrainTransform:
+    """Training: random-resized-crop to ``image_size`` (area share in ``scale``) and horizontal flip, then
+    normalise. Call it on a decoded image, or ``.load(path)`` to draw the crop before decoding (JPEG draft
+    decoding at the scale the crop allows: :mod:`dogbreed.core.augment`)."""
+    return TrainTransform(pre.image_size, mean=pre.mean, std=pre.std, interpolation=pre.interpolation, scale=scale)
 
 
 def build_eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
