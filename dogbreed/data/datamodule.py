@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from dogbreed.core.augment import TrainTransform
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
@@ -20,13 +22,17 @@ logger = logging.getLogger(__name__)
 
 
 class ImageFileDataset(Dataset):
-    """(path, label) samples decoded with ``decode`` (default :func:`open_image`) and transformed."""
+    """(path, label) samples decoded with ``decode`` (default :func:`open_image`) and transformed.
+
+    ``decode=None``: the transform reads the file itself (the training transform draws its crop before
+    decoding, so a large JPEG decodes at a reduced scale).
+    """
 
     def __init__(
         self,
         samples: Sequence[tuple[Path, int]],
         transform: Callable,
-        decode: Callable[[Path], Image.Image] = open_image,
+        decode: Callable[[Path], Image.Image] | None = open_image,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
@@ -37,7 +43,27 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        return self.transform(self.decode(path)), label
+        return self.transform(path if self.decode is None else self.decode(path)), label
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How the DataLoaders run: worker processes, pinned memory, persistent workers, batches prefetched per
+    worker (``prefetch_factor``; DataLoader's default 2 when None). Chosen from the machine by the training
+    layer (:func:`dogbreed.training.runtime.loader_settings`)."""
+
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+
+    def dataloader_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
+        if self.num_workers > 0:  # DataLoader refuses these without workers
+            kwargs["persistent_workers"] = self.persistent_workers
+            if self.prefetch_factor is not None:
+                kwargs["prefetch_factor"] = self.prefetch_factor
+        return kwargs
 
 
 class SplitLoaders:
@@ -67,12 +93,16 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         skip_bad_images: bool = False,
+        loader: LoaderSettings | None = None,
     ) -> None:
+        """``loader`` overrides ``num_workers`` (default: workers persistent, memory pinned when CUDA exists)."""
         super().__init__()
         self.splits = splits
         self.preprocessing = preprocessing
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.loader = loader or LoaderSettings(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
+                                               persistent_workers=num_workers > 0)
+        self.num_workers = self.loader.num_workers
         self.skip_bad_images = skip_bad_images
         self.class_dirs: list[str] = []
         self.datasets: dict[str, ImageFileDataset] = {}
@@ -98,8 +128,9 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         eval_tf = build_eval_transform(self.preprocessing)
         eval_decode = partial(decode_eval_image, pre=self.preprocessing)  # the same decode as serving
         for name, samples in checked.samples.items():
-            if name == "train":
-                self.datasets[name] = ImageFileDataset(samples, train_tf)
+            if name == "train":  # TrainTransform decodes itself: the crop is drawn first, then a JPEG draft-decoded
+                decode = None if isinstance(train_tf, TrainTransform) else open_image
+                self.datasets[name] = ImageFileDataset(samples, train_tf, decode=decode)
             else:
                 self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode)
         if self.splits.test is None:
@@ -112,9 +143,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            **self.loader.dataloader_kwargs(),
             # A last training batch of one sample breaks BatchNorm in train mode; drop the remainder.
             drop_last=shuffle and len(dataset) > self.batch_size,
         )

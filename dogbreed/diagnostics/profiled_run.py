@@ -13,8 +13,9 @@ from dogbreed.config.options import TrainConfig
 from dogbreed.data.splits import SplitDirs
 from dogbreed.diagnostics.profiling import build_profiler, profiling_callbacks
 from dogbreed.diagnostics.smdebug_callback import debug_callbacks, refuse_finished_trial, sagemaker_debug_config_path
+from dogbreed.training.loading import run_loader_settings
 from dogbreed.training.run import TrainResult, train
-from dogbreed.training.runtime import Runtime, resolve_num_workers
+from dogbreed.training.runtime import Runtime
 
 DEBUG_TRIAL_SUBDIR = "debug-trial"
 DEFAULT_PROFILER = "simple"
@@ -51,6 +52,6 @@ def train_with_diagnostics(config: TrainConfig, *, runtime: Runtime | None = Non
                            splits: SplitDirs | None = None) -> TrainResult:
     """:func:`dogbreed.training.run.train` with whatever diagnostics the config asks for."""
     runtime = runtime or Runtime.local()
-    diagnostics = run_diagnostics(config, resolve_num_workers(config.num_workers, runtime.cpu_count))
+    diagnostics = run_diagnostics(config, run_loader_settings(config, runtime).num_workers)
     return train(config, splits=splits, runtime=runtime, extra_callbacks=diagnostics.callbacks,
                  **diagnostics.trainer_overrides)

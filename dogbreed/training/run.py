@@ -13,15 +13,18 @@ from pytorch_lightning.callbacks import Callback
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
-from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import ModelConfig, library_versions, save_artifact
 from dogbreed.training.checkpoints import EpochCheckpoint, newest_checkpoint
+from dogbreed.training.data_wait import DataWaitReport
+from dogbreed.training.head_training import uses_feature_cache
+from dogbreed.training.loading import run_loader_settings
 from dogbreed.training.metric_lines import epoch_line, test_line
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import write_reports
-from dogbreed.training.runtime import Runtime, resolve_num_workers
+from dogbreed.training.runtime import Runtime
 from dogbreed.training.throughput import precision_setting, prepare_for_speed
 
 logger = logging.getLogger(__name__)
@@ -69,13 +72,16 @@ class TrainResult:
     test_metrics: dict[str, float]
 
 
-def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int) -> DogBreedDataModule:
+def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
+                     loader: LoaderSettings | None = None) -> DogBreedDataModule:
+    """``loader`` (workers, pinned memory, prefetch: :func:`run_loader_settings`) overrides ``num_workers``."""
     return DogBreedDataModule(
         splits,
         preprocessing=Preprocessing(image_size=config.image_size),
         batch_size=config.batch_size,
         num_workers=num_workers,
         skip_bad_images=config.skip_bad_images,
+        loader=loader,
     )
 
 
@@ -144,11 +150,14 @@ def train(
     runtime = runtime or Runtime.local()
     pl.seed_everything(config.seed, workers=True, verbose=False)
     splits = splits or resolve_splits(config)
-    images = build_datamodule(config, splits, resolve_num_workers(config.num_workers, runtime.cpu_count))
+    loader = run_loader_settings(config, runtime)
+    images = build_datamodule(config, splits, loader.num_workers, loader)
     images.setup("fit")  # validates the data before any model is built
     datamodule, model = prepare_for_speed(config, images, build_model(config, images.num_classes))  # cache/compile
     history = EpochHistory()
     callbacks = [history, *build_callbacks(config), *(extra_callbacks or [])]
+    if not uses_feature_cache(config):  # images decoded every step: say whether input was the bottleneck
+        callbacks.append(DataWaitReport(loader.num_workers))
     trainer = build_trainer(config, callbacks, runtime=runtime, **trainer_overrides)
     resume_from = newest_checkpoint(config.checkpoint_dir)
     if resume_from is not None:
