@@ -50,8 +50,8 @@ class TrainConfig:
     # Checkpoints and resume (spot instances): /opt/ml/checkpoints in a SageMaker job.
     checkpoint_dir: Path | None = _opt(None, "save a checkpoint each epoch here and resume from the newest one")
     # Throughput.
-    precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs that support it, else 32-true), "
-                                  "32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
+    precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs with native bf16, 16-mixed on "
+                                  "older GPUs, else 32-true), 32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
     compile: bool = _opt(False, "torch.compile the network")
     cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
                                 "K augmented views per training image (1 = the eval view); 0 disables the cache")
