@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from dogbreed.core.augment import TrainTransform
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
+from dogbreed.data.prepare import prepared_warning
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
                 self.datasets[name] = ImageFileDataset(samples, train_tf, decode=decode)
             else:
                 self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode)
+        if self.splits.valid.parent == self.splits.train.parent:  # one dataset root: maybe a prepared one
+            warning = prepared_warning(self.splits.train.parent, self.preprocessing.image_size)
+            if warning:
+                logger.warning(warning)
         if self.splits.test is None:
             logger.warning("no test split: final test metrics are computed on the validation split %s",
                            self.splits.valid)
