@@ -56,6 +56,13 @@ def test_each_of_four_ddp_processes_gets_a_quarter_of_the_cpus():
     assert loader_settings(-1, 64, runtime, on_gpu=True).num_workers == 12
 
 
+def test_a_local_machine_with_several_gpus_shares_its_cpus_among_them(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert loader_settings(-1, 32, Runtime(cpu_count=32), on_gpu=True).num_workers == 8
+    one_device = Runtime(cpu_count=32, trainer_settings={"devices": 1})  # as torchrun or SageMaker set it
+    assert loader_settings(-1, 32, one_device, on_gpu=True).num_workers == 16
+
+
 def test_on_the_cpu_memory_is_not_pinned_and_workers_are_not_kept():
     settings = loader_settings(-1, 32, Runtime(cpu_count=8), on_gpu=False)
     assert settings == LoaderSettings(num_workers=7, pin_memory=False, persistent_workers=False, prefetch_factor=4)

@@ -21,11 +21,19 @@ def prefetch_batches(batch_size: int) -> int:
     return max(MIN_PREFETCH_BATCHES, min(MAX_PREFETCH_BATCHES, wanted))
 
 
+def training_processes(runtime: Runtime, on_gpu: bool) -> int:
+    """Training processes sharing this machine's CPUs: as the caller set the devices (torchrun, SageMaker), else
+    one per visible GPU (Lightning's ``devices="auto"``), else one."""
+    if "devices" in runtime.trainer_settings or not on_gpu:
+        return runtime.processes_per_node
+    return max(1, torch.cuda.device_count())
+
+
 def loader_settings(requested_workers: int, batch_size: int, runtime: Runtime, *, on_gpu: bool) -> LoaderSettings:
     """Workers from the machine's CPUs (``SM_NUM_CPUS`` in a SageMaker job), shared by the training processes on
     it (:func:`resolve_num_workers`); on a GPU, pinned memory (asynchronous host-to-device copies) and persistent
     workers (not restarted every epoch); prefetch sized to the batch (:func:`prefetch_batches`)."""
-    workers = resolve_num_workers(requested_workers, runtime.cpu_count, processes=runtime.processes_per_node,
+    workers = resolve_num_workers(requested_workers, runtime.cpu_count, processes=training_processes(runtime, on_gpu),
                                   on_gpu=on_gpu)
     return LoaderSettings(num_workers=workers, pin_memory=on_gpu, persistent_workers=on_gpu and workers > 0,
                           prefetch_factor=prefetch_batches(batch_size) if workers > 0 else None)
