@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from dogbreed.training.run import train
 from entry_points.prepare import main as prepare_main
 from tests.conftest import fast_config, write_tree
 
+REPO = Path(__file__).resolve().parent.parent
 N = 48  # short side used in these tests
 CLASSES = ["001.Affenpinscher", "002.Afghan_hound"]
 
@@ -227,3 +230,18 @@ def test_training_warns_when_the_prepared_short_side_is_below_the_eval_resize(tm
     with caplog.at_level(logging.WARNING):
         DogBreedDataModule(SplitDirs.from_data_dir(out), preprocessing=Preprocessing(image_size=64)).setup()
     assert "prepared with short side 40, smaller than the 66 px that --image-size 64 evaluates at" in caplog.text
+
+
+def test_prepare_help_answers_without_loading_torch():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "entry_points.prepare", "--help"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert proc.returncode == 0 and "python -m entry_points.prepare" in proc.stdout and "--short-side" in proc.stdout
+    assert "dogbreed" in imported and imported.isdisjoint({"torch", "torchvision", "PIL", "numpy"})
+
+
+def test_an_unknown_option_is_one_error_line(capsys):
+    assert prepare_main(["--data-dir", "x", "--output", "y", "--shortside", "3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: unrecognized arguments: --shortside 3 (see python -m entry_points.prepare --help)")
