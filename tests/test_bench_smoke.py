@@ -17,6 +17,9 @@ EXPECTED_LINES = {
     "bench_serving.py": ["P3 overhead ratio Predictor/bare:", "throughput, batch 4"],
     "bench_finetune_step.py": ["ratio Lightning/raw", "channels-last vs contiguous"],
     "bench_layers.py": ["train --help (s, process wall time)", "handler import (s)", "floor: `import torch"],
+    "bench_pipeline.py": ["bytes:", "ratio vs baseline on full-size photos", "draft_1_8_decode_only:",
+                          "ratio ours/baseline, full-size photos:", "(target 5x)"],
+    "bench_prepared_accuracy.py": ["bytes:", "seed 0  prepared: test_acc", "accuracy difference prepared - full-size:"],
 }
 
 
