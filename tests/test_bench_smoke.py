@@ -22,6 +22,9 @@ EXPECTED_LINES = {
     "bench_layers.py": ["train --help (s, process wall time)", "handler import (s)", "floor: `import torch"],
     "bench_scratch_vs_loop.py": ["plain loop, crop 0.35", "dogbreed, crop 0.08", "ratio dogbreed/plain test_acc",
                                  "old backbone lr scale 0.1"],
+    "bench_pipeline.py": ["bytes:", "ratio vs baseline on full-size photos", "draft_1_8_decode_only:",
+                          "ratio ours/baseline, full-size photos:", "(target 5x)"],
+    "bench_prepared_accuracy.py": ["bytes:", "seed 0  prepared: test_acc", "accuracy difference prepared - full-size:"],
 }
 
 

@@ -18,7 +18,7 @@ from tests.conftest import fast_config
     (False, False, "auto", "32-true"),
     (True, True, "auto", "bf16-mixed"),
     (True, True, "gpu", "bf16-mixed"),
-    (True, False, "auto", "32-true"),
+    (True, False, "auto", "16-mixed"),  # T4 / V100: fp16 tensor cores, no native bf16
     (True, True, "cpu", "32-true"),
 ])
 def test_auto_precision_follows_the_machine(cuda, bf16, accelerator, expected, monkeypatch):

@@ -77,8 +77,8 @@ class TrainConfig:
     resume_anyway: bool = _opt(False, "resume from --checkpoint-dir even if its run had other options or data, "
                                       "or has finished")
     # Throughput.
-    precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs that support it, else 32-true), "
-                                  "32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
+    precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs with native bf16, 16-mixed on "
+                                  "older GPUs, else 32-true), 32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
     compile: bool = _opt(False, "torch.compile the network")
     cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
                                 "K augmented views per training image (1 = the eval view); 0 disables the cache")

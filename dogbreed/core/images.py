@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -64,12 +64,17 @@ def _load(image: Image.Image, strict: bool) -> None:
             ImageFile.LOAD_TRUNCATED_IMAGES = True
 
 
-def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None, strict: bool = False) -> Image.Image:
+DraftSize = Union[tuple[int, int], Callable[[Image.Image], Optional[tuple[int, int]]], None]
+
+
+def open_image(source: ImageSource, *, draft_size: DraftSize = None, strict: bool = False) -> Image.Image:
     """Decode a path, bytes or PIL image into an RGB image with EXIF orientation applied.
 
     ``draft_size`` lets JPEG decoding use a reduced DCT scale when the image is much larger
-    than needed (never smaller than ``draft_size``). ``strict``: a truncated or broken image is an
-    error instead of being padded (serving); data after the image's end marker is ignored either way.
+    than needed (never smaller than ``draft_size``). It may be a function of the opened, not yet
+    decoded image (its header: size, EXIF) returning that size, or None for a full decode. ``strict``: a truncated
+    or broken image is an error instead of being padded (serving); data after the image's end marker is ignored
+    either way.
     """
     subject = f"image {source}" if isinstance(source, (str, Path)) else "image"
     if isinstance(source, str) and looks_like_url(source):
@@ -83,10 +88,14 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
             image = Image.open(io.BytesIO(bytes(source)))
         else:
             image = Image.open(Path(source))
-        if draft_size is not None and image.format == "JPEG":
-            image.draft("RGB", draft_size)
+        requested = draft_size(image) if callable(draft_size) else draft_size
+        if requested is not None and image.format == "JPEG":
+            image.draft("RGB", requested)
         _load(image, strict)
-        image = ImageOps.exif_transpose(image)
+        if image is source:
+            image = ImageOps.exif_transpose(image)
+        else:  # an image we opened: in place, which avoids a full copy when there is nothing to rotate
+            ImageOps.exif_transpose(image, in_place=True)
         return _to_rgb(image)
     except ImageDecodeError:
         raise

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
+from dogbreed.core.augment import TrainTransform
 from dogbreed.core.constants import (
     DEFAULT_CROP_SCALE,
     DEFAULT_IMAGE_SIZE,
@@ -110,17 +111,12 @@ def decode_eval_image(source: ImageSource, pre: Preprocessing, *, strict: bool =
     return open_image(source, draft_size=pre.draft_size, strict=strict)
 
 
-def build_train_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
-    """Training: random-resized-crop to ``image_size`` (area range ``crop_scale``) and horizontal flip, then
-    normalise."""
-    return T.Compose(
-        [
-            T.RandomResizedCrop(pre.image_size, scale=pre.crop_scale, interpolation=_interpolation(pre.interpolation),
-                                antialias=True),
-            T.RandomHorizontalFlip(),
-            *_normalize(pre),
-        ]
-    )
+def build_train_transform(pre: Preprocessing, *, scale: tuple[float, float] | None = None) -> TrainTransform:
+    """Training: random-resized-crop to ``image_size`` (area share in ``scale``, default ``pre.crop_scale``) and
+    horizontal flip, then normalise. Call it on a decoded image, or ``.load(path)`` to draw the crop before decoding
+    (JPEG draft decoding at the scale the crop allows: :mod:`dogbreed.core.augment`)."""
+    return TrainTransform(pre.image_size, mean=pre.mean, std=pre.std, interpolation=pre.interpolation,
+                          scale=scale or pre.crop_scale)
 
 
 def build_eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -17,6 +18,8 @@ from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.samplers import evaluation_sampler
+from dogbreed.core.augment import TrainTransform
+from dogbreed.data.prepare import prepared_warning
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
 
 logger = logging.getLogger(__name__)
@@ -28,13 +31,15 @@ class ImageFileDataset(Dataset):
     An image whose header passed the data check but whose data does not decode is an error naming the file and
     ``--skip-bad-images``; with ``skip_bad_images`` it is replaced by the next decodable image of the same class
     (the batch keeps its size, labels stay right) and counted in a warning.
+    ``decode=None``: the transform reads the file itself (the training transform draws its crop before
+    decoding, so a large JPEG decodes at a reduced scale).
     """
 
     def __init__(
         self,
         samples: Sequence[tuple[Path, int]],
         transform: Callable,
-        decode: Callable[[Path], Image.Image] = open_image,
+        decode: Callable[[Path], Image.Image] | None = open_image,
         skip_bad_images: bool = False,
     ) -> None:
         self.samples = list(samples)
@@ -49,7 +54,7 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         try:
-            return self.transform(self.decode(path)), label
+            return self._load(path), label
         except ImageDecodeError as exc:
             if self.skipped is None:
                 raise DataError(f"{path} passed the header check but cannot be decoded ({exc}): fix or delete it, "
@@ -67,10 +72,33 @@ class ImageFileDataset(Dataset):
             other, other_label = self.samples[(index + step) % len(self.samples)]
             if other_label == label:
                 try:
-                    return self.transform(self.decode(other)), label
+                    return self._load(other), label
                 except ImageDecodeError:
                     continue
         raise DataError(f"no image of the class of {path} can be decoded: check that class folder")
+
+    def _load(self, path: Path) -> torch.Tensor:
+        return self.transform(path if self.decode is None else self.decode(path))
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How the DataLoaders run: worker processes, pinned memory, persistent workers, batches prefetched per
+    worker (``prefetch_factor``; DataLoader's default 2 when None). Chosen from the machine by the training
+    layer (:func:`dogbreed.training.loading.loader_settings`)."""
+
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+
+    def dataloader_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
+        if self.num_workers > 0:  # DataLoader refuses these without workers
+            kwargs["persistent_workers"] = self.persistent_workers
+            if self.prefetch_factor is not None:
+                kwargs["prefetch_factor"] = self.prefetch_factor
+        return kwargs
 
 
 class SplitLoaders:
@@ -100,12 +128,16 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         skip_bad_images: bool = False,
+        loader: LoaderSettings | None = None,
     ) -> None:
+        """``loader`` overrides ``num_workers`` (default: workers persistent, memory pinned when CUDA exists)."""
         super().__init__()
         self.splits = splits
         self.preprocessing = preprocessing
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.loader = loader or LoaderSettings(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
+                                               persistent_workers=num_workers > 0)
+        self.num_workers = self.loader.num_workers
         self.skip_bad_images = skip_bad_images
         self.class_dirs: list[str] = []
         self.datasets: dict[str, ImageFileDataset] = {}
@@ -132,10 +164,15 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         eval_decode = partial(decode_eval_image, pre=self.preprocessing)  # the same decode as serving
         skip = self.skip_bad_images
         for name, samples in checked.samples.items():
-            if name == "train":
-                self.datasets[name] = ImageFileDataset(samples, train_tf, skip_bad_images=skip)
+            if name == "train":  # TrainTransform decodes itself: the crop is drawn first, then a JPEG draft-decoded
+                decode = None if isinstance(train_tf, TrainTransform) else open_image
+                self.datasets[name] = ImageFileDataset(samples, train_tf, decode=decode, skip_bad_images=skip)
             else:
                 self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode, skip_bad_images=skip)
+        if self.splits.valid.parent == self.splits.train.parent:  # one dataset root: maybe a prepared one
+            warning = prepared_warning(self.splits.train.parent, self.preprocessing.image_size)
+            if warning:
+                logger.warning(warning)
         if self.splits.test is None:
             logger.warning("no test split: final test metrics are computed on the validation split %s",
                            self.splits.valid)
@@ -147,9 +184,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             sampler=None if shuffle else evaluation_sampler(dataset),  # DDP: each eval image once
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            **self.loader.dataloader_kwargs(),
             # A last training batch of one sample breaks BatchNorm in train mode; drop the remainder.
             drop_last=shuffle and len(dataset) > self.batch_size,
         )

@@ -15,8 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
+from dogbreed.training.data_wait import DATA_WAIT_BOTTLENECK
+
 UNDER_USED_P95 = 70.0  # BatchSize rule: cpu/gpu/gpu_memory_threshold_p95 default 70 (%)
-DATA_WAIT_BOTTLENECK = 0.30
 REPORT_NAME = "profiler_report.md"
 
 

@@ -19,8 +19,9 @@ from dogbreed.diagnostics.smdebug_callback import (
     refuse_finished_trial,
     sagemaker_debug_config_path,
 )
+from dogbreed.training.loading import run_loader_settings
 from dogbreed.training.run import TrainResult, train
-from dogbreed.training.runtime import Runtime, resolve_num_workers
+from dogbreed.training.runtime import Runtime
 from dogbreed.training.throughput import resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def train_with_diagnostics(config: TrainConfig, *, runtime: Runtime | None = Non
     """:func:`dogbreed.training.run.train` with whatever diagnostics the config asks for (and, with smdebug,
     precision 32-true: :func:`precision_for_smdebug`)."""
     runtime = runtime or Runtime.local()
-    diagnostics = run_diagnostics(config, resolve_num_workers(config.num_workers, runtime.cpu_count))
+    diagnostics = run_diagnostics(config, run_loader_settings(config, runtime).num_workers)
     config = precision_for_smdebug(config, any(isinstance(c, SmDebugCallback) for c in diagnostics.callbacks))
     return train(config, splits=splits, runtime=runtime, extra_callbacks=diagnostics.callbacks,
                  **diagnostics.trainer_overrides)

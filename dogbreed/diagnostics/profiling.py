@@ -27,6 +27,7 @@ from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, write_profile_report
 from dogbreed.diagnostics.quiet import quiet_kineto
 from dogbreed.diagnostics.torch_profiler import TOP_OPERATORS, OperatorTableProfiler
+from dogbreed.training.data_wait import DataWaitTimer
 
 logger = logging.getLogger(__name__)
 
@@ -140,49 +141,6 @@ class SystemMonitor:
         return path
 
 
-class DataWaitTimer(Callback):
-    """Time between ``on_train_batch_end`` and the next ``on_train_batch_start`` (fetching the batch) vs the step.
-
-    A step runs from one batch end to the next, so wait + compute = step. The first batch of each
-    epoch is left out: validation and epoch set-up happen before it.
-    """
-
-    def __init__(self) -> None:
-        self.waits_s: list[float] = []
-        self.steps_s: list[float] = []
-        self._last_end: float | None = None
-        self._start: float | None = None
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._last_end = None
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        end = time.perf_counter()
-        if self._last_end is not None and self._start is not None:
-            self.waits_s.append(self._start - self._last_end)
-            self.steps_s.append(end - self._last_end)
-        self._last_end = end
-
-    @property
-    def wait_fraction(self) -> float | None:
-        """Share of step time spent waiting for data; None before two batches of one epoch ran."""
-        total = sum(self.steps_s)
-        return sum(self.waits_s) / total if total > 0 else None
-
-    def write_csv(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["step", "data_wait_s", "step_s"])
-            writer.writerows((i, round(w, 6), round(s, 6)) for i, (w, s) in enumerate(zip(self.waits_s, self.steps_s)))
-        return path
-
-
 class ProfilingCallback(DataWaitTimer):
     """Data-wait timing plus the system monitor for a fit; writes the CSVs, plots and the report on rank 0."""
 
@@ -196,6 +154,15 @@ class ProfilingCallback(DataWaitTimer):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.monitor.start()
+
+    def write_csv(self, path: Path) -> Path:
+        """``step_times.csv``: each timed step's data wait and duration (s)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", "data_wait_s", "step_s"])
+            writer.writerows((i, round(w, 6), round(s, 6)) for i, (w, s) in enumerate(zip(self.waits_s, self.steps_s)))
+        return path
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self.monitor.stop()

@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet
 
 from dogbreed.core.fileio import atomic_write
-from dogbreed.core.images import open_image
 from dogbreed.core.network import HEAD_PREFIX
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.datamodule import ImageFileDataset
@@ -170,8 +169,8 @@ def _views_dataset(
         eval_images = ImageFileDataset(samples, build_eval_transform(pre), decode=partial(decode_eval_image, pre=pre),
                                        skip_bad_images=skip_bad_images)
         return lambda view: eval_images
-    train_images = ImageFileDataset(samples, build_train_transform(pre), decode=open_image,
-                                    skip_bad_images=skip_bad_images)
+    # The training transform decodes itself, drafting JPEGs at the scale its crop allows.
+    train_images = ImageFileDataset(samples, build_train_transform(pre), decode=None, skip_bad_images=skip_bad_images)
     return lambda view: _SeededView(train_images, view, seed)
 
 

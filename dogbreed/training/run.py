@@ -15,7 +15,7 @@ from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
-from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
 from dogbreed.training.calibrate import ServingFit, calibrate_run, summary_line
@@ -26,18 +26,20 @@ from dogbreed.training.checkpoints import (
     plan_resume,
     run_fingerprint,
 )
+from dogbreed.training.data_wait import DataWaitReport
 from dogbreed.training.console import EpochProgressBar, frozen_batchnorm_expected
 from dogbreed.training.export import export_run
 from dogbreed.training.guards import NonFiniteGuard, SignalGuard, check_finite_weights, critical_section
 from dogbreed.training.head_training import FeatureDataModule, default_cache_dir, uses_feature_cache
 from dogbreed.training.interruption import interrupted
+from dogbreed.training.loading import run_loader_settings
 from dogbreed.training.loggers import build_logger
 from dogbreed.training.metric_lines import epoch_line, test_line
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.preflight import check_accelerator, check_output_locations
 from dogbreed.training.recipe import EMAWeights
 from dogbreed.training.reports import TestOutcome
-from dogbreed.training.runtime import Runtime, resolve_num_workers
+from dogbreed.training.runtime import Runtime
 from dogbreed.training.summary import (
     PhaseTimer,
     RunCounts,
@@ -97,13 +99,16 @@ class TrainResult:
     summary: list[str] = field(default_factory=list)  # the end-of-run summary lines (printed by the CLI)
 
 
-def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int) -> DogBreedDataModule:
+def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
+                     loader: LoaderSettings | None = None) -> DogBreedDataModule:
+    """``loader`` (workers, pinned memory, prefetch: :func:`run_loader_settings`) overrides ``num_workers``."""
     return DogBreedDataModule(
         splits,
         preprocessing=Preprocessing(image_size=config.image_size, crop_scale=(config.crop_scale, 1.0)),
         batch_size=config.batch_size,
         num_workers=num_workers,
         skip_bad_images=config.skip_bad_images,
+        loader=loader,
     )
 
 
@@ -233,7 +238,8 @@ def _train(config: TrainConfig, guard: SignalGuard, splits: SplitDirs | None, ru
             with timer.phase("demo_data" if config.demo else "download") if fetching else nullcontext():
                 splits = resolve_splits(config)
         with timer.phase("data_check"):
-            images = build_datamodule(config, splits, resolve_num_workers(config.num_workers, runtime.cpu_count))
+            loader = run_loader_settings(config, runtime)
+            images = build_datamodule(config, splits, loader.num_workers, loader)
             images.setup("fit")  # validates the data before any model is built
         fingerprint = run_fingerprint(config, images.class_dirs, {k: d.samples for k, d in images.datasets.items()},
                                       images.split_paths())
@@ -243,6 +249,8 @@ def _train(config: TrainConfig, guard: SignalGuard, splits: SplitDirs | None, ru
         with timer.phase("feature_cache") if uses_feature_cache(config) else nullcontext():
             datamodule, model = prepare_for_speed(config, images, model)  # cache/compile
         callbacks = [history, *build_callbacks(config, fingerprint), *extra_callbacks]
+        if not uses_feature_cache(config):  # images decoded every step: say whether input was the bottleneck
+            callbacks.append(DataWaitReport(loader.num_workers))
         trainer = build_trainer(config, callbacks, runtime=runtime, **trainer_overrides)
         if resume.path is not None:
             logger.info("resuming from checkpoint %s (%d epoch(s) done)", resume.path, resume.epoch)

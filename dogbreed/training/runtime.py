@@ -26,9 +26,27 @@ class Runtime:
         """This machine: its CPU count, a progress bar when stderr is a terminal, Lightning's device defaults."""
         return cls(cpu_count=os.cpu_count() or 1, progress_bar=sys.stderr.isatty())
 
+    @property
+    def processes_per_node(self) -> int:
+        """Training processes on this machine (one per device under DDP); they share its CPUs."""
+        devices = self.trainer_settings.get("devices")
+        return devices if isinstance(devices, int) and devices > 0 else 1
 
-def resolve_num_workers(requested: int, cpu_count: int) -> int:
-    """-1 means: pick from the machine's CPUs. Two cores or fewer: decode in-process."""
+
+# DataLoader workers per training process are capped here: beyond it a GPU is fed and the rest is memory.
+MAX_WORKERS = 16
+
+
+def resolve_num_workers(requested: int, cpu_count: int, *, processes: int = 1, on_gpu: bool = False) -> int:
+    """-1 means: pick from the CPUs each training process gets (``cpu_count // processes``).
+
+    On a GPU, every one of them (the training process mostly waits for the GPU; a 4-vCPU T4 machine gets 4
+    workers), at most 16. On the CPU, the network needs the cores: two or fewer decode in-process, else one
+    fewer than the cores, at most 8.
+    """
     if requested >= 0:
         return requested
-    return 0 if cpu_count <= 2 else min(8, cpu_count - 1)
+    cpus = max(1, cpu_count // max(1, processes))
+    if on_gpu:
+        return min(MAX_WORKERS, cpus)
+    return 0 if cpus <= 2 else min(8, cpus - 1)

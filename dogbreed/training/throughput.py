@@ -11,13 +11,15 @@ import torch
 from dogbreed.config.options import TrainConfig
 from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.training.head_training import to_feature_training, uses_feature_cache
+from dogbreed.training.loading import trains_on_gpu
 from dogbreed.training.module import DogBreedClassifier
 
 logger = logging.getLogger(__name__)
 
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
-    """``auto``: bf16-mixed on a GPU that supports bf16, else 32-true.
+    """``auto``: bf16-mixed on a GPU with native bf16 (Ampere and later), 16-mixed on older GPUs (T4, V100:
+    fp16 tensor cores; their bf16 is emulated, slower than fp32), else 32-true.
 
     On CPUs, 32-true stays the default even where bf16 autocast is faster (about 2x for the
     ResNet50 forward on an AVX512-BF16 EPYC, bench/RESULTS.md): bf16 changes the numbers, so
@@ -25,8 +27,9 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     """
     if precision != "auto":
         return precision
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    if not trains_on_gpu(accelerator):
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
 
 
 def prepare_for_speed(
