@@ -108,6 +108,7 @@ def test_half_a_gzip_is_an_artifact_error(tiny_model_dir: Path, tmp_path: Path) 
         extract_model_archive(half, tmp_path / "out")
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_archive_made_with_tar_dot_prefixes_extracts(tiny_model_dir: Path, tmp_path: Path) -> None:
     staged = tmp_path / "staged"
     extract_model_archive(build_model_archive(tiny_model_dir, tmp_path / "model.tar.gz"), staged)
@@ -119,6 +120,7 @@ def test_archive_made_with_tar_dot_prefixes_extracts(tiny_model_dir: Path, tmp_p
     assert (out / "code" / "inference.py").is_file()
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_own_code_never_unpacks_the_archives_code(tiny_model_dir: Path, tmp_path: Path) -> None:
     staged = tmp_path / "staged"
     extract_model_archive(build_model_archive(tiny_model_dir, tmp_path / "model.tar.gz"), staged)

@@ -194,6 +194,7 @@ def uninterrupted(resume_tree: Path, tmp_path_factory):
     return config, result, probe
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_finished_run_keeps_the_newest_two_checkpoints_and_a_marker(uninterrupted) -> None:
     config, result, _ = uninterrupted
     assert sorted(p.name for p in config.checkpoint_dir.iterdir()) == ["epoch=2.ckpt", "epoch=3.ckpt", FINISHED_MARKER]
@@ -205,6 +206,7 @@ def test_finished_run_keeps_the_newest_two_checkpoints_and_a_marker(uninterrupte
     assert set(saved["optimizer_states"][0]["state"]) == set(range(len(saved["optimizer_states"][0]["state"])))
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_rerun_into_a_finished_runs_dir_is_refused_before_training(uninterrupted, capsys) -> None:
     config, _, _ = uninterrupted
     before = (config.model_dir / "model.pth").stat().st_mtime_ns
@@ -217,6 +219,7 @@ def test_rerun_into_a_finished_runs_dir_is_refused_before_training(uninterrupted
     assert "epoch=" not in capsys.readouterr().out  # no epoch ran
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(uninterrupted, resume_tree, tmp_path) -> None:
     full_config, full_result, full_probe = uninterrupted
     config = dataclasses.replace(full_config, model_dir=tmp_path / "model", output_dir=tmp_path / "reports",
@@ -241,6 +244,7 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(uninterrupted
     assert all(torch.equal(ours[name], theirs[name]) for name in theirs)  # RNG states travel in the checkpoint
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_sigterm_mid_epoch_exits_143_saying_what_was_saved(resume_tree, tmp_path, monkeypatch, capsys) -> None:
     from dogbreed.training import run
     from entry_points import train as train_cli
@@ -265,6 +269,7 @@ def test_sigterm_mid_epoch_exits_143_saying_what_was_saved(resume_tree, tmp_path
     assert signal.getsignal(signal.SIGTERM) == previous  # the run's handlers are removed again
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_signal_during_a_checkpoint_write_waits_for_it(resume_tree, tmp_path, monkeypatch) -> None:
     real_write = checkpoints.write_under_final_name
 
@@ -282,6 +287,7 @@ def test_signal_during_a_checkpoint_write_waits_for_it(resume_tree, tmp_path, mo
     assert complete["dogbreed"]["epoch"] == 1
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_failed_checkpoint_write_keeps_the_previous_and_leaves_no_partial_file(resume_tree, tmp_path,
                                                                                monkeypatch) -> None:
     real_fsync, calls = os.fsync, []

@@ -69,6 +69,7 @@ def test_demo_trains_exports_and_predicts_holdout(tmp_path):
     assert len(config["class_names"]) == 5 and config["preprocessing"]["image_size"] == 64
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_predict_cli_reports_a_bad_model_dir(tmp_path):
     image = tmp_path / "x.jpg"
     image.write_bytes(b"")

@@ -89,6 +89,7 @@ def test_cli_unknown_option_exits_nonzero_naming_it():
     assert "--bogus-flag" in proc.stderr
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_cli_without_data_says_how_to_get_it(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "entry_points.train", "--weights", "none", "--finetune", "full"],
                           cwd=tmp_path,

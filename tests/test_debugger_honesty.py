@@ -66,6 +66,7 @@ def test_a_rule_with_a_single_value_is_not_evaluated(tmp_path):
     assert results["Overtraining"].detail == "no saved step held the values this rule compares"
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_debug_report_keeps_smdebugs_info_lines_out_and_shows_not_evaluated(tmp_path):
     trial = _short_train_only_trial(tmp_path / "trial")
     proc = subprocess.run([sys.executable, "-m", "entry_points.debug_report", "--trial", str(trial),

@@ -36,6 +36,7 @@ def _run(tmp_path: Path, data_dir: Path, **overrides):
     return config, train_with_diagnostics(config)
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 @needs_smdebug
 def test_local_trial_has_losses_weights_gradients_at_the_configured_intervals(tmp_path, tiny_tree):
     from smdebug import modes
@@ -60,6 +61,7 @@ def test_local_trial_has_losses_weights_gradients_at_the_configured_intervals(tm
     assert not any(n.endswith("_output_1") for n in names), "loss registered twice"
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 @needs_smdebug
 def test_sagemaker_json_config_wins_and_sets_the_intervals(tmp_path, tiny_tree, monkeypatch):
     from smdebug import modes
@@ -88,6 +90,7 @@ def test_callback_is_added_only_when_asked_for(tmp_path, tiny_tree):
     assert isinstance(callback, SmDebugCallback)
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 @needs_smdebug
 def test_callback_without_config_is_a_noop_that_says_so_once(tmp_path, tiny_tree, caplog):
     import pytorch_lightning as pl
@@ -213,6 +216,7 @@ def test_only_global_rank_zero_builds_a_hook(tmp_path):
     assert callback.hook is None and not (tmp_path / "trial").exists()
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_without_smdebug_dogbreed_still_trains_and_the_callback_says_so(tmp_path, tiny_tree, monkeypatch, caplog):
     import sys
 

@@ -141,6 +141,7 @@ def _head_config(tmp_path: Path, tree: Path, **overrides):
     return fast_config(tmp_path, tree, **values)
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_cached_head_training_matches_the_uncached_path(tiny_tree, tmp_path, monkeypatch):
     # Full batches and the eval view for training on both paths: the same gradients up to fp16 rounding.
     cached = train(_head_config(tmp_path / "cached", tiny_tree, cached_views=1))
@@ -161,6 +162,7 @@ def test_cached_head_training_matches_the_uncached_path(tiny_tree, tmp_path, mon
     assert backbone_digest(cached_net) == backbone_digest(slow_net)
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_cold_and_warm_cache_runs_train_identically(tiny_tree, tmp_path):
     config = _head_config(tmp_path, tiny_tree, cached_views=1, batch_size=4, epochs=2)
     cold = train(config)

@@ -94,6 +94,7 @@ def test_data_wait_line_says_whether_input_is_the_bottleneck():
     assert data_wait_line(None, [], 1) == "data wait: not measured (it needs two training batches in one epoch)"
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_head_training_on_cached_features_prints_no_data_wait(tiny_tree, tmp_path, capsys):
     train(fast_config(tmp_path, tiny_tree, finetune="head", cached_views=1, epochs=1, batch_size=4))
     assert "data wait" not in capsys.readouterr().out

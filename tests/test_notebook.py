@@ -26,9 +26,10 @@ NOTEBOOK = REPO / "notebooks" / "train_and_deploy.ipynb"
 BUCKET = "dogbreed-notebook-ci"
 MAX_NOTEBOOK_BYTES = 1_500_000
 MACHINE_PATHS = re.compile(r"(/work/|/tmp/|/root/|/home/|/opt/|/usr/|/etc/|/var/|site-packages|[A-Z]:\\\\)")
-CANNED = json.dumps([{"breed": "Afghan hound", "index": 1, "probability": 0.9},
-                     {"breed": "Affenpinscher", "index": 0, "probability": 0.06},
-                     {"breed": "Airedale terrier", "index": 2, "probability": 0.04}])
+CANNED = json.dumps({"confident": True,
+                     "predictions": [{"breed": "Afghan hound", "index": 1, "probability": 0.9},
+                                     {"breed": "Affenpinscher", "index": 0, "probability": 0.06},
+                                     {"breed": "Airedale terrier", "index": 2, "probability": 0.04}]})
 
 
 def _outputs_text(nb) -> str:
@@ -201,8 +202,13 @@ def test_deploy_sends_a_ready_archive_real_image_requests_and_deletes_everything
     for model in models:
         container = model["PrimaryContainer"]
         assert container["ModelDataUrl"].endswith(".tar.gz") and "dogbreed/models/" in container["ModelDataUrl"]
-        assert container["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py",
-                                            "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+        environment = container["Environment"]
+        assert {k: environment[k] for k in ("SAGEMAKER_PROGRAM", "SAGEMAKER_MODEL_SERVER_WORKERS")} == {
+            "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+        # The SDK may add its script-mode variables; none of them may point the container at other code.
+        assert environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "") == ""
+        assert set(environment) <= {"SAGEMAKER_PROGRAM", "SAGEMAKER_MODEL_SERVER_WORKERS", "SAGEMAKER_SUBMIT_DIRECTORY",
+                                    "SAGEMAKER_CONTAINER_LOG_LEVEL", "SAGEMAKER_REGION"}
     (endpoint,) = recorded_calls(recording, "CreateEndpoint")
     invocations = recorded_rest_calls(recording, "/invocations")
     assert len(invocations) == 3
@@ -230,7 +236,9 @@ def test_batch_transform_runs_the_handler_over_an_s3_prefix_and_writes_predict_j
     assert [r["image"] for r in records] == [f"dogbreed/batch-input/{b}/000.jpg" for b in
                                              ("001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier")]
     for record in records:
-        assert set(record) == {"image", "predictions"} and len(record["predictions"]) == 3  # top-5 of 3 breeds
+        # The handler's answer, as local predict writes it: confident, and the rejection when it is not.
+        assert set(record) == {"image", "confident", "predictions"} | ({"rejection"} if not record["confident"] else set())
+        assert len(record["predictions"]) == 3  # top-5 of 3 breeds
         assert set(record["predictions"][0]) == {"breed", "index", "probability"}
     assert "3 images -> <work>/batch_predictions.jsonl; top-1 equal to local predict for 3/3" in executed["text"]
 

@@ -211,6 +211,7 @@ def test_prepare_with_worker_processes_writes_the_same_files(source, tmp_path):
     assert {n: _sha(one / n) for n in _files(one)} == {n: _sha(two / n) for n in _files(two)}
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_training_on_a_prepared_tree_sees_the_same_samples_and_prints_the_data_wait(tmp_path, capsys):
     source = write_tree(tmp_path / "src", {"train": 4, "valid": 2, "test": 2}, seed=3)
     out = tmp_path / "prepared"

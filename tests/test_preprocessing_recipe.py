@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from torchvision import transforms as T
+from torchvision.transforms import v2
 
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dogbreed.data.splits import display_name, list_class_dirs
@@ -50,8 +51,12 @@ def test_eval_transform_of_a_flat_grey_image_is_minus_mean_over_std():
 
 def test_train_transform_is_random_resized_crop_flip_and_imagenet_normalisation():
     image = photo(seed=1)
-    reference = T.Compose([T.RandomResizedCrop(64, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-                           T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    # torchvision's ImageNet recipe (crop area 8-100 %, flip, ImageNet mean/std), on uint8 tensors as the training
+    # transform runs it (one conversion to float after the resize).
+    reference = v2.Compose([v2.PILToTensor(),
+                            v2.RandomResizedCrop(64, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BILINEAR,
+                                                 antialias=True),
+                            v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
     ours = build_train_transform(Preprocessing(image_size=64))
     for seed in range(4):
         torch.manual_seed(seed)

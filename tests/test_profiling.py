@@ -29,6 +29,7 @@ def no_sagemaker_config(monkeypatch, tmp_path):
     monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "absent-debughookconfig.json"))
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report(tmp_path, tiny_tree):
     config = fast_config(tmp_path, tiny_tree, batch_size=4, profiler="pytorch", monitor_interval_ms=50)
     train_with_diagnostics(config)
@@ -53,6 +54,7 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
         check_plot(out / png, (800, 350))
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
                                                                                    monkeypatch):
     from entry_points.profiled_train import main

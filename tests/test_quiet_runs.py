@@ -65,6 +65,7 @@ def test_the_size_message_warns_with_the_fix_only_when_large(monkeypatch):
         estimate, "d", train_interval=1, eval_interval=1, train_steps=200, eval_steps=20)
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_a_local_trial_is_estimated_before_training_and_matches_what_is_written(tmp_path, six_step_tree,
                                                                                  backbone_file, caplog, monkeypatch):
     from dogbreed.diagnostics.profiled_run import train_with_diagnostics
@@ -89,6 +90,7 @@ def test_a_local_trial_is_estimated_before_training_and_matches_what_is_written(
     assert 0.9 * estimated <= written <= 1.25 * estimated  # tensors dominate; record headers add a little
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_the_progress_bar_counts_epochs_from_one(tmp_path, tiny_tree, backbone_file, capsys):
     config = fast_config(tmp_path, tiny_tree, finetune="head", weights=str(backbone_file), epochs=2)
     train(config, runtime=Runtime(cpu_count=1, progress_bar=True))

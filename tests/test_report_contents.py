@@ -53,6 +53,7 @@ def test_confusion_plot_shows_the_row_normalised_matrix(tmp_path):
     assert dark_blue.sum() > 1000
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     config, result = trained
     reports = config.output_dir

@@ -129,6 +129,7 @@ def test_undecodable_image_is_one_line_naming_file_and_flag(tmp_path: Path, tiny
     assert not (tmp_path / "model" / "model.pth").exists()
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_skip_bad_images_replaces_undecodable_images_and_counts_them(tmp_path: Path, tiny_tree: Path,
                                                                      caplog) -> None:
     broken = _break_image_data(tiny_tree)

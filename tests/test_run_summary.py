@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.training.run import train
@@ -64,6 +65,7 @@ class DataWaitLine(Callback):
         return ["data wait: 1.0% of step time"]
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_a_run_records_durations_and_prints_where_everything_went(tmp_path, tiny_tree):
     config = fast_config(tmp_path, tiny_tree, epochs=1, batch_size=4)
     result = train(config, extra_callbacks=[DataWaitLine()])

@@ -99,6 +99,7 @@ def test_request_pixel_budget_is_configurable(monkeypatch) -> None:
         handlers.input_fn(json.dumps({"instances": [one] * 3}), "application/json")
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_16bit_png_decodes_in_bounded_memory() -> None:
     """One 36-megapixel 16-bit PNG through the handlers, in a fresh process: the float64 conversion grew the peak
     by ~890 MB, the lookup table by ~240 MB."""

@@ -47,6 +47,7 @@ def test_a_train_split_no_larger_than_a_batch_is_kept_whole(nine_train_images):
     assert batch_sizes(dm.train_dataloader()) == [9]
 
 
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_full_finetuning_on_k_batches_plus_one_image_trains(tmp_path, nine_train_images):
     # At 32 px, layer4 is 1x1: a batch of one image would give BatchNorm a single value per channel and fail.
     result = train(fast_config(tmp_path, nine_train_images, batch_size=4, finetune="full", epochs=1))

@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from dogbreed.core.augment import TrainTransform
 from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
-from dogbreed.data.samplers import evaluation_sampler
-from dogbreed.core.augment import TrainTransform
 from dogbreed.data.prepare import prepared_warning
+from dogbreed.data.samplers import evaluation_sampler
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch

@@ -99,6 +99,7 @@ class SmDebugCallback(Callback):
         self._decided = False
         self._registered: set[int] = set()
         self._added_hooks: list[tuple[dict, Any]] = []  # (hook dict, key) of each hook smdebug added
+        self._detached: list[tuple[dict, Any, Any]] = []  # removed after a test pass, put back by the next one
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "SmDebugCallback":
@@ -153,13 +154,19 @@ class SmDebugCallback(Callback):
             self.hook.register_loss(loss_fn)
             self._registered.update({id(net), id(loss_fn)})
             self._added_hooks += [(hooks, key) for hooks, keys in before for key in set(hooks) - keys]
+        else:
+            self._reattach()
 
     def _detach(self) -> None:
         """Remove smdebug's forward hooks: after the test pass the run still uses the network (calibration, TTA
         cost), and those forwards are not training or evaluation steps to record."""
-        for hooks, key in self._added_hooks:
-            hooks.pop(key, None)
-        self._added_hooks.clear()
+        self._detached = [(hooks, key, hooks.pop(key)) for hooks, key in self._added_hooks if key in hooks]
+
+    def _reattach(self) -> None:
+        """A later fit or test of the same module (smdebug refuses to register a module twice)."""
+        for hooks, key, function in self._detached:
+            hooks[key] = function
+        self._detached = []
 
     def _set_mode(self, mode_name: str) -> None:
         if self.hook is not None:

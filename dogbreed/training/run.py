@@ -26,8 +26,8 @@ from dogbreed.training.checkpoints import (
     plan_resume,
     run_fingerprint,
 )
-from dogbreed.training.data_wait import DataWaitReport
 from dogbreed.training.console import EpochProgressBar, frozen_batchnorm_expected
+from dogbreed.training.data_wait import DataWaitReport
 from dogbreed.training.export import export_run
 from dogbreed.training.guards import NonFiniteGuard, SignalGuard, check_finite_weights, critical_section
 from dogbreed.training.head_training import FeatureDataModule, default_cache_dir, uses_feature_cache
