@@ -237,7 +237,8 @@ def test_batch_transform_runs_the_handler_over_an_s3_prefix_and_writes_predict_j
                                              ("001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier")]
     for record in records:
         # The handler's answer, as local predict writes it: confident, and the rejection when it is not.
-        assert set(record) == {"image", "confident", "predictions"} | ({"rejection"} if not record["confident"] else set())
+        rejected = set() if record["confident"] else {"rejection"}
+        assert set(record) == {"image", "confident", "predictions"} | rejected
         assert len(record["predictions"]) == 3  # top-5 of 3 breeds
         assert set(record["predictions"][0]) == {"breed", "index", "probability"}
     assert "3 images -> <work>/batch_predictions.jsonl; top-1 equal to local predict for 3/3" in executed["text"]
