@@ -69,6 +69,8 @@ def smoke_dataset(out: Path) -> Path:
 
 def smoke_flags(flags: list[str]) -> list[str]:
     out = list(flags)
+    if "--finetune" not in out:  # a frozen random backbone is refused (chance level): smoke rows train it all
+        out += ["--finetune", "full"]
     for i, flag in enumerate(out[:-1]):
         if flag == "--weights":
             out[i + 1] = "none"

@@ -52,6 +52,11 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     if recording is not None:
+        # moto reads MOTO_RECORDER_FILEPATH once, when its recorder is created (first import): a test that ran
+        # earlier in this process fixed it to that test's file. Point the in-process recorder at ours.
+        from moto.moto_api import recorder
+
+        recorder._location = str(recording)
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/start-recording", method="POST"))
     os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                       AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, SAGEMAKER_SUPPRESS_V2_WARNING="1")

@@ -45,8 +45,8 @@ def test_train_cli_end_to_end_then_predict_json(tmp_path, learnable_tree):
         assert f" val_acc={row['val_acc']:.6f} " in line and f"train_loss={row['train_loss']:.6f} " in line
     csv_rows = (reports / "per_class_accuracy.csv").read_text().splitlines()
     assert csv_rows[0] == "index,breed,correct,total,accuracy" and len(csv_rows) == 4
-    check_plot(reports / "training_curves.png", (1000, 400))
-    check_plot(reports / "confusion_matrix.png", (505, 505))
+    check_plot(reports / "training_curves.png", (1500, 420))  # loss, accuracy, lr
+    check_plot(reports / "confusion_matrix.png", (650, 500))  # 5 in square + 1.5 in for the colour bar
     image = sorted((learnable_tree / "test" / BREED_DIRS[2]).iterdir())[0]
     pred = run_module("entry_points.predict", "--model-dir", str(model), "--json", "--top-k", "2", str(image),
                       cwd=tmp_path)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from dogbreed.config.parser import option_names
 from dogbreed.sagemaker.jobs import hyperparameter_ranges as sagemaker_ranges
@@ -53,7 +54,10 @@ def test_local_sweep_writes_best_params_and_model(tmp_path, tiny_tree):
     assert "epochs" not in best["hyperparameters"]  # fixed on the command line, so not searched
     assert set(best["hyperparameters"]) == {"lr", "batch-size", "weight-decay", "label-smoothing"}
     best_trial_model = tmp_path / "hpo" / "trials" / f"trial_{best['trial']:03d}" / "model"
-    assert (tmp_path / "hpo" / "best_model" / "model.pth").read_bytes() == (best_trial_model / "model.pth").read_bytes()
+    # The best trial's weights (re-saved with the final test metrics: equal tensors, not equal bytes).
+    exported = torch.load(tmp_path / "hpo" / "best_model" / "model.pth", weights_only=True)
+    trial = torch.load(best_trial_model / "model.pth", weights_only=True)
+    assert exported.keys() == trial.keys() and all(torch.equal(exported[k], trial[k]) for k in trial)
     model_config = json.loads((tmp_path / "hpo" / "best_model" / "model_config.json").read_text())
     assert model_config["hyperparameters"]["lr"] == pytest.approx(best["hyperparameters"]["lr"])
     table = proc.stdout

@@ -51,16 +51,21 @@ def test_tensorboard_and_mlflow_loggers_write_their_runs(tmp_path, tiny_tree, ki
     from dogbreed.training.run import train
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # build_logger allows the local file store itself
     config = fast_config(tmp_path, tiny_tree, logger=kind, calibrate=False, abstention_score="none")
     train(config)
     root = tmp_path / "reports" / "logs"
     if kind == "tensorboard":
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        (events,) = root.glob("tensorboard/version_0/events.out.tfevents.*")
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        assert {"val/acc", "train/loss", "test/acc"} <= set(accumulator.Tags()["scalars"])
+        tags: set[str] = set()
+        files = sorted(root.glob("tensorboard/version_0/events.out.tfevents.*"))  # one per fit/test writer
+        assert files
+        for events in files:
+            accumulator = EventAccumulator(str(events))
+            accumulator.Reload()
+            tags |= set(accumulator.Tags()["scalars"])
+        assert {"val/acc", "train/loss", "test/acc"} <= tags
     else:
         import mlflow
 

@@ -71,14 +71,27 @@ class RecordLossTargets(pl.Callback):
         self.targets: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
 
     def setup(self, trainer, pl_module, stage):
-        original, callback = pl_module.loss_fn, self
+        if isinstance(pl_module.loss_fn, _RecordingLoss):
+            return
+        callback = self
 
-        def recording(logits, targets):
+        def record(targets):
             stage_name = "train" if pl_module.training else ("test" if trainer.testing else "val")
             callback.targets[stage_name].append(targets.detach().clone())
-            return original(logits, targets)
 
-        pl_module.loss_fn = recording
+        pl_module.loss_fn = _RecordingLoss(pl_module.loss_fn, record)  # the loss stays a torch module
+
+
+class _RecordingLoss(torch.nn.Module):
+    """The module's own loss, recording the targets it is given."""
+
+    def __init__(self, original: torch.nn.Module, record) -> None:
+        super().__init__()
+        self.original, self.record = original, record
+
+    def forward(self, logits, targets):
+        self.record(targets)
+        return self.original(logits, targets)
 
 
 @pytest.mark.slow

@@ -67,8 +67,8 @@ def serve_command(argv: Sequence[str] | None) -> Outcome:
         except ServeError:
             keep_work_dir = keep_work_dir or endpoint.log_path.is_file()  # the error points into its log
             raise
-        print(f"serving {endpoint.url}/invocations (work dir {work_dir}); Ctrl-C to stop", flush=True)
-        return Outcome(status=serve_until_interrupted(endpoint))
+        announce = f"serving {endpoint.url}/invocations (work dir {work_dir}); Ctrl-C to stop"
+        return Outcome(status=serve_until_interrupted(endpoint, announce))
     finally:
         if not keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)

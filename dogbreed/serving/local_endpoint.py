@@ -251,10 +251,13 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_until_interrupted(endpoint: LocalEndpoint) -> int:
-    """Block until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until the server dies by itself."""
+def serve_until_interrupted(endpoint: LocalEndpoint, announce: str = "") -> int:
+    """Print ``announce``, then block until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until the server dies
+    by itself. A signal that arrives right after the announcement (a client that waits for it) is a clean stop too."""
     previous = {signum: signal.signal(signum, raise_keyboard_interrupt) for signum in STOP_SIGNALS}
     try:
+        if announce:
+            print(announce, flush=True)
         while endpoint.running():
             time.sleep(0.5)
         print(f"error: the endpoint stopped by itself; see {endpoint.log_path}", file=sys.stderr)

@@ -41,6 +41,11 @@ def build_logger(config: TrainConfig) -> Logger | bool:
     _require(kind)
     if kind == "tensorboard":
         return TensorBoardLogger(save_dir=root, name="tensorboard", default_hp_metric=False)
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or (root / "mlruns").resolve().as_uri()
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri:
+        # A local file store needs no server and no database driver; MLflow 3.x refuses it unless allowed
+        # explicitly (it is in maintenance mode, still readable by `mlflow ui`). Set MLFLOW_TRACKING_URI for a server.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        tracking_uri = (root / "mlruns").resolve().as_uri()
     return MLFlowLogger(experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME),
                         tracking_uri=tracking_uri)
