@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from dogbreed.diagnostics import profiled_run
-from dogbreed.diagnostics.smdebug_callback import smdebug_available
 from tests.conftest import fast_config
+from tests.smdebug_policy import needs_smdebug
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not smdebug_available(), reason="smdebug not installed (pip install -e '.[debug]')")
+# The project's smdebug policy: a skip only when smdebug is absent and CI is not set; a broken smdebug fails.
+pytestmark = needs_smdebug
 
 
 def _short_train_only_trial(path: Path, steps: int = 3) -> Path:
