@@ -13,6 +13,7 @@ import torch
 
 from dogbreed.core.calibration import ECE_BINS, calibrated_probabilities, expected_calibration_error, reliability_bins
 from dogbreed.core.constants import CALIBRATION_FILENAME
+from dogbreed.training.report_plots import save_figure
 
 
 def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> Path:
@@ -44,8 +45,4 @@ def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tenso
     axes[0].set_ylabel("accuracy")
     axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle(f"test split reliability ({int(labels.numel())} images, {ECE_BINS} bins; numbers: images per bin)")
-    fig.tight_layout()
-    path = Path(output_dir) / CALIBRATION_FILENAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(output_dir) / CALIBRATION_FILENAME)

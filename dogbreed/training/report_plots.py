@@ -23,6 +23,14 @@ GALLERY_COLUMNS = 4
 LABEL_CHARS = 24
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write at 100 dpi (figsize in inches x 100 = pixels) and free a report figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _short(name: str, limit: int = LABEL_CHARS) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
@@ -60,11 +68,7 @@ def plot_training_curves(output_dir: Path, history: list[dict[str, Any]], test: 
     title = scores_title(test)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = output_dir / CURVES_FILENAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, output_dir / CURVES_FILENAME)
 
 
 def confused_classes(confusion: torch.Tensor, limit: int = MAX_CONFUSION_CLASSES) -> list[int]:
@@ -109,11 +113,7 @@ def plot_confusion_matrix(output_dir: Path, confusion: torch.Tensor, class_names
              else f"{len(class_names)} breeds")
     title = scores_title(test)
     ax.set_title(f"test confusion matrix, {scope}" + (f"\n{title}" if title else ""))
-    fig.tight_layout()
-    path = output_dir / CONFUSION_FILENAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, output_dir / CONFUSION_FILENAME)
 
 
 def worst_indices(losses: torch.Tensor, limit: int = WORST_SHOWN) -> list[int]:
@@ -152,8 +152,4 @@ def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], p
                      f"pred: {_short(class_names[predicted])} {float(samples['predicted_probability'][index]):.2f}",
                      fontsize=8, color="firebrick" if wrong else "black")
     fig.suptitle(f"the {len(chosen)} test images with the highest loss (red: wrong breed)")
-    fig.tight_layout()
-    path = output_dir / WORST_PREDICTIONS_FILENAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, output_dir / WORST_PREDICTIONS_FILENAME)
