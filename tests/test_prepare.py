@@ -222,6 +222,12 @@ def test_training_on_a_prepared_tree_sees_the_same_samples_and_prints_the_data_w
     assert result.test_metrics["acc"] >= 0.0 and len(result.history) == 1
     stdout = capsys.readouterr().out
     assert "data wait: " in stdout and "of training step time (2 steps" in stdout
+    # ... and the run summary repeats it, between the phase durations and where everything went
+    wait_lines = [line for line in result.summary if "data wait: " in line]
+    assert len(wait_lines) == 1 and wait_lines[0].startswith("  data wait: ")
+    assert "of training step time (2 steps" in wait_lines[0]
+    assert result.summary.index(wait_lines[0]) == result.summary.index(
+        next(line for line in result.summary if line.startswith("  total "))) + 1
 
 
 def test_training_warns_when_the_prepared_short_side_is_below_the_eval_resize(tmp_path, caplog):

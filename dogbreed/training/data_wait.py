@@ -69,7 +69,7 @@ def data_wait_line(fraction: float | None, steps_s: list[float], num_workers: in
 class DataWaitReport(DataWaitTimer):
     """Times every training step and prints :func:`data_wait_line` at the end of fit (rank 0 only).
 
-    ``line`` keeps the text for a run summary."""
+    ``line`` keeps the text; :meth:`summary_lines` repeats it in the end-of-run summary."""
 
     def __init__(self, num_workers: int, emit: Callable[[str], None] | None = None) -> None:
         super().__init__()
@@ -81,3 +81,7 @@ class DataWaitReport(DataWaitTimer):
         self.line = data_wait_line(self.wait_fraction, self.steps_s, self.num_workers)
         if trainer.is_global_zero:
             self.emit(self.line)
+
+    def summary_lines(self) -> list[str]:
+        """The data-wait line again in the run summary (nothing before fit has ended)."""
+        return [self.line] if self.line is not None else []
