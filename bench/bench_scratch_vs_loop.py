@@ -14,6 +14,7 @@ Bar: dogbreed's test accuracy >= the plain loop's - 0.05 at every crop range (th
 
     python bench/make_dataset.py   # not needed: this bench generates its own small dataset under --out
     python bench/bench_scratch_vs_loop.py            # 10 classes x 60 train / 20 valid / 20 test, 6 epochs
+    python bench/bench_scratch_vs_loop.py --seed 1   # the same comparison with other random draws
     python bench/bench_scratch_vs_loop.py --smoke    # 3 classes x 8 / 4 / 4, 1 epoch
 """
 
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default 6 (smoke: 1)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--crop-scale", type=float, default=0.35, help="the gentler crop range compared")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both sides' runs (the dataset stays the same)")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -102,7 +104,7 @@ def main() -> None:
     classes, per_split = (3, {"train": 8, "valid": 4, "test": 4}) if args.smoke else \
         (10, {"train": 60, "valid": 20, "test": 20})
     budget = dict(epochs=epochs, batch_size=16 if args.smoke else 32, lr=args.lr, weight_decay=1e-4, image_size=32,
-                  seed=0)
+                  seed=args.seed)
     machine = print_machine()
     name = "scratch_smoke" if args.smoke else "scratch"
     data_dir = make_dataset(args.out / f"{name}_data", num_classes=classes, per_split=per_split, min_side=40,
@@ -127,7 +129,8 @@ def main() -> None:
         verdicts.append(passed)
         print(f"crop {scale}: ratio dogbreed/plain test_acc {ratio:.2f} (difference {ours - plain:+.3f}); "
               f"bar dogbreed >= plain - {BAR}: {'PASS' if passed else 'FAIL'}")
-    write_result(f"{name}_smoke" if args.smoke else name, {"machine": machine, "budget": budget, "classes": classes,
+    result_name = f"{name}_smoke" if args.smoke else (name if args.seed == 0 else f"{name}_seed{args.seed}")
+    write_result(result_name, {"machine": machine, "budget": budget, "classes": classes,
                  "per_split": per_split, "rows": rows, "bar": BAR, "passed": all(verdicts)}, args.out)
 
 
