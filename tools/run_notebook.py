@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/run_notebook.py
 
-The notebook runs top to bottom exactly as tests/test_notebook.py runs it (a local moto server, the fake role,
+The notebook runs top to bottom exactly as tests/sagemaker/test_notebook.py runs it (a local moto server, the fake role,
 generated test data, canned endpoint answers), then the parameters cell is put back as committed (every switch
 off) while every cell keeps the outputs of that run. Nothing is sent to AWS: the run refuses to start when
 ``AWS_ENDPOINT_URL`` would point anywhere but the local server it starts itself.
@@ -21,8 +21,16 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     import nbformat
 
-    from tests.moto_aws import FAKE_ROLE, moto_endpoint, seed_endpoint_results
-    from tests.test_notebook import BUCKET, CANNED, MACHINE_PATHS, NOTEBOOK, _execute, _outputs_text, _test_data
+    from tests.helpers.moto_aws import FAKE_ROLE, moto_endpoint, seed_endpoint_results
+    from tests.sagemaker.test_notebook import (
+        BUCKET,
+        CANNED,
+        MACHINE_PATHS,
+        NOTEBOOK,
+        _execute,
+        _outputs_text,
+        _test_data,
+    )
 
     committed = nbformat.read(NOTEBOOK, as_version=4)
     parameters = next(c for c in committed.cells if "parameters" in c.metadata.get("tags", []))

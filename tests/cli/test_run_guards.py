@@ -1,0 +1,208 @@
+"""Mistakes found before the work, not after it: options, output dirs, data; one line, exit 2, nothing exported."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dogbreed.config.parser import parse_config
+from dogbreed.core.errors import ConfigError, DataError, TrainingDiverged
+from dogbreed.core.network import build_resnet50
+from dogbreed.data.datamodule import DogBreedDataModule
+from dogbreed.data.splits import SplitDirs
+from dogbreed.training.run import train
+from entry_points import hpo as hpo_cli
+from entry_points import predict as predict_cli
+from entry_points import serve as serve_cli
+from entry_points import train as train_cli
+from tests.conftest import BREED_DIRS, fast_config, write_tree
+from tests.helpers.inference_support import huge_png
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "inf"], "--lr must be a positive finite number, got inf"),
+    (["--lr", "1e309"], "--lr must be a positive finite number, got inf"),
+    (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
+    (["--backbone-lr-scale", "nan"], "--backbone-lr-scale must be a finite number >= 0, got nan"),
+    (["--weight-decay", "inf"], "--weight-decay must be a finite number >= 0, got inf"),
+    (["--label-smoothing", "nan"], "--label-smoothing must be in [0, 1)"),
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, got 4294967296"),
+    (["--image-size", "100000"], "--image-size must be between 32 and 2048"),
+    (["--num-workers", "-2"], "--num-workers must be >= 0, or -1"),
+    (["--finetune", "full", "--batch-size", "1"], "--batch-size 1 with --finetune full: BatchNorm needs at least 2"),
+    (["--accelerator", "tpu"], "argument --accelerator: invalid choice: 'tpu'"),
+])
+def test_bad_numeric_and_choice_options_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(["--data-dir", "x", *argv])
+    assert message in str(caught.value)
+
+
+def _train_argv(tree: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data-dir", str(tree), "--model-dir", str(out / "model"), "--output-dir", str(out / "reports"),
+            "--weights", "none", "--finetune", "full", "--epochs", "1", "--image-size", "32", "--batch-size", "8",
+            "--num-workers", "0", "--accelerator", "cpu", *extra]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("option", ["--model-dir", "--output-dir", "--checkpoint-dir", "--cache-dir"])
+def test_output_dir_that_is_a_file_fails_before_any_data_is_read(tmp_path: Path, option: str, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a dir")
+    argv = _train_argv(tmp_path / "no-such-data", tmp_path, "--weights", "imagenet", "--finetune", "head",
+                       "--cached-views", "1", option, str(blocker / "sub"))
+    assert train_cli.main(argv) == 2
+    line = _one_error_line(capsys)
+    # The data dir does not exist either: the output check came first.
+    assert line == f"error: {option} {blocker / 'sub'} cannot be created: {blocker} is a file, not a directory"
+
+
+def test_unwritable_output_dir_is_named(tmp_path: Path, tiny_tree: Path, capsys) -> None:
+    unwritable = Path("/proc/1")  # exists, and not even root can create files in it
+    assert train_cli.main(_train_argv(tiny_tree, tmp_path, "--output-dir", str(unwritable))) == 2
+    assert _one_error_line(capsys).startswith(f"error: --output-dir {unwritable} cannot be written (")
+    assert not (tmp_path / "model").exists()  # nothing created by the check
+
+
+def test_accelerator_gpu_without_cuda_is_one_line(tmp_path: Path, tiny_tree: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train_cli.main(_train_argv(tiny_tree, tmp_path, "--accelerator", "gpu")) == 2
+    assert _one_error_line(capsys).startswith("error: --accelerator gpu: torch sees no CUDA GPU on this machine")
+
+
+def test_non_utf8_class_folder_is_refused_at_the_data_check(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "data", {"train": 2, "valid": 1})
+    for split in ("train", "valid"):
+        bad = os.path.join(os.fsencode(tree / split), b"004.Bad\xffname")
+        os.mkdir(bad)
+        Image.new("RGB", (20, 20)).save(os.fsdecode(os.path.join(bad, b"x.jpg")))
+    with pytest.raises(DataError) as caught:
+        train(fast_config(tmp_path, tree))
+    assert "004.Bad\\udcffname" in str(caught.value) and "is not valid UTF-8: rename it" in str(caught.value)
+    assert not (tmp_path / "model").exists()
+
+
+def test_one_class_dataset_is_refused(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "data", {"train": 2, "valid": 1}, breed_dirs=BREED_DIRS[:1])
+    with pytest.raises(DataError, match="has one class folder \\(001.Affenpinscher\\): a classifier needs at least 2"):
+        train(fast_config(tmp_path, tree))
+
+
+def _break_image_data(tree: Path) -> Path:
+    """A deflate TIFF whose header reads fine (the data check passes) but whose compressed data is garbage: even
+    training's tolerant decoding (LOAD_TRUNCATED_IMAGES) fails on it."""
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(buffer, "TIFF", compression="tiff_deflate")
+    data = buffer.getvalue()
+    path = tree / "train" / BREED_DIRS[1] / "broken.tiff"
+    path.write_bytes(data[:200] + bytes(range(256)) * 4 + data[1224:])
+    return path
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_undecodable_image_is_one_line_naming_file_and_flag(tmp_path: Path, tiny_tree: Path, workers: int,
+                                                             capsys) -> None:
+    broken = _break_image_data(tiny_tree)
+    # One batch holding every training image, so the broken one is decoded in epoch 1.
+    argv = _train_argv(tiny_tree, tmp_path, "--num-workers", str(workers), "--batch-size", "16")
+    assert train_cli.main(argv) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {broken} passed the header check but cannot be decoded (")
+    assert line.endswith("or pass --skip-bad-images to train without images that fail to decode")
+    assert not (tmp_path / "model" / "model.pth").exists()
+
+
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
+def test_skip_bad_images_replaces_undecodable_images_and_counts_them(tmp_path: Path, tiny_tree: Path,
+                                                                     caplog) -> None:
+    broken = _break_image_data(tiny_tree)
+    datamodule = DogBreedDataModule(SplitDirs.from_data_dir(tiny_tree), preprocessing=fast_preprocessing(),
+                                    batch_size=4, skip_bad_images=True)
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    index = [path for path, _ in dataset.samples].index(broken)
+    with caplog.at_level("WARNING"):
+        image, label = dataset[index]
+    assert label == 1 and image.shape == (3, 32, 32)
+    assert dataset.skipped is not None and dataset.skipped.value == 1
+    assert f"skipping {broken} (--skip-bad-images, 1 decode failure(s) so far)" in caplog.text
+    result = train(fast_config(tmp_path, tiny_tree, skip_bad_images=True))
+    assert (tmp_path / "model" / "model.pth").is_file() and len(result.history) == 1
+
+
+def fast_preprocessing():
+    from dogbreed.core.transforms import Preprocessing
+
+    return Preprocessing(image_size=32)
+
+
+def test_non_finite_weights_stop_the_run_without_export(tmp_path: Path, tiny_tree: Path) -> None:
+    weights = tmp_path / "inf_backbone.pth"
+    state = build_resnet50(1000).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], float("inf"))
+    torch.save(state, weights)
+    config = fast_config(tmp_path, tiny_tree, weights=str(weights), epochs=2)
+    with pytest.raises(TrainingDiverged) as caught:
+        train(config)
+    assert re.search(r"the training loss is nan at batch 1 in epoch 1: training diverged and nothing was exported. "
+                     r"Lower --lr \(now 0.002\)", str(caught.value)), str(caught.value)
+    assert not (tmp_path / "model" / "model.pth").exists()
+
+
+def test_predict_device_cuda_without_a_gpu_is_one_line(tiny_model_dir: Path, tmp_path: Path, monkeypatch,
+                                                       capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    image = tmp_path / "dog.png"
+    Image.new("RGB", (40, 30)).save(image)
+    assert predict_cli.main(["--model-dir", str(tiny_model_dir), "--device", "cuda", str(image)]) == 2
+    assert _one_error_line(capsys) == "error: device 'cuda': this machine has no CUDA GPU visible to torch: use cpu"
+
+
+def test_predict_decompression_bomb_is_one_line(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(huge_png(20000))  # 400 megapixels in ~60 KB: over PIL's bomb limit
+    good = tmp_path / "dog.png"
+    Image.new("RGB", (40, 30)).save(good)
+    # A per-file error like any broken photo: the other images are still answered, the exit status says 1 failed.
+    assert predict_cli.main(["--model-dir", str(tiny_model_dir), "--jsonl", str(bomb), str(good)]) == 1
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["image"] == str(bomb) and records[0]["error"].startswith("too many pixels to decode safely (")
+    assert records[0]["error"].endswith("): resize it") and "Traceback" not in err
+    assert records[1]["image"] == str(good) and len(records[1]["predictions"]) == 3
+
+
+def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
+    assert hpo_cli.main(["--local", "--trials", "0", "--data-dir", str(tiny_tree)]) == 2
+    assert _one_error_line(capsys) == "error: --trials 0: run at least 1 trial"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0"], "error: --workers 0: run at least 1 worker"),
+    (["--port", "65534"], "error: --port 65534 is out of range: the endpoint uses --port and --port+2..+4, "
+                          "so pass 1..65531 (e.g. 8080)"),
+    (["--response-timeout", "0"], "error: --response-timeout 0: give at least 1 second"),
+])
+def test_serve_bad_numbers_are_one_line_and_leave_no_temp_dir(tiny_model_dir: Path, tmp_path: Path, monkeypatch,
+                                                               capsys, argv: list[str], message: str) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert serve_cli.main(["--model-dir", str(tiny_model_dir), *argv]) == 2
+    assert _one_error_line(capsys) == message
+    assert list(tmp_path.iterdir()) == []

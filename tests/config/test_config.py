@@ -1,0 +1,98 @@
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from dogbreed.config.options import TrainConfig
+from dogbreed.config.parser import build_parser, option_names, parse_config
+from dogbreed.core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_unknown_hyperparameter_is_rejected_with_valid_names():
+    with pytest.raises(ConfigError) as err:
+        parse_config(["--learning_rate", "0.01", "--epochs", "2"])
+    message = str(err.value)
+    assert "--learning_rate" in message
+    assert "--lr" in message and "--batch-size" in message
+
+
+def test_the_original_projects_tuner_keys_reach_the_config():
+    # The seed's argparse dropped --lr/--batch-size silently; here they must arrive.
+    config = parse_config(["--batch-size", "64", "--lr", "0.0059", "--epochs", "5"])
+    assert (config.batch_size, config.lr, config.epochs) == (64, 0.0059, 5)
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--batch_size"])
+def test_hyphen_and_underscore_spellings_are_equivalent(flag):
+    assert parse_config([flag, "17"]).batch_size == 17
+
+
+def test_every_option_has_both_spellings():
+    help_text = build_parser().format_help()
+    for f in fields(TrainConfig):
+        assert f"--{f.name.replace('_', '-')}" in help_text
+        assert f"--{f.name}" in help_text
+
+
+def test_abbreviated_option_is_rejected():
+    with pytest.raises(ConfigError, match="--batch"):
+        parse_config(["--batch", "64"])
+
+
+@pytest.mark.parametrize("text,expected", [("True", True), ("False", False), ("true", True), ("0", False)])
+def test_sagemaker_boolean_strings(text, expected):
+    assert parse_config(["--skip-bad-images", text]).skip_bad_images is expected
+
+
+def test_bare_boolean_flag_means_true():
+    assert parse_config(["--skip-bad-images"]).skip_bad_images is True
+
+
+def test_bad_boolean_is_an_error():
+    with pytest.raises(ConfigError, match=r"argument --demo: expected a boolean \(true/false\), got 'maybe'"):
+        parse_config(["--demo", "maybe"])
+
+
+def test_demo_presets_apply_but_explicit_options_win():
+    config = parse_config(["--demo", "--epochs", "2"])
+    assert config.epochs == 2
+    assert config.weights == "none" and config.image_size == 64
+    assert parse_config([]).weights == "imagenet"
+
+
+@pytest.mark.parametrize("argv,message", [(["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr")])
+def test_out_of_range_values_are_rejected(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(argv)
+
+
+def test_option_names_match_the_dataclass():
+    assert option_names() == [f.name.replace("_", "-") for f in fields(TrainConfig)]
+
+
+def test_cli_help_shows_every_option_with_default():
+    out = subprocess.run([sys.executable, "-m", "entry_points.train", "--help"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    for f in fields(TrainConfig):
+        assert f"--{f.name.replace('_', '-')}" in out
+    assert "(default: 32)" in out and "(default: imagenet)" in out
+
+
+def test_cli_unknown_option_exits_nonzero_naming_it():
+    proc = subprocess.run([sys.executable, "-m", "entry_points.train", "--bogus-flag", "1"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "--bogus-flag" in proc.stderr
+
+
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
+def test_cli_without_data_says_how_to_get_it(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "entry_points.train", "--weights", "none", "--finetune", "full"],
+                          cwd=tmp_path,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert "--data-dir" in proc.stderr and "--download" in proc.stderr and "--demo" in proc.stderr

@@ -1,0 +1,154 @@
+"""Options that used to be silent traps: --weights none with a frozen backbone, a backbone learning rate meant
+for pretrained weights, the fixed crop range; --config FILE; --help texts that say the real defaults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dogbreed.config.parser import build_parser, parse_command, parse_config
+from dogbreed.core.errors import ConfigError
+from dogbreed.core.transforms import Preprocessing, build_train_transform
+from dogbreed.sagemaker.environment import config_defaults
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_weights_none_with_a_frozen_backbone_is_refused_naming_the_fix():
+    with pytest.raises(ConfigError) as err:
+        parse_config(["--data-dir", "d", "--weights", "none"])  # --finetune head is the default
+    message = str(err.value)
+    assert "--weights none with --finetune head" in message and "chance-level" in message
+    assert "pass --finetune full" in message
+    assert parse_config(["--weights", "none", "--finetune", "full"]).finetune == "full"
+    assert parse_config(["--weights", "NONE", "--finetune", "full"]).weights == "NONE"
+
+
+def test_the_refusal_also_reaches_sagemaker_hyperparameters():
+    with pytest.raises(ConfigError, match="--finetune full"):
+        parse_config(["--epochs", "2", "--weights", "none"], environment_defaults=config_defaults(
+            {"SM_MODEL_DIR": "/opt/ml/model", "SM_CHANNEL_TRAINING": "/opt/ml/input/data/training"}))
+
+
+def test_the_offline_weights_message_suggests_the_working_combination(monkeypatch):
+    import torch
+
+    from dogbreed.core.errors import WeightsError
+    from dogbreed.core.network import download_imagenet_state_dict
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsError, match="--weights none --finetune full to train from scratch"):
+        download_imagenet_state_dict()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--weights", "none", "--finetune", "full"], 1.0),
+    (["--weights", "imagenet", "--finetune", "full"], 0.1),
+    (["--weights", "some/backbone.pth", "--finetune", "full"], 0.1),
+    (["--weights", "none", "--finetune", "full", "--backbone-lr-scale", "0.3"], 0.3),
+    (["--weights", "imagenet", "--finetune", "full", "--backbone-lr-scale", "1.0"], 1.0),
+    (["--demo"], 1.0),
+])
+def test_backbone_lr_scale_follows_weights_unless_given(argv, expected):
+    assert parse_config(argv).backbone_lr_scale == expected
+
+
+def test_library_configs_follow_weights_too():
+    from dogbreed.config.options import TrainConfig
+
+    assert TrainConfig(weights="none", finetune="full").backbone_lr_scale == 1.0
+    assert TrainConfig().backbone_lr_scale == 0.1
+    assert TrainConfig(weights="none", backbone_lr_scale=0.5).backbone_lr_scale == 0.5
+    assert TrainConfig(weights="none", finetune="full").to_dict()["backbone_lr_scale"] == 1.0  # recorded resolved
+
+
+def test_help_states_both_backbone_lr_defaults_once():
+    text = build_parser().format_help().replace("\n", " ")
+    helped = " ".join(text.split())
+    assert "default: 0.1 with pretrained --weights, 1.0 with --weights none" in helped
+    assert helped.count("(default:") == helped.count("(default: ")  # never "(default: )"
+    assert "(default: 0.1)" not in helped  # no second, wrong default appended
+
+
+@pytest.mark.parametrize("command", ["train", "hpo", "profiled_train"])
+def test_every_option_states_its_default_at_most_once(command):
+    from dogbreed.cli import hpo, profiled_train
+
+    extra = {"hpo": dict(extra_options=hpo.HPO_OPTIONS), "profiled_train": dict(
+        help_overrides=profiled_train.HELP_OVERRIDES)}.get(command, {})
+    parser = build_parser(**extra)
+    for action in parser._actions:
+        if action.help:
+            assert action.help.count("default") <= 1, (action.option_strings, action.help)
+            assert "(default: )" not in action.help and "(default: None)" not in action.help
+
+
+def test_crop_scale_is_an_option_reaching_the_transform_and_the_artifact():
+    config = parse_config(["--crop-scale", "0.35", "--weights", "none", "--finetune", "full"])
+    assert config.crop_scale == 0.35 and config.to_dict()["crop_scale"] == 0.35  # -> model_config hyperparameters
+    assert parse_config([]).crop_scale == 0.08  # torchvision's ImageNet recipe stays the default
+    transform = build_train_transform(Preprocessing(image_size=32, crop_scale=(0.35, 1.0)))
+    assert transform.scale == (0.35, 1.0)
+    for bad in ("0", "1.5", "-0.2"):
+        with pytest.raises(ConfigError, match="--crop-scale must be in"):
+            parse_config(["--crop-scale", bad])
+
+
+def test_crop_scale_changes_only_augmented_feature_caches(tmp_path):
+    from dogbreed.training.feature_cache import cache_key
+
+    image = tmp_path / "x.jpg"
+    image.write_bytes(b"x")
+    samples = [(image, 0)]
+    keys = {scale: [cache_key(samples, backbone="b", preprocessing=Preprocessing(image_size=32, crop_scale=(scale, 1)),
+                              views=views, augmented=views > 1, seed=0) for views in (1, 4)]
+            for scale in (0.08, 0.5)}
+    assert keys[0.08][0] == keys[0.5][0]  # the eval view ignores the training crop range
+    assert keys[0.08][1] != keys[0.5][1]  # augmented views depend on it
+
+
+def test_config_file_sets_options_and_the_command_line_wins(tmp_path):
+    path = tmp_path / "best_hyperparameters.json"
+    path.write_text(json.dumps({"objective": "val_acc", "config": {
+        "lr": 0.0123, "batch-size": "16", "finetune": "full", "weights": "none", "skip_bad_images": "True",
+        "data_dir": "somewhere", "epochs": 3}}))
+    parsed = parse_command(["--config", str(path), "--epochs", "7"])
+    config = parsed.config
+    assert (config.lr, config.batch_size, config.finetune, config.skip_bad_images) == (0.0123, 16, "full", True)
+    assert config.data_dir == Path("somewhere") and config.epochs == 7
+    assert config.backbone_lr_scale == 1.0  # follows the file's --weights none
+    assert {"lr", "batch_size", "epochs", "data_dir"} <= parsed.explicit
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"lr": 0.1, "bogus_option": 1}, "unknown option(s) bogus-option"),
+    ({"epochs": 2.5}, "option epochs: 2.5 is not an integer"),
+    ({"epochs": [1, 2]}, "option epochs expects a single value"),
+    ([1, 2], "expected a JSON object"),
+])
+def test_config_file_mistakes_name_the_file_and_option(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ConfigError) as err:
+        parse_config(["--config", str(path)])
+    assert str(path) in str(err.value) and message in str(err.value)
+    with pytest.raises(ConfigError, match="no such file"):
+        parse_config(["--config", str(tmp_path / "missing.json")])
+
+
+def test_profiled_train_help_shows_its_own_defaults():
+    proc = subprocess.run([sys.executable, "-m", "entry_points.profiled_train", "--help"], cwd=REPO,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "COLUMNS": "200"})
+    assert proc.returncode == 0
+    lines = " ".join(proc.stdout.split())
+    assert "--profiler {,simple,advanced,pytorch} Lightning profiler: simple, advanced or pytorch " \
+           "(default here: simple)" in lines
+    assert "(default here: <output-dir>/debug-trial" in lines
+    assert "(empty: off)" not in lines

@@ -1,0 +1,88 @@
+"""Every report file of a training run parsed and checked: metrics.json, the per-class CSV and the plots, exact on
+hand-made inputs and consistent with each other (and with model_config.json) after a real run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from dogbreed.training.reports import TestOutcome, write_reports
+from tests.conftest import BREED_DIRS
+from tests.helpers.report_checks import check_plot
+
+HISTORY = [
+    {"epoch": 1, "train_loss": 1.1, "train_acc": 0.4, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.002},
+    {"epoch": 2, "train_loss": 0.7, "train_acc": 0.7, "val_loss": 0.8, "val_acc": 0.625, "lr": 0.001},
+]
+TEST = {"loss": 0.75, "acc": 0.5, "acc_top5": 1.0, "f1_macro": 0.4}
+CONFUSION = torch.tensor([[3, 1, 0, 0], [0, 2, 2, 0], [1, 0, 0, 0], [0, 0, 0, 0]])  # rows: true class
+NAMES = ["Affenpinscher", "Afghan hound", "Airedale terrier", "Akita"]
+
+
+def test_reports_from_hand_made_inputs_are_exact(tmp_path):
+    paths = write_reports(tmp_path / "reports", HISTORY, TEST, TestOutcome(confusion=CONFUSION), NAMES)
+    assert [p.name for p in paths] == ["metrics.json", "training_curves.png", "confusion_matrix.png",
+                                       "per_class_accuracy.csv", "most_confused.csv"]
+    assert json.loads((tmp_path / "reports" / "metrics.json").read_text()) == {"history": HISTORY, "test": TEST}
+    assert (tmp_path / "reports" / "per_class_accuracy.csv").read_text().splitlines() == [
+        "index,breed,correct,total,accuracy",
+        "0,Affenpinscher,3,4,0.7500",
+        "1,Afghan hound,2,4,0.5000",
+        "2,Airedale terrier,0,1,0.0000",
+        "3,Akita,0,0,nan",  # a class without test images
+    ]
+    # Off-diagonal cells, most frequent first; ties by the share of the true breed's test images.
+    assert (tmp_path / "reports" / "most_confused.csv").read_text().splitlines() == [
+        "true,predicted,count,share",
+        "Afghan hound,Airedale terrier,2,0.5000",
+        "Airedale terrier,Affenpinscher,1,1.0000",
+        "Affenpinscher,Afghan hound,1,0.2500",
+    ]
+    check_plot(tmp_path / "reports" / "training_curves.png", (1500, 420))  # loss, accuracy, lr: 15 x 4.2 in
+    check_plot(tmp_path / "reports" / "confusion_matrix.png", (650, 500))  # 5 in + 1.5 in for the colour bar
+
+
+def test_confusion_plot_shows_the_row_normalised_matrix(tmp_path):
+    write_reports(tmp_path, HISTORY, TEST, TestOutcome(confusion=torch.eye(3, dtype=torch.long) * 5), NAMES[:3])
+    rgb = check_plot(tmp_path / "confusion_matrix.png", (650, 500))
+    # A perfect diagonal: the darkest blue (1.0 on the Blues map, about (8, 48, 107)) is drawn.
+    dark_blue = (rgb[..., 2] > 90) & (rgb[..., 0] < 30) & (rgb[..., 1] < 70)
+    assert dark_blue.sum() > 1000
+
+
+@pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
+def test_run_reports_agree_with_each_other_and_the_artifact(trained):
+    config, result = trained
+    reports = config.output_dir
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert set(metrics) == {"history", "test", "timing", "calibration", "abstention"}  # the fixture calibrates
+    assert metrics["timing"]["total_s"] >= metrics["timing"]["fit_s"] > 0
+    assert [row["epoch"] for row in metrics["history"]] == list(range(1, config.epochs + 1))
+    per_stage = {"loss", "acc", "acc_top5", "f1_macro"}
+    expected_keys = {"epoch", "lr"} | {f"{stage}_{name}" for stage in ("train", "val") for name in per_stage}
+    assert all(set(row) == expected_keys for row in metrics["history"])
+    assert metrics["history"] == result.history
+    assert metrics["test"] == result.test_metrics and set(metrics["test"]) == per_stage
+    for row in [*metrics["history"], metrics["test"]]:
+        assert all(0 <= row[k] <= 1 for k in row if k.endswith(("acc", "acc_top5", "f1_macro")))
+    assert metrics["test"]["acc_top5"] == 1.0  # top-3 of 3 breeds
+
+    model_config = json.loads((config.model_dir / "model_config.json").read_text())
+    assert model_config["metrics"] == {"test": metrics["test"], "final_epoch": metrics["history"][-1],
+                                       "timing": metrics["timing"], "calibration": metrics["calibration"],
+                                       "abstention": metrics["abstention"]}
+
+    with (reports / "per_class_accuracy.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["index"], r["breed"]) for r in rows] == [("0", "Affenpinscher"), ("1", "Afghan hound"),
+                                                        ("2", "Airedale terrier")]
+    assert [int(r["total"]) for r in rows] == [8] * len(BREED_DIRS)  # 8 test images per breed (learnable_tree)
+    for r in rows:
+        assert 0 <= int(r["correct"]) <= 8 and r["accuracy"] == f"{int(r['correct']) / 8:.4f}"
+    assert sum(int(r["correct"]) for r in rows) / 24 == pytest.approx(metrics["test"]["acc"], abs=1e-6)
+
+    check_plot(reports / "training_curves.png", (1500, 420))
+    check_plot(reports / "confusion_matrix.png", (650, 500))
