@@ -1,38 +1,16 @@
-"""Fixtures: tiny generated ImageFolder trees, a trained model dir shared by the slow tests."""
+"""Fixtures shared across the test folders: tiny generated ImageFolder trees, a trained model dir shared by the
+slow tests, a random-weights model dir, an offline SageMaker session. Plain helpers live in ``tests/helpers/``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-from dogbreed.config.options import TrainConfig
-from dogbreed.data.demo import BREEDS, draw_breed_image
-
-BREED_DIRS = ["001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier"]
-
-
-def write_tree(root: Path, per_split: dict[str, int], breed_dirs=BREED_DIRS, seed: int = 0) -> Path:
-    """ImageFolder tree of learnable synthetic images: JPEG and PNG, odd sizes, some grayscale."""
-    rng = np.random.default_rng(seed)
-    for split, count in per_split.items():
-        for label, breed in enumerate(breed_dirs):
-            out = root / split / breed
-            out.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                image = draw_breed_image(label % len(BREEDS), rng)
-                if i % 4 == 3:
-                    image.save(out / f"{i:03d}.png")
-                elif i % 5 == 4:
-                    image.convert("L").save(out / f"{i:03d}.jpg")
-                else:
-                    image.save(out / f"{i:03d}.jpg", quality=90)
-    return root
+from tests.helpers.builders import fast_config, write_tree
 
 
 @pytest.fixture
@@ -43,16 +21,6 @@ def tiny_tree(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def learnable_tree(tmp_path_factory) -> Path:
     return write_tree(tmp_path_factory.mktemp("learnable") / "data", {"train": 24, "valid": 8, "test": 8}, seed=1)
-
-
-def fast_config(tmp_path: Path, data_dir: Path, **overrides) -> TrainConfig:
-    values = dict(
-        data_dir=data_dir, model_dir=tmp_path / "model", output_dir=tmp_path / "reports",
-        epochs=1, batch_size=8, image_size=32, weights="none", finetune="full", num_workers=0,
-        lr=2e-3, backbone_lr_scale=1.0, accelerator="cpu",
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
 
 
 @pytest.fixture(scope="session")
@@ -85,10 +53,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return save_artifact(model_dir, build_resnet50(3).eval(), config)
 
 
-def save_image(path: Path, size=(40, 30), mode="RGB", color=(200, 30, 30), fmt=None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, color if mode != "L" else 128).save(path, format=fmt)
-    return path
+@pytest.fixture
+def offline_session(monkeypatch):
+    """A SageMaker session that never reaches AWS (fake credentials, a fixed default bucket), for the builders."""
+    import boto3
+    import sagemaker
+
+    session = sagemaker.Session(boto_session=boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
+    monkeypatch.setattr(session, "default_bucket", lambda: "example-bucket")
+    return session
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from dogbreed.serving.packaging import build_model_archive
-from tests.conftest import save_image
+from tests.helpers.builders import save_image
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINING_STACK = ("pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics", "matplotlib", "scipy")

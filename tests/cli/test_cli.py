@@ -12,7 +12,7 @@ import torch
 
 from dogbreed.core.errors import DownloadError
 from dogbreed.data.sources import download_dataset
-from tests.conftest import BREED_DIRS, write_tree
+from tests.helpers.builders import BREED_DIRS, write_tree
 from tests.helpers.report_checks import check_plot
 from tests.training.test_model import _Server
 

@@ -24,7 +24,7 @@ from entry_points import hpo as hpo_cli
 from entry_points import predict as predict_cli
 from entry_points import serve as serve_cli
 from entry_points import train as train_cli
-from tests.conftest import BREED_DIRS, fast_config, write_tree
+from tests.helpers.builders import BREED_DIRS, fast_config, write_tree
 from tests.helpers.inference_support import huge_png
 
 

@@ -21,7 +21,7 @@ from dogbreed.serving.artifact import ModelConfig, read_model_config, save_artif
 from dogbreed.serving.predictor import Predictor
 from dogbreed.training.calibrate import fit_serving
 from dogbreed.training.evaluation import SplitLogits
-from tests.conftest import save_image
+from tests.helpers.builders import save_image
 
 CLASSES = ["Affenpinscher", "Afghan hound", "Airedale terrier"]
 

@@ -21,7 +21,7 @@ from dogbreed.core.transforms import Preprocessing
 from dogbreed.serving import handlers
 from dogbreed.serving.artifact import ModelConfig, read_model_config, save_artifact
 from dogbreed.serving.predictor import Predictor
-from tests.conftest import fast_config, save_image, write_tree
+from tests.helpers.builders import fast_config, save_image, write_tree
 
 
 def test_ece_of_a_hand_computed_example():

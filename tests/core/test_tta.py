@@ -11,7 +11,7 @@ from dogbreed.core.transforms import Preprocessing, build_eval_transform
 from dogbreed.core.tta import average_views, build_tta_transform, canvas_size, tta_logits, tta_views
 from dogbreed.serving.artifact import ModelConfig, save_artifact
 from dogbreed.serving.predictor import Predictor
-from tests.conftest import save_image
+from tests.helpers.builders import save_image
 
 
 @pytest.fixture(scope="module")

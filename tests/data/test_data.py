@@ -10,7 +10,7 @@ from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.splits import SplitDirs, display_name, list_class_dirs
-from tests.conftest import BREED_DIRS, save_image, write_tree
+from tests.helpers.builders import BREED_DIRS, save_image, write_tree
 
 
 def make_dm(splits: SplitDirs, **kwargs) -> DogBreedDataModule:

@@ -18,7 +18,7 @@ from dogbreed.data.samplers import UnpaddedDistributedSampler, evaluation_sample
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import load_artifact
 from dogbreed.training.module import DogBreedClassifier
-from tests.conftest import write_tree
+from tests.helpers.builders import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from dogbreed.data.prepare import MANIFEST_NAME, default_short_side, prepare_dat
 from dogbreed.data.splits import SplitDirs
 from dogbreed.training.run import train
 from entry_points.prepare import main as prepare_main
-from tests.conftest import fast_config, write_tree
+from tests.helpers.builders import fast_config, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 N = 48  # short side used in these tests

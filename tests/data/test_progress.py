@@ -19,7 +19,7 @@ from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.progress import Progress, format_bytes, format_duration, progress_style
 from dogbreed.data.splits import index_split, list_class_dirs
 from dogbreed.training.feature_cache import build_split_features
-from tests.conftest import write_tree
+from tests.helpers.builders import write_tree
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from dogbreed.diagnostics import profiled_run
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 from tests.helpers.smdebug_policy import needs_smdebug
 
 REPO = Path(__file__).resolve().parents[2]

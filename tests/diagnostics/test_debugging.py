@@ -12,16 +12,10 @@ from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profiled_run import train_with_diagnostics
 from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV, SmDebugCallback, debug_callbacks, smdebug_available
 from dogbreed.training.run import train
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 from tests.helpers.smdebug_policy import needs_smdebug
 
 LOSS = "CrossEntropyLoss_output_0"
-
-
-@pytest.fixture(autouse=True)
-def no_sagemaker_config(monkeypatch, tmp_path):
-    """Point smdebug's config variable at a missing file, so a real /opt/ml config can never leak in."""
-    monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "absent-debughookconfig.json"))
 
 
 def _trial(path: Path):

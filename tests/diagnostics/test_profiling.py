@@ -20,13 +20,8 @@ from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, analyse
 from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
 from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler
 from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 from tests.helpers.report_checks import check_plot
-
-
-@pytest.fixture(autouse=True)
-def no_sagemaker_config(monkeypatch, tmp_path):
-    monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "absent-debughookconfig.json"))
 
 
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick

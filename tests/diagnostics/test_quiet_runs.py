@@ -20,7 +20,7 @@ from dogbreed.diagnostics import trial_size
 from dogbreed.diagnostics.trial_size import estimate_trial_size, saved_steps, size_message
 from dogbreed.training.run import train
 from dogbreed.training.runtime import Runtime
-from tests.conftest import fast_config, write_tree
+from tests.helpers.builders import fast_config, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from dogbreed.core.transforms import Preprocessing
 from dogbreed.export.onnx_export import export_onnx, onnx_probabilities, parity
 from dogbreed.serving.artifact import ModelConfig, save_artifact
 from dogbreed.serving.predictor import Predictor
-from tests.conftest import write_tree
+from tests.helpers.builders import write_tree
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def _execute(nb) -> None:
 
 
 def _test_data(work: Path) -> Path:
-    from tests.conftest import write_tree
+    from tests.helpers.builders import write_tree
 
     return write_tree(work / "data", {"train": 2, "valid": 1, "test": 1})
 

@@ -3,7 +3,6 @@ worker count, the Debugger job's own source bundle, input channels and a cleanup
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from dogbreed.core.errors import ConfigError
@@ -14,16 +13,6 @@ from dogbreed.sagemaker.environment import distributed_settings
 ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"
 OWN_TRAINING_IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/dogbreed-train:torch2.10"
 OWN_SERVING_IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/dogbreed-serve:torch2.10"
-
-
-@pytest.fixture
-def offline_session(monkeypatch):
-    import sagemaker
-
-    session = sagemaker.Session(boto_session=boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
-    monkeypatch.setattr(session, "default_bucket", lambda: "example-bucket")
-    return session
 
 
 def test_several_instances_without_torchrun_are_refused_when_building_the_estimator(offline_session):

@@ -8,7 +8,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pytest
 from sagemaker_inference.transformer import Transformer
@@ -143,16 +142,6 @@ def test_dispatch_hides_internal_errors(handler_service, monkeypatch) -> None:
 def test_dispatch_npy_shape_error_names_accepted_shapes(handler_service) -> None:
     status, _, _, response = dispatch(handler_service, npy(np.zeros((2, 2), np.uint8)), "application/x-npy")
     assert status == 400 and "HxWx3" in json.loads(response)["message"]
-
-
-@pytest.fixture
-def offline_session(monkeypatch):
-    import sagemaker
-
-    session = sagemaker.Session(boto_session=boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
-    monkeypatch.setattr(session, "default_bucket", lambda: "example-bucket")
-    return session
 
 
 def test_pytorch_model_uses_archive_as_is(offline_session) -> None:

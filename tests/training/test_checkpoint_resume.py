@@ -23,7 +23,7 @@ from dogbreed.training.checkpoints import (
     run_fingerprint,
 )
 from dogbreed.training.run import train
-from tests.conftest import fast_config, write_tree
+from tests.helpers.builders import fast_config, write_tree
 
 FINGERPRINT = {"options": {"lr": 0.002, "epochs": 3}, "class_dirs": ["a", "b"], "images": {"train": 4}, "files": "f1"}
 

@@ -24,7 +24,7 @@ from dogbreed.training.feature_cache import (
     feature_extractor,
 )
 from dogbreed.training.run import build_model, train
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 CPU = torch.device("cpu")
 PRE = Preprocessing(image_size=32)

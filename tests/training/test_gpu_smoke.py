@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import Callback
 from dogbreed.serving.predictor import Predictor
 from dogbreed.training.run import train
 from dogbreed.training.throughput import resolve_precision
-from tests.conftest import BREED_DIRS, fast_config
+from tests.helpers.builders import BREED_DIRS, fast_config
 
 pytestmark = pytest.mark.gpu
 

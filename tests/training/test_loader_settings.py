@@ -14,7 +14,7 @@ from dogbreed.training.loading import loader_settings, prefetch_batches
 from dogbreed.training.run import train
 from dogbreed.training.runtime import Runtime, resolve_num_workers
 from dogbreed.training.throughput import resolve_precision
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 
 @pytest.mark.parametrize("cpus,processes,on_gpu,expected", [

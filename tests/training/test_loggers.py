@@ -10,7 +10,7 @@ import pytest
 from dogbreed.config.parser import parse_config
 from dogbreed.sagemaker.environment import config_defaults
 from dogbreed.training.loggers import build_logger, log_dir
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 
 def _csv_rows_by_epoch(path):

@@ -20,7 +20,7 @@ from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.splits import SplitDirs
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.run import build_trainer
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 
 def test_head_is_sized_from_backbone_features():

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from dogbreed.config.parser import parse_config
 from dogbreed.core.errors import ConfigError
 from dogbreed.training.recipe import EMAWeights, build_batch_mix
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 DECAY = 0.5
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dogbreed.training.reports import TestOutcome, write_reports
-from tests.conftest import BREED_DIRS
+from tests.helpers.builders import BREED_DIRS
 from tests.helpers.report_checks import check_plot
 
 HISTORY = [

@@ -105,7 +105,7 @@ def test_a_real_run_on_133_generated_breeds_writes_every_report(tmp_path):
     """Head-only training (cached features) on 133 breeds of tiny images, with a seeded 'pretrained' file."""
     from dogbreed.core.network import build_resnet50
     from dogbreed.training.run import train
-    from tests.conftest import fast_config, write_tree
+    from tests.helpers.builders import fast_config, write_tree
 
     breed_dirs = [f"{i:03d}.Breed_{i:03d}" for i in range(1, N_BREEDS + 1)]
     tree = write_tree(tmp_path / "data", {"train": 2, "valid": 1, "test": 1}, breed_dirs=breed_dirs)

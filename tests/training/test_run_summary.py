@@ -10,7 +10,7 @@ from pytorch_lightning.callbacks import Callback
 
 from dogbreed.training.run import train
 from dogbreed.training.summary import PhaseTimer, RunCounts, callback_summary_lines, summary_lines, timing_record
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 
 class StepClock:

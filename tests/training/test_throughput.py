@@ -11,7 +11,7 @@ from dogbreed.training.head_training import FeatureHeadClassifier, uses_feature_
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.run import trainer_settings
 from dogbreed.training.throughput import prepare_for_speed, resolve_precision
-from tests.conftest import fast_config
+from tests.helpers.builders import fast_config
 
 
 @pytest.mark.parametrize("cuda,bf16,accelerator,expected", [

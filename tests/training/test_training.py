@@ -13,7 +13,7 @@ from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import load_artifact, read_model_config
 from dogbreed.serving.predictor import Predictor
 from dogbreed.training.run import train
-from tests.conftest import BREED_DIRS, fast_config
+from tests.helpers.builders import BREED_DIRS, fast_config
 
 
 def test_short_training_learns_fake_data(trained):

@@ -18,7 +18,7 @@ from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.splits import SplitDirs
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.run import build_trainer, train
-from tests.conftest import fast_config, write_tree
+from tests.helpers.builders import fast_config, write_tree
 
 
 @pytest.fixture

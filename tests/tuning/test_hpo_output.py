@@ -15,7 +15,7 @@ import torch
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.tuning.local import command_line, reproducible_config
-from tests.conftest import write_tree
+from tests.helpers.builders import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 
