@@ -87,7 +87,7 @@ def dogbreed_run(data_dir: Path, work: Path, *, epochs: int, batch_size: int, lr
     start = time.perf_counter()
     result = train(config)
     return {"test_acc": result.test_metrics["acc"], "train_acc": result.history[-1].get("train_acc"),
-            "backbone_lr_scale": config.backbone_lr_scale, "seconds": time.perf_counter() - start}
+            "backbone_lr_scale": config.optimisation.backbone_lr_scale, "seconds": time.perf_counter() - start}
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ from dogbreed.training.run import TrainResult
 
 def show_demo_predictions(config: TrainConfig, result: TrainResult) -> None:
     predictor = Predictor.from_model_dir(result.model_dir)
-    images = holdout_images(config.data_dir or DEFAULT_DEMO_DIR)
-    print(f"\nheld-out demo images, top-{config.top_k} breeds:")
-    for path, answer in zip(images, predictor.predict_answers(images, k=config.top_k)):
+    images = holdout_images(config.data.data_dir or DEFAULT_DEMO_DIR)
+    print(f"\nheld-out demo images, top-{config.outputs.top_k} breeds:")
+    for path, answer in zip(images, predictor.predict_answers(images, k=config.outputs.top_k)):
         shown = ", ".join(f"{p.breed} {p.probability:.2f}" for p in answer.predictions)
         print(f"  {path.name}: {shown}" + ("" if answer.confident else "  (not confident: below the threshold)"))
     print(f"\ntest accuracy {result.test_metrics.get('acc', float('nan')):.3f} on the demo test split")
-    print(f"data: {config.data_dir or DEFAULT_DEMO_DIR}/")
+    print(f"data: {config.data.data_dir or DEFAULT_DEMO_DIR}/")

@@ -28,7 +28,7 @@ def hpo_command(argv: Sequence[str] | None) -> str:
     parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, extra_options=HPO_OPTIONS,
                            environment_defaults=config_defaults())
     if not parsed.extras["local"]:  # a trial of a SageMaker tuning job: one training run
-        from dogbreed.diagnostics.profiled_run import train_with_diagnostics
+        from dogbreed.diagnostics.run_policy import train_with_diagnostics
 
         trained = train_with_diagnostics(parsed.config, runtime=runtime())
         return "\n".join(trained.summary)
@@ -42,7 +42,7 @@ def hpo_command(argv: Sequence[str] | None) -> str:
     from dogbreed.tuning.search_space import parameter_names, without
 
     fixed = [name.replace("_", "-") for name in parsed.explicit if name.replace("_", "-") in parameter_names()]
-    result = tune_locally(parsed.config, trials, tuning_dir, space=without(fixed), seed=parsed.config.seed,
+    result = tune_locally(parsed.config, trials, tuning_dir, space=without(fixed), seed=parsed.config.optimisation.seed,
                           runtime=runtime())
     from dogbreed.tuning.local import BEST_PARAMS_FILENAME, BEST_REPORTS_DIR, command_line
 

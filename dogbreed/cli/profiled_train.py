@@ -1,5 +1,5 @@
 """``python -m entry_points.profiled_train``: training with a profiler and smdebug on (see
-:mod:`dogbreed.diagnostics.profiled_run` for the defaults)."""
+:mod:`dogbreed.diagnostics.run_policy` for the defaults)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DESCRIPTION = ("Training with a profiler and smdebug on: the same options as ent
                "config wins in a job). Outputs: <output-dir>/profile/ and the trial.")
 
 
-# The options whose default differs here from entry_points.train (dogbreed.diagnostics.profiled_run applies them).
+# The options whose default differs here from entry_points.train (dogbreed.diagnostics.run_policy applies them).
 HELP_OVERRIDES = {
     "profiler": "Lightning profiler: simple, advanced or pytorch (default here: simple)",
     "debug_dir": "where the smdebug trial goes (default here: <output-dir>/debug-trial; in a SageMaker job "
@@ -28,13 +28,14 @@ def profiled_train_command(argv: Sequence[str] | None) -> str:
     parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, environment_defaults=config_defaults(),
                            help_overrides=HELP_OVERRIDES)
     prepare_smdebug()  # a Debugger job: smdebug without its protobuf pin, before protobuf loads
-    from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
     from dogbreed.diagnostics.profiling import profile_dir
+    from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 
     config = profiled_config(parsed.config)
     result = train_with_diagnostics(config, runtime=runtime())
-    trial = config.debug_dir or "the SageMaker Debugger output (S3)"
-    return f"model artifact: {result.model_dir}/  profile: {profile_dir(config)}/  debug trial: {trial}"
+    trial = config.diagnostics.debug_dir or "the SageMaker Debugger output (S3)"
+    profile = profile_dir(config.outputs.output_dir)
+    return f"model artifact: {result.model_dir}/  profile: {profile}/  debug trial: {trial}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

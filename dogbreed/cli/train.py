@@ -13,10 +13,10 @@ from dogbreed.sagemaker.environment import config_defaults, runtime
 def train_command(argv: Sequence[str] | None) -> str:
     config = parse_config(argv, environment_defaults=config_defaults())
     prepare_smdebug()  # a Debugger job: smdebug without its protobuf pin, before protobuf loads
-    from dogbreed.diagnostics.profiled_run import train_with_diagnostics  # heavy: after the options are valid
+    from dogbreed.diagnostics.run_policy import train_with_diagnostics  # heavy: after the options are valid
 
     result = train_with_diagnostics(config, runtime=runtime())
-    if config.demo:
+    if config.data.demo:
         from dogbreed.cli.demo import show_demo_predictions
 
         show_demo_predictions(config, result)

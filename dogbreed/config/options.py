@@ -1,124 +1,107 @@
-"""TrainConfig: every training option, its default and its help; the --demo presets; range checks.
+"""TrainConfig: every training option, grouped in sections (:mod:`dogbreed.config.sections`); the --demo presets;
+range checks; the list of sections and their options.
 
-Parsed from argv by :mod:`dogbreed.config.parser`. Standard library only.
+The command line stays flat (``--batch-size 64``, as SageMaker sends hyperparameters) and so does construction:
+``TrainConfig(epochs=2, batch_size=8)`` puts each option in its section, ``config.replace(lr=0.01)`` (or
+``dataclasses.replace``) changes some, and ``config.to_dict()`` is the flat record written into
+``model_config.json`` and ``metrics.json``. Reading goes through the sections: ``config.optimisation.lr``,
+``config.data.image_size``. Only the run (:mod:`dogbreed.training.run`), the CLI and the adapters that rebuild
+runs (tuning, the diagnostics run policy) hold a whole TrainConfig; everything they call gets its section.
+
+Standard library only: parsed from argv by :mod:`dogbreed.config.parser`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from dogbreed.core.constants import (
-    ABSTENTION_SCORES,
-    DEFAULT_CROP_SCALE,
-    DEFAULT_IMAGE_SIZE,
-    DEFAULT_TOP_K,
-    FINETUNE_MODES,
-    LOGGERS,
-    MAX_IMAGE_SIZE,
-    TTA_MODES,
+from dogbreed.config.sections import (
+    CacheOptions,
+    CalibrationOptions,
+    CheckpointOptions,
+    DataOptions,
+    DiagnosticsOptions,
+    OptimisationOptions,
+    OutputOptions,
+    RecipeOptions,
+    RuntimeOptions,
+    TrackingOptions,
 )
+from dogbreed.core.constants import MAX_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
 
-# The backbone learning rate (lr x scale, full fine-tune) follows --weights unless given: small steps keep
-# pretrained features, a random backbone needs the full rate (0.1 gave 0.17 test accuracy where 1.0 gave 0.77).
-PRETRAINED_BACKBONE_LR_SCALE = 0.1
-SCRATCH_BACKBONE_LR_SCALE = 1.0
-FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the config is made
-PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 MAX_SEED = 2**32 - 1  # what NumPy (and so seed_everything) accepts
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
-
-
-@dataclass
+@dataclass(frozen=True, init=False)
 class TrainConfig:
-    """Training options. Field names are the option names (``batch_size`` -> ``--batch-size``)."""
+    """Training options by section. Each field is a section; each section's fields are the options."""
 
-    data_dir: Path | None = _opt(None, "dataset root holding train/ valid/ (or val/, validation/) test/")
-    train_dir: Path | None = _opt(None, "train split dir (instead of --data-dir)")
-    valid_dir: Path | None = _opt(None, "validation split dir (instead of --data-dir)")
-    test_dir: Path | None = _opt(None, "test split dir (instead of --data-dir; optional)")
-    model_dir: Path = _opt(Path("outputs/model"), "where the model artifact (model.pth, model_config.json) goes")
-    output_dir: Path = _opt(Path("outputs/reports"), "where metrics.json and the plots go")
-    epochs: int = _opt(5, "number of training epochs")
-    batch_size: int = _opt(32, "images per batch")
-    lr: float = _opt(1e-3, "learning rate of the head (the backbone gets lr * backbone-lr-scale)")
-    weight_decay: float = _opt(1e-4, "AdamW weight decay")
-    backbone_lr_scale: float = _opt(FOLLOW_WEIGHTS,
-                                    "backbone learning rate as a fraction of --lr (with --finetune full); default: "
-                                    f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, "
-                                    f"{SCRATCH_BACKBONE_LR_SCALE} with --weights none")
-    label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
-    image_size: int = _opt(DEFAULT_IMAGE_SIZE, "crop size fed to the network; eval resizes to round(size*232/224)")
-    crop_scale: float = _opt(DEFAULT_CROP_SCALE[0],
-                             "training augmentation: each random crop keeps this to 100%% of the image area "
-                             f"(RandomResizedCrop scale; {DEFAULT_CROP_SCALE[0]} is the ImageNet recipe; 0.25-0.5 is "
-                             "gentler for small images or small datasets)")
-    weights: str = _opt("imagenet", "backbone weights: imagenet (torchvision's IMAGENET1K_V2), imagenet-v1, none, or "
-                                    "a path to a resnet50 state_dict")
-    finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything",
-                         choices=FINETUNE_MODES)
-    num_workers: int = _opt(-1, "DataLoader workers; -1 picks one from the CPU count")
-    seed: int = _opt(42, "random seed (Python, NumPy, torch, DataLoader workers)")
-    skip_bad_images: bool = _opt(False, "train without unreadable images instead of failing")
-    demo: bool = _opt(False, "generate a small synthetic dataset and train on it (no download needed)")
-    download: bool = _opt(False, "download and unpack dogImages into --data-dir first (skipped if present)")
-    dataset_url: str = _opt("", "URL of the dataset zip for --download (default: the public dogImages zip)")
-    accelerator: str = _opt("auto", "Lightning accelerator: auto, cpu, gpu (cuda), mps", choices=ACCELERATORS)
-    top_k: int = _opt(DEFAULT_TOP_K, "breeds shown per image in the demo predictions")
-    # Checkpoints and resume (spot instances): /opt/ml/checkpoints in a SageMaker job.
-    checkpoint_dir: Path | None = _opt(None, "save a checkpoint each epoch here and resume from the newest one")
-    resume_anyway: bool = _opt(False, "resume from --checkpoint-dir even if its run had other options or data, "
-                                      "or has finished")
-    # Throughput.
-    precision: str = _opt("auto", "Lightning precision: auto (bf16-mixed on GPUs with native bf16, 16-mixed on "
-                                  "older GPUs, else 32-true), 32-true, 16-mixed, bf16-mixed", choices=PRECISIONS)
-    compile: bool = _opt(False, "torch.compile the network")
-    cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
-                                "K augmented views per training image (1 = the eval view); 0 disables the cache")
-    cache_dir: Path | None = _opt(None, "where the feature cache lives (default: <output-dir>/../feature_cache)")
-    # Debugging and profiling.
-    debug_dir: Path | None = _opt(None, "write an smdebug trial here (locally; in SageMaker the Debugger config wins)")
-    debug_train_interval: int = _opt(100, "smdebug save interval (steps) in TRAIN mode")
-    debug_eval_interval: int = _opt(10, "smdebug save interval (steps) in EVAL mode")
-    profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
-                         choices=("", "simple", "advanced", "pytorch"))
-    monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
-    # The accuracy recipe (full fine-tuning).
-    ema_decay: float = _opt(0.0, "exponential moving average of the weights, e.g. 0.999 (the exported weights are "
-                                 "the average; validation uses it too); 0 = off")
-    mixup_alpha: float = _opt(0.0, "MixUp on training batches with this Beta(alpha, alpha), e.g. 0.2; 0 = off "
-                                   "(needs images: --finetune full or --cached-views 0)")
-    cutmix_alpha: float = _opt(0.0, "CutMix on training batches with this Beta(alpha, alpha), e.g. 1.0; 0 = off "
-                                    "(with --mixup-alpha too: one of the two per batch)")
-    # Calibration, abstention and test-time augmentation (stored in the artifact, applied when serving).
-    tta: str = _opt("none", "test-time augmentation for evaluation and serving: none, flip (2 views) or tencrop "
-                            "(10 views); logits are averaged", choices=TTA_MODES)
-    calibrate: bool = _opt(True, "after training, fit a temperature on the validation split (stored in the artifact)")
-    abstention_score: str = _opt("auto", "confidence score for abstention: auto (the one with the higher AUROC, "
-                                         "validation vs non-dog images), max_probability, energy, or none (never "
-                                         "abstain)", choices=("auto", *ABSTENTION_SCORES, "none"))
-    accept_rate: float = _opt(0.95, "share of validation images to answer with confidence; the threshold is fitted "
-                                    "for it")
-    ood_dir: Path | None = _opt(None, "a folder of images that are not dogs (any layout) to choose and measure the "
-                                      "abstention score with (default: generated noise and texture images)")
-    # Experiment tracking.
-    logger: str = _opt("csv", "Lightning logger: csv, tensorboard, mlflow or none", choices=LOGGERS)
-    log_dir: Path | None = _opt(None, "where the logger writes (default: <output-dir>/logs; in a SageMaker job the "
-                                      "TensorBoard output path when one is configured)")
+    data: DataOptions = field(default_factory=DataOptions)
+    outputs: OutputOptions = field(default_factory=OutputOptions)
+    optimisation: OptimisationOptions = field(default_factory=OptimisationOptions)
+    recipe: RecipeOptions = field(default_factory=RecipeOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    checkpoints: CheckpointOptions = field(default_factory=CheckpointOptions)
+    cache: CacheOptions = field(default_factory=CacheOptions)
+    calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
+    diagnostics: DiagnosticsOptions = field(default_factory=DiagnosticsOptions)
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
 
-    def __post_init__(self) -> None:
-        if self.backbone_lr_scale == FOLLOW_WEIGHTS:  # not given: whatever suits --weights
-            self.backbone_lr_scale = default_backbone_lr_scale(self.weights)
+    def __init__(self, **options: Any) -> None:
+        """Options by their flat names (``epochs=2``); a whole section may be given too (``data=DataOptions(...)``),
+        and flat options then change it. An unset ``backbone_lr_scale`` follows ``weights``."""
+        for section in fields(TrainConfig):
+            given = options.pop(section.name, None)
+            own = {f.name: options.pop(f.name) for f in _section_fields(section) if f.name in options}
+            if given is None:
+                value = _section_type(section)(**own)
+            elif isinstance(given, _section_type(section)):
+                value = replace(given, **own) if own else given
+            else:
+                raise TypeError(f"TrainConfig({section.name}=...) takes a {_section_type(section).__name__}, "
+                                f"got {type(given).__name__}")
+            object.__setattr__(self, section.name, value)
+        if options:
+            raise TypeError(f"unknown training option(s): {', '.join(sorted(options))}")
+
+    def replace(self, **options: Any) -> TrainConfig:
+        """A copy with some options changed, by their flat names: ``config.replace(profiler="simple")``."""
+        return TrainConfig(**{s.name: getattr(self, s.name) for s in fields(TrainConfig)}, **options)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        """The flat record ``{"option": value}`` (paths as strings), section by section."""
+        values = {f.name: getattr(getattr(self, s.name), f.name) for s in fields(TrainConfig) for f in
+                  _section_fields(s)}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+
+
+def _section_type(section: Field) -> type[Any]:
+    return section.default_factory  # type: ignore[return-value]  # each section field's factory is its class
+
+
+def _section_fields(section: Field) -> tuple[Field, ...]:
+    return fields(_section_type(section))
+
+
+def option_fields() -> list[Field]:
+    """Every option's dataclass field (name, type, default, help in ``metadata``), section by section."""
+    return [option for section in fields(TrainConfig) for option in _section_fields(section)]
+
+
+def option_sections() -> dict[str, list[str]]:
+    """Section name -> its options as spelled on the command line, e.g. ``{"data": ["data-dir", ...], ...}``:
+    what ``--help`` groups and an options reference lists."""
+    return {section.name: [option.name.replace("_", "-") for option in _section_fields(section)]
+            for section in fields(TrainConfig)}
+
+
+def section_descriptions() -> dict[str, str]:
+    """Section name -> its one-line description (the section class's docstring)."""
+    return {section.name: " ".join((_section_type(section).__doc__ or "").split()) for section in fields(TrainConfig)}
 
 
 # Options that --demo changes unless they are given explicitly.
@@ -140,55 +123,46 @@ def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def mixes_batches(config: TrainConfig) -> bool:
-    """MixUp/CutMix mix decoded images: they cannot run on cached backbone features."""
-    return config.mixup_alpha > 0 or config.cutmix_alpha > 0
-
-
 def validate_config(config: TrainConfig) -> None:
     """Range checks with messages that name the option. Floats must be finite: ``--lr inf`` or ``1e309`` (which
     parses as inf) or ``nan`` would train a model of NaNs."""
+    data, opt, recipe, diag = config.data, config.optimisation, config.recipe, config.diagnostics
     checks = [
-        (config.epochs >= 1, "--epochs must be at least 1"),
-        (config.batch_size >= 1, "--batch-size must be at least 1"),
-        (_finite(config.lr) and config.lr > 0, f"--lr must be a positive finite number, got {config.lr}"),
-        (_finite(config.weight_decay) and config.weight_decay >= 0,
-         f"--weight-decay must be a finite number >= 0, got {config.weight_decay}"),
-        (_finite(config.backbone_lr_scale) and config.backbone_lr_scale >= 0,
-         f"--backbone-lr-scale must be a finite number >= 0, got {config.backbone_lr_scale}"),
-        (32 <= config.image_size <= MAX_IMAGE_SIZE, f"--image-size must be between 32 and {MAX_IMAGE_SIZE}"),
-        (_finite(config.label_smoothing) and 0 <= config.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
-        (config.top_k >= 1, "--top-k must be at least 1"),
-        (config.cached_views >= 0, "--cached-views must be >= 0 (0 disables the feature cache)"),
-        (0 <= config.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}, got {config.seed}"),
-        (config.num_workers >= -1, "--num-workers must be >= 0, or -1 to pick from the CPU count"),
-        (config.debug_train_interval >= 1 and config.debug_eval_interval >= 1,
+        (opt.epochs >= 1, "--epochs must be at least 1"),
+        (opt.batch_size >= 1, "--batch-size must be at least 1"),
+        (_finite(opt.lr) and opt.lr > 0, f"--lr must be a positive finite number, got {opt.lr}"),
+        (_finite(opt.weight_decay) and opt.weight_decay >= 0,
+         f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
+        (_finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
+         f"--backbone-lr-scale must be a finite number >= 0, got {opt.backbone_lr_scale}"),
+        (32 <= data.image_size <= MAX_IMAGE_SIZE, f"--image-size must be between 32 and {MAX_IMAGE_SIZE}"),
+        (_finite(opt.label_smoothing) and 0 <= opt.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+        (config.outputs.top_k >= 1, "--top-k must be at least 1"),
+        (config.cache.cached_views >= 0, "--cached-views must be >= 0 (0 disables the feature cache)"),
+        (0 <= opt.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}, got {opt.seed}"),
+        (config.runtime.num_workers >= -1, "--num-workers must be >= 0, or -1 to pick from the CPU count"),
+        (diag.debug_train_interval >= 1 and diag.debug_eval_interval >= 1,
          "--debug-train-interval and --debug-eval-interval must be at least 1"),
-        (config.monitor_interval_ms >= 1, "--monitor-interval-ms must be at least 1"),
-        (not (config.finetune == "full" and config.batch_size < 2),
+        (diag.monitor_interval_ms >= 1, "--monitor-interval-ms must be at least 1"),
+        (not (opt.finetune == "full" and opt.batch_size < 2),
          "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 "
          "or more"),
-        (0 < config.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
-        (config.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
-        (0 <= config.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
-        (config.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),
-        (config.cutmix_alpha >= 0, "--cutmix-alpha must be >= 0 (0 = off)"),
-        (0 < config.accept_rate <= 1, "--accept-rate must be in (0, 1] (e.g. 0.95)"),
-        (not (mixes_batches(config) and config.finetune == "head" and config.cached_views >= 1),
+        (0 < data.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
+        (opt.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
+        (0 <= recipe.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
+        (recipe.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),
+        (recipe.cutmix_alpha >= 0, "--cutmix-alpha must be >= 0 (0 = off)"),
+        (0 < config.calibration.accept_rate <= 1, "--accept-rate must be in (0, 1] (e.g. 0.95)"),
+        (not (recipe.mixes_batches and opt.finetune == "head" and config.cache.cached_views >= 1),
          "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add "
          "--cached-views 0 or use --finetune full"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-    if config.weights.strip().lower() == "none" and config.finetune == "head":
+    if opt.weights.strip().lower() == "none" and opt.finetune == "head":
         raise ConfigError(
             "--weights none with --finetune head would train a linear head on a random, frozen ResNet50 "
             "(chance-level accuracy): pass --finetune full to train from scratch, or keep --finetune head with "
             "pretrained --weights (imagenet or a PATH to a resnet50 state_dict)"
         )
-
-
-def default_backbone_lr_scale(weights: str) -> float:
-    """The backbone learning-rate scale that suits ``--weights`` when ``--backbone-lr-scale`` is not given."""
-    return SCRATCH_BACKBONE_LR_SCALE if weights.strip().lower() == "none" else PRETRAINED_BACKBONE_LR_SCALE

@@ -1,9 +1,11 @@
-"""The argv parser of the training commands: one option per ``TrainConfig`` field, plus a command's own.
+"""The argv parser of the training commands: one option per ``TrainConfig`` option, plus a command's own.
 
 The same parser serves a terminal (``--batch-size 64`` or ``--batch_size 64``) and SageMaker's training
 toolkit (``--batch-size 64 --demo False``, keys sorted). Unknown, abbreviated or malformed options raise
 :class:`ConfigError` with one line naming the option, a "did you mean" and the command's valid options.
-Standard library only: ``--help`` and mistakes are answered before anything heavy is imported.
+The options are grouped by section in ``--help`` (one argparse group per section of
+:mod:`dogbreed.config.sections`, titled by its name). Standard library only: ``--help`` and mistakes are answered
+before anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ import argparse
 import difflib
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from dogbreed.config.options import DEMO_OVERRIDES, TrainConfig, validate_config
+from dogbreed.config.options import (
+    DEMO_OVERRIDES,
+    TrainConfig,
+    option_fields,
+    option_sections,
+    section_descriptions,
+    validate_config,
+)
 from dogbreed.core.errors import ConfigError
 
 TRAIN_PROG = "python -m entry_points.train"
@@ -53,7 +62,7 @@ class ExtraOption:
 class ParsedCommand:
     config: TrainConfig
     extras: dict[str, Any]
-    explicit: frozenset[str]  # TrainConfig field names given on the command line
+    explicit: frozenset[str]  # TrainConfig option names given on the command line
 
 
 # argparse takes "-1e-9" for an option name (its own pattern knows only -1 and -0.5): a value in scientific
@@ -75,7 +84,7 @@ class CommandParser(argparse.ArgumentParser):
 
 def option_names() -> list[str]:
     """Every valid training option, as spelled on the command line and as a SageMaker hyperparameter."""
-    return [f.name.replace("_", "-") for f in fields(TrainConfig)]
+    return [f.name.replace("_", "-") for f in option_fields()]
 
 
 def _spellings(name: str) -> list[str]:
@@ -120,15 +129,17 @@ def build_parser(prog: str = TRAIN_PROG, description: str | None = None,
             else:
                 group.add_argument(*_spellings(extra.name), dest=extra.name, type=extra.type, default=extra.default,
                                    help=_help_text(extra.help, extra.default))
-    training = parser.add_argument_group("training options")
-    for f in fields(TrainConfig):
-        arg_type = _arg_type(str(f.type))
-        kwargs: dict[str, Any] = {"nargs": "?", "const": True} if arg_type is str2bool else {}
-        if "choices" in f.metadata:
-            kwargs["choices"] = f.metadata["choices"]
-        help_text = (help_overrides or {}).get(f.name, f.metadata["help"])
-        training.add_argument(*_spellings(f.name), dest=f.name, type=arg_type, default=None,
-                              help=_help_text(help_text, f.default), **kwargs)
+    descriptions, by_name = section_descriptions(), {f.name: f for f in option_fields()}
+    for section, options in option_sections().items():  # one --help group per section of TrainConfig
+        group = parser.add_argument_group(section, descriptions[section])
+        for f in (by_name[option.replace("-", "_")] for option in options):
+            arg_type = _arg_type(str(f.type))
+            kwargs: dict[str, Any] = {"nargs": "?", "const": True} if arg_type is str2bool else {}
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+            help_text = (help_overrides or {}).get(f.name, f.metadata["help"])
+            group.add_argument(*_spellings(f.name), dest=f.name, type=arg_type, default=None,
+                               help=_help_text(help_text, f.default), **kwargs)
     return parser
 
 
@@ -150,7 +161,7 @@ def _unknown_message(unknown: Sequence[str], parser: argparse.ArgumentParser) ->
 
 def _file_value(name: str, value: Any, source: Path) -> Any:
     """A value from a config file, converted like the same option on the command line."""
-    field_types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    field_types = {f.name: str(f.type) for f in option_fields()}
     if value is None:
         if "None" not in field_types[name]:
             raise ConfigError(f"{source}: option {name.replace('_', '-')} cannot be null")
@@ -183,7 +194,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         payload = payload["config"]
     if not isinstance(payload, dict):
         raise ConfigError(f"--config {path}: expected a JSON object of training options")
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in option_fields()}
     values = {str(key).replace("-", "_"): value for key, value in payload.items()}
     unknown = sorted(key.replace("_", "-") for key in values if key not in known)
     if unknown:
@@ -214,7 +225,7 @@ def parse_command(
     given = {**(load_config_file(config_file) if config_file else {}),
              **{k: v for k, v in parsed.items() if v is not None}}
     environment_defaults = environment_defaults or {}
-    values: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+    values: dict[str, Any] = {f.name: f.default for f in option_fields()}
     if given.get("demo"):
         values.update(DEMO_OVERRIDES)
     values.update(environment_defaults)

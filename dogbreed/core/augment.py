@@ -11,7 +11,7 @@ random draws in the same order, done where it is cheap (``bench/bench_pipeline.p
   and a single conversion to float at the output size.
 
 On an already decoded image (``transform(image)``) it is torchvision's ``transforms.v2`` recipe on a uint8 tensor
-(``tests/test_train_augment.py`` checks that equality).
+(``tests/core/test_train_augment.py`` checks that equality).
 """
 
 from __future__ import annotations

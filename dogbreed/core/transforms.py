@@ -71,7 +71,7 @@ class Preprocessing:
 
         Twice the resize size: the DCT-scaled decode then stays within ~0.003 mean abs diff
         (normalised units) of a full decode; a 1600x1200 JPEG decodes at 800x600, ~4x faster
-        (tests/test_fast_decode.py, bench/bench_decode.py).
+        (tests/core/test_fast_decode.py, bench/bench_decode.py).
         """
         return (DRAFT_OVERSAMPLE * self.resize_size, DRAFT_OVERSAMPLE * self.resize_size)
 

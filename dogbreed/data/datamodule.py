@@ -85,7 +85,7 @@ class ImageFileDataset(Dataset):
 class LoaderSettings:
     """How the DataLoaders run: worker processes, pinned memory, persistent workers, batches prefetched per
     worker (``prefetch_factor``; DataLoader's default 2 when None). Chosen from the machine by the training
-    layer (:func:`dogbreed.training.loading.loader_settings`)."""
+    layer (:func:`dogbreed.training.setup.loader_settings`)."""
 
     num_workers: int = 0
     pin_memory: bool = False

@@ -9,7 +9,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from dogbreed.config.options import TrainConfig
+from dogbreed.config.sections import DataOptions
 from dogbreed.core.constants import DOGIMAGES_URL, TRAIN_SPLIT_NAMES
 from dogbreed.core.errors import ConfigError, DataError, DownloadError
 from dogbreed.data.progress import Progress
@@ -81,22 +81,23 @@ def download_dataset(url: str, dest: Path) -> Path:
     return root
 
 
-def resolve_splits(config: TrainConfig) -> SplitDirs:
-    """Turn --demo / --download / --data-dir / --train-dir... into split dirs, or say how to get data."""
-    if config.demo:
+def resolve_splits(data: DataOptions, *, seed: int) -> SplitDirs:
+    """Turn --demo / --download / --data-dir / --train-dir... into split dirs, or say how to get data (``seed``:
+    the demo generator's)."""
+    if data.demo:
         from dogbreed.data.demo import generate_demo_dataset
 
-        root = config.data_dir or DEFAULT_DEMO_DIR
-        return SplitDirs.from_data_dir(generate_demo_dataset(root, seed=config.seed))
-    if config.download:
-        root = download_dataset(config.dataset_url or DOGIMAGES_URL, config.data_dir or DEFAULT_DOWNLOAD_DIR)
+        root = data.data_dir or DEFAULT_DEMO_DIR
+        return SplitDirs.from_data_dir(generate_demo_dataset(root, seed=seed))
+    if data.download:
+        root = download_dataset(data.dataset_url or DOGIMAGES_URL, data.data_dir or DEFAULT_DOWNLOAD_DIR)
         return SplitDirs.from_data_dir(root)
-    if config.train_dir or config.valid_dir:
-        if not (config.train_dir and config.valid_dir):
+    if data.train_dir or data.valid_dir:
+        if not (data.train_dir and data.valid_dir):
             raise ConfigError("--train-dir and --valid-dir go together (--test-dir is optional)")
-        return SplitDirs(train=config.train_dir, valid=config.valid_dir, test=config.test_dir)
-    if config.data_dir:
-        return SplitDirs.from_data_dir(find_dataset_root(config.data_dir))
+        return SplitDirs(train=data.train_dir, valid=data.valid_dir, test=data.test_dir)
+    if data.data_dir:
+        return SplitDirs.from_data_dir(find_dataset_root(data.data_dir))
     raise DataError(
         "no data: pass --data-dir DIR (a folder with train/ valid/ test/ of <breed>/<images>), "
         "or --download to fetch dogImages into ./data, or --demo to train on generated images"

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dogbreed.training.data_wait import DATA_WAIT_BOTTLENECK
+from dogbreed.training.callbacks import DATA_WAIT_BOTTLENECK
 
 UNDER_USED_P95 = 70.0  # BatchSize rule: cpu/gpu/gpu_memory_threshold_p95 default 70 (%)
 REPORT_NAME = "profiler_report.md"
@@ -119,7 +119,7 @@ def _batch_advice(cpu: float | None, process: float | None, gpu: float | None, g
     return advice
 
 
-def plot_utilisation(samples: Sequence[UtilSample], path: Path) -> Path:
+def _plot_utilisation(samples: Sequence[UtilSample], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,7 +144,7 @@ def plot_utilisation(samples: Sequence[UtilSample], path: Path) -> Path:
     return path
 
 
-def plot_step_times(facts: RunFacts, path: Path) -> Path:
+def _plot_step_times(facts: RunFacts, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,7 +168,7 @@ def _fmt(value: float | None, unit: str = "%", scale: float = 1.0) -> str:
     return "n/a" if value is None else f"{value * scale:.1f}{unit}"
 
 
-def render_report(findings: Findings, facts: RunFacts, plots: Sequence[str]) -> str:
+def _render_report(findings: Findings, facts: RunFacts, plots: Sequence[str]) -> str:
     lines = [
         "# Profiler report", "",
         f"**Bottleneck.** {findings.bottleneck}", "",
@@ -195,9 +195,9 @@ def render_report(findings: Findings, facts: RunFacts, plots: Sequence[str]) -> 
 def write_profile_report(out_dir: Path, samples: Sequence[UtilSample], facts: RunFacts) -> Path:
     """Write the plots and ``profiler_report.md`` into ``out_dir``; returns the report path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = [plot_utilisation(samples, out_dir / "utilisation.png").name]
+    plots = [_plot_utilisation(samples, out_dir / "utilisation.png").name]
     if facts.steps_s:
-        plots.append(plot_step_times(facts, out_dir / "step_times.png").name)
+        plots.append(_plot_step_times(facts, out_dir / "step_times.png").name)
     report = out_dir / REPORT_NAME
-    report.write_text(render_report(analyse(samples, facts), facts, plots))
+    report.write_text(_render_report(analyse(samples, facts), facts, plots))
     return report

@@ -3,30 +3,38 @@
 Everything lands in ``<output-dir>/profile/``: the profiler's own output (with ``pytorch``: a Chrome
 trace and a top-operators table), ``utilisation.csv``, ``step_times.csv``, plots and
 ``profiler_report.md`` (see :mod:`dogbreed.diagnostics.profile_report`).
+
+The PyTorch profiler of ``--profiler pytorch`` is built on Lightning's ``PyTorchProfiler``; its schedule subclass
+uses Lightning's ``ScheduleWrapper`` internals (``pytorch_lightning.profilers.pytorch``, stable across Lightning
+2.x). Profiling is quiet by default: kineto prints profiler start/stop lines and, on CPU-only machines,
+``ERROR ... gpuGetDeviceCount failed``. It reads an environment variable; we set it only when the user has not, so
+``KINETO_LOG_LEVEL=0`` brings everything back. (smdebug's logging: :func:`dogbreed.diagnostics.quiet_smdebug_logging`.)
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import shutil
 import subprocess
 import threading
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.profilers import AdvancedProfiler, Profiler, SimpleProfiler
+from pytorch_lightning.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
+from pytorch_lightning.profilers.pytorch import ScheduleWrapper
+from torch.profiler import ProfilerAction
 
-from dogbreed.config.options import TrainConfig
+from dogbreed.config.sections import DiagnosticsOptions
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, write_profile_report
-from dogbreed.diagnostics.quiet import quiet_kineto
-from dogbreed.diagnostics.torch_profiler import TOP_OPERATORS, OperatorTableProfiler
-from dogbreed.training.data_wait import DataWaitTimer
+from dogbreed.training.callbacks import DataWaitTimer
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +42,33 @@ PROFILE_SUBDIR = "profile"
 PROFILER_FILENAME = "profile"
 
 
-def profile_dir(config: TrainConfig) -> Path:
-    return Path(config.output_dir) / PROFILE_SUBDIR
+TOP_OPERATORS = 30
+KINETO_LOG_LEVEL_ENV = "KINETO_LOG_LEVEL"
+# kineto levels: 0 verbose .. 3 error, 4 stage, 5 USDT (profiler_start/stop lines): 6 silences all of them.
+KINETO_QUIET_LEVEL = "6"
 
 
-def build_profiler(config: TrainConfig) -> Profiler | None:
+def profile_dir(output_dir: Path) -> Path:
+    return Path(output_dir) / PROFILE_SUBDIR
+
+
+def _quiet_kineto() -> None:
+    """Before a torch.profiler run starts (kineto reads the level when the profiler initialises it)."""
+    os.environ.setdefault(KINETO_LOG_LEVEL_ENV, KINETO_QUIET_LEVEL)
+
+
+def build_profiler(options: DiagnosticsOptions, output_dir: Path) -> Profiler | None:
     """The Lightning profiler named by ``--profiler`` writing under ``<output-dir>/profile``; None when off."""
-    kind = config.profiler
+    kind = options.profiler
     if not kind:
         return None
-    out = profile_dir(config)
+    out = profile_dir(output_dir)
     if kind == "simple":
         return SimpleProfiler(dirpath=out, filename=PROFILER_FILENAME, extended=True)
     if kind == "advanced":
         return AdvancedProfiler(dirpath=out, filename=PROFILER_FILENAME, line_count_restriction=0.5)
     if kind == "pytorch":
-        quiet_kineto()
+        _quiet_kineto()
         return OperatorTableProfiler(dirpath=out, filename=PROFILER_FILENAME, export_to_chrome=True,
                                      sort_by_key="cpu_time_total", row_limit=TOP_OPERATORS)
     raise ConfigError(f"--profiler {kind!r}: use simple, advanced or pytorch (or leave it empty)")
@@ -178,12 +197,155 @@ class ProfilingCallback(DataWaitTimer):
         logger.info("profiler report: %s", self.report_path)
 
 
-def profiling_callbacks(config: TrainConfig, num_workers: int) -> list[Callback]:
+def profiling_callbacks(options: DiagnosticsOptions, *, output_dir: Path, batch_size: int,
+                        num_workers: int) -> list[Callback]:
     """The utilisation/data-wait callback of a profiled run (``--profiler`` set); empty otherwise.
 
     ``num_workers`` is the resolved DataLoader worker count (the report advises on it).
     """
-    if not config.profiler:
+    if not options.profiler:
         return []
-    return [ProfilingCallback(profile_dir(config), interval_ms=config.monitor_interval_ms,
-                              batch_size=config.batch_size, num_workers=num_workers, profiler=config.profiler)]
+    return [ProfilingCallback(profile_dir(output_dir), interval_ms=options.monitor_interval_ms,
+                              batch_size=batch_size, num_workers=num_workers, profiler=options.profiler)]
+
+
+# --- --profiler pytorch: a trace of whole training steps, the top-operators table --------------------------------
+
+ANNOTATIONS = ("[pl]", "ProfilerStep")  # Lightning's and torch.profiler's own ranges, not operators
+
+
+class _TrainingStepSchedule(ScheduleWrapper):
+    """Lightning's schedule wrapper, except that during fit only training steps advance the schedule.
+
+    Lightning's wrapper counts validation steps too (and switches to recording everything when the validation
+    split has under 5 batches), so the saved "fit" trace often held a validation step. Here a validation step
+    inside fit keeps whatever the profiler was doing (a window that spans an epoch end continues across it)
+    and never starts or ends a window: the saved trace covers training steps.
+    """
+
+    def __init__(self, schedule: Callable, fitting: Callable[[], bool]) -> None:
+        super().__init__(schedule)
+        self.fitting = fitting  # whether the profiler's stage is fit (Lightning's own test of the first action
+        # name, ``on_fit_start``, no longer matches: Lightning 2.6 starts fit at ``configure_callbacks``)
+
+    @property
+    def validating_in_fit(self) -> bool:
+        return self._current_action is not None and self.is_validating and self.fitting()
+
+    def __call__(self, num_step: int) -> ProfilerAction:
+        if not self.validating_in_fit:
+            return super().__call__(num_step)
+        if self._training_step_reached_end or self._prev_schedule_action not in (ProfilerAction.WARMUP,
+                                                                                  ProfilerAction.RECORD):
+            return ProfilerAction.NONE
+        return self._prev_schedule_action
+
+
+class OperatorTableProfiler(PyTorchProfiler):
+    """Lightning's PyTorchProfiler whose fit trace covers training steps (:class:`_TrainingStepSchedule`) and
+    that also writes the top operators (self CPU/device time, calls) as CSV + text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(self._schedule, ScheduleWrapper):
+            self._schedule = _TrainingStepSchedule(self._schedule._schedule, fitting=self._fitting)
+            self._profiler_kwargs["schedule"] = self._schedule
+
+    def _create_profilers(self) -> None:
+        super()._create_profilers()
+        profiler = self.profiler
+        if isinstance(profiler, torch.profiler.profile):
+            add_metadata = profiler.add_metadata
+
+            def add_metadata_when_active(key: str, value: str) -> None:
+                # Lightning tags every step; while the schedule idles (validation between windows) kineto is
+                # not initialised and would print "Profiler is not initialized: skipping profiling metadata".
+                if profiler.current_action != ProfilerAction.NONE:
+                    add_metadata(key, value)
+
+            profiler.add_metadata = add_metadata_when_active  # type: ignore[method-assign]
+
+    def _fitting(self) -> bool:
+        return str(getattr(self._stage, "value", self._stage)) == "fit"  # TrainerFn.FITTING
+
+    def _should_override_schedule(self) -> bool:
+        """Lightning records every step when the current stage has under 5 (the schedule needs 5); in fit only
+        training counts. Lightning warns when it does so; here the same switch happens without the warning."""
+        if isinstance(self._schedule, _TrainingStepSchedule) and self._schedule.validating_in_fit:
+            return False
+        if super()._should_override_schedule():
+            self._schedule = None
+            if isinstance(self.profiler, torch.profiler.profile):
+                self.profiler.schedule = torch.profiler.profiler._default_schedule_fn
+        return False
+
+    def stop(self, action_name: str) -> None:
+        """A training step ends after its optimizer step: Lightning's step runs inside the optimizer closure, so
+        stepping the profiler there would end a trace window in the middle of ``optimizer.step``."""
+        if action_name.endswith("training_step") and self._automatic_optimization():
+            self._flush_training_step()
+            if action_name in self._recording_map:
+                self._recording_map.pop(action_name).__exit__(None, None, None)
+            self._pending_training_step = action_name
+            return
+        super().stop(action_name)
+        if action_name.endswith(".optimizer_step"):  # not on_before_optimizer_step (inside the step)
+            self._flush_training_step()
+
+    _pending_training_step: str | None = None
+
+    def _flush_training_step(self) -> None:
+        pending, self._pending_training_step = self._pending_training_step, None
+        if pending is not None:
+            super().stop(pending)  # its record_function is closed: this only steps the profiler
+
+    def _automatic_optimization(self) -> bool:
+        module = self._lightning_module
+        return module is None or bool(getattr(module, "automatic_optimization", True))
+
+    def summary(self) -> str:
+        self._flush_training_step()
+        return self._summary_with_operator_table()
+
+    def _summary_with_operator_table(self) -> str:
+        text = super().summary()  # stops torch.profiler and caches self.function_events
+        if self.function_events and self.dirpath is not None:
+            stage = str(getattr(self._stage, "value", self._stage) or "run")  # TrainerFn.FITTING -> "fit"
+            _write_operator_table(self.function_events.key_averages(), Path(self.dirpath), stage)
+        return text
+
+
+def _time(event: Any, *names: str) -> float:
+    for name in names:  # torch >= 2.4 says "device", older releases "cuda"
+        value = getattr(event, name, None)
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+def _write_operator_table(averages: Any, out_dir: Path, stage: str, limit: int = TOP_OPERATORS) -> Path:
+    """``<stage>-top_operators.csv`` and ``.txt``, sorted by self device time, then self CPU time (µs)."""
+    rows = []
+    for event in averages:
+        rows.append({
+            "operator": event.key,
+            "calls": int(event.count),
+            "self_cpu_us": float(event.self_cpu_time_total),
+            "cpu_total_us": float(event.cpu_time_total),
+            "self_device_us": _time(event, "self_device_time_total", "self_cuda_time_total"),
+            "device_total_us": _time(event, "device_time_total", "cuda_time_total"),
+        })
+    rows = [r for r in rows if not r["operator"].startswith(ANNOTATIONS)]
+    rows.sort(key=lambda r: (r["self_device_us"], r["self_cpu_us"]), reverse=True)
+    rows = rows[:limit]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / f"{stage}-top_operators.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["operator"])
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"{'operator':<45} {'calls':>7} {'self CPU ms':>12} {'self device ms':>15}"]
+    lines += [f"{r['operator'][:45]:<45} {r['calls']:>7} {r['self_cpu_us'] / 1e3:>12.2f} "
+              f"{r['self_device_us'] / 1e3:>15.2f}" for r in rows]
+    (out_dir / f"{stage}-top_operators.txt").write_text("\n".join(lines) + "\n")
+    return csv_path

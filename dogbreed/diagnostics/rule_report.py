@@ -10,18 +10,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dogbreed.diagnostics.rule_base import (
+from dogbreed.diagnostics.rules import (
     ERROR,
     ISSUES_FOUND,
     NO_ISSUES_FOUND,
     NOT_EVALUATED,
+    RULE_CLASSES,
     SKIPPABLE,
     InsufficientInformationForRuleInvocation,
     RuleEvaluationConditionMet,
     TrialRule,
     create_trial,
 )
-from dogbreed.diagnostics.rules import RULE_CLASSES
 
 RULES_JSON = "debug_rules.json"
 LOSS_PLOT = "debug_losses.png"
@@ -88,7 +88,7 @@ def format_table(rows: Sequence[RuleResult]) -> str:
     return "\n".join(lines)
 
 
-def loss_series(trial: Any) -> dict[str, tuple[list[int], list[float]]]:
+def _loss_series(trial: Any) -> dict[str, tuple[list[int], list[float]]]:
     """{'TRAIN': (global steps, losses), 'EVAL': ...} for the first tensor of the 'losses' collection."""
     from smdebug import modes
 
@@ -105,7 +105,7 @@ def loss_series(trial: Any) -> dict[str, tuple[list[int], list[float]]]:
     return series
 
 
-def gradient_norms(trial: Any, max_layers: int = 12) -> dict[str, tuple[list[int], list[float]]]:
+def _gradient_norms(trial: Any, max_layers: int = 12) -> dict[str, tuple[list[int], list[float]]]:
     """L2 norm per saved step of each weight gradient (at most ``max_layers``, spread over the network)."""
     names = [n for n in trial.tensor_names() if n.startswith("gradient/") and n.endswith("weight")]
     if len(names) > max_layers:
@@ -147,7 +147,7 @@ def write_debug_report(trial_path: str | Path, output_dir: Path) -> tuple[list[R
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RULES_JSON).write_text(json.dumps(
         {"trial": str(trial_path), "rules": [asdict(r) for r in rows]}, indent=2))
-    plots = [_plot(loss_series(trial), output_dir / LOSS_PLOT, "Loss (TRAIN and EVAL steps)", "loss"),
-             _plot(gradient_norms(trial), output_dir / GRADIENT_PLOT, "Gradient L2 norm per layer", "norm",
+    plots = [_plot(_loss_series(trial), output_dir / LOSS_PLOT, "Loss (TRAIN and EVAL steps)", "loss"),
+             _plot(_gradient_norms(trial), output_dir / GRADIENT_PLOT, "Gradient L2 norm per layer", "norm",
                    log=True)]
     return rows, [p for p in plots if p is not None]

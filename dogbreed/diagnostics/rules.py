@@ -5,6 +5,9 @@ AWS runs its built-in rules in a closed container; only their parameters and beh
 These are smdebug ``Rule`` subclasses with those parameter names and defaults. Where the page leaves a
 detail open, the choice is written next to the code. Steps are smdebug's global steps. The runner
 and the table are in :mod:`dogbreed.diagnostics.rule_report`.
+
+Here too: the one guarded smdebug import (the report takes smdebug's names from this module), the rule statuses
+(AWS's, plus NotEvaluated) and ``TrialRule``, the base of the rules.
 """
 
 from __future__ import annotations
@@ -14,7 +17,59 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dogbreed.diagnostics.rule_base import TrialRule, modes
+from dogbreed.core.errors import DogBreedError
+from dogbreed.diagnostics import quiet_smdebug_logging
+
+quiet_smdebug_logging()  # before smdebug's first import: its loggers read the level once
+try:  # the one guarded smdebug import; the report takes smdebug's names from here
+    from smdebug import modes as modes  # re-exported
+    from smdebug.exceptions import (
+        InsufficientInformationForRuleInvocation,
+        StepUnavailable,
+        TensorUnavailable,
+        TensorUnavailableForStep,
+    )
+    from smdebug.exceptions import RuleEvaluationConditionMet as RuleEvaluationConditionMet  # re-exported
+    from smdebug.rules import Rule
+    from smdebug.trials import create_trial as create_trial  # re-exported
+except Exception as exc:  # missing package or an incompatible protobuf/numpy: one clear message
+    raise DogBreedError(f"the debugger rules need smdebug ({exc}); install it with pip install -e '.[debug]'") from exc
+quiet_smdebug_logging()
+
+# AWS's rule statuses, plus NotEvaluated: the trial lacked what the rule reads (no tensors, or no step where it
+# could compare anything), so "no issues" would be a claim nobody checked.
+ISSUES_FOUND, NO_ISSUES_FOUND, ERROR, NOT_EVALUATED = "IssuesFound", "NoIssuesFound", "Error", "NotEvaluated"
+SKIPPABLE = (TensorUnavailableForStep, StepUnavailable, TensorUnavailable)  # a step without the tensor
+
+
+class TrialRule(Rule):
+    """Common parts: a ``detail`` sentence, loss-tensor lookup and a requirements check."""
+
+    def __init__(self, base_trial: Any) -> None:
+        super().__init__(base_trial, action_str="")
+        self.detail = ""
+        self.evaluated = False  # set by a rule once it has really compared something at some step
+
+    def check_trial(self) -> None:
+        """Raise InsufficientInformationForRuleInvocation when the trial lacks what the rule reads."""
+
+    def _insufficient(self, message: str) -> InsufficientInformationForRuleInvocation:
+        return InsufficientInformationForRuleInvocation(self.rule_name, message)
+
+    def loss_names(self, tensor_regex: str | None = None, use_losses_collection: bool = True) -> list[str]:
+        names: set[str] = set()
+        if use_losses_collection:
+            names.update(self.base_trial.tensor_names(collection="losses"))
+        if tensor_regex:
+            names.update(n for n in self.base_trial.tensor_names() if re.match(tensor_regex, n))
+        return sorted(names)
+
+    def mode_of(self, step: int) -> Any:
+        return self.base_trial.mode_modestep(step)[0]
+
+    def value(self, name: str, step: int) -> np.ndarray | None:
+        tensor = self.base_trial.tensor(name)
+        return np.asarray(tensor.value(step)) if step in tensor.steps() else None
 
 
 class VanishingGradient(TrialRule):

@@ -1,6 +1,10 @@
-"""Training: the LightningModule, one run (fit, test, export, reports), per-epoch checkpoints and resume,
-the feature cache for head-only training, throughput settings and the printed metric lines.
+"""Training: one run as a checklist of phases (``run``), the LightningModule (``module``), its callbacks
+(``callbacks``), how a run is set up on a machine (``setup``: runtime, workers, precision, preflight, loggers),
+signals (``guards``), checkpoints and resume (``checkpoints``), head-only training on cached features
+(``head_training``), the served model's evaluation and calibration (``evaluation``), reports and plots
+(``reports``, ``plots``), the artifact (``export``) and the printed metric lines (``metric_lines``).
 
 Builds on ``config``, ``data``, ``core`` and ``serving.artifact``; knows nothing of SageMaker or of the
-diagnostics: the caller passes the environment (``Runtime``) and any extra callbacks in.
+diagnostics: the caller passes the environment (``Runtime``) and any extra callbacks in. Only ``run`` holds the
+whole ``TrainConfig``; the other modules take the section they need.
 """

@@ -12,6 +12,8 @@ The rules, in one place:
   (truncated by a kill mid-write, empty, not a checkpoint). A checkpoint whose fingerprint differs from this
   run, or a dir whose run has finished (``finished.json``, written after the export), is refused with a
   :class:`CheckpointError` naming the dir and the fix, unless ``--resume-anyway``.
+- A run stopped by a signal ends with one line (:func:`interrupted`) saying which checkpoint holds which epochs
+  and how to go on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import logging
 import random
 import re
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -32,17 +35,17 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from dogbreed.config.options import TrainConfig
-from dogbreed.core.errors import CheckpointError
+from dogbreed.core.constants import CONFIG_FILENAME
+from dogbreed.core.errors import CheckpointError, RunInterrupted
 from dogbreed.core.fileio import atomic_write, write_under_final_name
 from dogbreed.training.guards import critical_section
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = re.compile(r"^epoch=(\d+)\.ckpt$")
+_CHECKPOINT_NAME = re.compile(r"^epoch=(\d+)\.ckpt$")
 FINISHED_MARKER = "finished.json"
 KEEP_CHECKPOINTS = 2
-STATE_KEY = "dogbreed"  # our entry in the Lightning checkpoint dict
+_STATE_KEY = "dogbreed"  # our entry in the Lightning checkpoint dict
 # Options that do not change what a run learns (paths, workers, diagnostics, speed switches): they may differ
 # between an interrupted run and its resumption. Every other option is part of the fingerprint, including
 # options added later (a new option is assumed to matter until it is listed here).
@@ -52,11 +55,11 @@ NOT_TRAINING_OPTIONS = frozenset({
     "debug_dir", "debug_train_interval", "debug_eval_interval", "profiler", "monitor_interval_ms",
     "resume_anyway", "skip_bad_images",
 })
-RESUME_FIX = ("pass another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless "
+_RESUME_FIX = ("pass another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless "
               "(its weights, optimizer and schedule state win)")
 
 
-def checkpoint_path(checkpoint_dir: Path, epoch: int) -> Path:
+def _checkpoint_path(checkpoint_dir: Path, epoch: int) -> Path:
     return Path(checkpoint_dir) / f"epoch={epoch}.ckpt"
 
 
@@ -65,21 +68,22 @@ def own_checkpoints(checkpoint_dir: Path | None) -> list[tuple[int, Path]]:
     if checkpoint_dir is None or not Path(checkpoint_dir).is_dir():
         return []
     found = [(int(m.group(1)), p) for p in Path(checkpoint_dir).iterdir()
-             if p.is_file() and (m := CHECKPOINT_NAME.match(p.name))]
+             if p.is_file() and (m := _CHECKPOINT_NAME.match(p.name))]
     return sorted(found, reverse=True)
 
 
-def run_fingerprint(config: TrainConfig, class_dirs: Sequence[str],
+def run_fingerprint(options: Mapping[str, Any], class_dirs: Sequence[str],
                     samples: Mapping[str, Sequence[tuple[Path, int]]], roots: Mapping[str, Path]) -> dict[str, Any]:
-    """What makes two runs the same run: training options, class folders, and each split's files (path relative to
-    the split dir, label, size: stable across machines and S3 re-downloads, which reset mtimes)."""
+    """What makes two runs the same run: training options (``options``: the run's flat record,
+    ``TrainConfig.to_dict()``), class folders, and each split's files (path relative to the split dir, label, size:
+    stable across machines and S3 re-downloads, which reset mtimes)."""
     digest = hashlib.sha256()
     for split in sorted(samples):
         for path, label in samples[split]:
             relative = Path(path).relative_to(roots[split]).as_posix()
             digest.update(f"{split}\0{relative}\0{label}\0{Path(path).stat().st_size}\n".encode())
-    options = {k: v for k, v in config.to_dict().items() if k not in NOT_TRAINING_OPTIONS}
-    return {"options": options, "class_dirs": list(class_dirs),
+    training = {k: v for k, v in options.items() if k not in NOT_TRAINING_OPTIONS}
+    return {"options": training, "class_dirs": list(class_dirs),
             "images": {split: len(items) for split, items in sorted(samples.items())}, "files": digest.hexdigest()}
 
 
@@ -142,12 +146,12 @@ class EpochCheckpoint(Callback):
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        checkpoint[STATE_KEY] = {"fingerprint": self.fingerprint, "epoch": trainer.current_epoch + 1,
+        checkpoint[_STATE_KEY] = {"fingerprint": self.fingerprint, "epoch": trainer.current_epoch + 1,
                                  "rng": _rng_state()}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        rng = checkpoint.get(STATE_KEY, {}).get("rng")
+        rng = checkpoint.get(_STATE_KEY, {}).get("rng")
         if rng is not None:
             _restore_rng(rng)
 
@@ -158,7 +162,7 @@ class EpochCheckpoint(Callback):
         with critical_section():  # a signal now waits until the checkpoint is complete
             # collective: every rank calls it, rank 0 writes; weights_only=False (the full state, for resuming) said
             # explicitly, or Lightning logs that it defaulted to it after every epoch.
-            trainer.save_checkpoint(checkpoint_path(self.checkpoint_dir, epoch), weights_only=False)
+            trainer.save_checkpoint(_checkpoint_path(self.checkpoint_dir, epoch), weights_only=False)
             if trainer.is_global_zero:
                 for old_epoch, old in own_checkpoints(self.checkpoint_dir):
                     if old_epoch > epoch or old_epoch <= epoch - KEEP_CHECKPOINTS:
@@ -199,7 +203,7 @@ def plan_resume(checkpoint_dir: Path | None, fingerprint: Mapping[str, Any], *, 
     if checkpoint_dir is None or not Path(checkpoint_dir).is_dir():
         return ResumePlan()
     checkpoint_dir = Path(checkpoint_dir)
-    ignored = sorted(p.name for p in checkpoint_dir.glob("*.ckpt") if not CHECKPOINT_NAME.match(p.name))
+    ignored = sorted(p.name for p in checkpoint_dir.glob("*.ckpt") if not _CHECKPOINT_NAME.match(p.name))
     if ignored:
         logger.warning("ignoring %s in %s: only epoch=N.ckpt files are dogbreed checkpoints", ", ".join(ignored),
                        checkpoint_dir)
@@ -220,7 +224,7 @@ def plan_resume(checkpoint_dir: Path | None, fingerprint: Mapping[str, Any], *, 
 
 def _checked_plan(checkpoint_dir: Path, path: Path, epoch: int, checkpoint: Mapping[str, Any],
                   fingerprint: Mapping[str, Any], resume_anyway: bool, num_classes: int | None) -> ResumePlan:
-    saved = checkpoint.get(STATE_KEY, {})
+    saved = checkpoint.get(_STATE_KEY, {})
     differences = (fingerprint_differences(saved["fingerprint"], fingerprint) if "fingerprint" in saved
                    else ["it records no dogbreed run fingerprint"])
     classes = _head_classes(checkpoint)
@@ -231,10 +235,10 @@ def _checked_plan(checkpoint_dir: Path, path: Path, epoch: int, checkpoint: Mapp
     if not resume_anyway:
         if differences:
             raise CheckpointError(f"checkpoint dir {checkpoint_dir} holds another run ({path.name}: "
-                                  f"{'; '.join(differences)}): {RESUME_FIX}")
+                                  f"{'; '.join(differences)}): {_RESUME_FIX}")
         if finished is not None:
             raise CheckpointError(f"checkpoint dir {checkpoint_dir} holds a finished run ({finished}): nothing is "
-                                  f"left to train. {RESUME_FIX}")
+                                  f"left to train. {_RESUME_FIX}")
     elif differences or finished is not None:
         logger.warning("--resume-anyway: resuming %s although %s", path,
                        "; ".join(differences + ([f"its run finished ({finished})"] if finished else [])))
@@ -256,3 +260,38 @@ def mark_finished(checkpoint_dir: Path, epochs: int, model_dir: Path) -> None:
     """After the export: this dir's run is complete (a later run with the same dir is refused, not resumed)."""
     text = json.dumps({"epochs": epochs, "model_dir": str(model_dir)}) + "\n"
     atomic_write(Path(checkpoint_dir) / FINISHED_MARKER, lambda handle: handle.write(text.encode("utf-8")))
+
+
+# --- the line a signalled run ends with -----------------------------------------------------------------------
+
+def _checkpoint_part(checkpoint_dir: Path | None, epochs: int) -> str:
+    if checkpoint_dir is None:
+        return "no checkpoint was written (pass --checkpoint-dir to make a run resumable)"
+    saved = own_checkpoints(checkpoint_dir)
+    if not saved:
+        return f"no epoch completed, so {checkpoint_dir} holds no checkpoint of this run yet"
+    epoch, path = saved[0]
+    done = f"epochs 1-{epoch}" if epoch > 1 else "epoch 1"
+    return (f"checkpoint {path} holds {done}: run the same command to resume "
+            f"from epoch {epoch + 1}" if epoch < epochs else
+            f"checkpoint {path} holds all {epoch} epochs: run the same command to test and export")
+
+
+def interrupted(signum: int, *, checkpoint_dir: Path | None, epochs: int, model_dir: Path, output_dir: Path,
+                training_started: bool, epochs_done: int, exported: bool = False) -> RunInterrupted:
+    """:class:`RunInterrupted` for a run of ``epochs`` epochs stopped by ``signum``, its message saying what was and
+    was not saved (``training_started``: the Trainer existed; ``epochs_done``: epochs in its history)."""
+    name = signal.Signals(signum).name
+    if exported:
+        return RunInterrupted(signum, f"{name} received while exporting: the model in {model_dir} and the "
+                                      f"reports in {output_dir} were completed first; the run is finished")
+    if not training_started:
+        phase = "before training started"
+    elif epochs_done >= epochs:
+        phase = f"after all {epochs} epochs (while testing)"
+    else:
+        phase = f"in epoch {epochs_done + 1} of {epochs}"
+    model_dir = Path(model_dir)
+    previous = " (it still holds an earlier run's model)" if (model_dir / CONFIG_FILENAME).is_file() else ""
+    return RunInterrupted(signum, f"stopped by {name} {phase}: nothing was exported to {model_dir}{previous}; "
+                                  f"{_checkpoint_part(checkpoint_dir, epochs)}")

@@ -1,28 +1,28 @@
-"""The end of a run on rank 0: the artifact (weights + ``model_config.json`` with metrics, timing, temperature,
-abstention threshold and TTA mode), the reports, the reliability diagram, then the checkpoint dir's "finished"
-marker."""
+"""The end of a run on rank 0: the artifact (weights + ``model_config.json`` with the flat hyperparameters record,
+metrics, timing, temperature, abstention threshold and TTA mode), the reports, the reliability diagram, then the
+checkpoint dir's "finished" marker; and the test metrics of a model tested later, written into its artifact."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from dogbreed.config.options import TrainConfig
 from dogbreed.data.datamodule import DogBreedDataModule
-from dogbreed.serving.artifact import ModelConfig, library_versions, save_artifact
-from dogbreed.training.calibrate import ServingFit
-from dogbreed.training.calibration_plot import plot_reliability
+from dogbreed.serving.artifact import ModelConfig, library_versions, load_artifact, save_artifact
 from dogbreed.training.checkpoints import ResumePlan, mark_finished
+from dogbreed.training.evaluation import ServingFit
 from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.plots import plot_reliability
 from dogbreed.training.reports import TestOutcome, write_reports
 
 
-def export_run(config: TrainConfig, model: DogBreedClassifier, images: DogBreedDataModule,
-            history: list[dict[str, Any]], test_metrics: dict[str, float], outcome: TestOutcome | None,
-            timing: dict[str, float], resume: ResumePlan, fit: ServingFit) -> None:
-    """Rank 0: the artifact (weights + model_config.json with metrics and timing), the reports, then the
-    checkpoint dir's "finished" marker."""
-    hyperparameters = config.to_dict()
+def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperparameters: dict[str, Any],
+               model_dir: Path, output_dir: Path, checkpoint_dir: Path | None, tta: str,
+               history: list[dict[str, Any]], test_metrics: dict[str, float], outcome: TestOutcome | None,
+               timing: dict[str, float], resume: ResumePlan, fit: ServingFit) -> None:
+    """Rank 0: the artifact (weights + model_config.json with ``hyperparameters``, the run's flat options record,
+    metrics and timing), the reports, then the checkpoint dir's "finished" marker."""
+    hyperparameters = dict(hyperparameters)
     if resume.record() is not None:
         hyperparameters["resumed_from"] = resume.record()
     model_config = ModelConfig(
@@ -34,12 +34,19 @@ def export_run(config: TrainConfig, model: DogBreedClassifier, images: DogBreedD
         versions=library_versions(),
         temperature=fit.temperature,
         abstention=fit.abstention,
-        tta=config.tta,
+        tta=tta,
     )
-    save_artifact(config.model_dir, model.net, model_config)
-    write_reports(config.output_dir, history, test_metrics, outcome, images.class_names, timing=timing,
+    save_artifact(model_dir, model.net, model_config)
+    write_reports(Path(output_dir), history, test_metrics, outcome, images.class_names, timing=timing,
                   extra=fit.report)
     if fit.test is not None and fit.test.labels.numel():
-        plot_reliability(Path(config.output_dir), fit.test.logits, fit.test.labels, fit.temperature)
-    if config.checkpoint_dir is not None:
-        mark_finished(config.checkpoint_dir, len(history), Path(config.model_dir))
+        plot_reliability(Path(output_dir), fit.test.logits, fit.test.labels, fit.temperature)
+    if checkpoint_dir is not None:
+        mark_finished(checkpoint_dir, len(history), Path(model_dir))
+
+
+def record_test_metrics(model_dir: Path, metrics: dict[str, float]) -> None:
+    """Write the test metrics into the artifact's model_config.json (the weights are rewritten unchanged)."""
+    net, model_config = load_artifact(model_dir)
+    updated = ModelConfig(**{**model_config.__dict__, "metrics": {**model_config.metrics, "test": metrics}})
+    save_artifact(model_dir, net, updated)

@@ -1,26 +1,21 @@
-"""What stops a run safely: signals (SIGTERM, SIGINT, SIGHUP) and non-finite losses or weights.
+"""Signals, in one place: what SIGTERM, SIGINT and SIGHUP do to a run.
 
 A signal stops training at once, except inside a *critical section* (a checkpoint or the model being written):
 that finishes first, then the run stops. Either way :func:`dogbreed.training.run.train` turns the stop into
-:class:`RunInterrupted` (exit status 128 + signum, one line saying what was and was not saved) and never
-exports a model from an unfinished run. Lightning's own SIGTERM handling (which exits with status 0) is
-chained behind ours.
+:class:`RunInterrupted` (exit status 128 + signum, one line saying what was and was not saved:
+:func:`dogbreed.training.checkpoints.interrupted`) and never exports a model from an unfinished run; the CLI
+(:mod:`dogbreed.cli.runner`) prints that line and exits with the status. Lightning's own SIGTERM handling (which
+exits with status 0) is chained behind ours. NaN/inf losses and weights stop a run too:
+:class:`dogbreed.training.callbacks.NonFiniteGuard`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import threading
 from typing import Any, Iterator
-
-import pytorch_lightning as pl
-import torch
-from pytorch_lightning.callbacks import Callback
-
-from dogbreed.core.errors import TrainingDiverged
 
 logger = logging.getLogger(__name__)
 
@@ -91,42 +86,3 @@ def critical_section() -> Iterator[None]:
     with guard.critical():
         yield
 
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return True
-
-
-class NonFiniteGuard(Callback):
-    """Stops the run with :class:`TrainingDiverged` when a training loss, a validation loss or a weight becomes
-    NaN/inf: such a model is never exported (its predictions would be NaN, which strict JSON rejects)."""
-
-    def __init__(self, lr: float) -> None:
-        self.lr = lr
-
-    def _diverged(self, what: str, trainer: pl.Trainer) -> TrainingDiverged:
-        return TrainingDiverged(f"{what} in epoch {trainer.current_epoch + 1}: training diverged and nothing was "
-                                f"exported. Lower --lr (now {self.lr:g}) or check the data and --weights")
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
-            raise self._diverged(f"the training loss is {float(loss)} at batch {batch_idx + 1}", trainer)
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("val/loss")
-        if not trainer.sanity_checking and loss is not None and not _finite(loss):
-            raise self._diverged(f"the validation loss is {float(loss)}", trainer)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        check_finite_weights(pl_module, lambda what: self._diverged(what, trainer))
-
-
-def check_finite_weights(module: torch.nn.Module, error: Any) -> None:
-    """Raise ``error(description)`` if any parameter or buffer of ``module`` holds NaN/inf."""
-    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise error(f"weight {name} holds NaN/inf values")

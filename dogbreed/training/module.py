@@ -1,15 +1,17 @@
-"""The LightningModule: loss, torchmetrics per stage, optimiser and schedule around the core network."""
+"""The LightningModule: loss, torchmetrics per stage, optimiser and schedule around the core network, and the
+accuracy recipe's batch mixing (MixUp/CutMix on training batches, ``torchvision.transforms.v2``)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+from torchvision.transforms import v2
 
 from dogbreed.core.constants import FINETUNE_MODES
 from dogbreed.core.network import (
@@ -19,7 +21,23 @@ from dogbreed.core.network import (
     freeze_backbone_batchnorm,
     head_parameters,
 )
-from dogbreed.training.recipe import build_batch_mix
+
+BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def build_batch_mix(num_classes: int, mixup_alpha: float, cutmix_alpha: float) -> BatchMix | None:
+    """MixUp, CutMix, or one of the two at random per batch; None when both alphas are 0.
+
+    Takes (images, integer labels) and returns (mixed images, soft targets of shape (N, num_classes)).
+    """
+    choices: list[v2.Transform] = []
+    if mixup_alpha > 0:
+        choices.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+    if cutmix_alpha > 0:
+        choices.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    if not choices:
+        return None
+    return choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
 
 
 def _stage_metrics(num_classes: int, prefix: str) -> MetricCollection:

@@ -1,91 +1,81 @@
-"""One training run: data -> model -> fit -> test -> artifact + reports, timed phase by phase."""
+"""One training run, as a checklist of phases: data, model, callbacks, trainer, fit, test, calibrate, export.
+
+:func:`train` runs them (``_Run.execute`` reads as the list); the builders below make each phase's objects. This
+is the one module of the training layer that holds the whole :class:`TrainConfig`: each builder hands its
+collaborator the section it needs (``config.tracking`` to the logger, ``config.calibration`` to calibration...).
+Phases are timed for the summary; before any data is read, every output dir is checked writable and the
+accelerator present. SIGTERM, SIGINT or SIGHUP stop the run with :class:`RunInterrupted` (nothing exported); a
+NaN loss or weight with :class:`TrainingDiverged`.
+"""
 
 from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
-from dogbreed.core.errors import TrainingDiverged
+from dogbreed.core.errors import RunInterrupted, TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
-from dogbreed.training.calibrate import ServingFit, calibrate_run, summary_line
+from dogbreed.serving.artifact import load_artifact
+from dogbreed.training.callbacks import (
+    DataWaitReport,
+    EMAWeights,
+    EpochHistory,
+    EpochProgressBar,
+    NonFiniteGuard,
+    check_finite_weights,
+    frozen_batchnorm_expected,
+)
 from dogbreed.training.checkpoints import (
     EpochCheckpoint,
     FinalNameCheckpointIO,
     ResumePlan,
+    interrupted,
     plan_resume,
     run_fingerprint,
 )
-from dogbreed.training.console import EpochProgressBar, frozen_batchnorm_expected
-from dogbreed.training.data_wait import DataWaitReport
+from dogbreed.training.evaluation import ServingFit, calibrate_run, collect_test_outcome, run_test, summary_line
 from dogbreed.training.export import export_run
-from dogbreed.training.guards import NonFiniteGuard, SignalGuard, check_finite_weights, critical_section
-from dogbreed.training.head_training import FeatureDataModule, default_cache_dir, uses_feature_cache
-from dogbreed.training.interruption import interrupted
-from dogbreed.training.loading import run_loader_settings
-from dogbreed.training.loggers import build_logger
-from dogbreed.training.metric_lines import epoch_line, test_line
+from dogbreed.training.guards import SignalGuard, critical_section
+from dogbreed.training.head_training import (
+    FeatureDataModule,
+    default_cache_dir,
+    to_feature_training,
+    uses_feature_cache,
+)
+from dogbreed.training.metric_lines import test_line
 from dogbreed.training.module import DogBreedClassifier
-from dogbreed.training.preflight import check_accelerator, check_output_locations
-from dogbreed.training.recipe import EMAWeights
-from dogbreed.training.reports import TestOutcome
-from dogbreed.training.runtime import Runtime
-from dogbreed.training.summary import (
+from dogbreed.training.reports import (
     PhaseTimer,
     RunCounts,
+    TestOutcome,
     callback_summary_lines,
     run_places,
     summary_lines,
     timing_record,
 )
-from dogbreed.training.throughput import precision_setting, prepare_for_speed
+from dogbreed.training.setup import (
+    Runtime,
+    build_logger,
+    check_accelerator,
+    check_output_locations,
+    output_locations,
+    resolve_num_workers,
+    resolve_precision,
+    run_loader_settings,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def _as_floats(metrics: Mapping[str, Any], stage: str) -> dict[str, float]:
-    """{'val/acc': tensor(0.8)} -> {'val_acc': 0.8} for the given stage."""
-    prefix = f"{stage}/"
-    return {f"{stage}_{k[len(prefix):]}": float(v) for k, v in metrics.items() if k.startswith(prefix)}
-
-
-class EpochHistory(Callback):
-    """Records one dict per epoch and prints the plain epoch line (rank 0 only; ``emit=None`` with
-    ``quiet=True`` records without printing, e.g. inside tuning trials).
-
-    Its history is part of checkpoints, so a resumed run still reports every epoch.
-    """
-
-    def __init__(self, emit: Callable[[str], None] | None = None, quiet: bool = False) -> None:
-        self.history: list[dict[str, Any]] = []
-        self.emit = emit or (lambda line: print(line, flush=True))
-        self.quiet = quiet
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict.get("history", []))
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        record: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
-        record.update(_as_floats(metrics, "train"))
-        record.update(_as_floats(metrics, "val"))
-        record["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
-        self.history.append(record)
-        if trainer.is_global_zero and not self.quiet:
-            self.emit(epoch_line(record["epoch"], record))
 
 
 @dataclass
@@ -99,46 +89,75 @@ class TrainResult:
     summary: list[str] = field(default_factory=list)  # the end-of-run summary lines (printed by the CLI)
 
 
+# --- what each phase builds -------------------------------------------------------------------------------------
+
 def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
                      loader: LoaderSettings | None = None) -> DogBreedDataModule:
     """``loader`` (workers, pinned memory, prefetch: :func:`run_loader_settings`) overrides ``num_workers``."""
+    data = config.data
     return DogBreedDataModule(
         splits,
-        preprocessing=Preprocessing(image_size=config.image_size, crop_scale=(config.crop_scale, 1.0)),
-        batch_size=config.batch_size,
+        preprocessing=Preprocessing(image_size=data.image_size, crop_scale=(data.crop_scale, 1.0)),
+        batch_size=config.optimisation.batch_size,
         num_workers=num_workers,
-        skip_bad_images=config.skip_bad_images,
+        skip_bad_images=data.skip_bad_images,
         loader=loader,
     )
 
 
 def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
+    opt, recipe = config.optimisation, config.recipe
     model = DogBreedClassifier(
         num_classes=num_classes,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        finetune=config.finetune,
-        backbone_lr_scale=config.backbone_lr_scale,
-        label_smoothing=config.label_smoothing,
-        mixup_alpha=config.mixup_alpha,
-        cutmix_alpha=config.cutmix_alpha,
+        lr=opt.lr,
+        weight_decay=opt.weight_decay,
+        finetune=opt.finetune,
+        backbone_lr_scale=opt.backbone_lr_scale,
+        label_smoothing=opt.label_smoothing,
+        mixup_alpha=recipe.mixup_alpha,
+        cutmix_alpha=recipe.cutmix_alpha,
     )
-    state = load_backbone_state_dict(config.weights)
+    state = load_backbone_state_dict(opt.weights)
     if state is not None:
         apply_backbone_weights(model.net, state)
-    elif config.finetune == "head":  # the CLI refuses this; library callers get told
+    elif opt.finetune == "head":  # the CLI refuses this; library callers get told
         logger.warning("weights none with finetune head trains a linear head on a random frozen ResNet50: "
                        "expect chance-level accuracy (use finetune full to train from scratch)")
     return model
 
 
+def _feature_cache_dir(config: TrainConfig) -> Path | None:
+    """Where this run's feature cache lives; None when it trains on images."""
+    if not uses_feature_cache(config.cache, config.optimisation.finetune):
+        return None
+    return default_cache_dir(config.cache, config.outputs.output_dir)
+
+
+def prepare_for_speed(
+    config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier
+) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
+    """Head-only runs train on cached features; ``--compile`` compiles the network in place
+    (``nn.Module.compile`` keeps the state_dict keys, so the artifact is unchanged)."""
+    runtime = config.runtime
+    if _feature_cache_dir(config) is not None:
+        if runtime.compile:
+            logger.info("--compile ignored: with the feature cache only the linear head runs")
+        return to_feature_training(datamodule, model, cache=config.cache, output_dir=config.outputs.output_dir,
+                                   seed=config.optimisation.seed, batch_size=config.optimisation.batch_size,
+                                   accelerator=runtime.accelerator,
+                                   precision=resolve_precision(runtime.precision, runtime.accelerator))
+    if runtime.compile:
+        model.net.compile()
+    return datamodule, model
+
+
 def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None) -> list[Callback]:
     """The training layer's own callbacks beyond EpochHistory (adapters pass theirs to :func:`train`)."""
-    callbacks: list[Callback] = [NonFiniteGuard(config.lr)]
-    if config.checkpoint_dir is not None:
-        callbacks.append(EpochCheckpoint(config.checkpoint_dir, fingerprint or {}))
-    if config.ema_decay > 0:
-        callbacks.append(EMAWeights(config.ema_decay))
+    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr)]
+    if config.checkpoints.checkpoint_dir is not None:
+        callbacks.append(EpochCheckpoint(config.checkpoints.checkpoint_dir, fingerprint or {}))
+    if config.recipe.ema_decay > 0:
+        callbacks.append(EMAWeights(config.recipe.ema_decay))
     return callbacks
 
 
@@ -146,10 +165,10 @@ def trainer_settings(config: TrainConfig, runtime: Runtime | None = None) -> dic
     """Trainer keyword arguments derived from the config and where the run executes (default: this machine)."""
     runtime = runtime or Runtime.local()
     settings: dict[str, Any] = dict(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
+        max_epochs=config.optimisation.epochs,
+        accelerator=config.runtime.accelerator,
         devices="auto",
-        logger=build_logger(config),
+        logger=build_logger(config.tracking, config.outputs.output_dir),
         enable_checkpointing=False,
         enable_progress_bar=runtime.progress_bar,
         enable_model_summary=False,
@@ -157,8 +176,9 @@ def trainer_settings(config: TrainConfig, runtime: Runtime | None = None) -> dic
         num_sanity_val_steps=1,
     )
     settings.update(runtime.trainer_settings)  # devices / num_nodes / strategy under torchrun or SageMaker
-    settings.update(precision_setting(config))  # auto: bf16-mixed on bf16 GPUs, else 32-true
-    if config.checkpoint_dir is not None:
+    # auto: bf16-mixed on bf16 GPUs, else 32-true
+    settings["precision"] = resolve_precision(config.runtime.precision, config.runtime.accelerator)
+    if config.checkpoints.checkpoint_dir is not None:
         settings["plugins"] = [FinalNameCheckpointIO()]  # epoch=N.ckpt written under its final name
     return settings
 
@@ -174,29 +194,7 @@ def build_trainer(config: TrainConfig, callbacks: list[Callback], *, runtime: Ru
     return pl.Trainer(**kwargs)
 
 
-def _run_counts(config: TrainConfig, images: DogBreedDataModule, datamodule: pl.LightningDataModule) -> RunCounts:
-    counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()})
-    if isinstance(datamodule, FeatureDataModule):
-        built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
-        counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)
-    return counts
-
-
-def run_test(trainer: pl.Trainer, model: DogBreedClassifier, datamodule: pl.LightningDataModule) -> dict[str, float]:
-    """``trainer.test`` -> ``{"loss", "acc", "acc_top5", "f1_macro"}``."""
-    tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    return {k[len("test_"):]: v for k, v in _as_floats(tested, "test").items()}
-
-
-def collect_test_outcome(trainer: pl.Trainer, model: DogBreedClassifier, images: DogBreedDataModule) -> TestOutcome:
-    """The confusion matrix and per-image results of the last ``trainer.test`` (for the reports)."""
-    if model.test_confusion is None:
-        raise RuntimeError("trainer.test() ran but produced no confusion matrix")
-    # Per-image results follow the test loader's order only in a single process (DDP shards the split).
-    samples = model.test_samples if trainer.world_size == 1 else {}
-    return TestOutcome(confusion=model.test_confusion, samples=samples,
-                       paths=[path for path, _ in images.datasets["test"].samples])
-
+# --- the run ----------------------------------------------------------------------------------------------------
 
 def train(
     config: TrainConfig,
@@ -212,88 +210,177 @@ def train(
 
     Adapters extend a run through ``extra_callbacks`` and Trainer keyword arguments (e.g. ``profiler=``).
     ``test=False`` skips the test split (tuning trials); ``epoch_lines=False`` records epochs without printing.
-    Before any data is read, every output dir is checked writable and the accelerator present. SIGTERM, SIGINT
-    or SIGHUP stop the run with :class:`RunInterrupted` (nothing exported); a NaN loss or weight with
-    :class:`TrainingDiverged`.
     """
-    check_accelerator(config.accelerator)
-    check_output_locations(config, default_cache_dir(config) if uses_feature_cache(config) else None)
+    check_accelerator(config.runtime.accelerator)
+    check_output_locations(output_locations(config.outputs, checkpoint_dir=config.checkpoints.checkpoint_dir,
+                                            debug_dir=config.diagnostics.debug_dir,
+                                            cache_dir=_feature_cache_dir(config)))
     with SignalGuard() as guard:
-        return _train(config, guard, splits, runtime or Runtime.local(), extra_callbacks or [], trainer_overrides,
-                      test=test, epoch_lines=epoch_lines)
+        run = _Run(config, runtime or Runtime.local(), test=test, epoch_lines=epoch_lines)
+        try:
+            return run.execute(splits, extra_callbacks or [], trainer_overrides)
+        except BaseException as exc:
+            # SignalStop, Lightning's SIGTERMException, or an error caused by the same signal (DataLoader workers
+            # killed by the terminal's Ctrl-C): all one interruption.
+            if guard.signum is None:
+                raise
+            raise run.interruption(guard.signum) from exc
 
 
-def _train(config: TrainConfig, guard: SignalGuard, splits: SplitDirs | None, runtime: Runtime,
-           extra_callbacks: list[Callback], trainer_overrides: dict[str, Any], *, test: bool,
-           epoch_lines: bool) -> TrainResult:
-    timer = PhaseTimer()
-    history = EpochHistory(quiet=not epoch_lines)
-    resume = ResumePlan()
-    trainer: pl.Trainer | None = None
-    exported = False
-    try:
-        pl.seed_everything(config.seed, workers=True, verbose=False)
+class _Run:
+    """One run's state as it goes through the phases: what the next phase needs, and what an interruption
+    message must know (the trainer, the epochs done, whether the export completed)."""
+
+    def __init__(self, config: TrainConfig, runtime: Runtime, *, test: bool, epoch_lines: bool) -> None:
+        self.config, self.runtime, self.test = config, runtime, test
+        self.timer = PhaseTimer()
+        self.history = EpochHistory(quiet=not epoch_lines)
+        self.resume = ResumePlan()
+        self.fingerprint: dict[str, Any] = {}
+        self.trainer: pl.Trainer | None = None
+        self.timing: dict[str, float] = {}  # as recorded in the artifact: the phases before the export
+        self.exported = False
+
+    def execute(self, splits: SplitDirs | None, extra_callbacks: list[Callback],
+                trainer_overrides: dict[str, Any]) -> TrainResult:
+        config = self.config
+        pl.seed_everything(config.optimisation.seed, workers=True, verbose=False)
+        images, loader = self.data(splits)                                         # 1. data, checked
+        model = self.model(images)                                                 # 2. model, resume plan
+        with self.timer.phase("feature_cache") if _feature_cache_dir(config) else nullcontext():
+            datamodule, model = prepare_for_speed(config, images, model)           #    feature cache / compile
+        callbacks = self.callbacks(extra_callbacks, loader)                        # 3. callbacks
+        trainer = self.trainer = build_trainer(config, callbacks, runtime=self.runtime,
+                                               **trainer_overrides)                # 4. trainer
+        self.fit(trainer, model, datamodule)                                       # 5. fit
+        counts = _run_counts(images, datamodule)
+        counts.epochs = len(self.history.history)
+        test_metrics = self.test_pass(trainer, model, datamodule)                  # 6. test
+        fit = self.calibrate(trainer, images, datamodule, model)                   # 7. calibrate
+        lines = self.export(trainer, model, images, test_metrics, fit, counts, callbacks)  # 8. export
+        return TrainResult(model_dir=Path(config.outputs.model_dir), output_dir=Path(config.outputs.output_dir),
+                           class_names=images.class_names, history=self.history.history, test_metrics=test_metrics,
+                           timing=self.timing, summary=lines)
+
+    def data(self, splits: SplitDirs | None) -> tuple[DogBreedDataModule, LoaderSettings]:
+        """Find the splits (generating or downloading the data is a phase of its own), then check them all."""
+        data = self.config.data
         if splits is None:
-            fetching = config.demo or config.download  # generating or downloading the data is a phase of its own
-            with timer.phase("demo_data" if config.demo else "download") if fetching else nullcontext():
-                splits = resolve_splits(config)
-        with timer.phase("data_check"):
-            loader = run_loader_settings(config, runtime)
-            images = build_datamodule(config, splits, loader.num_workers, loader)
+            fetching = data.demo or data.download
+            with self.timer.phase("demo_data" if data.demo else "download") if fetching else nullcontext():
+                splits = resolve_splits(data, seed=self.config.optimisation.seed)
+        with self.timer.phase("data_check"):
+            loader = run_loader_settings(self.config.runtime, self.config.optimisation.batch_size, self.runtime)
+            images = build_datamodule(self.config, splits, loader.num_workers, loader)
             images.setup("fit")  # validates the data before any model is built
-        fingerprint = run_fingerprint(config, images.class_dirs, {k: d.samples for k, d in images.datasets.items()},
-                                      images.split_paths())
-        resume = plan_resume(config.checkpoint_dir, fingerprint, resume_anyway=config.resume_anyway,
-                             num_classes=images.num_classes)
-        model = build_model(config, images.num_classes)
-        with timer.phase("feature_cache") if uses_feature_cache(config) else nullcontext():
-            datamodule, model = prepare_for_speed(config, images, model)  # cache/compile
-        callbacks = [history, *build_callbacks(config, fingerprint), *extra_callbacks]
-        if not uses_feature_cache(config):  # images decoded every step: say whether input was the bottleneck
+        return images, loader
+
+    def model(self, images: DogBreedDataModule) -> DogBreedClassifier:
+        """Where the run starts (a checkpoint of the same run, or scratch), then the network."""
+        self.fingerprint = run_fingerprint(self.config.to_dict(), images.class_dirs,
+                                           {k: d.samples for k, d in images.datasets.items()}, images.split_paths())
+        checkpoints = self.config.checkpoints
+        self.resume = plan_resume(checkpoints.checkpoint_dir, self.fingerprint,
+                                  resume_anyway=checkpoints.resume_anyway, num_classes=images.num_classes)
+        return build_model(self.config, images.num_classes)
+
+    def callbacks(self, extra: list[Callback], loader: LoaderSettings) -> list[Callback]:
+        callbacks = [self.history, *build_callbacks(self.config, self.fingerprint), *extra]
+        if _feature_cache_dir(self.config) is None:  # images decoded every step: was input the bottleneck?
             callbacks.append(DataWaitReport(loader.num_workers))
-        trainer = build_trainer(config, callbacks, runtime=runtime, **trainer_overrides)
-        if resume.path is not None:
-            logger.info("resuming from checkpoint %s (%d epoch(s) done)", resume.path, resume.epoch)
-        with timer.phase("fit"), frozen_batchnorm_expected(model.backbone_frozen):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resume.path, weights_only=True)
-        counts = _run_counts(config, images, datamodule)
-        counts.epochs = len(history.history)
-        test_metrics: dict[str, float] = {}
-        if test:
-            with timer.phase("test"):
-                test_metrics = run_test(trainer, model, datamodule)
+        return callbacks
+
+    def fit(self, trainer: pl.Trainer, model: DogBreedClassifier, datamodule: pl.LightningDataModule) -> None:
+        if self.resume.path is not None:
+            logger.info("resuming from checkpoint %s (%d epoch(s) done)", self.resume.path, self.resume.epoch)
+        with self.timer.phase("fit"), frozen_batchnorm_expected(model.backbone_frozen):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=self.resume.path, weights_only=True)
+
+    def test_pass(self, trainer: pl.Trainer, model: DogBreedClassifier,
+                  datamodule: pl.LightningDataModule) -> dict[str, float]:
+        if not self.test:
+            return {}
+        with self.timer.phase("test"):
+            return run_test(trainer, model, datamodule)
+
+    def calibrate(self, trainer: pl.Trainer, images: DogBreedDataModule, datamodule: pl.LightningDataModule,
+                  model: DogBreedClassifier) -> ServingFit:
+        """Temperature, abstention threshold, TTA cost (rank 0); then no NaN/inf weight may be exported."""
         fit = ServingFit()
-        if test and trainer.is_global_zero:  # temperature, abstention threshold, TTA cost (rank 0)
-            with timer.phase("calibration"):
-                fit = calibrate_run(config, images, datamodule, model.net)
+        opt = self.config.optimisation
+        if self.test and trainer.is_global_zero:
+            with self.timer.phase("calibration"):
+                fit = calibrate_run(self.config.calibration, images, datamodule, model.net,
+                                    batch_size=opt.batch_size, seed=opt.seed)
         check_finite_weights(model.net, lambda what: TrainingDiverged(f"{what} after training: nothing was exported. "
-                                                                      f"Lower --lr (now {config.lr:g})"))
-        timing = timing_record(timer, counts)
+                                                                      f"Lower --lr (now {opt.lr:g})"))
+        return fit
+
+    def export(self, trainer: pl.Trainer, model: DogBreedClassifier, images: DogBreedDataModule,
+               test_metrics: dict[str, float], fit: ServingFit, counts: RunCounts,
+               callbacks: list[Callback]) -> list[str]:
+        """The metric lines, the artifact and reports (rank 0), the summary; a signal now waits until they are
+        complete."""
+        config = self.config
+        self.timing = timing_record(self.timer, counts)
         lines: list[str] = []
-        with critical_section():  # a signal now waits until the artifact and reports are complete
+        with critical_section():
             if trainer.is_global_zero:
-                if test:
+                if self.test:
                     print(test_line({f"test_{k}": v for k, v in test_metrics.items()}), flush=True)
                     if fit.report:
                         print(summary_line(fit.report), flush=True)
-                with timer.phase("export"):
-                    outcome = collect_test_outcome(trainer, model, images) if test else None
-                    export_run(config, model, images, history.history, test_metrics, outcome, timing, resume, fit)
-                places = run_places(config, test, default_cache_dir(config) if uses_feature_cache(config) else None)
-                lines = summary_lines(timer, counts, places, callback_summary_lines(callbacks))
-            exported = True
-    except BaseException as exc:
-        # SignalStop, Lightning's SIGTERMException, or an error caused by the same signal (DataLoader workers
-        # killed by the terminal's Ctrl-C): all one interruption.
-        if guard.signum is None:
-            raise
-        raise interrupted(guard.signum, config, trainer, history.history, resume, exported=exported) from exc
-    return TrainResult(
-        model_dir=Path(config.model_dir),
-        output_dir=Path(config.output_dir),
-        class_names=images.class_names,
-        history=history.history,
-        test_metrics=test_metrics,
-        timing=timing,
-        summary=lines,
-    )
+                with self.timer.phase("export"):
+                    outcome = collect_test_outcome(trainer, model, images) if self.test else None
+                    export_run(model, images, hyperparameters=config.to_dict(), model_dir=config.outputs.model_dir,
+                               output_dir=config.outputs.output_dir,
+                               checkpoint_dir=config.checkpoints.checkpoint_dir, tta=config.calibration.tta,
+                               history=self.history.history, test_metrics=test_metrics, outcome=outcome,
+                               timing=self.timing, resume=self.resume, fit=fit)
+                places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
+                                    tested=self.test, cache_dir=_feature_cache_dir(config),
+                                    checkpoint_dir=config.checkpoints.checkpoint_dir)
+                lines = summary_lines(self.timer, counts, places, callback_summary_lines(callbacks))
+            self.exported = True
+        return lines
+
+    def interruption(self, signum: int) -> RunInterrupted:
+        config = self.config
+        return interrupted(signum, checkpoint_dir=config.checkpoints.checkpoint_dir,
+                           epochs=config.optimisation.epochs, model_dir=config.outputs.model_dir,
+                           output_dir=config.outputs.output_dir, training_started=self.trainer is not None,
+                           epochs_done=len(self.history.history), exported=self.exported)
+
+
+def _run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule) -> RunCounts:
+    counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()})
+    if isinstance(datamodule, FeatureDataModule):
+        built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
+        counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)
+    return counts
+
+
+# --- testing an exported model dir (a tuning search tests only its best model, once, at the end) ---------------
+
+@dataclass
+class ModelTest:
+    metrics: dict[str, float]  # {"loss", "acc", "acc_top5", "f1_macro"}
+    outcome: TestOutcome
+    class_names: list[str]
+
+
+def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,
+                       runtime: Runtime | None = None) -> ModelTest:
+    """Test the model in ``model_dir`` on ``splits.test`` (the validation split without one), with the same data
+    path and metrics as training, the way ``config`` trained it (head-only runs read the features from the cache)."""
+    runtime = replace(runtime or Runtime.local(), progress_bar=False)
+    net, model_config = load_artifact(model_dir)
+    images = build_datamodule(config, splits, resolve_num_workers(config.runtime.num_workers, runtime.cpu_count))
+    images.setup("test")
+    model = DogBreedClassifier(num_classes=model_config.num_classes, finetune=config.optimisation.finetune)
+    model.net.load_state_dict(net.state_dict())
+    datamodule, model = prepare_for_speed(config, images, model)
+    trainer = build_trainer(config, [], runtime=runtime)
+    metrics = run_test(trainer, model, datamodule)
+    outcome = collect_test_outcome(trainer, model, images)
+    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names)

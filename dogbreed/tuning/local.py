@@ -2,6 +2,9 @@
 
 Trials never touch the test split (only validation picks a model); the best model is tested once at the end.
 ``best_hyperparameters.json`` holds every option of the best run, so ``train --config`` reproduces it.
+
+It holds whole ``TrainConfig`` objects (unlike the training layer's collaborators, which get sections): each trial
+is a run with its own options, dirs and cache, and the best one's options are written out to reproduce it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from dogbreed.config.options import TrainConfig, default_backbone_lr_scale
+from dogbreed.config.options import TrainConfig
+from dogbreed.config.sections import default_backbone_lr_scale
 from dogbreed.data.progress import Progress, format_duration
 from dogbreed.data.sources import resolve_splits
 from dogbreed.training.head_training import default_cache_dir
 from dogbreed.training.metric_lines import OBJECTIVE_METRIC
-from dogbreed.training.runtime import Runtime
+from dogbreed.training.setup import Runtime
 from dogbreed.tuning.search_space import SEARCH_SPACE, Parameter, parameter_names, suggest
 
 logger = logging.getLogger(__name__)
@@ -71,16 +75,18 @@ def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> Trai
     # The same feature cache as `train` with the same options (<output-dir>/../feature_cache by default), so
     # head-only trials and later training runs never run the backbone twice over the same images.
     # Each trial is its own run: one shared checkpoint dir would be refused (another run's fingerprint) from trial 2.
-    checkpoint_dir = Path(config.checkpoint_dir) / trial_dir.name if config.checkpoint_dir else None
-    return replace(config, model_dir=trial_dir / "model", output_dir=trial_dir / "reports",
-                   cache_dir=default_cache_dir(config), checkpoint_dir=checkpoint_dir, **values)
+    checkpoints = config.checkpoints.checkpoint_dir
+    checkpoint_dir = Path(checkpoints) / trial_dir.name if checkpoints else None
+    return config.replace(model_dir=trial_dir / "model", output_dir=trial_dir / "reports",
+                          cache_dir=default_cache_dir(config.cache, config.outputs.output_dir),
+                          checkpoint_dir=checkpoint_dir, **values)
 
 
 def reproducible_config(trial_config: TrainConfig, base: TrainConfig) -> dict[str, Any]:
     """Every option that shaped the trial's model, for ``train --config`` (``None`` values and where-to-write
     options left out; the cache dir only when the user chose one)."""
     values = {k: v for k, v in trial_config.to_dict().items() if k not in NOT_REPRODUCED and v not in (None, "")}
-    if base.cache_dir is None:
+    if base.cache.cache_dir is None:
         values.pop("cache_dir", None)
     return values
 
@@ -142,7 +148,7 @@ def tune_locally(base: TrainConfig, trials: int, output_dir: Path, space: tuple[
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
     output_dir = Path(output_dir)
-    splits = resolve_splits(base)
+    splits = resolve_splits(base.data, seed=base.optimisation.seed)
     trial_runtime = replace(runtime or Runtime.local(), progress_bar=False)  # the trials bar is the progress
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)  # may stop a trial from epoch 2 on
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
@@ -176,15 +182,16 @@ def tune_locally(base: TrainConfig, trials: int, output_dir: Path, space: tuple[
 def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], histories: dict[int, list[Any]],
             output_dir: Path, space: tuple[Parameter, ...], splits: Any, runtime: Runtime | None) -> TuningResult:
     """Keep the best model, test it once, write its reports, best_hyperparameters.json and trials.csv."""
-    from dogbreed.training.evaluate import evaluate_model_dir, record_test_metrics
+    from dogbreed.training.export import record_test_metrics
     from dogbreed.training.reports import write_reports
+    from dogbreed.training.run import evaluate_model_dir
 
     best = study.best_trial
     best_value = float(best.value if best.value is not None else "nan")
     best_dir = output_dir / BEST_MODEL_DIR
     if best_dir.exists():
         shutil.rmtree(best_dir)
-    shutil.copytree(configs[best.number].model_dir, best_dir)
+    shutil.copytree(configs[best.number].outputs.model_dir, best_dir)
     logger.info("testing the best model (trial %d) on the test split", best.number)
     tested = evaluate_model_dir(configs[best.number], best_dir, splits=splits, runtime=runtime)
     record_test_metrics(best_dir, tested.metrics)

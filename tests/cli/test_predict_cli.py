@@ -105,7 +105,7 @@ def test_directory_expansion_is_recursive_sorted_and_deduplicated(photo_dir):
 def test_predict_default_top_k_matches_train():
     from dogbreed.cli.predict import build_parser
 
-    assert build_parser().parse_args(["--model-dir", "m", "x.jpg"]).top_k == TrainConfig().top_k == 3
+    assert build_parser().parse_args(["--model-dir", "m", "x.jpg"]).top_k == TrainConfig().outputs.top_k == 3
 
 
 def test_predictor_takes_one_path_bytes_or_image_or_a_list(tiny_model_dir, photo_dir):

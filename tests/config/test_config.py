@@ -9,6 +9,9 @@ from dogbreed.config.options import TrainConfig
 from dogbreed.config.parser import build_parser, option_names, parse_config
 from dogbreed.core.errors import ConfigError
 
+# Every option, as the dataclass declares it: each field of TrainConfig is a section, each section's field an option.
+OPTIONS = [f.name for section in fields(TrainConfig) for f in fields(getattr(TrainConfig(), section.name))]
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -23,19 +26,19 @@ def test_unknown_hyperparameter_is_rejected_with_valid_names():
 def test_the_original_projects_tuner_keys_reach_the_config():
     # The seed's argparse dropped --lr/--batch-size silently; here they must arrive.
     config = parse_config(["--batch-size", "64", "--lr", "0.0059", "--epochs", "5"])
-    assert (config.batch_size, config.lr, config.epochs) == (64, 0.0059, 5)
+    assert (config.optimisation.batch_size, config.optimisation.lr, config.optimisation.epochs) == (64, 0.0059, 5)
 
 
 @pytest.mark.parametrize("flag", ["--batch-size", "--batch_size"])
 def test_hyphen_and_underscore_spellings_are_equivalent(flag):
-    assert parse_config([flag, "17"]).batch_size == 17
+    assert parse_config([flag, "17"]).optimisation.batch_size == 17
 
 
 def test_every_option_has_both_spellings():
     help_text = build_parser().format_help()
-    for f in fields(TrainConfig):
-        assert f"--{f.name.replace('_', '-')}" in help_text
-        assert f"--{f.name}" in help_text
+    for name in OPTIONS:
+        assert f"--{name.replace('_', '-')}" in help_text
+        assert f"--{name}" in help_text
 
 
 def test_abbreviated_option_is_rejected():
@@ -45,11 +48,11 @@ def test_abbreviated_option_is_rejected():
 
 @pytest.mark.parametrize("text,expected", [("True", True), ("False", False), ("true", True), ("0", False)])
 def test_sagemaker_boolean_strings(text, expected):
-    assert parse_config(["--skip-bad-images", text]).skip_bad_images is expected
+    assert parse_config(["--skip-bad-images", text]).data.skip_bad_images is expected
 
 
 def test_bare_boolean_flag_means_true():
-    assert parse_config(["--skip-bad-images"]).skip_bad_images is True
+    assert parse_config(["--skip-bad-images"]).data.skip_bad_images is True
 
 
 def test_bad_boolean_is_an_error():
@@ -59,9 +62,9 @@ def test_bad_boolean_is_an_error():
 
 def test_demo_presets_apply_but_explicit_options_win():
     config = parse_config(["--demo", "--epochs", "2"])
-    assert config.epochs == 2
-    assert config.weights == "none" and config.image_size == 64
-    assert parse_config([]).weights == "imagenet"
+    assert config.optimisation.epochs == 2
+    assert config.optimisation.weights == "none" and config.data.image_size == 64
+    assert parse_config([]).optimisation.weights == "imagenet"
 
 
 @pytest.mark.parametrize("argv,message", [(["--epochs", "0"], "--epochs"), (["--lr", "-1"], "--lr")])
@@ -71,14 +74,14 @@ def test_out_of_range_values_are_rejected(argv, message):
 
 
 def test_option_names_match_the_dataclass():
-    assert option_names() == [f.name.replace("_", "-") for f in fields(TrainConfig)]
+    assert option_names() == [name.replace("_", "-") for name in OPTIONS]
 
 
 def test_cli_help_shows_every_option_with_default():
     out = subprocess.run([sys.executable, "-m", "entry_points.train", "--help"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
-    for f in fields(TrainConfig):
-        assert f"--{f.name.replace('_', '-')}" in out
+    for name in OPTIONS:
+        assert f"--{name.replace('_', '-')}" in out
     assert "(default: 32)" in out and "(default: imagenet)" in out
 
 

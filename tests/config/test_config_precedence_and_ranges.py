@@ -20,35 +20,35 @@ def sagemaker_env(ml: Path, **extra: str) -> dict[str, str]:
 
 def test_sagemaker_environment_fills_the_dirs_nobody_gave(tmp_path):
     config = parse_config([], environment_defaults=config_defaults(sagemaker_env(tmp_path)))
-    assert config.model_dir == tmp_path / "model"
-    assert config.output_dir == tmp_path / "output" / "data"
-    assert config.data_dir == tmp_path / "input" / "data" / "training"
-    assert config.cache_dir == tmp_path / "feature_cache"
+    assert config.outputs.model_dir == tmp_path / "model"
+    assert config.outputs.output_dir == tmp_path / "output" / "data"
+    assert config.data.data_dir == tmp_path / "input" / "data" / "training"
+    assert config.cache.cache_dir == tmp_path / "feature_cache"
 
 
 def test_explicit_options_beat_the_sagemaker_environment(tmp_path):
     argv = ["--model-dir", "/explicit/model", "--output_dir", "/explicit/reports", "--data-dir", "/explicit/data",
             "--cache-dir", "/explicit/cache"]
     config = parse_config(argv, environment_defaults=config_defaults(sagemaker_env(tmp_path)))
-    assert config.model_dir == Path("/explicit/model")
-    assert config.output_dir == Path("/explicit/reports")
-    assert config.data_dir == Path("/explicit/data")
-    assert config.cache_dir == Path("/explicit/cache")
+    assert config.outputs.model_dir == Path("/explicit/model")
+    assert config.outputs.output_dir == Path("/explicit/reports")
+    assert config.data.data_dir == Path("/explicit/data")
+    assert config.cache.cache_dir == Path("/explicit/cache")
 
 
 def test_split_channels_come_from_the_environment_unless_given(tmp_path):
     env = {"SM_MODEL_DIR": str(tmp_path / "model"), "SM_CHANNEL_TRAIN": "/ch/train", "SM_CHANNEL_VALID": "/ch/valid",
            "SM_CHANNEL_TEST": "/ch/test"}
     config = parse_config(["--valid-dir", "/mine/valid"], environment_defaults=config_defaults(env))
-    assert (config.train_dir, config.valid_dir, config.test_dir) == (Path("/ch/train"), Path("/mine/valid"),
-                                                                     Path("/ch/test"))
-    assert config.data_dir is None
+    data = config.data
+    assert (data.train_dir, data.valid_dir, data.test_dir) == (Path("/ch/train"), Path("/mine/valid"), Path("/ch/test"))
+    assert config.data.data_dir is None
 
 
 def test_outside_sagemaker_the_environment_adds_nothing():
     assert config_defaults({"HOME": "/root", "PATH": "/usr/bin"}) == {}
     config = parse_config([], environment_defaults=config_defaults({}))
-    assert (config.model_dir, config.output_dir, config.data_dir) == (Path("outputs/model"),
+    assert (config.outputs.model_dir, config.outputs.output_dir, config.data.data_dir) == (Path("outputs/model"),
                                                                       Path("outputs/reports"), None)
 
 
@@ -61,26 +61,28 @@ def test_outside_sagemaker_the_environment_adds_nothing():
     (["--epochs", "2"], {"epochs": 9}, 2),
 ])
 def test_precedence_explicit_environment_demo_default(argv, environment, expected_epochs):
-    assert parse_config(argv, environment_defaults=environment).epochs == expected_epochs
+    assert parse_config(argv, environment_defaults=environment).optimisation.epochs == expected_epochs
 
 
 def test_demo_preset_values_written_out():
     config = parse_config(["--demo"])
-    assert (config.weights, config.image_size, config.epochs, config.batch_size, config.finetune, config.lr,
-            config.backbone_lr_scale, config.crop_scale) == ("none", 64, 4, 16, "full", 0.002, 1.0, 0.35)
+    opt, data = config.optimisation, config.data
+    assert (opt.weights, data.image_size, opt.epochs, opt.batch_size, opt.finetune, opt.lr,
+            opt.backbone_lr_scale, data.crop_scale) == ("none", 64, 4, 16, "full", 0.002, 1.0, 0.35)
     plain = parse_config([])
-    assert (plain.weights, plain.image_size, plain.epochs, plain.batch_size, plain.finetune, plain.lr,
-            plain.backbone_lr_scale, plain.crop_scale) == ("imagenet", 224, 5, 32, "head", 0.001, 0.1, 0.08)
+    opt, data = plain.optimisation, plain.data
+    assert (opt.weights, data.image_size, opt.epochs, opt.batch_size, opt.finetune, opt.lr,
+            opt.backbone_lr_scale, data.crop_scale) == ("imagenet", 224, 5, 32, "head", 0.001, 0.1, 0.08)
 
 
 def test_demo_false_from_sagemaker_applies_no_preset():
     config = parse_config(["--demo", "False"])
-    assert (config.demo, config.weights, config.image_size) == (False, "imagenet", 224)
+    assert (config.data.demo, config.optimisation.weights, config.data.image_size) == (False, "imagenet", 224)
 
 
 def test_explicit_option_equal_to_the_default_still_beats_the_preset():
     config = parse_config(["--demo", "--image-size", "224", "--weights", "imagenet"])
-    assert (config.image_size, config.weights, config.epochs) == (224, "imagenet", 4)
+    assert (config.data.image_size, config.optimisation.weights, config.optimisation.epochs) == (224, "imagenet", 4)
 
 
 # One case per range check: the last accepted value and the first rejected one, with the exact message.
@@ -102,7 +104,7 @@ RANGE_CHECKS = [
     f"{c[0]}={c[2]}" for c in RANGE_CHECKS])
 def test_range_check_boundary(flag, accepted, rejected, message):
     config = parse_config([f"{flag}={accepted}"])
-    assert getattr(config, flag[2:].replace("-", "_")) == float(accepted)
+    assert config.to_dict()[flag[2:].replace("-", "_")] == float(accepted)
     for argv in ([f"{flag}={rejected}"], [flag, rejected]):  # "--weight-decay -1e-09" too: a value, not an option
         with pytest.raises(ConfigError) as caught:
             parse_config(argv)

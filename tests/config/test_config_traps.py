@@ -24,8 +24,8 @@ def test_weights_none_with_a_frozen_backbone_is_refused_naming_the_fix():
     message = str(err.value)
     assert "--weights none with --finetune head" in message and "chance-level" in message
     assert "pass --finetune full" in message
-    assert parse_config(["--weights", "none", "--finetune", "full"]).finetune == "full"
-    assert parse_config(["--weights", "NONE", "--finetune", "full"]).weights == "NONE"
+    assert parse_config(["--weights", "none", "--finetune", "full"]).optimisation.finetune == "full"
+    assert parse_config(["--weights", "NONE", "--finetune", "full"]).optimisation.weights == "NONE"
 
 
 def test_the_refusal_also_reaches_sagemaker_hyperparameters():
@@ -57,15 +57,15 @@ def test_the_offline_weights_message_suggests_the_working_combination(monkeypatc
     (["--demo"], 1.0),
 ])
 def test_backbone_lr_scale_follows_weights_unless_given(argv, expected):
-    assert parse_config(argv).backbone_lr_scale == expected
+    assert parse_config(argv).optimisation.backbone_lr_scale == expected
 
 
 def test_library_configs_follow_weights_too():
     from dogbreed.config.options import TrainConfig
 
-    assert TrainConfig(weights="none", finetune="full").backbone_lr_scale == 1.0
-    assert TrainConfig().backbone_lr_scale == 0.1
-    assert TrainConfig(weights="none", backbone_lr_scale=0.5).backbone_lr_scale == 0.5
+    assert TrainConfig(weights="none", finetune="full").optimisation.backbone_lr_scale == 1.0
+    assert TrainConfig().optimisation.backbone_lr_scale == 0.1
+    assert TrainConfig(weights="none", backbone_lr_scale=0.5).optimisation.backbone_lr_scale == 0.5
     assert TrainConfig(weights="none", finetune="full").to_dict()["backbone_lr_scale"] == 1.0  # recorded resolved
 
 
@@ -92,8 +92,8 @@ def test_every_option_states_its_default_at_most_once(command):
 
 def test_crop_scale_is_an_option_reaching_the_transform_and_the_artifact():
     config = parse_config(["--crop-scale", "0.35", "--weights", "none", "--finetune", "full"])
-    assert config.crop_scale == 0.35 and config.to_dict()["crop_scale"] == 0.35  # -> model_config hyperparameters
-    assert parse_config([]).crop_scale == 0.08  # torchvision's ImageNet recipe stays the default
+    assert config.data.crop_scale == 0.35 and config.to_dict()["crop_scale"] == 0.35  # -> model_config hyperparameters
+    assert parse_config([]).data.crop_scale == 0.08  # torchvision's ImageNet recipe stays the default
     transform = build_train_transform(Preprocessing(image_size=32, crop_scale=(0.35, 1.0)))
     assert transform.scale == (0.35, 1.0)
     for bad in ("0", "1.5", "-0.2"):
@@ -102,7 +102,7 @@ def test_crop_scale_is_an_option_reaching_the_transform_and_the_artifact():
 
 
 def test_crop_scale_changes_only_augmented_feature_caches(tmp_path):
-    from dogbreed.training.feature_cache import cache_key
+    from dogbreed.training.head_training import cache_key
 
     image = tmp_path / "x.jpg"
     image.write_bytes(b"x")
@@ -121,9 +121,10 @@ def test_config_file_sets_options_and_the_command_line_wins(tmp_path):
         "data_dir": "somewhere", "epochs": 3}}))
     parsed = parse_command(["--config", str(path), "--epochs", "7"])
     config = parsed.config
-    assert (config.lr, config.batch_size, config.finetune, config.skip_bad_images) == (0.0123, 16, "full", True)
-    assert config.data_dir == Path("somewhere") and config.epochs == 7
-    assert config.backbone_lr_scale == 1.0  # follows the file's --weights none
+    opt = config.optimisation
+    assert (opt.lr, opt.batch_size, opt.finetune, config.data.skip_bad_images) == (0.0123, 16, "full", True)
+    assert config.data.data_dir == Path("somewhere") and config.optimisation.epochs == 7
+    assert config.optimisation.backbone_lr_scale == 1.0  # follows the file's --weights none
     assert {"lr", "batch_size", "epochs", "data_dir"} <= parsed.explicit
 
 

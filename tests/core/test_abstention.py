@@ -19,8 +19,7 @@ from dogbreed.data.ood import generated_ood_images, ood_sets
 from dogbreed.serving import handlers
 from dogbreed.serving.artifact import ModelConfig, read_model_config, save_artifact
 from dogbreed.serving.predictor import Predictor
-from dogbreed.training.calibrate import fit_serving
-from dogbreed.training.evaluation import SplitLogits
+from dogbreed.training.evaluation import SplitLogits, fit_serving
 from tests.helpers.builders import save_image
 
 CLASSES = ["Affenpinscher", "Afghan hound", "Airedale terrier"]
@@ -131,7 +130,7 @@ def test_trained_model_rejects_non_dog_images_far_more_often_than_held_out_dogs(
     assert report["auroc_test_vs_ood"][report["score"]] > 0.80
     predictor = Predictor.from_model_dir(result.model_dir, device="cpu")
     assert read_model_config(result.model_dir).abstention is not None
-    test_images = sorted(p for p in (config.data_dir / "test").rglob("*") if p.is_file())
+    test_images = sorted(p for p in (config.data.data_dir / "test").rglob("*") if p.is_file())
     ood_images = generated_ood_images(24, seed=123)  # neither set used in training
     rejected_test = np.mean([not a.confident for a in predictor.predict_answers(test_images)])
     rejected_ood = np.mean([not a.confident for a in predictor.predict_answers(ood_images)])

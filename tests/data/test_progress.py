@@ -18,7 +18,7 @@ import torch
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.progress import Progress, format_bytes, format_duration, progress_style
 from dogbreed.data.splits import index_split, list_class_dirs
-from dogbreed.training.feature_cache import build_split_features
+from dogbreed.training.head_training import build_split_features
 from tests.helpers.builders import write_tree
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV
+from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,11 @@ skip_module_without_smdebug()
 
 from smdebug import modes  # noqa: E402
 
-from dogbreed.diagnostics.rule_base import ISSUES_FOUND, NO_ISSUES_FOUND, NOT_EVALUATED  # noqa: E402
 from dogbreed.diagnostics.rule_report import RuleResult, evaluate_rule  # noqa: E402
-from dogbreed.diagnostics.rules import (  # noqa: E402
+from dogbreed.diagnostics.rules import (  # noqa: E402  # noqa: E402
+    ISSUES_FOUND,
+    NO_ISSUES_FOUND,
+    NOT_EVALUATED,
     LossNotDecreasing,
     Overfit,
     Overtraining,

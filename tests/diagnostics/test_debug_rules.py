@@ -19,8 +19,8 @@ from tests.helpers.smdebug_policy import skip_module_without_smdebug
 
 skip_module_without_smdebug()  # only when smdebug is absent and CI is not set; a broken smdebug fails here
 
-from dogbreed.diagnostics.rule_base import ISSUES_FOUND, NO_ISSUES_FOUND, NOT_EVALUATED  # noqa: E402
 from dogbreed.diagnostics.rule_report import run_rules  # noqa: E402
+from dogbreed.diagnostics.rules import ISSUES_FOUND, NO_ISSUES_FOUND, NOT_EVALUATED  # noqa: E402
 
 FEATURES, CLASSES = 16, 3
 

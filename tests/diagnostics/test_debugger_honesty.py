@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from dogbreed.diagnostics import profiled_run
+from dogbreed.diagnostics import run_policy
 from tests.helpers.builders import fast_config
 from tests.helpers.smdebug_policy import needs_smdebug
 
@@ -43,8 +43,8 @@ def _short_train_only_trial(path: Path, steps: int = 3) -> Path:
 
 
 def test_rules_that_could_compare_nothing_are_not_evaluated(tmp_path):
-    from dogbreed.diagnostics.rule_base import NO_ISSUES_FOUND, NOT_EVALUATED
     from dogbreed.diagnostics.rule_report import run_rules
+    from dogbreed.diagnostics.rules import NO_ISSUES_FOUND, NOT_EVALUATED
 
     results = {r.rule: r for r in run_rules(_short_train_only_trial(tmp_path / "trial"))}
     assert results["VanishingGradient"].status == NO_ISSUES_FOUND  # it had gradients to check at every step
@@ -59,8 +59,8 @@ def test_rules_that_could_compare_nothing_are_not_evaluated(tmp_path):
 
 
 def test_a_rule_with_a_single_value_is_not_evaluated(tmp_path):
-    from dogbreed.diagnostics.rule_base import NOT_EVALUATED
     from dogbreed.diagnostics.rule_report import run_rules
+    from dogbreed.diagnostics.rules import NOT_EVALUATED
 
     results = {r.rule: r for r in run_rules(_short_train_only_trial(tmp_path / "trial", steps=1))}
     assert results["Overtraining"].status == NOT_EVALUATED
@@ -86,11 +86,11 @@ def test_debug_report_keeps_smdebugs_info_lines_out_and_shows_not_evaluated(tmp_
 def test_precision_is_32_true_while_smdebug_collects_and_the_log_says_so(tmp_path, tiny_tree, monkeypatch, caplog,
                                                                           asked):
     seen = {}
-    monkeypatch.setattr(profiled_run, "train", lambda config, **kw: seen.setdefault("config", config))
+    monkeypatch.setattr(run_policy, "train", lambda config, **kw: seen.setdefault("config", config))
     config = fast_config(tmp_path, tiny_tree, precision=asked, debug_dir=tmp_path / "trial")
-    with caplog.at_level(logging.WARNING, logger="dogbreed.diagnostics.profiled_run"):
-        profiled_run.train_with_diagnostics(config)
-    assert seen["config"].precision == "32-true"
+    with caplog.at_level(logging.WARNING, logger="dogbreed.diagnostics.run_policy"):
+        run_policy.train_with_diagnostics(config)
+    assert seen["config"].runtime.precision == "32-true"
     messages = [r.getMessage() for r in caplog.records]
     if asked == "32-true":
         assert messages == []
@@ -101,6 +101,6 @@ def test_precision_is_32_true_while_smdebug_collects_and_the_log_says_so(tmp_pat
 
 def test_precision_is_left_alone_without_smdebug(tmp_path, tiny_tree, monkeypatch):
     seen = {}
-    monkeypatch.setattr(profiled_run, "train", lambda config, **kw: seen.setdefault("config", config))
-    profiled_run.train_with_diagnostics(fast_config(tmp_path, tiny_tree, precision="bf16-mixed"))
-    assert seen["config"].precision == "bf16-mixed"
+    monkeypatch.setattr(run_policy, "train", lambda config, **kw: seen.setdefault("config", config))
+    run_policy.train_with_diagnostics(fast_config(tmp_path, tiny_tree, precision="bf16-mixed"))
+    assert seen["config"].runtime.precision == "bf16-mixed"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dogbreed.core.errors import ConfigError
-from dogbreed.diagnostics.profiled_run import train_with_diagnostics
-from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV, SmDebugCallback, debug_callbacks, smdebug_available
+from dogbreed.diagnostics.run_policy import train_with_diagnostics
+from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV, SmDebugCallback, debug_callbacks, smdebug_available
 from dogbreed.training.run import train
 from tests.helpers.builders import fast_config
 from tests.helpers.smdebug_policy import needs_smdebug
@@ -37,7 +37,7 @@ def test_local_trial_has_losses_weights_gradients_at_the_configured_intervals(tm
 
     config, _ = _run(tmp_path, tiny_tree, debug_dir=tmp_path / "trial", debug_train_interval=2,
                      debug_eval_interval=3)
-    trial = _trial(config.debug_dir)
+    trial = _trial(config.diagnostics.debug_dir)
     # TRAIN: 2 epochs x 3 steps = mode steps 0..5, saved every 2nd.
     assert trial.steps(mode=modes.TRAIN) == [0, 2, 4]
     # EVAL: sanity check (1) + 2 validations x 2 + test 2 = mode steps 0..6, saved every 3rd.
@@ -79,8 +79,8 @@ def test_sagemaker_json_config_wins_and_sets_the_intervals(tmp_path, tiny_tree, 
 
 
 def test_callback_is_added_only_when_asked_for(tmp_path, tiny_tree):
-    assert debug_callbacks(fast_config(tmp_path, tiny_tree)) == []
-    [callback] = debug_callbacks(fast_config(tmp_path, tiny_tree, debug_dir=tmp_path / "t"))
+    assert debug_callbacks(fast_config(tmp_path, tiny_tree).diagnostics) == []
+    [callback] = debug_callbacks(fast_config(tmp_path, tiny_tree, debug_dir=tmp_path / "t").diagnostics)
     assert isinstance(callback, SmDebugCallback)
 
 
@@ -94,12 +94,13 @@ def test_callback_without_config_is_a_noop_that_says_so_once(tmp_path, tiny_tree
     from dogbreed.training.run import build_datamodule, build_model
 
     config = fast_config(tmp_path, tiny_tree, batch_size=4)
-    datamodule: DogBreedDataModule = build_datamodule(config, resolve_splits(config), num_workers=0)
+    splits = resolve_splits(config.data, seed=config.optimisation.seed)
+    datamodule: DogBreedDataModule = build_datamodule(config, splits, num_workers=0)
     datamodule.setup("fit")
     callback = SmDebugCallback(None)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, callbacks=[callback])
-    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_callback"):
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
         model = build_model(config, datamodule.num_classes)
         trainer.fit(model, datamodule=datamodule)
         trainer.test(model, datamodule=datamodule, verbose=False)
@@ -219,7 +220,7 @@ def test_without_smdebug_dogbreed_still_trains_and_the_callback_says_so(tmp_path
     monkeypatch.setitem(sys.modules, "smdebug", None)  # "import smdebug..." now raises ImportError
     assert not smdebug_available()
     callback = SmDebugCallback(tmp_path / "trial")
-    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_callback"):
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
         result = train(fast_config(tmp_path, tiny_tree, batch_size=4), extra_callbacks=[callback],
                        limit_train_batches=2)
     assert result.history and callback.hook is None and not (tmp_path / "trial").exists()

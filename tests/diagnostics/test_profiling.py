@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, analyse
-from dogbreed.diagnostics.profiled_run import profiled_config, train_with_diagnostics
 from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler
-from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV
+from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
+from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
 from tests.helpers.builders import fast_config
 from tests.helpers.report_checks import check_plot
 
@@ -70,17 +70,17 @@ def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_tria
 
 def test_profiling_defaults_leave_the_trial_to_sagemaker_when_debugger_is_configured(tmp_path, monkeypatch):
     config = fast_config(tmp_path, tmp_path)
-    assert profiled_config(config).debug_dir == tmp_path / "reports" / "debug-trial"
-    assert profiled_config(replace(config, profiler="advanced")).profiler == "advanced"
+    assert profiled_config(config).diagnostics.debug_dir == tmp_path / "reports" / "debug-trial"
+    assert profiled_config(replace(config, profiler="advanced")).diagnostics.profiler == "advanced"
     (tmp_path / "debughookconfig.json").write_text("{}")
     monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "debughookconfig.json"))
     defaults = profiled_config(config)
-    assert defaults.debug_dir is None and defaults.profiler == "simple"
+    assert defaults.diagnostics.debug_dir is None and defaults.diagnostics.profiler == "simple"
 
 
 def test_unknown_profiler_is_rejected_with_the_valid_names(tmp_path):
     with pytest.raises(ConfigError, match="--profiler 'bogus': use simple, advanced or pytorch"):
-        build_profiler(replace(fast_config(tmp_path, tmp_path), profiler="bogus"))
+        build_profiler(replace(fast_config(tmp_path, tmp_path), profiler="bogus").diagnostics, tmp_path / "reports")
 
 
 class Vectors(Dataset):
@@ -191,6 +191,6 @@ def test_lightning_profilers_write_their_report_under_profile(tmp_path, kind, ma
     config = fast_config(tmp_path, tmp_path, profiler=kind)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=4, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         profiler=build_profiler(config))
+                         profiler=build_profiler(config.diagnostics, config.outputs.output_dir))
     trainer.fit(TinyModule(), DataLoader(Vectors(0.0), batch_size=4))
     assert marker in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()

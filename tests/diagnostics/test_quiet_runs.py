@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from dogbreed.diagnostics import trial_size
-from dogbreed.diagnostics.trial_size import estimate_trial_size, saved_steps, size_message
+from dogbreed.diagnostics import smdebug_hook
+from dogbreed.diagnostics.smdebug_hook import estimate_trial_size, saved_steps, size_message
 from dogbreed.training.run import train
-from dogbreed.training.runtime import Runtime
+from dogbreed.training.setup import Runtime
 from tests.helpers.builders import fast_config, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def test_the_size_message_warns_with_the_fix_only_when_large(monkeypatch):
     assert text == ("smdebug will write about 1.6 GB to out/debug-trial: 200 TRAIN save(s) of 7.6 MB (every 1 of "
                     "200 steps) and 20 EVAL save(s) of 3.8 MB (every 1 of about 20 steps); raise "
                     "--debug-train-interval / --debug-eval-interval (defaults 100 and 10) to write less")
-    monkeypatch.setattr(trial_size, "WARN_BYTES", 10**12)
+    monkeypatch.setattr(smdebug_hook, "WARN_BYTES", 10**12)
     assert "raise --debug-train-interval" not in size_message(
         estimate, "d", train_interval=1, eval_interval=1, train_steps=200, eval_steps=20)
 
@@ -68,14 +68,14 @@ def test_the_size_message_warns_with_the_fix_only_when_large(monkeypatch):
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_a_local_trial_is_estimated_before_training_and_matches_what_is_written(tmp_path, six_step_tree,
                                                                                  backbone_file, caplog, monkeypatch):
-    from dogbreed.diagnostics.profiled_run import train_with_diagnostics
-    from dogbreed.diagnostics.smdebug_callback import CONFIG_PATH_ENV
+    from dogbreed.diagnostics.run_policy import train_with_diagnostics
+    from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
 
     monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "absent.json"))
-    monkeypatch.setattr(trial_size, "WARN_BYTES", 1000)  # the head alone is ~24 KB per save: "large" here
+    monkeypatch.setattr(smdebug_hook, "WARN_BYTES", 1000)  # the head alone is ~24 KB per save: "large" here
     config = fast_config(tmp_path, six_step_tree, finetune="head", weights=str(backbone_file), epochs=2,
                          debug_dir=tmp_path / "trial", debug_train_interval=2, debug_eval_interval=1)
-    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_callback"):
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
         train_with_diagnostics(config)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith("smdebug will write about ")

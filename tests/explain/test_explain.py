@@ -28,7 +28,7 @@ def test_crop_box_is_the_centre_crop_footprint_in_the_original_image():
 def test_overlay_has_the_input_size_and_is_not_blank(trained):
     config, result = trained
     predictor = Predictor.from_model_dir(result.model_dir, device="cpu")
-    path = sorted((config.data_dir / "test").rglob("*.jpg"))[0]
+    path = sorted((config.data.data_dir / "test").rglob("*.jpg"))[0]
     with Image.open(path) as original:
         size, pixels = original.size, np.asarray(original.convert("RGB"), dtype=np.float32)
     explanation = explain_image(predictor, path)
@@ -47,7 +47,7 @@ def test_predict_explain_writes_one_overlay_per_image_from_a_model_dir_alone(tra
     import sys
 
     config, result = trained
-    images = sorted(p for p in (config.data_dir / "test").rglob("*") if p.is_file())[:2]
+    images = sorted(p for p in (config.data.data_dir / "test").rglob("*") if p.is_file())[:2]
     out = tmp_path / "explained"
     assert len({p.stem for p in images}) == 2
     proc = subprocess.run([sys.executable, "-m", "entry_points.predict", "--model-dir", str(result.model_dir),

@@ -23,9 +23,9 @@ def test_the_weights_channel_file_is_the_weights_default_and_loads_into_the_back
     source = build_resnet50(1000)  # what torchvision's IMAGENET1K_V2 file holds: a 1000-class resnet50
     torch.save(source.state_dict(), channel / "resnet50-11ad3fa6.pth")
     config = parse_config(["--epochs", "1"], environment_defaults=config_defaults(_job_env(tmp_path, channel)))
-    assert config.weights == str(channel / "resnet50-11ad3fa6.pth")
+    assert config.optimisation.weights == str(channel / "resnet50-11ad3fa6.pth")
     net = build_resnet50(3)
-    apply_backbone_weights(net, load_backbone_state_dict(config.weights))
+    apply_backbone_weights(net, load_backbone_state_dict(config.optimisation.weights))
     assert torch.equal(net.conv1.weight, source.conv1.weight)
     assert torch.equal(net.layer4[2].bn3.running_mean, source.layer4[2].bn3.running_mean)
     assert net.fc.out_features == 3  # the head stays new
@@ -37,7 +37,7 @@ def test_an_explicit_weights_option_still_wins(tmp_path):
     (channel / "w.pth").write_bytes(b"unused")
     config = parse_config(["--weights", "none", "--finetune", "full"],
                           environment_defaults=config_defaults(_job_env(tmp_path, channel)))
-    assert config.weights == "none"
+    assert config.optimisation.weights == "none"
 
 
 @pytest.mark.parametrize("files,found", [([], "found nothing"), (["a.pth", "b.pth"], "found a.pth, b.pth")])
@@ -55,4 +55,4 @@ def test_a_weights_channel_must_hold_exactly_one_file(tmp_path, files, found):
 def test_without_a_weights_channel_nothing_changes(tmp_path):
     env = {"SM_MODEL_DIR": str(tmp_path / "model")}
     assert "weights" not in config_defaults(env)
-    assert parse_config([], environment_defaults=config_defaults(env)).weights == "imagenet"
+    assert parse_config([], environment_defaults=config_defaults(env)).optimisation.weights == "imagenet"

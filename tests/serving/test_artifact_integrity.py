@@ -15,7 +15,7 @@ from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.serving.artifact import ModelConfig, load_artifact, read_model_config, save_artifact
 from dogbreed.serving.predictor import Predictor
-from dogbreed.training.feature_cache import CachedFeatures, load_features, save_features
+from dogbreed.training.head_training import CachedFeatures, load_features, save_features
 from entry_points import predict as predict_cli
 
 
@@ -204,7 +204,7 @@ def test_interrupted_feature_cache_write_keeps_the_old_file(tmp_path: Path, monk
         handle.write(b"PK\x03\x04 partial zip")
         raise _HalfWritten("killed")
 
-    monkeypatch.setattr("dogbreed.training.feature_cache.torch.save", fail_mid_save)
+    monkeypatch.setattr("dogbreed.training.head_training.torch.save", fail_mid_save)
     new = CachedFeatures(features=torch.zeros(4, 1, 8, dtype=torch.float16), labels=torch.tensor([0, 1, 2, 0]))
     with pytest.raises(_HalfWritten):
         save_features(path, "key-2", new)

@@ -122,7 +122,7 @@ def test_fingerprint_covers_training_options_and_data_not_paths(tmp_path: Path) 
 
     def fingerprint(config=config):
         samples = {split: sorted((p, 0) for p in root.rglob("*.*")) for split, root in roots.items()}
-        return run_fingerprint(config, ["x"], samples, roots)
+        return run_fingerprint(config.to_dict(), ["x"], samples, roots)
 
     base = fingerprint()
     elsewhere = dataclasses.replace(config, model_dir=tmp_path / "m2", num_workers=3, accelerator="auto",
@@ -197,11 +197,13 @@ def uninterrupted(resume_tree: Path, tmp_path_factory):
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_finished_run_keeps_the_newest_two_checkpoints_and_a_marker(uninterrupted) -> None:
     config, result, _ = uninterrupted
-    assert sorted(p.name for p in config.checkpoint_dir.iterdir()) == ["epoch=2.ckpt", "epoch=3.ckpt", FINISHED_MARKER]
-    saved = torch.load(config.checkpoint_dir / "epoch=3.ckpt", map_location="cpu", weights_only=True)
+    checkpoint_dir = config.checkpoints.checkpoint_dir
+    assert sorted(p.name for p in checkpoint_dir.iterdir()) == ["epoch=2.ckpt", "epoch=3.ckpt", FINISHED_MARKER]
+    saved = torch.load(checkpoint_dir / "epoch=3.ckpt", map_location="cpu", weights_only=True)
     history = next(state["history"] for key, state in saved["callbacks"].items() if key.startswith("EpochHistory"))
     assert [row["epoch"] for row in history] == [1, 2, 3] and history == result.history
-    assert saved["dogbreed"]["epoch"] == 3 and saved["dogbreed"]["fingerprint"]["options"]["lr"] == config.lr
+    lr = config.optimisation.lr
+    assert saved["dogbreed"]["epoch"] == 3 and saved["dogbreed"]["fingerprint"]["options"]["lr"] == lr
     assert saved["lr_schedulers"][0]["last_epoch"] == 6  # 2 optimizer steps per epoch (16 images, batch 8)
     assert set(saved["optimizer_states"][0]["state"]) == set(range(len(saved["optimizer_states"][0]["state"])))
 
@@ -209,13 +211,14 @@ def test_finished_run_keeps_the_newest_two_checkpoints_and_a_marker(uninterrupte
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_rerun_into_a_finished_runs_dir_is_refused_before_training(uninterrupted, capsys) -> None:
     config, _, _ = uninterrupted
-    before = (config.model_dir / "model.pth").stat().st_mtime_ns
-    with pytest.raises(CheckpointError, match=f"checkpoint dir {config.checkpoint_dir} holds a finished run"):
+    before = (config.outputs.model_dir / "model.pth").stat().st_mtime_ns
+    checkpoint_dir = config.checkpoints.checkpoint_dir
+    with pytest.raises(CheckpointError, match=f"checkpoint dir {checkpoint_dir} holds a finished run"):
         train(config)
     with pytest.raises(CheckpointError, match=r"holds another run \(epoch=3.ckpt: --lr 0.002 in the checkpoint, "
                                               r"0.01 now\)"):
         train(dataclasses.replace(config, lr=0.01))
-    assert (config.model_dir / "model.pth").stat().st_mtime_ns == before
+    assert (config.outputs.model_dir / "model.pth").stat().st_mtime_ns == before
     assert "epoch=" not in capsys.readouterr().out  # no epoch ran
 
 
@@ -240,7 +243,7 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(uninterrupted
     assert all(torch.equal(probe.optimizer[key], full_probe.optimizer[key]) for key in probe.optimizer)
     assert probe.scheduler == full_probe.scheduler
     ours = torch.load(tmp_path / "model" / "model.pth", weights_only=True)
-    theirs = torch.load(full_config.model_dir / "model.pth", weights_only=True)
+    theirs = torch.load(full_config.outputs.model_dir / "model.pth", weights_only=True)
     assert all(torch.equal(ours[name], theirs[name]) for name in theirs)  # RNG states travel in the checkpoint
 
 

@@ -17,7 +17,7 @@ from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import load_artifact
 from dogbreed.serving.predictor import Predictor
-from dogbreed.training.feature_cache import (
+from dogbreed.training.head_training import (
     backbone_digest,
     build_split_features,
     cached_split_features,
@@ -166,12 +166,12 @@ def test_cached_head_training_matches_the_uncached_path(tiny_tree, tmp_path, mon
 def test_cold_and_warm_cache_runs_train_identically(tiny_tree, tmp_path):
     config = _head_config(tmp_path, tiny_tree, cached_views=1, batch_size=4, epochs=2)
     cold = train(config)
-    cold_fc = load_artifact(config.model_dir)[0].fc.weight
+    cold_fc = load_artifact(config.outputs.model_dir)[0].fc.weight
     files = {p: p.stat().st_mtime_ns for p in (tmp_path / "feature_cache").glob("features-*.pt")}
     assert len(files) == 3  # train, valid, test (default dir: next to the output dir)
     warm = train(config)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "feature_cache").glob("features-*.pt")} == files
-    assert torch.equal(cold_fc, load_artifact(config.model_dir)[0].fc.weight)
+    assert torch.equal(cold_fc, load_artifact(config.outputs.model_dir)[0].fc.weight)
     assert cold.history == warm.history
 
 
@@ -180,11 +180,12 @@ def test_cached_artifact_serves_through_predictor(learnable_tree, tmp_path, caps
     config = _head_config(tmp_path, learnable_tree, cached_views=2, epochs=4, lr=3e-4, batch_size=16)
     result = train(config)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("epoch=", "test:"))]
-    assert len(lines) == config.epochs + 1 and "val_acc=" in lines[0] and "test_acc=" in lines[-1]
-    metrics = json.loads((config.output_dir / "metrics.json").read_text())
-    assert len(metrics["history"]) == config.epochs and set(metrics["test"]) == {"loss", "acc", "acc_top5", "f1_macro"}
+    epochs = config.optimisation.epochs
+    assert len(lines) == epochs + 1 and "val_acc=" in lines[0] and "test_acc=" in lines[-1]
+    metrics = json.loads((config.outputs.output_dir / "metrics.json").read_text())
+    assert len(metrics["history"]) == epochs and set(metrics["test"]) == {"loss", "acc", "acc_top5", "f1_macro"}
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    predictor = Predictor.from_model_dir(config.model_dir, device="cpu")
+    predictor = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
     test_samples = DogBreedDataModule(SplitDirs.from_data_dir(learnable_tree),
                                       preprocessing=predictor.config.preprocessing)
     test_samples.setup()
@@ -193,7 +194,7 @@ def test_cached_artifact_serves_through_predictor(learnable_tree, tmp_path, caps
     probabilities = predictor.predict_proba(predictor.preprocess(paths))
     accuracy = (probabilities.argmax(1) == labels).float().mean().item()
     assert accuracy == pytest.approx(result.test_metrics["acc"], abs=1.5 / len(paths))
-    exported = torch.load(config.model_dir / "model.pth", weights_only=True)
+    exported = torch.load(config.outputs.model_dir / "model.pth", weights_only=True)
     assert set(exported) == set(build_resnet50(3).state_dict())  # a plain ResNet50 state_dict, as the slow path
 
 
@@ -205,6 +206,7 @@ def test_local_tuning_trials_share_the_cache_dir_of_train(tmp_path, tiny_tree):
     trials = [_apply(base, {"lr": lr}, tmp_path / "hpo" / "trials" / f"trial_{i:03d}")
               for i, lr in enumerate((1e-3, 1e-2))]
     # train's default (<output-dir>/../feature_cache), not one under the tuning dir: train and hpo share it
-    assert {t.cache_dir for t in trials} == {tmp_path / "feature_cache"} == {default_cache_dir(base)}
+    default = default_cache_dir(base.cache, base.outputs.output_dir)
+    assert {t.cache.cache_dir for t in trials} == {tmp_path / "feature_cache"} == {default}
     explicit = fast_config(tmp_path, tiny_tree, cache_dir=tmp_path / "c")
-    assert _apply(explicit, {}, tmp_path / "t" / "x").cache_dir == tmp_path / "c"
+    assert _apply(explicit, {}, tmp_path / "t" / "x").cache.cache_dir == tmp_path / "c"

@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import Callback
 
 from dogbreed.serving.predictor import Predictor
 from dogbreed.training.run import train
-from dogbreed.training.throughput import resolve_precision
+from dogbreed.training.setup import resolve_precision
 from tests.helpers.builders import BREED_DIRS, fast_config
 
 pytestmark = pytest.mark.gpu
@@ -52,15 +52,15 @@ def test_one_bf16_epoch_on_the_gpu_then_predict_on_the_gpu(tmp_path, tiny_tree, 
     assert record.devices == {"cuda"}
     assert record.output_dtypes == {torch.bfloat16}  # autocast really ran the network in bf16
     assert len(result.history) == 1 and torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
-    assert json.loads((config.model_dir / "model_config.json").read_text())["hyperparameters"]["precision"] == \
+    assert json.loads((config.outputs.model_dir / "model_config.json").read_text())["hyperparameters"]["precision"] == \
         "bf16-mixed"
 
     # The artifact holds float32 weights and serves on the GPU and the CPU alike.
-    state = torch.load(config.model_dir / "model.pth", weights_only=True, map_location="cpu")
+    state = torch.load(config.outputs.model_dir / "model.pth", weights_only=True, map_location="cpu")
     assert state["fc.weight"].dtype == torch.float32
     images = sorted(p for p in (tiny_tree / "test").rglob("*") if p.is_file())
-    gpu = Predictor.from_model_dir(config.model_dir, device="cuda")
-    cpu = Predictor.from_model_dir(config.model_dir, device="cpu")
+    gpu = Predictor.from_model_dir(config.outputs.model_dir, device="cuda")
+    cpu = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
     assert next(gpu.net.parameters()).device.type == "cuda"
     on_gpu = gpu.predict_proba(gpu.preprocess(images))
     on_cpu = cpu.predict_proba(cpu.preprocess(images))

@@ -9,11 +9,9 @@ from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
 from dogbreed.data.splits import SplitDirs
 from dogbreed.sagemaker.environment import runtime as sagemaker_runtime
-from dogbreed.training.data_wait import data_wait_line
-from dogbreed.training.loading import loader_settings, prefetch_batches
+from dogbreed.training.callbacks import data_wait_line
 from dogbreed.training.run import train
-from dogbreed.training.runtime import Runtime, resolve_num_workers
-from dogbreed.training.throughput import resolve_precision
+from dogbreed.training.setup import Runtime, loader_settings, prefetch_batches, resolve_num_workers, resolve_precision
 from tests.helpers.builders import fast_config
 
 

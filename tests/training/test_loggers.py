@@ -9,7 +9,7 @@ import pytest
 
 from dogbreed.config.parser import parse_config
 from dogbreed.sagemaker.environment import config_defaults
-from dogbreed.training.loggers import build_logger, log_dir
+from dogbreed.training.setup import build_logger, log_dir
 from tests.helpers.builders import fast_config
 
 
@@ -24,24 +24,28 @@ def _csv_rows_by_epoch(path):
 @pytest.mark.slow
 def test_csv_logger_rows_per_epoch_match_metrics_json(trained):
     config, result = trained  # the session's run: --logger csv is the default
-    (metrics_csv,) = (log_dir(config) / "csv").glob("version_*/metrics.csv")
+    (metrics_csv,) = (log_dir(config.tracking, config.outputs.output_dir) / "csv").glob("version_*/metrics.csv")
     rows = _csv_rows_by_epoch(metrics_csv)
     history = json.loads((result.output_dir / "metrics.json").read_text())["history"]
-    assert len(history) == config.epochs
+    assert len(history) == config.optimisation.epochs
     for record in history:
         row = rows[record["epoch"] - 1]  # Lightning counts epochs from 0
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1_macro"):
             assert float(row[key.replace("_", "/", 1)]) == pytest.approx(record[key], rel=1e-6), key
     test = json.loads((result.output_dir / "metrics.json").read_text())["test"]
-    assert float(rows[config.epochs]["test/acc"]) == pytest.approx(test["acc"], rel=1e-6)
+    assert float(rows[config.optimisation.epochs]["test/acc"]) == pytest.approx(test["acc"], rel=1e-6)
 
 
 def test_none_means_no_logger_and_csv_goes_under_the_output_dir(tmp_path, tiny_tree):
-    assert build_logger(fast_config(tmp_path, tiny_tree, logger="none")) is False
-    csv_logger = build_logger(fast_config(tmp_path, tiny_tree))
+    def logger_of(**options):
+        config = fast_config(tmp_path, tiny_tree, **options)
+        return build_logger(config.tracking, config.outputs.output_dir)
+
+    assert logger_of(logger="none") is False
+    csv_logger = logger_of()
     assert type(csv_logger).__name__ == "CSVLogger"
     assert csv_logger.root_dir == str(tmp_path / "reports" / "logs" / "csv")
-    custom = build_logger(fast_config(tmp_path, tiny_tree, log_dir=tmp_path / "tb", logger="tensorboard"))
+    custom = logger_of(log_dir=tmp_path / "tb", logger="tensorboard")
     assert type(custom).__name__ == "TensorBoardLogger" and custom.root_dir == str(tmp_path / "tb" / "tensorboard")
 
 
@@ -73,7 +77,7 @@ def test_tensorboard_and_mlflow_loggers_write_their_runs(tmp_path, tiny_tree, ki
         (experiment,) = [e for e in client.search_experiments() if e.name == "dogbreed"]
         (run,) = client.search_runs([experiment.experiment_id])
         assert {"val/acc", "train/loss", "test/acc"} <= set(run.data.metrics)
-        assert run.data.params["lr"] == str(config.lr)
+        assert run.data.params["lr"] == str(config.optimisation.lr)
 
 
 def test_sagemaker_tensorboard_output_config_sets_the_log_dir(tmp_path):
@@ -87,4 +91,4 @@ def test_sagemaker_tensorboard_output_config_sets_the_log_dir(tmp_path):
     defaults = config_defaults(environ)
     assert str(defaults["log_dir"]) == "/opt/ml/output/tensorboard"
     config = parse_config(["--logger", "tensorboard"], environment_defaults=defaults)
-    assert str(log_dir(config)) == "/opt/ml/output/tensorboard"
+    assert str(log_dir(config.tracking, config.outputs.output_dir)) == "/opt/ml/output/tensorboard"

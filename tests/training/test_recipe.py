@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dogbreed.config.parser import parse_config
 from dogbreed.core.errors import ConfigError
-from dogbreed.training.recipe import EMAWeights, build_batch_mix
+from dogbreed.training.callbacks import EMAWeights
+from dogbreed.training.module import build_batch_mix
 from tests.helpers.builders import fast_config
 
 DECAY = 0.5
@@ -111,7 +112,7 @@ def test_mixup_and_cutmix_reach_training_batches_only_and_the_export_is_the_ema(
     for stage in ("val", "test"):
         assert all(t.dtype == torch.long and t.ndim == 1 for t in recorder.targets[stage])
     expected = _expected_ema(weights.steps, 0.6)
-    exported, _ = load_artifact(config.model_dir)
+    exported, _ = load_artifact(config.outputs.model_dir)
     for name, value in exported.state_dict().items():
         if value.dtype.is_floating_point:
             assert torch.allclose(value, expected[f"net.{name}"], atol=1e-5), name
@@ -130,5 +131,5 @@ def test_batch_mix_gives_soft_targets_from_torchvision():
 def test_mixing_needs_images_not_cached_features(tmp_path, tiny_tree):
     with pytest.raises(ConfigError, match="--cached-views 0 or use --finetune full"):
         parse_config(["--data-dir", str(tiny_tree), "--mixup-alpha", "0.2"])
-    assert parse_config(["--mixup-alpha", "0.2", "--finetune", "full"]).mixup_alpha == 0.2
-    assert fast_config(tmp_path, tiny_tree, cutmix_alpha=1.0).finetune == "full"
+    assert parse_config(["--mixup-alpha", "0.2", "--finetune", "full"]).recipe.mixup_alpha == 0.2
+    assert fast_config(tmp_path, tiny_tree, cutmix_alpha=1.0).optimisation.finetune == "full"

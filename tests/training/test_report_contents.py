@@ -56,11 +56,11 @@ def test_confusion_plot_shows_the_row_normalised_matrix(tmp_path):
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     config, result = trained
-    reports = config.output_dir
+    reports = config.outputs.output_dir
     metrics = json.loads((reports / "metrics.json").read_text())
     assert set(metrics) == {"history", "test", "timing", "calibration", "abstention"}  # the fixture calibrates
     assert metrics["timing"]["total_s"] >= metrics["timing"]["fit_s"] > 0
-    assert [row["epoch"] for row in metrics["history"]] == list(range(1, config.epochs + 1))
+    assert [row["epoch"] for row in metrics["history"]] == list(range(1, config.optimisation.epochs + 1))
     per_stage = {"loss", "acc", "acc_top5", "f1_macro"}
     expected_keys = {"epoch", "lr"} | {f"{stage}_{name}" for stage in ("train", "val") for name in per_stage}
     assert all(set(row) == expected_keys for row in metrics["history"])
@@ -70,7 +70,7 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
         assert all(0 <= row[k] <= 1 for k in row if k.endswith(("acc", "acc_top5", "f1_macro")))
     assert metrics["test"]["acc_top5"] == 1.0  # top-3 of 3 breeds
 
-    model_config = json.loads((config.model_dir / "model_config.json").read_text())
+    model_config = json.loads((config.outputs.model_dir / "model_config.json").read_text())
     assert model_config["metrics"] == {"test": metrics["test"], "final_epoch": metrics["history"][-1],
                                        "timing": metrics["timing"], "calibration": metrics["calibration"],
                                        "abstention": metrics["abstention"]}

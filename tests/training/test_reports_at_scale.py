@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dogbreed.training.report_plots import confused_classes, worst_indices
+from dogbreed.training.plots import confused_classes, worst_indices
 from dogbreed.training.reports import TestOutcome, most_confused_pairs, write_reports
 
 N_BREEDS = 133
@@ -115,7 +115,7 @@ def test_a_real_run_on_133_generated_breeds_writes_every_report(tmp_path):
     config = fast_config(tmp_path, tree, finetune="head", weights=str(weights), epochs=2, batch_size=64,
                          image_size=32)
     result = train(config)
-    reports = config.output_dir
+    reports = config.outputs.output_dir
     rows = list(csv.reader((reports / "most_confused.csv").open()))
     assert rows[0] == ["true", "predicted", "count", "share"] and len(rows) > 1
     assert all(r[0].startswith("Breed ") and r[1].startswith("Breed ") for r in rows[1:])

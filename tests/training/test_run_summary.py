@@ -8,8 +8,8 @@ import json
 import pytest
 from pytorch_lightning.callbacks import Callback
 
+from dogbreed.training.reports import PhaseTimer, RunCounts, callback_summary_lines, summary_lines, timing_record
 from dogbreed.training.run import train
-from dogbreed.training.summary import PhaseTimer, RunCounts, callback_summary_lines, summary_lines, timing_record
 from tests.helpers.builders import fast_config
 
 
@@ -69,7 +69,7 @@ class DataWaitLine(Callback):
 def test_a_run_records_durations_and_prints_where_everything_went(tmp_path, tiny_tree):
     config = fast_config(tmp_path, tiny_tree, epochs=1, batch_size=4)
     result = train(config, extra_callbacks=[DataWaitLine()])
-    metrics = json.loads((config.output_dir / "metrics.json").read_text())
+    metrics = json.loads((config.outputs.output_dir / "metrics.json").read_text())
     timing = metrics["timing"]
     assert {"data_check_s", "fit_s", "test_s", "total_s", "train_images_per_s"} <= set(timing)
     assert "feature_cache_s" not in timing  # full fine-tune: no cache phase
@@ -77,14 +77,15 @@ def test_a_run_records_durations_and_prints_where_everything_went(tmp_path, tiny
     # 12 training images (4 per breed x 3), one epoch
     # (fit_s is stored rounded to ms, the rate from the unrounded time, itself rounded to 0.01)
     assert timing["train_images_per_s"] == pytest.approx(12 / timing["fit_s"], rel=2e-3, abs=0.01)
-    model_config = json.loads((config.model_dir / "model_config.json").read_text())
+    model_config = json.loads((config.outputs.model_dir / "model_config.json").read_text())
     assert model_config["metrics"]["timing"] == timing == result.timing
     text = "\n".join(result.summary)
     assert result.summary[0] == "run summary:"
     assert "(train 12, valid 6, test 6 images)" in text and "(1 epoch(s), " in text
     assert "  data wait: 1.0% of step time" in result.summary
-    assert f"model artifact: {config.model_dir}/ (model.pth, model_config.json)" in text
-    assert f"reports:        {config.output_dir}/ (metrics.json, training_curves.png, confusion_matrix.png" in text
+    outputs = config.outputs
+    assert f"model artifact: {outputs.model_dir}/ (model.pth, model_config.json)" in text
+    assert f"reports:        {outputs.output_dir}/ (metrics.json, training_curves.png, confusion_matrix.png" in text
 
 
 def test_callbacks_without_summary_lines_add_nothing():

@@ -9,8 +9,8 @@ from dogbreed.config.parser import parse_config
 from dogbreed.core.errors import ConfigError
 from dogbreed.training.head_training import FeatureHeadClassifier, uses_feature_cache
 from dogbreed.training.module import DogBreedClassifier
-from dogbreed.training.run import trainer_settings
-from dogbreed.training.throughput import prepare_for_speed, resolve_precision
+from dogbreed.training.run import prepare_for_speed, trainer_settings
+from dogbreed.training.setup import resolve_precision
 from tests.helpers.builders import fast_config
 
 
@@ -48,9 +48,13 @@ def test_network_and_inputs_are_channels_last():
 
 
 def test_feature_cache_is_used_only_for_head_training_with_views(tmp_path, tiny_tree):
-    assert uses_feature_cache(fast_config(tmp_path, tiny_tree, finetune="head", cached_views=1))
-    assert not uses_feature_cache(fast_config(tmp_path, tiny_tree, finetune="head", cached_views=0))
-    assert not uses_feature_cache(fast_config(tmp_path, tiny_tree, finetune="full", cached_views=3))
+    def uses(**options) -> bool:
+        config = fast_config(tmp_path, tiny_tree, **options)
+        return uses_feature_cache(config.cache, config.optimisation.finetune)
+
+    assert uses(finetune="head", cached_views=1)
+    assert not uses(finetune="head", cached_views=0)
+    assert not uses(finetune="full", cached_views=3)
 
 
 def test_compile_flag_compiles_the_network_in_place(tmp_path, tiny_tree):

@@ -25,27 +25,27 @@ def test_short_training_learns_fake_data(trained):
 
 def test_artifact_is_self_describing(trained):
     config, _ = trained
-    model_config = json.loads((config.model_dir / CONFIG_FILENAME).read_text())
+    model_config = json.loads((config.outputs.model_dir / CONFIG_FILENAME).read_text())
     assert model_config["class_names"] == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
     assert model_config["architecture"] == "resnet50"
     assert model_config["preprocessing"] == {"image_size": 48, "resize_size": 50, "mean": [0.485, 0.456, 0.406],
                                              "std": [0.229, 0.224, 0.225], "interpolation": "bilinear"}
-    assert model_config["hyperparameters"]["lr"] == config.lr
+    assert model_config["hyperparameters"]["lr"] == config.optimisation.lr
     assert model_config["metrics"]["test"]["acc"] > 0
     assert {"torch", "torchvision", "pytorch_lightning", "dogbreed"} <= set(model_config["versions"])
 
 
 def test_weights_load_with_weights_only(trained):
     config, _ = trained
-    state = torch.load(config.model_dir / WEIGHTS_FILENAME, weights_only=True)
+    state = torch.load(config.outputs.model_dir / WEIGHTS_FILENAME, weights_only=True)
     assert state["fc.weight"].shape == (3, 2048)
 
 
 def test_artifact_round_trip_gives_identical_predictions(trained, learnable_tree):
     config, _ = trained
     images = sorted((learnable_tree / "test").rglob("*.jpg"))[:6]
-    first = Predictor.from_model_dir(config.model_dir, device="cpu")
-    second = Predictor.from_model_dir(config.model_dir, device="cpu")
+    first = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
+    second = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
     batch = first.preprocess(images)
     assert torch.equal(first.predict_proba(batch), second.predict_proba(batch))
     assert first.predict(images, k=3) == second.predict(images, k=3)
@@ -53,7 +53,7 @@ def test_artifact_round_trip_gives_identical_predictions(trained, learnable_tree
 
 def test_training_and_serving_preprocess_identically(trained, learnable_tree):
     config, _ = trained
-    predictor = Predictor.from_model_dir(config.model_dir, device="cpu")
+    predictor = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
     dm = DogBreedDataModule(SplitDirs.from_data_dir(learnable_tree), preprocessing=predictor.config.preprocessing)
     dm.setup()
     for index in (0, 5, 17):
@@ -65,7 +65,7 @@ def test_training_and_serving_preprocess_identically(trained, learnable_tree):
 
 def test_predictions_name_breeds_best_first(trained, learnable_tree):
     config, _ = trained
-    predictor = Predictor.from_model_dir(config.model_dir, device="cpu")
+    predictor = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
     path = sorted((learnable_tree / "test" / BREED_DIRS[1]).iterdir())[0]
     top = predictor.predict([path], k=5)[0]
     assert len(top) == 3  # k is capped at the number of classes
@@ -81,7 +81,7 @@ def test_incomplete_model_dir_is_reported(tmp_path):
 
 def test_model_dir_config_without_weights(trained, tmp_path):
     config, _ = trained
-    (tmp_path / CONFIG_FILENAME).write_text((config.model_dir / CONFIG_FILENAME).read_text())
+    (tmp_path / CONFIG_FILENAME).write_text((config.outputs.model_dir / CONFIG_FILENAME).read_text())
     assert read_model_config(tmp_path).num_classes == 3
     with pytest.raises(ArtifactError, match="model.pth"):
         load_artifact(tmp_path)

@@ -72,12 +72,13 @@ def test_sampled_values_reach_the_trial_config(tmp_path):
     base = TrainConfig(data_dir=tmp_path / "data", epochs=3, lr=0.5)
     params = {"lr": 0.0123, "batch-size": 64, "epochs": 7, "weight-decay": 3e-5, "label-smoothing": 0.15}
     config = _apply(base, params, tmp_path / "hpo" / "trials" / "trial_004")
-    assert (config.lr, config.batch_size, config.epochs, config.weight_decay, config.label_smoothing) == \
-        (0.0123, 64, 7, 3e-5, 0.15)
-    assert config.model_dir == tmp_path / "hpo" / "trials" / "trial_004" / "model"
-    assert config.output_dir == tmp_path / "hpo" / "trials" / "trial_004" / "reports"
+    opt = config.optimisation
+    assert (opt.lr, opt.batch_size, opt.epochs, opt.weight_decay, opt.label_smoothing) == (0.0123, 64, 7, 3e-5, 0.15)
+    assert config.outputs.model_dir == tmp_path / "hpo" / "trials" / "trial_004" / "model"
+    assert config.outputs.output_dir == tmp_path / "hpo" / "trials" / "trial_004" / "reports"
     # The feature cache `train` uses with the same options (<output-dir>/../feature_cache), shared by every trial.
-    assert config.cache_dir == Path("outputs/feature_cache")
-    assert _apply(base, params, tmp_path / "hpo" / "trials" / "trial_005").cache_dir == Path("outputs/feature_cache")
-    assert config.data_dir == Path(tmp_path / "data")
+    assert config.cache.cache_dir == Path("outputs/feature_cache")
+    trial_5 = _apply(base, params, tmp_path / "hpo" / "trials" / "trial_005")
+    assert trial_5.cache.cache_dir == Path("outputs/feature_cache")
+    assert config.data.data_dir == Path(tmp_path / "data")
 

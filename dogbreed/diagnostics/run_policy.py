@@ -1,10 +1,17 @@
-"""The profiled-run policy, in one place: what ``profiled_train`` turns on by default, and what any run that
-asks for profiling or smdebug gets added (callbacks, the Lightning profiler)."""
+"""The diagnostics run policy, in one place: what any training run that asks for profiling or smdebug gets added
+(callbacks, the Lightning profiler, precision 32-true while smdebug collects), and what ``profiled_train`` turns
+on by default. Every ``train``, ``hpo`` trial and ``profiled_train`` command runs through
+:func:`train_with_diagnostics`.
+
+Like the CLI it serves, this module holds whole ``TrainConfig`` objects: it changes options of several sections
+(the profiler and trial dir, the precision) before handing the config to :func:`dogbreed.training.run.train`; the
+hook and the profilers it builds get the diagnostics section.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +20,14 @@ from pytorch_lightning.callbacks import Callback
 from dogbreed.config.options import TrainConfig
 from dogbreed.data.splits import SplitDirs
 from dogbreed.diagnostics.profiling import build_profiler, profiling_callbacks
-from dogbreed.diagnostics.smdebug_callback import (
+from dogbreed.diagnostics.smdebug_hook import (
     SmDebugCallback,
     debug_callbacks,
     refuse_finished_trial,
     sagemaker_debug_config_path,
 )
-from dogbreed.training.loading import run_loader_settings
 from dogbreed.training.run import TrainResult, train
-from dogbreed.training.runtime import Runtime
-from dogbreed.training.throughput import resolve_precision
+from dogbreed.training.setup import Runtime, resolve_precision, run_loader_settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,49 +39,54 @@ SMDEBUG_PRECISION = "32-true"
 def profiled_config(config: TrainConfig) -> TrainConfig:
     """``profiled_train``'s defaults: profiler 'simple' unless one is named; an smdebug trial in
     ``<output-dir>/debug-trial`` unless ``--debug-dir`` is given or SageMaker Debugger configured the hook."""
-    debug_dir = config.debug_dir
+    debug_dir = config.diagnostics.debug_dir
     if sagemaker_debug_config_path() is None:
-        debug_dir = Path(debug_dir) if debug_dir is not None else Path(config.output_dir) / DEBUG_TRIAL_SUBDIR
+        debug_dir = (Path(debug_dir) if debug_dir is not None
+                     else Path(config.outputs.output_dir) / DEBUG_TRIAL_SUBDIR)
         refuse_finished_trial(debug_dir)  # fail before any data is read
-    return replace(config, profiler=config.profiler or DEFAULT_PROFILER, debug_dir=debug_dir)
+    return config.replace(profiler=config.diagnostics.profiler or DEFAULT_PROFILER, debug_dir=debug_dir)
 
 
 @dataclass
-class RunDiagnostics:
+class _RunDiagnostics:
     """What a run's diagnostics add to the Trainer: callbacks and keyword arguments (``profiler=``)."""
 
     callbacks: list[Callback] = field(default_factory=list)
     trainer_overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def run_diagnostics(config: TrainConfig, num_workers: int) -> RunDiagnostics:
+def _run_diagnostics(config: TrainConfig, num_workers: int) -> _RunDiagnostics:
     """The smdebug callback (``--debug-dir`` or a SageMaker Debugger config) and, with ``--profiler``, the
     profiler plus the utilisation/data-wait callback. Empty when the config asks for neither."""
-    diagnostics = RunDiagnostics(callbacks=[*debug_callbacks(config), *profiling_callbacks(config, num_workers)])
-    if config.profiler:
-        diagnostics.trainer_overrides["profiler"] = build_profiler(config)  # -> <output-dir>/profile
+    options, output_dir = config.diagnostics, config.outputs.output_dir
+    profiling = profiling_callbacks(options, output_dir=output_dir, batch_size=config.optimisation.batch_size,
+                                    num_workers=num_workers)
+    diagnostics = _RunDiagnostics(callbacks=[*debug_callbacks(options), *profiling])
+    if options.profiler:
+        diagnostics.trainer_overrides["profiler"] = build_profiler(options, output_dir)  # -> <output-dir>/profile
     return diagnostics
 
 
-def precision_for_smdebug(config: TrainConfig, collecting: bool) -> TrainConfig:
+def _precision_for_smdebug(config: TrainConfig, collecting: bool) -> TrainConfig:
     """With smdebug collecting tensors, precision is 32-true: smdebug cannot save bf16 tensors (numpy has no
     bfloat16), and on the first failure it switches itself off for the rest of the job, so the Debugger rules
     would run on partial data without saying so. ``--precision auto`` picks bf16-mixed on g5/g6/p4/p5 GPUs."""
     if not collecting:
         return config
-    resolved = resolve_precision(config.precision, config.accelerator)
+    resolved = resolve_precision(config.runtime.precision, config.runtime.accelerator)
     if resolved != SMDEBUG_PRECISION:
         logger.warning("precision %s -> %s for this run: smdebug collects tensors (Debugger config or --debug-dir) "
                        "and cannot save %s tensors", resolved, SMDEBUG_PRECISION, resolved.split("-")[0])
-    return replace(config, precision=SMDEBUG_PRECISION)
+    return config.replace(precision=SMDEBUG_PRECISION)
 
 
 def train_with_diagnostics(config: TrainConfig, *, runtime: Runtime | None = None,
                            splits: SplitDirs | None = None) -> TrainResult:
     """:func:`dogbreed.training.run.train` with whatever diagnostics the config asks for (and, with smdebug,
-    precision 32-true: :func:`precision_for_smdebug`)."""
+    precision 32-true: :func:`_precision_for_smdebug`)."""
     runtime = runtime or Runtime.local()
-    diagnostics = run_diagnostics(config, run_loader_settings(config, runtime).num_workers)
-    config = precision_for_smdebug(config, any(isinstance(c, SmDebugCallback) for c in diagnostics.callbacks))
+    loader = run_loader_settings(config.runtime, config.optimisation.batch_size, runtime)
+    diagnostics = _run_diagnostics(config, loader.num_workers)
+    config = _precision_for_smdebug(config, any(isinstance(c, SmDebugCallback) for c in diagnostics.callbacks))
     return train(config, splits=splits, runtime=runtime, extra_callbacks=diagnostics.callbacks,
                  **diagnostics.trainer_overrides)

@@ -1,6 +1,7 @@
-"""The plots of a run's reports, readable from 3 to 133 breeds: training curves (loss, top-1/top-5, learning
-rate), the confusion matrix (all classes when few, else the most-confused ones, labelled), and a gallery of
-the test images with the highest loss."""
+"""Every plot of a run's reports, readable from 3 to 133 breeds: training curves (loss, top-1/top-5, learning
+rate), the confusion matrix (all classes when few, else the most-confused ones, labelled), a gallery of the test
+images with the highest loss, and the reliability diagram (``calibration.png``: accuracy against confidence on the
+test split, before and after temperature scaling, with each one's ECE). One :func:`_save_figure` writes them all."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt
 import torch
 
-from dogbreed.core.constants import CONFUSION_FILENAME, CURVES_FILENAME, WORST_PREDICTIONS_FILENAME
+from dogbreed.core.calibration import ECE_BINS, calibrated_probabilities, expected_calibration_error, reliability_bins
+from dogbreed.core.constants import (
+    CALIBRATION_FILENAME,
+    CONFUSION_FILENAME,
+    CURVES_FILENAME,
+    WORST_PREDICTIONS_FILENAME,
+)
 from dogbreed.core.images import open_image
 
 MAX_CONFUSION_CLASSES = 30  # above this, the plot shows the classes most involved in mistakes
@@ -23,7 +30,7 @@ GALLERY_COLUMNS = 4
 LABEL_CHARS = 24
 
 
-def save_figure(fig: Any, path: Path) -> Path:
+def _save_figure(fig: Any, path: Path) -> Path:
     """Lay out, write at 100 dpi (figsize in inches x 100 = pixels) and free a report figure."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -35,7 +42,7 @@ def _short(name: str, limit: int = LABEL_CHARS) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def scores_title(test: dict[str, float]) -> str:
+def _scores_title(test: dict[str, float]) -> str:
     """``test top-1 0.853, top-5 0.970`` (empty when the run was not tested)."""
     parts = [f"{label} {test[key]:.3f}" for key, label in (("acc", "top-1"), ("acc_top5", "top-5")) if key in test]
     return "test " + ", ".join(parts) if parts else ""
@@ -65,10 +72,10 @@ def plot_training_curves(output_dir: Path, history: list[dict[str, Any]], test: 
     ax_acc.set_ylim(0, 1.02)
     ax_lr.set_title("learning rate")
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-    title = scores_title(test)
+    title = _scores_title(test)
     if title:
         fig.suptitle(title)
-    return save_figure(fig, output_dir / CURVES_FILENAME)
+    return _save_figure(fig, output_dir / CURVES_FILENAME)
 
 
 def confused_classes(confusion: torch.Tensor, limit: int = MAX_CONFUSION_CLASSES) -> list[int]:
@@ -111,9 +118,9 @@ def plot_confusion_matrix(output_dir: Path, confusion: torch.Tensor, class_names
     ax.set_ylabel("true breed")
     scope = (f"the {k} most-confused of {len(class_names)} breeds" if k < len(class_names)
              else f"{len(class_names)} breeds")
-    title = scores_title(test)
+    title = _scores_title(test)
     ax.set_title(f"test confusion matrix, {scope}" + (f"\n{title}" if title else ""))
-    return save_figure(fig, output_dir / CONFUSION_FILENAME)
+    return _save_figure(fig, output_dir / CONFUSION_FILENAME)
 
 
 def worst_indices(losses: torch.Tensor, limit: int = WORST_SHOWN) -> list[int]:
@@ -152,4 +159,36 @@ def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], p
                      f"pred: {_short(class_names[predicted])} {float(samples['predicted_probability'][index]):.2f}",
                      fontsize=8, color="firebrick" if wrong else "black")
     fig.suptitle(f"the {len(chosen)} test images with the highest loss (red: wrong breed)")
-    return save_figure(fig, output_dir / WORST_PREDICTIONS_FILENAME)
+    return _save_figure(fig, output_dir / WORST_PREDICTIONS_FILENAME)
+
+
+def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> Path:
+    """Two panels (T = 1 and the fitted T): per-bin accuracy bars, the diagonal, and the bin counts."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
+    for ax, (title, t) in zip(axes, (("before scaling (T = 1)", 1.0), (f"after scaling (T = {temperature:.3g})",
+                                                                       temperature))):
+        probabilities = calibrated_probabilities(logits, t)
+        rows = reliability_bins(probabilities, labels, ECE_BINS)
+        ece = expected_calibration_error(probabilities, labels, ECE_BINS)
+        width = 1.0 / ECE_BINS
+        centres = [row["lower"] + width / 2 for row in rows]
+        filled = [(c, row) for c, row in zip(centres, rows) if row["count"]]
+        ax.bar([c for c, _ in filled], [row["accuracy"] for _, row in filled], width=width * 0.95,
+               color="tab:blue", alpha=0.8, label="accuracy")
+        ax.vlines([c for c, _ in filled], [min(r["accuracy"], r["confidence"]) for _, r in filled],
+                  [max(r["accuracy"], r["confidence"]) for _, r in filled], color="tab:red", linewidth=2,
+                  label="gap to mean confidence")
+        ax.plot([c for c, _ in filled], [r["confidence"] for _, r in filled], "o", color="tab:red", markersize=4)
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+        for centre, row in zip(centres, rows):
+            if row["count"]:
+                ax.text(centre, 0.01, str(row["count"]), ha="center", va="bottom", fontsize=6, rotation=90)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top-1 probability)")
+        ax.set_title(f"{title}: ECE {ece:.3f}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"test split reliability ({int(labels.numel())} images, {ECE_BINS} bins; numbers: images per bin)")
+    return _save_figure(fig, Path(output_dir) / CALIBRATION_FILENAME)
