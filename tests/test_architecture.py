@@ -4,6 +4,7 @@ points, one declaration of every dependency, and docs that match the tree."""
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 import subprocess
@@ -179,21 +180,44 @@ def test_every_subpackage_says_what_it_owns(package):
     assert docstring and len(docstring.split()) >= 12
 
 
-def test_readme_layout_lists_every_module():
-    readme = (REPO / "README.md").read_text()
-    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
-    listed, package = set(), ""
+PACKAGES = [package.name for package in SUBPACKAGES]
+TEST_FOLDERS = sorted(p.name for p in (REPO / "tests").iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+
+
+def test_tests_mirror_the_package():
+    """One test folder per subpackage of dogbreed/, plus the helpers; no test module loose in a helper folder."""
+    assert TEST_FOLDERS == sorted([*PACKAGES, "helpers"])
+    assert not list((REPO / "tests" / "helpers").glob("test_*.py"))
+
+
+def _layout_folders(top: str) -> set[str]:
+    """The folders listed under ``top/`` in the README's Layout block: lines indented by two spaces that start with
+    ``name/`` (one folder and what it holds, or several folders in a row)."""
+    layout = (REPO / "README.md").read_text().split("## Layout", 1)[1].split("```", 2)[1]
+    listed, inside = set(), False
     for line in layout.splitlines():
-        if re.match(r"^  [a-z_]+/", line):
-            package = line.split("/")[0].strip()
-        elif package and re.match(r"^    [a-z_]+\.py", line):
-            listed.add(f"{package}/{line.split()[0]}")
-        elif not line.startswith("    "):
-            package = ""
-    modules = {f"{p.parent.name}/{p.name}" for p in (REPO / "dogbreed").glob("*/*.py") if p.name != "__init__.py"}
-    assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
+        if not line.startswith(" "):
+            inside = line.startswith(f"{top}/")
+        elif inside and re.match(r"^  [a-z_]+/", line):
+            listed.update(word[:-1] for word in itertools.takewhile(lambda w: re.fullmatch(r"[a-z_]+/", w),
+                                                                      line.split()))
+    return listed
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "dogbreed").rglob("*.py")), ids=lambda p: p.name)
-def test_no_module_is_over_300_lines(path):
-    assert len(path.read_text().splitlines()) <= 300
+def test_readme_layout_lists_the_folders_of_the_package_and_the_tests():
+    assert _layout_folders("dogbreed") == set(PACKAGES)
+    assert _layout_folders("tests") == set(TEST_FOLDERS)
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "dogbreed").rglob("*.py")), ids=lambda p: str(p.relative_to(REPO)))
+def test_modules_and_functions_stay_within_the_limits(path):
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == []
