@@ -209,7 +209,7 @@ def profiling_callbacks(options: DiagnosticsOptions, *, output_dir: Path, batch_
                               batch_size=batch_size, num_workers=num_workers, profiler=options.profiler)]
 
 
-# --- --profiler pytorch: a trace of whole training steps, the top-operators table --------------------------------
+# --- --profiler pytorch: a trace of whole training steps, the top-operators table ---------------------------------
 
 ANNOTATIONS = ("[pl]", "ProfilerStep")  # Lightning's and torch.profiler's own ranges, not operators
 

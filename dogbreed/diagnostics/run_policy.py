@@ -27,7 +27,8 @@ from dogbreed.diagnostics.smdebug_hook import (
     sagemaker_debug_config_path,
 )
 from dogbreed.training.run import TrainResult, train
-from dogbreed.training.setup import Runtime, resolve_precision, run_loader_settings
+from dogbreed.training.runtime import Runtime
+from dogbreed.training.setup import resolve_precision, run_loader_settings
 
 logger = logging.getLogger(__name__)
 

@@ -257,7 +257,7 @@ def debug_callbacks(options: DiagnosticsOptions) -> list[Callback]:
     return [SmDebugCallback.from_options(options)]
 
 
-# --- how big a local trial will get ------------------------------------------------------------------------------
+# --- how big a local trial will get -------------------------------------------------------------------------------
 
 WARN_BYTES = 1 << 30  # a trial estimated above 1 GiB gets a warning
 

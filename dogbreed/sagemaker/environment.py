@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dogbreed.core.errors import ConfigError
-from dogbreed.training.setup import Runtime
+from dogbreed.training.runtime import Runtime
 
 TRAINING_CHANNEL = "SM_CHANNEL_TRAINING"
 TENSORBOARD_CONFIG = "tensorboardoutputconfig.json"

@@ -64,7 +64,7 @@ class EpochHistory(Callback):
             self.emit(epoch_line(record["epoch"], record))
 
 
-# --- what the console shows -------------------------------------------------------------------------------------
+# --- what the console shows ---------------------------------------------------------------------------------------
 
 # Lightning's fit loop warns about modules in eval mode; a frozen backbone keeps its BatchNorm in eval mode on
 # purpose (running statistics must not drift), so on head-only runs the warning describes intended behaviour.
@@ -98,7 +98,7 @@ def frozen_batchnorm_expected(backbone_frozen: bool) -> Iterator[None]:
         yield
 
 
-# --- data wait --------------------------------------------------------------------------------------------------
+# --- data wait ----------------------------------------------------------------------------------------------------
 # A step runs from one batch end to the next; the wait is the part before ``on_train_batch_start``: fetching the
 # next batch from the DataLoader (decoding in-process with 0 workers) and moving it to the device.
 
@@ -177,7 +177,7 @@ class DataWaitReport(DataWaitTimer):
         return [self.line] if self.line is not None else []
 
 
-# --- non-finite losses and weights ------------------------------------------------------------------------------
+# --- non-finite losses and weights --------------------------------------------------------------------------------
 
 def _finite(value: Any) -> bool:
     try:
@@ -219,7 +219,7 @@ def check_finite_weights(module: torch.nn.Module, error: Any) -> None:
             raise error(f"weight {name} holds NaN/inf values")
 
 
-# --- the accuracy recipe's weight average -----------------------------------------------------------------------
+# --- the accuracy recipe's weight average -------------------------------------------------------------------------
 
 class EMAWeights(WeightAveraging):
     """EMA of every parameter and buffer (BatchNorm statistics too), updated after each optimiser step:

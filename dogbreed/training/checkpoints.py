@@ -262,7 +262,7 @@ def mark_finished(checkpoint_dir: Path, epochs: int, model_dir: Path) -> None:
     atomic_write(Path(checkpoint_dir) / FINISHED_MARKER, lambda handle: handle.write(text.encode("utf-8")))
 
 
-# --- the line a signalled run ends with -----------------------------------------------------------------------
+# --- the line a signalled run ends with ---------------------------------------------------------------------------
 
 def _checkpoint_part(checkpoint_dir: Path | None, epochs: int) -> str:
     if checkpoint_dir is None:

@@ -39,7 +39,7 @@ from dogbreed.training.head_training import CachedFeatures
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import TestOutcome
 
-# --- the test pass --------------------------------------------------------------------------------------------------
+# --- the test pass ------------------------------------------------------------------------------------------------
 
 def run_test(trainer: pl.Trainer, model: DogBreedClassifier, datamodule: pl.LightningDataModule) -> dict[str, float]:
     """``trainer.test`` -> ``{"loss", "acc", "acc_top5", "f1_macro"}``."""
@@ -154,7 +154,7 @@ def _feature_logits(net: ResNet, cached: CachedFeatures) -> SplitLogits:
     return SplitLogits(logits, cached.labels.clone())
 
 
-# --- calibration, abstention, the TTA report -------------------------------------------------------------------
+# --- calibration, abstention, the TTA report ----------------------------------------------------------------------
 
 TTA_COST_IMAGES = 16  # test images the TTA cost is timed on
 

@@ -235,7 +235,7 @@ def cached_split_features(
     return cached, False
 
 
-# --- training the head on cached features ------------------------------------------------------------------
+# --- training the head on cached features -------------------------------------------------------------------------
 
 # Mixed-precision settings under which extraction runs in autocast (features are stored in fp16 anyway).
 _AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -111,7 +111,7 @@ def write_reports(
     return written
 
 
-# --- the end-of-run summary ----------------------------------------------------------------------------------
+# --- the end-of-run summary ---------------------------------------------------------------------------------------
 
 PHASE_LABELS = {
     "demo_data": "demo data",

@@ -64,8 +64,8 @@ from dogbreed.training.reports import (
     summary_lines,
     timing_record,
 )
+from dogbreed.training.runtime import Runtime
 from dogbreed.training.setup import (
-    Runtime,
     build_logger,
     check_accelerator,
     check_output_locations,
@@ -89,7 +89,7 @@ class TrainResult:
     summary: list[str] = field(default_factory=list)  # the end-of-run summary lines (printed by the CLI)
 
 
-# --- what each phase builds -------------------------------------------------------------------------------------
+# --- what each phase builds ---------------------------------------------------------------------------------------
 
 def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
                      loader: LoaderSettings | None = None) -> DogBreedDataModule:
@@ -194,7 +194,7 @@ def build_trainer(config: TrainConfig, callbacks: list[Callback], *, runtime: Ru
     return pl.Trainer(**kwargs)
 
 
-# --- the run ----------------------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------------------------------
 
 def train(
     config: TrainConfig,
@@ -360,7 +360,7 @@ def _run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule) 
     return counts
 
 
-# --- testing an exported model dir (a tuning search tests only its best model, once, at the end) ---------------
+# --- testing an exported model dir (a tuning search tests only its best model, once, at the end) ------------------
 
 @dataclass
 class ModelTest:

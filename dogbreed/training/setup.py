@@ -1,10 +1,6 @@
-"""How a run is set up on the machine it runs on, before any data is read: where it executes (:class:`Runtime`),
-DataLoader workers and loader settings, precision, the checks that must pass first (output dirs writable, the
-accelerator present) and the experiment logger.
-
-``Runtime`` is what the caller found out about the machine: the training layer never reads SageMaker's
-environment. The CLI builds one from the SageMaker/torchrun environment
-(:func:`dogbreed.sagemaker.environment.runtime`); tests and library users get :meth:`Runtime.local`.
+"""How a run is set up on the machine it runs on (a :class:`~dogbreed.training.runtime.Runtime`, as the caller found
+it), before any data is read: DataLoader workers and loader settings, precision, the checks that must pass first
+(output dirs writable, the accelerator present) and the experiment logger.
 
 ``--logger``: Lightning's own loggers. ``csv`` (the default, no extra dependency) and ``tensorboard`` write
 ``<log-dir>/<kind>/version_N/``; ``mlflow`` records a run in ``$MLFLOW_TRACKING_URI``, else in the file store
@@ -16,10 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
@@ -28,30 +22,9 @@ from dogbreed.config.sections import OutputOptions, RuntimeOptions, TrackingOpti
 from dogbreed.core.errors import ConfigError
 from dogbreed.core.fileio import check_writable_dir
 from dogbreed.data.datamodule import LoaderSettings
+from dogbreed.training.runtime import Runtime
 
-
-@dataclass(frozen=True)
-class Runtime:
-    """``cpu_count``: CPUs to size DataLoader workers from; ``progress_bar``: whether a live bar may be drawn
-    (a terminal, not a job log); ``trainer_settings``: devices / num_nodes / strategy for the Trainer."""
-
-    cpu_count: int = 1
-    progress_bar: bool = False
-    trainer_settings: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def local(cls) -> Runtime:
-        """This machine: its CPU count, a progress bar when stderr is a terminal, Lightning's device defaults."""
-        return cls(cpu_count=os.cpu_count() or 1, progress_bar=sys.stderr.isatty())
-
-    @property
-    def processes_per_node(self) -> int:
-        """Training processes on this machine (one per device under DDP); they share its CPUs."""
-        devices = self.trainer_settings.get("devices")
-        return devices if isinstance(devices, int) and devices > 0 else 1
-
-
-# --- workers and loader settings ------------------------------------------------------------------------------
+# --- workers and loader settings ----------------------------------------------------------------------------------
 
 # DataLoader workers per training process are capped here: beyond it a GPU is fed and the rest is memory.
 MAX_WORKERS = 16
@@ -110,7 +83,7 @@ def run_loader_settings(options: RuntimeOptions, batch_size: int, runtime: Runti
     return loader_settings(options.num_workers, batch_size, runtime, on_gpu=_trains_on_gpu(options.accelerator))
 
 
-# --- precision --------------------------------------------------------------------------------------------------
+# --- precision ----------------------------------------------------------------------------------------------------
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     """``auto``: bf16-mixed on a GPU with native bf16 (Ampere and later), 16-mixed on older GPUs (T4, V100:
@@ -127,7 +100,7 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
 
 
-# --- preflight: checks that must pass before any data is read ---------------------------------------------------
+# --- preflight: checks that must pass before any data is read -----------------------------------------------------
 # A typo in --model-dir (a file, an unwritable mount) used to surface after training, losing the run.
 
 def output_locations(outputs: OutputOptions, *, checkpoint_dir: Path | None, debug_dir: Path | None,
@@ -159,7 +132,7 @@ def check_accelerator(accelerator: str) -> None:
         raise ConfigError("--accelerator mps: Apple's MPS is not available here: use --accelerator cpu or auto")
 
 
-# --- the experiment logger --------------------------------------------------------------------------------------
+# --- the experiment logger ----------------------------------------------------------------------------------------
 
 LOG_SUBDIR = "logs"
 EXPERIMENT_NAME = "dogbreed"

@@ -28,7 +28,7 @@ from dogbreed.data.progress import Progress, format_duration
 from dogbreed.data.sources import resolve_splits
 from dogbreed.training.head_training import default_cache_dir
 from dogbreed.training.metric_lines import OBJECTIVE_METRIC
-from dogbreed.training.setup import Runtime
+from dogbreed.training.runtime import Runtime
 from dogbreed.tuning.search_space import SEARCH_SPACE, Parameter, parameter_names, suggest
 
 logger = logging.getLogger(__name__)

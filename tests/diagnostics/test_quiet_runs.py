@@ -19,7 +19,7 @@ from torch import nn
 from dogbreed.diagnostics import smdebug_hook
 from dogbreed.diagnostics.smdebug_hook import estimate_trial_size, saved_steps, size_message
 from dogbreed.training.run import train
-from dogbreed.training.setup import Runtime
+from dogbreed.training.runtime import Runtime
 from tests.helpers.builders import fast_config, write_tree
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,8 @@ from dogbreed.data.splits import SplitDirs
 from dogbreed.sagemaker.environment import runtime as sagemaker_runtime
 from dogbreed.training.callbacks import data_wait_line
 from dogbreed.training.run import train
-from dogbreed.training.setup import Runtime, loader_settings, prefetch_batches, resolve_num_workers, resolve_precision
+from dogbreed.training.runtime import Runtime
+from dogbreed.training.setup import loader_settings, prefetch_batches, resolve_num_workers, resolve_precision
 from tests.helpers.builders import fast_config
 
 
