@@ -179,21 +179,6 @@ def test_every_subpackage_says_what_it_owns(package):
     assert docstring and len(docstring.split()) >= 12
 
 
-def test_readme_layout_lists_every_module():
-    readme = (REPO / "README.md").read_text()
-    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
-    listed, package = set(), ""
-    for line in layout.splitlines():
-        if re.match(r"^  [a-z_]+/", line):
-            package = line.split("/")[0].strip()
-        elif package and re.match(r"^    [a-z_]+\.py", line):
-            listed.add(f"{package}/{line.split()[0]}")
-        elif not line.startswith("    "):
-            package = ""
-    modules = {f"{p.parent.name}/{p.name}" for p in (REPO / "dogbreed").glob("*/*.py") if p.name != "__init__.py"}
-    assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
-
-
 @pytest.mark.parametrize("path", sorted((REPO / "dogbreed").rglob("*.py")), ids=lambda p: p.name)
 def test_no_module_is_over_300_lines(path):
     assert len(path.read_text().splitlines()) <= 300
