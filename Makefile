@@ -29,12 +29,14 @@ test: install
 test-quick: install
 	$(PY) -m pytest -m "not slow"
 
-# ruff (style, imports, stale noqa), mypy on dogbreed/, and the import-linter contracts (layers; a serving core
-# without Lightning; config as a leaf; no cycles).
+# ruff (style, imports, stale noqa), mypy on dogbreed/, the import-linter contracts (layers; a serving core
+# without Lightning; config as a leaf; no cycles), and the documentation site: any warning (a broken link or anchor,
+# a page left out of the nav) fails the build. The site goes to site/ (git-ignored).
 lint: install
 	$(VENV)/bin/ruff check dogbreed entry_points tests bench tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs .pytest_cache site

@@ -61,8 +61,9 @@ def test_form_urlencoded_body_gets_our_415_when_torchserve_parses_it(endpoint: L
 
 @pytest.mark.slow
 def test_form_urlencoded_binary_is_refused_by_torchserve_before_python(endpoint: LocalEndpoint) -> None:
-    """The documented limit (README error table): TorchServe's Java front end decodes a form body before any
-    handler runs; binary bytes fail there with its own 500. No traceback either way; the fix is -H Content-Type."""
+    """The documented limit (docs/serving.md, the error table): TorchServe's Java front end decodes a form body
+    before any handler runs; binary bytes fail there with its own 500. No traceback either way; the fix is
+    -H Content-Type."""
     status, _, body = post(endpoint, noise_png(), {"Content-Type": "application/x-www-form-urlencoded"})
     if status == 415:  # the bytes happened to parse as a form: our answer
         assert "not supported" in json.loads(body)["message"]
