@@ -191,8 +191,8 @@ def test_tests_mirror_the_package():
 
 
 def _layout_folders(top: str) -> set[str]:
-    """The folders listed under ``top/`` in the README's Project structure block: lines indented by two spaces that start with
-    ``name/`` (one folder and what it holds, or several folders in a row)."""
+    """The folders listed under ``top/`` in the README's Project structure block: lines indented by two spaces
+    that start with ``name/`` (one folder and what it holds, or several folders in a row)."""
     layout = (REPO / "README.md").read_text().split("## Project structure", 1)[1].split("```", 2)[1]
     listed, inside = set(), False
     for line in layout.splitlines():
