@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dogbreed.config.sections import (
+    AUTO_LR,
     CacheOptions,
     CalibrationOptions,
     CheckpointOptions,
@@ -28,7 +29,9 @@ from dogbreed.config.sections import (
     OutputOptions,
     RecipeOptions,
     RuntimeOptions,
+    StoppingOptions,
     TrackingOptions,
+    max_time_seconds,
 )
 from dogbreed.core.constants import MAX_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
@@ -43,6 +46,7 @@ class TrainConfig:
     data: DataOptions = field(default_factory=DataOptions)
     outputs: OutputOptions = field(default_factory=OutputOptions)
     optimisation: OptimisationOptions = field(default_factory=OptimisationOptions)
+    stopping: StoppingOptions = field(default_factory=StoppingOptions)
     recipe: RecipeOptions = field(default_factory=RecipeOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     checkpoints: CheckpointOptions = field(default_factory=CheckpointOptions)
@@ -123,6 +127,27 @@ def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _loop_checks(config: TrainConfig) -> list[tuple[bool, str]]:
+    """The training loop's options: stopping, schedule, augmentation, gradual fine-tuning."""
+    data, opt, stopping = config.data, config.optimisation, config.stopping
+    return [
+        (stopping.early_stopping >= 0, "--early-stopping must be >= 0 (epochs of patience; 0 = off)"),
+        (not stopping.max_time or (max_time_seconds(stopping.max_time) or 0) > 0,
+         f"--max-time must be HH:MM:SS (e.g. 00:30:00) and more than zero, got {stopping.max_time!r}"),
+        (0 <= opt.warmup_epochs < opt.epochs, "--warmup-epochs must be >= 0 and less than --epochs"),
+        (opt.accumulate_grad_batches >= 1, "--accumulate-grad-batches must be at least 1"),
+        (_finite(data.crop_min_side) and 0 <= data.crop_min_side <= 1,
+         "--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off)"),
+        (_finite(data.random_erasing) and 0 <= data.random_erasing <= 1, "--random-erasing must be in [0, 1]"),
+        (not (data.random_erasing > 0 and data.augment == "none"),
+         "--random-erasing augments training images, but --augment none turns augmentation off: choose one"),
+        (not (opt.finetune == "gradual" and not 1 <= opt.freeze_epochs < opt.epochs),
+         f"--finetune gradual needs 1 <= --freeze-epochs < --epochs (head first, then everything), got "
+         f"--freeze-epochs {opt.freeze_epochs} with --epochs {opt.epochs}"),
+        (opt.freeze_epochs >= 0, "--freeze-epochs must be >= 0"),
+    ]
+
+
 def validate_config(config: TrainConfig) -> None:
     """Range checks with messages that name the option. Floats must be finite: ``--lr inf`` or ``1e309`` (which
     parses as inf) or ``nan`` would train a model of NaNs."""
@@ -130,7 +155,8 @@ def validate_config(config: TrainConfig) -> None:
     checks = [
         (opt.epochs >= 1, "--epochs must be at least 1"),
         (opt.batch_size >= 1, "--batch-size must be at least 1"),
-        (_finite(opt.lr) and opt.lr > 0, f"--lr must be a positive finite number, got {opt.lr}"),
+        (_finite(opt.lr) and (opt.lr > 0 or opt.lr == AUTO_LR),
+         f"--lr must be a positive finite number or auto, got {opt.lr}"),
         (_finite(opt.weight_decay) and opt.weight_decay >= 0,
          f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
         (_finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
@@ -144,9 +170,9 @@ def validate_config(config: TrainConfig) -> None:
         (diag.debug_train_interval >= 1 and diag.debug_eval_interval >= 1,
          "--debug-train-interval and --debug-eval-interval must be at least 1"),
         (diag.monitor_interval_ms >= 1, "--monitor-interval-ms must be at least 1"),
-        (not (opt.finetune == "full" and opt.batch_size < 2),
-         "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 "
-         "or more"),
+        (not (opt.finetune in ("full", "gradual") and opt.batch_size < 2),
+         f"--batch-size 1 with --finetune {opt.finetune}: BatchNorm needs at least 2 images per batch; use "
+         "--batch-size 2 or more"),
         (0 < data.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
         (opt.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
         (0 <= recipe.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
@@ -156,6 +182,7 @@ def validate_config(config: TrainConfig) -> None:
         (not (recipe.mixes_batches and opt.finetune == "head" and config.cache.cached_views >= 1),
          "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add "
          "--cached-views 0 or use --finetune full"),
+        *_loop_checks(config),
     ]
     for ok, message in checks:
         if not ok:

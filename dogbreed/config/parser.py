@@ -133,7 +133,7 @@ def build_parser(prog: str = TRAIN_PROG, description: str | None = None,
     for section, options in option_sections().items():  # one --help group per section of TrainConfig
         group = parser.add_argument_group(section, descriptions[section])
         for f in (by_name[option.replace("-", "_")] for option in options):
-            arg_type = _arg_type(str(f.type))
+            arg_type = f.metadata.get("parse") or _arg_type(str(f.type))
             kwargs: dict[str, Any] = {"nargs": "?", "const": True} if arg_type is str2bool else {}
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]
@@ -159,6 +159,11 @@ def _unknown_message(unknown: Sequence[str], parser: argparse.ArgumentParser) ->
             "(hyphens or underscores)")
 
 
+def _parsers() -> dict[str, Callable[[str], Any]]:
+    """Options read by a parser of their own (``--lr auto``)."""
+    return {f.name: f.metadata["parse"] for f in option_fields() if "parse" in f.metadata}
+
+
 def _file_value(name: str, value: Any, source: Path) -> Any:
     """A value from a config file, converted like the same option on the command line."""
     field_types = {f.name: str(f.type) for f in option_fields()}
@@ -166,7 +171,7 @@ def _file_value(name: str, value: Any, source: Path) -> Any:
         if "None" not in field_types[name]:
             raise ConfigError(f"{source}: option {name.replace('_', '-')} cannot be null")
         return None
-    convert = _arg_type(field_types[name])
+    convert = _parsers().get(name) or _arg_type(field_types[name])
     if not isinstance(value, (str, int, float)):
         raise ConfigError(f"{source}: option {name.replace('_', '-')} expects a single value, got {value!r}")
     if isinstance(value, bool) and convert is not str2bool:

@@ -14,6 +14,8 @@ from typing import Any
 
 from dogbreed.core.constants import (
     ABSTENTION_SCORES,
+    AUGMENT_POLICIES,
+    DEFAULT_CROP_MIN_SIDE,
     DEFAULT_CROP_SCALE,
     DEFAULT_IMAGE_SIZE,
     DEFAULT_TOP_K,
@@ -29,6 +31,27 @@ SCRATCH_BACKBONE_LR_SCALE = 1.0
 FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the section is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+AUTO_LR = 0.0  # --lr auto: the learning-rate finder chooses it (Lightning's Tuner.lr_find) before training
+# What --monitor can watch: the validation metric of each epoch, and whether higher is better.
+MONITORS = {"val_acc": "max", "val_loss": "min", "val_f1_macro": "max"}
+MAX_TIME_FORMAT = "HH:MM:SS"
+
+
+def lr_value(text: str) -> float:
+    """``--lr``: a positive number, or ``auto`` (:data:`AUTO_LR`)."""
+    return AUTO_LR if str(text).strip().lower() == "auto" else float(text)
+
+
+def max_time_seconds(text: str) -> int | None:
+    """``--max-time`` as seconds: ``HH:MM:SS`` (also ``DD:HH:MM:SS``, Lightning's form); None when empty or
+    malformed (the range check says which)."""
+    parts = str(text).strip().split(":")
+    if not text or len(parts) not in (3, 4) or not all(p.isdigit() for p in parts):
+        return None
+    days, hours, minutes, seconds = ([0] * (4 - len(parts)) + [int(p) for p in parts])
+    if minutes >= 60 or seconds >= 60:
+        return None
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -53,6 +76,16 @@ class DataOptions:
                              "training augmentation: each random crop keeps this to 100%% of the image area "
                              f"(RandomResizedCrop scale; {DEFAULT_CROP_SCALE[0]} is the ImageNet recipe; 0.25-0.5 is "
                              "gentler for small images or small datasets)")
+    crop_min_side: float = _opt(DEFAULT_CROP_MIN_SIDE,
+                                "training augmentation: a random crop keeps at least this share of --image-size per "
+                                "side of the source image, so crops of small images are not blown up from a few "
+                                "pixels (images at least twice --image-size keep --crop-scale); 0 = off")
+    augment: str = _opt("default", "training augmentation policy: none (the eval view: resize and centre crop), "
+                                   "default (random-resized crop + horizontal flip), trivialaugment or randaugment "
+                                   "(torchvision's TrivialAugmentWide / RandAugment after the default)",
+                        choices=AUGMENT_POLICIES)
+    random_erasing: float = _opt(0.0, "probability of torchvision's RandomErasing on each training image, e.g. "
+                                      "0.25; 0 = off")
     skip_bad_images: bool = _opt(False, "train without unreadable images instead of failing")
     demo: bool = _opt(False, "generate a small synthetic dataset and train on it (no download needed)")
     download: bool = _opt(False, "download and unpack dogImages into --data-dir first (skipped if present)")
@@ -74,7 +107,10 @@ class OptimisationOptions:
 
     epochs: int = _opt(5, "number of training epochs")
     batch_size: int = _opt(32, "images per batch")
-    lr: float = _opt(1e-3, "learning rate of the head (the backbone gets lr * backbone-lr-scale)")
+    lr: float = _opt(1e-3, "learning rate of the head (the backbone gets lr * backbone-lr-scale); auto: run the "
+                           "learning-rate finder (as --lr-find) and train with its suggestion", parse=lr_value)
+    lr_find: bool = _opt(False, "run Lightning's learning-rate finder (Tuner.lr_find), write lr_find.png to "
+                                "--output-dir, print the suggested --lr and stop without training")
     weight_decay: float = _opt(1e-4, "AdamW weight decay")
     backbone_lr_scale: float = _opt(FOLLOW_WEIGHTS,
                                     "backbone learning rate as a fraction of --lr (with --finetune full); default: "
@@ -83,13 +119,34 @@ class OptimisationOptions:
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
     weights: str = _opt("imagenet", "backbone weights: imagenet (torchvision's IMAGENET1K_V2), imagenet-v1, none, or "
                                     "a path to a resnet50 state_dict")
-    finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything",
+    finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything; "
+                                 "gradual: the head alone for --freeze-epochs (on cached features when possible), "
+                                 "then everything with discriminative learning rates and a fresh schedule",
                          choices=FINETUNE_MODES)
+    freeze_epochs: int = _opt(1, "with --finetune gradual: epochs that train the head alone before the whole network "
+                                 "trains (of --epochs in all)")
+    warmup_epochs: int = _opt(0, "epochs of linear learning-rate warm-up (from 1%% of --lr) before the cosine decay; "
+                                 "0 = off")
+    accumulate_grad_batches: int = _opt(1, "accumulate gradients over this many batches per optimiser step "
+                                           "(Lightning's accumulate_grad_batches): a larger effective batch")
     seed: int = _opt(42, "random seed (Python, NumPy, torch, DataLoader workers)")
 
     def __post_init__(self) -> None:
         if self.backbone_lr_scale == FOLLOW_WEIGHTS:  # not given: whatever suits --weights
             object.__setattr__(self, "backbone_lr_scale", default_backbone_lr_scale(self.weights))
+
+
+@dataclass(frozen=True)
+class StoppingOptions:
+    """Which epoch's weights are kept, and when training stops."""
+
+    monitor: str = _opt("val_acc", "the validation metric that picks the best epoch, whose weights are tested and "
+                                   "exported (EMA weights with --ema-decay): val_acc, val_loss or val_f1_macro",
+                        choices=tuple(MONITORS))
+    early_stopping: int = _opt(0, "stop when --monitor has not improved for this many epochs (patience); the best "
+                                  "epoch is still exported; 0 = off")
+    max_time: str = _opt("", f"a time budget for training, {MAX_TIME_FORMAT} (Lightning's max_time): training stops "
+                             "cleanly when it is spent, and the best epoch is tested and exported; empty = none")
 
 
 @dataclass(frozen=True)
@@ -156,7 +213,7 @@ class CalibrationOptions:
 
 @dataclass(frozen=True)
 class DiagnosticsOptions:
-    """Debugging (an smdebug trial) and profiling."""
+    """Debugging (an smdebug trial), profiling, and a look at the training inputs."""
 
     debug_dir: Path | None = _opt(None, "write an smdebug trial here (locally; in SageMaker the Debugger config wins)")
     debug_train_interval: int = _opt(100, "smdebug save interval (steps) in TRAIN mode")
@@ -164,6 +221,8 @@ class DiagnosticsOptions:
     profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
                          choices=("", "simple", "advanced", "pytorch"))
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
+    show_batch: bool = _opt(False, "write batch.png to --output-dir before training: a grid of augmented training "
+                                   "inputs with their labels, as the network sees them")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,12 @@ random draws in the same order, done where it is cheap (``bench/bench_pipeline.p
 
 On an already decoded image (``transform(image)``) it is torchvision's ``transforms.v2`` recipe on a uint8 tensor
 (``tests/core/test_train_augment.py`` checks that equality).
+
+Options on top, all torchvision ``transforms.v2``: a policy on the uint8 crop (``TrivialAugmentWide``,
+``RandAugment``: ``--augment``), ``RandomErasing`` on the normalised tensor (``--random-erasing``), and a smallest
+crop that follows the source image's size (``min_side``: a crop keeps at least ``min_side * size`` pixels of the
+image's short side, so a 32 px scan is not cut to 9 px and blown up; images at least ``size / min_side`` keep the
+configured ``scale``).
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import InterpolationMode
+from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
-from dogbreed.core.constants import DEFAULT_CROP_SCALE
+from dogbreed.core.constants import AUGMENT_POLICIES, DEFAULT_CROP_SCALE
 from dogbreed.core.images import ImageSource, open_image
 
 # torchvision's RandomResizedCrop aspect-ratio range.
@@ -111,7 +117,8 @@ class _CropPlan:
 
 
 class TrainTransform:
-    """RandomResizedCrop(size, scale, ratio) + RandomHorizontalFlip(p) + normalise: image -> float CHW tensor.
+    """RandomResizedCrop(size, scale, ratio) + RandomHorizontalFlip(p) [+ policy] + normalise [+ RandomErasing]:
+    image -> float CHW tensor.
 
     ``transform(image)`` takes a decoded PIL image (or a uint8 CHW tensor); ``transform.load(path_or_bytes)``
     decodes it itself, drawing the crop first so a large JPEG decodes at a reduced DCT scale.
@@ -119,9 +126,17 @@ class TrainTransform:
 
     def __init__(self, size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
                  interpolation: str = "bilinear", scale: tuple[float, float] = DEFAULT_CROP_SCALE,
-                 ratio: tuple[float, float] = DEFAULT_CROP_RATIO, flip_p: float = 0.5) -> None:
+                 ratio: tuple[float, float] = DEFAULT_CROP_RATIO, flip_p: float = 0.5, min_side: float = 0.0,
+                 policy: str = "default", erasing: float = 0.0) -> None:
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale}")
+        if policy not in AUGMENT_POLICIES or policy == "none":
+            raise ValueError(f"policy must be one of {AUGMENT_POLICIES[1:]}, got {policy!r}")
+        self.min_side, self.policy_name, self.erasing_p = float(min_side), policy, float(erasing)
+        self.policy = {"trivialaugment": v2.TrivialAugmentWide, "randaugment": v2.RandAugment}.get(policy)
+        if self.policy is not None:
+            self.policy = self.policy(interpolation=InterpolationMode(interpolation))
+        self.erasing = v2.RandomErasing(p=erasing, value=0) if erasing > 0 else None  # 0: the mean colour
         self.size = size
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
@@ -130,8 +145,17 @@ class TrainTransform:
         self.mean = torch.tensor(mean, dtype=torch.float32).mul(255).view(-1, 1, 1)
         self.inv_std = torch.tensor(std, dtype=torch.float32).mul(255).reciprocal().view(-1, 1, 1)
 
+    def crop_scale_for(self, width: int, height: int) -> tuple[float, float]:
+        """The area range for an image of this size: ``scale``, raised so the crop keeps ``min_side * size`` pixels
+        of the short side (at most the whole image)."""
+        if self.min_side <= 0:
+            return self.scale
+        needed = min(1.0, (self.min_side * self.size / max(1, min(width, height))) ** 2)
+        low = min(self.scale[1], max(self.scale[0], needed))
+        return low, self.scale[1]
+
     def sample_box(self, width: int, height: int) -> CropBox:
-        return sample_crop_box(width, height, self.scale, self.ratio)
+        return sample_crop_box(width, height, self.crop_scale_for(width, height), self.ratio)
 
     def __call__(self, image: Any) -> torch.Tensor:
         """A decoded image (PIL, or a uint8 CHW tensor) -> the augmented, normalised tensor; a path or bytes
@@ -157,13 +181,17 @@ class TrainTransform:
         out = F.resize(crop, [self.size, self.size], interpolation=self.interpolation, antialias=True)
         if torch.rand(1).item() < self.flip_p:
             out = out.flip(-1)
+        if self.policy is not None:
+            out = self.policy(out)
         result = torch.empty(out.shape, dtype=torch.float32)  # contiguous CHW, whatever the input layout
         result.copy_(out)
-        return result.sub_(self.mean).mul_(self.inv_std)
+        result = result.sub_(self.mean).mul_(self.inv_std)
+        return self.erasing(result) if self.erasing is not None else result
 
     def __repr__(self) -> str:
         return (f"TrainTransform(size={self.size}, scale={self.scale}, ratio={self.ratio}, flip_p={self.flip_p}, "
-                f"interpolation={self.interpolation.value})")
+                f"interpolation={self.interpolation.value}, min_side={self.min_side}, policy={self.policy_name}, "
+                f"erasing={self.erasing_p})")
 
 
 def _same_shape(decoded: tuple[int, int], full: tuple[int, int]) -> bool:

@@ -13,8 +13,16 @@ DEFAULT_IMAGE_SIZE: int = 224
 # RandomResizedCrop's area range of the training augmentation (torchvision's ImageNet recipe).
 DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 
-# Fine-tuning policies: "head" trains the new classifier on a frozen backbone, "full" trains everything.
-FINETUNE_MODES = ("head", "full")
+# Fine-tuning policies: "head" trains the new classifier on a frozen backbone, "full" trains everything, "gradual"
+# trains the head first (--freeze-epochs), then everything with discriminative learning rates.
+FINETUNE_MODES = ("head", "full", "gradual")
+# Training augmentation policies (dogbreed.core.augment): none (the eval view), default (random-resized crop + flip),
+# and torchvision's TrivialAugmentWide / RandAugment on top of the default.
+AUGMENT_POLICIES = ("none", "default", "trivialaugment", "randaugment")
+# The random crop keeps at least this share of --image-size per side of the source image, so small images are not
+# blown up from a few pixels (with crop scale 0.08 a 32 px scan gives 9 px crops); large images keep the ImageNet
+# recipe. 0 turns it off.
+DEFAULT_CROP_MIN_SIDE: float = 0.5
 
 # Test-time augmentation modes (dogbreed.core.tta), abstention scores (dogbreed.core.abstention) and the
 # Lightning loggers a run can write to: here, so the options layer can offer them without importing torch.

@@ -12,6 +12,7 @@ from torchvision import transforms as T
 
 from dogbreed.core.augment import TrainTransform
 from dogbreed.core.constants import (
+    AUGMENT_POLICIES,
     DEFAULT_CROP_SCALE,
     DEFAULT_IMAGE_SIZE,
     EVAL_RESIZE_RATIO,
@@ -20,6 +21,8 @@ from dogbreed.core.constants import (
 )
 from dogbreed.core.images import ImageSource, open_image
 
+# Preprocessing fields that only shape training inputs.
+TRAINING_ONLY_FIELDS = ("crop_scale", "crop_min_side", "augment", "random_erasing")
 # JPEG draft decoding keeps at least this multiple of the eval resize size (see draft_size).
 DRAFT_OVERSAMPLE = 2
 
@@ -38,8 +41,12 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
-    # Training only: the area range RandomResizedCrop samples (evaluation and serving never crop at random).
+    # Training only (evaluation and serving never augment): the area range RandomResizedCrop samples, the share of
+    # image_size a crop keeps of a small image's short side (0 = off), the policy and the RandomErasing probability.
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE
+    crop_min_side: float = 0.0
+    augment: str = "default"
+    random_erasing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -52,17 +59,19 @@ class Preprocessing:
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
         object.__setattr__(self, "crop_scale", (low, high))
+        if self.augment not in AUGMENT_POLICIES:
+            raise ValueError(f"augment must be one of {AUGMENT_POLICIES}, got {self.augment!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def eval_dict(self) -> dict[str, Any]:
-        """The fields that shape evaluation and serving inputs (everything but the training crop range)."""
-        return {k: v for k, v in self.to_dict().items() if k != "crop_scale"}
+        """The fields that shape evaluation and serving inputs (everything but the training augmentation)."""
+        return {k: v for k, v in self.to_dict().items() if k not in TRAINING_ONLY_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
-        keys = ("image_size", "resize_size", "mean", "std", "interpolation", "crop_scale")
+        keys = ("image_size", "resize_size", "mean", "std", "interpolation", *TRAINING_ONLY_FIELDS)
         return cls(**{k: data[k] for k in keys if k in data})
 
     @property
@@ -111,12 +120,17 @@ def decode_eval_image(source: ImageSource, pre: Preprocessing, *, strict: bool =
     return open_image(source, draft_size=pre.draft_size, strict=strict)
 
 
-def build_train_transform(pre: Preprocessing, *, scale: tuple[float, float] | None = None) -> TrainTransform:
-    """Training: random-resized-crop to ``image_size`` (area share in ``scale``, default ``pre.crop_scale``) and
-    horizontal flip, then normalise. Call it on a decoded image, or ``.load(path)`` to draw the crop before decoding
-    (JPEG draft decoding at the scale the crop allows: :mod:`dogbreed.core.augment`)."""
+def build_train_transform(pre: Preprocessing, *,
+                          scale: tuple[float, float] | None = None) -> Callable[[Any], torch.Tensor]:
+    """Training: random-resized-crop to ``image_size`` (area share in ``scale``, default ``pre.crop_scale``, raised
+    for small images by ``pre.crop_min_side``) and horizontal flip, ``pre.augment``'s policy, normalise,
+    ``pre.random_erasing``. Call it on a decoded image, or ``.load(path)`` to draw the crop before decoding (JPEG draft
+    decoding at the scale the crop allows: :mod:`dogbreed.core.augment`). ``augment="none"``: the eval transform."""
+    if pre.augment == "none":
+        return build_eval_transform(pre)
     return TrainTransform(pre.image_size, mean=pre.mean, std=pre.std, interpolation=pre.interpolation,
-                          scale=scale or pre.crop_scale)
+                          scale=scale or pre.crop_scale, min_side=pre.crop_min_side, policy=pre.augment,
+                          erasing=pre.random_erasing)
 
 
 def build_eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:

@@ -54,6 +54,9 @@ NOT_TRAINING_OPTIONS = frozenset({
     "num_workers", "accelerator", "precision", "compile", "top_k", "demo", "download", "dataset_url",
     "debug_dir", "debug_train_interval", "debug_eval_interval", "profiler", "monitor_interval_ms",
     "resume_anyway", "skip_bad_images",
+    # a time budget, a picture of the inputs and the LR finder's stop: none changes what an epoch learns (--lr auto
+    # stays "auto" in the fingerprint, so a resumed run finds it again)
+    "max_time", "show_batch", "lr_find",
 })
 _RESUME_FIX = ("pass another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless "
               "(its weights, optimizer and schedule state win)")

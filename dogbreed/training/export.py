@@ -19,10 +19,13 @@ from dogbreed.training.reports import TestOutcome, write_reports
 def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperparameters: dict[str, Any],
                model_dir: Path, output_dir: Path, checkpoint_dir: Path | None, tta: str,
                history: list[dict[str, Any]], test_metrics: dict[str, float], outcome: TestOutcome | None,
-               timing: dict[str, float], resume: ResumePlan, fit: ServingFit) -> None:
+               timing: dict[str, float], resume: ResumePlan, fit: ServingFit,
+               best: dict[str, Any] | None = None) -> None:
     """Rank 0: the artifact (weights + model_config.json with ``hyperparameters``, the run's flat options record,
-    metrics and timing), the reports, then the checkpoint dir's "finished" marker."""
+    metrics and timing), the reports, then the checkpoint dir's "finished" marker. ``best``: the epoch whose
+    weights these are (``{"epoch", "monitor", "value"}``), recorded as ``metrics["best"]`` in both."""
     hyperparameters = dict(hyperparameters)
+    report = {"best": best, **fit.report}
     if resume.record() is not None:
         hyperparameters["resumed_from"] = resume.record()
     model_config = ModelConfig(
@@ -30,7 +33,7 @@ def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperpa
         preprocessing=images.preprocessing,
         hyperparameters=hyperparameters,
         metrics={"test": test_metrics, "final_epoch": history[-1] if history else {}, "timing": timing,
-                 **fit.report},
+                 **report},
         versions=library_versions(),
         temperature=fit.temperature,
         abstention=fit.abstention,
@@ -38,7 +41,7 @@ def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperpa
     )
     save_artifact(model_dir, model.net, model_config)
     write_reports(Path(output_dir), history, test_metrics, outcome, images.class_names, timing=timing,
-                  extra=fit.report)
+                  extra=report)
     if fit.test is not None and fit.test.labels.numel():
         plot_reliability(Path(output_dir), fit.test.logits, fit.test.labels, fit.temperature)
     if checkpoint_dir is not None:

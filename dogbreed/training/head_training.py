@@ -32,13 +32,16 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet
 
 from dogbreed.config.sections import CacheOptions
+from dogbreed.core.augment import TrainTransform
 from dogbreed.core.fileio import atomic_write
+from dogbreed.core.images import open_image
 from dogbreed.core.network import HEAD_PREFIX
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.datamodule import DogBreedDataModule, ImageFileDataset, SplitLoaders
 from dogbreed.data.progress import Progress
 from dogbreed.data.samplers import evaluation_sampler
 from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.reports import RunCounts
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +185,9 @@ def _views_dataset(
                                        skip_bad_images=skip_bad_images)
         return lambda view: eval_images
     # The training transform decodes itself, drafting JPEGs at the scale its crop allows.
-    train_images = ImageFileDataset(samples, build_train_transform(pre), decode=None, skip_bad_images=skip_bad_images)
+    transform = build_train_transform(pre)
+    train_images = ImageFileDataset(samples, transform, decode=None if isinstance(transform, TrainTransform) else
+                                    open_image, skip_bad_images=skip_bad_images)
     return lambda view: _SeededView(train_images, view, seed)
 
 
@@ -357,3 +362,12 @@ def to_feature_training(
                                      preprocessing=datamodule.preprocessing, batch_size=batch_size,
                                      cache_hits=hits)
     return feature_data, FeatureHeadClassifier.from_classifier(model)
+
+
+def run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule, *, epochs: int) -> RunCounts:
+    """What a run processed: images per split, ``epochs``, and the backbone passes its feature cache made."""
+    counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()}, epochs=epochs)
+    if isinstance(datamodule, FeatureDataModule):
+        built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
+        counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)
+    return counts

@@ -17,11 +17,11 @@ from dogbreed.core.constants import FINETUNE_MODES
 from dogbreed.core.network import (
     backbone_parameters,
     build_resnet50,
-    freeze_backbone,
     freeze_backbone_batchnorm,
     head_parameters,
 )
 
+WARMUP_START = 0.01  # --warmup-epochs ramps the learning rate linearly from 1% of its value
 BatchMix = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -67,6 +67,8 @@ class DogBreedClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
+        warmup_epochs: int = 0,
+        freeze_epochs: int = 0,
     ) -> None:
         super().__init__()
         if finetune not in FINETUNE_MODES:
@@ -77,8 +79,9 @@ class DogBreedClassifier(pl.LightningModule):
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # MixUp/CutMix: training batches only; the loss takes the soft targets they produce.
         self.batch_mix = build_batch_mix(num_classes, mixup_alpha, cutmix_alpha)
-        if finetune == "head":
-            freeze_backbone(self.net)
+        self._backbone_frozen = False
+        if finetune in ("head", "gradual"):  # gradual: the head first (GradualUnfreeze unfreezes the backbone)
+            self.set_backbone_trainable(False)
         for stage in ("train", "val", "test"):
             setattr(self, f"{stage}_metrics", _stage_metrics(num_classes, f"{stage}/"))
             setattr(self, f"{stage}_loss", MeanMetric())
@@ -91,7 +94,18 @@ class DogBreedClassifier(pl.LightningModule):
 
     @property
     def backbone_frozen(self) -> bool:
-        return bool(self.hparams["finetune"] == "head")
+        return self._backbone_frozen
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        """Freeze (no gradients, BatchNorm statistics kept) or unfreeze the backbone; the optimiser must be rebuilt
+        after (``configure_optimizers`` sees trainable parameters only)."""
+        self._backbone_frozen = not trainable
+        for param in backbone_parameters(self.net):
+            param.requires_grad_(trainable)
+        if not trainable:
+            freeze_backbone_batchnorm(self.net)
+        elif self.training:
+            self.net.train()
 
     def per_batch_module(self) -> nn.Module:
         """The nn.Module whose forward runs exactly once per batch (what smdebug hooks register)."""
@@ -169,7 +183,24 @@ class DogBreedClassifier(pl.LightningModule):
         if backbone:
             groups.append({"params": backbone, "lr": self.hparams["lr"] * self.hparams["backbone_lr_scale"]})
         optimizer = torch.optim.AdamW(groups, lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
-        estimated = float(self.trainer.estimated_stepping_batches) if self._trainer else 1.0
-        total_steps = max(1, int(estimated)) if math.isfinite(estimated) else 1
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        steps, warmup = self._schedule_steps()
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps - warmup))
+        scheduler: torch.optim.lr_scheduler.LRScheduler = cosine
+        if warmup > 0:
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=WARMUP_START, total_iters=warmup)
+            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _schedule_steps(self) -> tuple[int, int]:
+        """(optimiser steps, warm-up steps) of the schedule being built: the whole run, or with ``gradual`` the
+        head phase (``freeze_epochs``) or the rest (a fresh schedule when the backbone is unfrozen)."""
+        estimated = float(self.trainer.estimated_stepping_batches) if self._trainer else 1.0
+        total = max(1, int(estimated)) if math.isfinite(estimated) else 1
+        epochs = max(1, int(self.trainer.max_epochs or 1)) if self._trainer else 1
+        span = epochs
+        if self.hparams["finetune"] == "gradual":
+            freeze = min(int(self.hparams["freeze_epochs"]), epochs - 1)
+            span = freeze if self.backbone_frozen else epochs - freeze
+        steps = max(1, round(total * span / epochs))
+        warmup = min(steps // 2, round(total * int(self.hparams["warmup_epochs"]) / epochs))
+        return steps, warmup

@@ -1,7 +1,7 @@
 """Every plot of a run's reports, readable from 3 to 133 breeds: training curves (loss, top-1/top-5, learning
 rate), the confusion matrix (all classes when few, else the most-confused ones, labelled), a gallery of the test
 images with the highest loss, and the reliability diagram (``calibration.png``: accuracy against confidence on the
-test split, before and after temperature scaling, with each one's ECE). One :func:`_save_figure` writes them all."""
+test split, before and after temperature scaling, with each one's ECE). One :func:`save_figure` writes them all."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ GALLERY_COLUMNS = 4
 LABEL_CHARS = 24
 
 
-def _save_figure(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     """Lay out, write at 100 dpi (figsize in inches x 100 = pixels) and free a report figure."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -75,7 +75,7 @@ def plot_training_curves(output_dir: Path, history: list[dict[str, Any]], test: 
     title = _scores_title(test)
     if title:
         fig.suptitle(title)
-    return _save_figure(fig, output_dir / CURVES_FILENAME)
+    return save_figure(fig, output_dir / CURVES_FILENAME)
 
 
 def confused_classes(confusion: torch.Tensor, limit: int = MAX_CONFUSION_CLASSES) -> list[int]:
@@ -120,7 +120,7 @@ def plot_confusion_matrix(output_dir: Path, confusion: torch.Tensor, class_names
              else f"{len(class_names)} breeds")
     title = _scores_title(test)
     ax.set_title(f"test confusion matrix, {scope}" + (f"\n{title}" if title else ""))
-    return _save_figure(fig, output_dir / CONFUSION_FILENAME)
+    return save_figure(fig, output_dir / CONFUSION_FILENAME)
 
 
 def worst_indices(losses: torch.Tensor, limit: int = WORST_SHOWN) -> list[int]:
@@ -159,7 +159,7 @@ def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], p
                      f"pred: {_short(class_names[predicted])} {float(samples['predicted_probability'][index]):.2f}",
                      fontsize=8, color="firebrick" if wrong else "black")
     fig.suptitle(f"the {len(chosen)} test images with the highest loss (red: wrong breed)")
-    return _save_figure(fig, output_dir / WORST_PREDICTIONS_FILENAME)
+    return save_figure(fig, output_dir / WORST_PREDICTIONS_FILENAME)
 
 
 def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> Path:
@@ -191,4 +191,27 @@ def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tenso
     axes[0].set_ylabel("accuracy")
     axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle(f"test split reliability ({int(labels.numel())} images, {ECE_BINS} bins; numbers: images per bin)")
-    return _save_figure(fig, Path(output_dir) / CALIBRATION_FILENAME)
+    return save_figure(fig, Path(output_dir) / CALIBRATION_FILENAME)
+
+
+BATCH_FILENAME = "batch.png"
+BATCH_SHOWN = 16
+
+
+def plot_batch(output_dir: Path, images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str], *,
+               mean: Sequence[float], std: Sequence[float]) -> Path:
+    """``batch.png`` (``--show-batch``): up to 16 augmented training inputs (N, C, H, W, normalised) as the network
+    sees them, un-normalised for display, each titled with its breed."""
+    shown = min(BATCH_SHOWN, len(images))
+    columns = min(GALLERY_COLUMNS, shown)
+    rows = math.ceil(shown / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
+    mean_t, std_t = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < shown:
+            pixels = (images[index].float().cpu() * std_t + mean_t).clamp(0, 1).permute(1, 2, 0).numpy()
+            axis.imshow(pixels)
+            axis.set_title(_short(class_names[int(labels[index])]), fontsize=9)
+    fig.suptitle(f"training inputs after augmentation ({images.shape[-1]} px)")
+    return save_figure(fig, Path(output_dir) / BATCH_FILENAME)

@@ -20,18 +20,20 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
+from dogbreed.config.sections import AUTO_LR
 from dogbreed.core.errors import RunInterrupted, TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
-from dogbreed.serving.artifact import load_artifact
+from dogbreed.training.before_training import find_lr, show_batch
 from dogbreed.training.callbacks import (
     DataWaitReport,
     EMAWeights,
     EpochHistory,
     EpochProgressBar,
+    GradualUnfreeze,
     NonFiniteGuard,
     check_finite_weights,
     frozen_batchnorm_expected,
@@ -48,8 +50,8 @@ from dogbreed.training.evaluation import ServingFit, calibrate_run, collect_test
 from dogbreed.training.export import export_run
 from dogbreed.training.guards import SignalGuard, critical_section
 from dogbreed.training.head_training import (
-    FeatureDataModule,
     default_cache_dir,
+    run_counts,
     to_feature_training,
     uses_feature_cache,
 )
@@ -58,19 +60,18 @@ from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import (
     PhaseTimer,
     RunCounts,
-    TestOutcome,
     callback_summary_lines,
     run_places,
     summary_lines,
     timing_record,
 )
 from dogbreed.training.runtime import Runtime
+from dogbreed.training.selection import best_epoch, stopping_callbacks
 from dogbreed.training.setup import (
     build_logger,
     check_accelerator,
     check_output_locations,
     output_locations,
-    resolve_num_workers,
     resolve_precision,
     run_loader_settings,
 )
@@ -97,7 +98,9 @@ def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
     data = config.data
     return DogBreedDataModule(
         splits,
-        preprocessing=Preprocessing(image_size=data.image_size, crop_scale=(data.crop_scale, 1.0)),
+        preprocessing=Preprocessing(image_size=data.image_size, crop_scale=(data.crop_scale, 1.0),
+                                    crop_min_side=data.crop_min_side, augment=data.augment,
+                                    random_erasing=data.random_erasing),
         batch_size=config.optimisation.batch_size,
         num_workers=num_workers,
         skip_bad_images=data.skip_bad_images,
@@ -116,6 +119,8 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
         label_smoothing=opt.label_smoothing,
         mixup_alpha=recipe.mixup_alpha,
         cutmix_alpha=recipe.cutmix_alpha,
+        warmup_epochs=opt.warmup_epochs,
+        freeze_epochs=opt.freeze_epochs if opt.finetune == "gradual" else 0,
     )
     state = load_backbone_state_dict(opt.weights)
     if state is not None:
@@ -151,13 +156,18 @@ def prepare_for_speed(
     return datamodule, model
 
 
-def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None) -> list[Callback]:
-    """The training layer's own callbacks beyond EpochHistory (adapters pass theirs to :func:`train`)."""
-    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr)]
+def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None,
+                    start_epoch: int = 0) -> list[Callback]:
+    """The training layer's own callbacks beyond EpochHistory (adapters pass theirs to :func:`train`). Order
+    matters: the best epoch and early stopping update their state before the epoch's checkpoint saves it, and the
+    best epoch copies the validated weights before EMA swaps the raw ones back."""
+    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr), *stopping_callbacks(config.stopping)]
     if config.checkpoints.checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(config.checkpoints.checkpoint_dir, fingerprint or {}))
     if config.recipe.ema_decay > 0:
         callbacks.append(EMAWeights(config.recipe.ema_decay))
+    if config.optimisation.finetune == "gradual":
+        callbacks.append(GradualUnfreeze(config.optimisation.freeze_epochs, start_epoch))
     return callbacks
 
 
@@ -166,6 +176,7 @@ def trainer_settings(config: TrainConfig, runtime: Runtime | None = None) -> dic
     runtime = runtime or Runtime.local()
     settings: dict[str, Any] = dict(
         max_epochs=config.optimisation.epochs,
+        accumulate_grad_batches=config.optimisation.accumulate_grad_batches,
         accelerator=config.runtime.accelerator,
         devices="auto",
         logger=build_logger(config.tracking, config.outputs.output_dir),
@@ -240,6 +251,8 @@ class _Run:
         self.trainer: pl.Trainer | None = None
         self.timing: dict[str, float] = {}  # as recorded in the artifact: the phases before the export
         self.exported = False
+        self.notes: list[str] = []  # lines of the looks before training (batch.png, the LR finder)
+        self.lr_found: float | None = None  # --lr auto: the finder's suggestion, trained with
 
     def execute(self, splits: SplitDirs | None, extra_callbacks: list[Callback],
                 trainer_overrides: dict[str, Any]) -> TrainResult:
@@ -249,18 +262,47 @@ class _Run:
         model = self.model(images)                                                 # 2. model, resume plan
         with self.timer.phase("feature_cache") if _feature_cache_dir(config) else nullcontext():
             datamodule, model = prepare_for_speed(config, images, model)           #    feature cache / compile
+        if self.before_training(images, model, datamodule, trainer_overrides):      #    a look, the LR finder
+            return TrainResult(model_dir=Path(config.outputs.model_dir), output_dir=Path(config.outputs.output_dir),
+                               class_names=images.class_names, history=[], test_metrics={}, summary=self.notes)
+        config = self.config
         callbacks = self.callbacks(extra_callbacks, loader)                        # 3. callbacks
         trainer = self.trainer = build_trainer(config, callbacks, runtime=self.runtime,
                                                **trainer_overrides)                # 4. trainer
         self.fit(trainer, model, datamodule)                                       # 5. fit
-        counts = _run_counts(images, datamodule)
-        counts.epochs = len(self.history.history)
+        counts = run_counts(images, datamodule, epochs=len(self.history.history))
         test_metrics = self.test_pass(trainer, model, datamodule)                  # 6. test
         fit = self.calibrate(trainer, images, datamodule, model)                   # 7. calibrate
         lines = self.export(trainer, model, images, test_metrics, fit, counts, callbacks)  # 8. export
         return TrainResult(model_dir=Path(config.outputs.model_dir), output_dir=Path(config.outputs.output_dir),
                            class_names=images.class_names, history=self.history.history, test_metrics=test_metrics,
                            timing=self.timing, summary=lines)
+
+    def before_training(self, images: DogBreedDataModule, model: DogBreedClassifier,
+                        datamodule: pl.LightningDataModule, trainer_overrides: dict[str, Any]) -> bool:
+        """``--show-batch``; ``--lr-find`` (True: stop here) or ``--lr auto`` (train with the suggestion)."""
+        config = self.config
+        if config.diagnostics.show_batch:
+            self.note(show_batch(images, config.outputs.output_dir))
+        opt = config.optimisation
+        if not (opt.lr_find or opt.lr == AUTO_LR):
+            return False
+        finder = build_trainer(config, [], runtime=replace(self.runtime, progress_bar=False),
+                               **{**trainer_overrides, "logger": False, "max_time": None})
+        with self.timer.phase("lr_find"), frozen_batchnorm_expected(model.backbone_frozen):
+            suggestion = find_lr(finder, model, datamodule, output_dir=config.outputs.output_dir)
+        self.note(suggestion.line())
+        if opt.lr_find:
+            self.note(f"--lr-find: stopped before training; train with --lr {suggestion.lr:.3g} (or --lr auto)")
+            return True
+        self.config = config.replace(lr=suggestion.lr)
+        model.hparams["lr"] = suggestion.lr
+        self.lr_found = suggestion.lr
+        return False
+
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+        print(line, flush=True)
 
     def data(self, splits: SplitDirs | None) -> tuple[DogBreedDataModule, LoaderSettings]:
         """Find the splits (generating or downloading the data is a phase of its own), then check them all."""
@@ -285,7 +327,7 @@ class _Run:
         return build_model(self.config, images.num_classes)
 
     def callbacks(self, extra: list[Callback], loader: LoaderSettings) -> list[Callback]:
-        callbacks = [self.history, *build_callbacks(self.config, self.fingerprint), *extra]
+        callbacks = [self.history, *build_callbacks(self.config, self.fingerprint, self.resume.epoch), *extra]
         if _feature_cache_dir(self.config) is None:  # images decoded every step: was input the bottleneck?
             callbacks.append(DataWaitReport(loader.num_workers))
         return callbacks
@@ -295,6 +337,9 @@ class _Run:
             logger.info("resuming from checkpoint %s (%d epoch(s) done)", self.resume.path, self.resume.epoch)
         with self.timer.phase("fit"), frozen_batchnorm_expected(model.backbone_frozen):
             trainer.fit(model, datamodule=datamodule, ckpt_path=self.resume.path, weights_only=True)
+        best = best_epoch(trainer)
+        if best is not None and best.restore(model.net):
+            logger.info("testing and exporting epoch %d (%s=%.4f)", best.epoch, best.monitor, best.value)
 
     def test_pass(self, trainer: pl.Trainer, model: DogBreedClassifier,
                   datamodule: pl.LightningDataModule) -> dict[str, float]:
@@ -332,11 +377,13 @@ class _Run:
                         print(summary_line(fit.report), flush=True)
                 with self.timer.phase("export"):
                     outcome = collect_test_outcome(trainer, model, images) if self.test else None
-                    export_run(model, images, hyperparameters=config.to_dict(), model_dir=config.outputs.model_dir,
+                    hyperparameters = {**config.to_dict(), **({"lr_auto": True} if self.lr_found else {})}
+                    export_run(model, images, hyperparameters=hyperparameters, model_dir=config.outputs.model_dir,
                                output_dir=config.outputs.output_dir,
                                checkpoint_dir=config.checkpoints.checkpoint_dir, tta=config.calibration.tta,
                                history=self.history.history, test_metrics=test_metrics, outcome=outcome,
-                               timing=self.timing, resume=self.resume, fit=fit)
+                               timing=self.timing, resume=self.resume, fit=fit,
+                               best=best.record() if (best := best_epoch(trainer)) else None)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
                                     tested=self.test, cache_dir=_feature_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
@@ -350,37 +397,3 @@ class _Run:
                            epochs=config.optimisation.epochs, model_dir=config.outputs.model_dir,
                            output_dir=config.outputs.output_dir, training_started=self.trainer is not None,
                            epochs_done=len(self.history.history), exported=self.exported)
-
-
-def _run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule) -> RunCounts:
-    counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()})
-    if isinstance(datamodule, FeatureDataModule):
-        built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
-        counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)
-    return counts
-
-
-# --- testing an exported model dir (a tuning search tests only its best model, once, at the end) ------------------
-
-@dataclass
-class ModelTest:
-    metrics: dict[str, float]  # {"loss", "acc", "acc_top5", "f1_macro"}
-    outcome: TestOutcome
-    class_names: list[str]
-
-
-def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,
-                       runtime: Runtime | None = None) -> ModelTest:
-    """Test the model in ``model_dir`` on ``splits.test`` (the validation split without one), with the same data
-    path and metrics as training, the way ``config`` trained it (head-only runs read the features from the cache)."""
-    runtime = replace(runtime or Runtime.local(), progress_bar=False)
-    net, model_config = load_artifact(model_dir)
-    images = build_datamodule(config, splits, resolve_num_workers(config.runtime.num_workers, runtime.cpu_count))
-    images.setup("test")
-    model = DogBreedClassifier(num_classes=model_config.num_classes, finetune=config.optimisation.finetune)
-    model.net.load_state_dict(net.state_dict())
-    datamodule, model = prepare_for_speed(config, images, model)
-    trainer = build_trainer(config, [], runtime=runtime)
-    metrics = run_test(trainer, model, datamodule)
-    outcome = collect_test_outcome(trainer, model, images)
-    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names)

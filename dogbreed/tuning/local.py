@@ -184,7 +184,7 @@ def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], hist
     """Keep the best model, test it once, write its reports, best_hyperparameters.json and trials.csv."""
     from dogbreed.training.export import record_test_metrics
     from dogbreed.training.reports import write_reports
-    from dogbreed.training.run import evaluate_model_dir
+    from dogbreed.tuning.model_test import evaluate_model_dir
 
     best = study.best_trial
     best_value = float(best.value if best.value is not None else "nan")
