@@ -82,8 +82,11 @@ def test_every_option_in_help_is_on_the_page(command):
 def test_training_option_rows_carry_type_default_choices_and_help():
     train = _section(OPTIONS_PAGE, "## train")
     assert "| `--epochs` | int | `5` |  | number of training epochs |" in train
-    assert ("| `--finetune` | str | `head` | `head`, `full` | head: train the new classifier only (frozen backbone); "
-            "full: train everything |") in train
+    assert ("| `--finetune` | str | `head` | `head`, `full`, `gradual` | head: train the new classifier only (frozen "
+            "backbone); full: train everything; gradual: the head alone for --freeze-epochs, then everything with "
+            "discriminative learning rates and a fresh schedule |") in train
+    assert "| `--augment` | str | `default` | `none`, `default`, `trivialaugment`, `randaugment` | " in train
+    assert "| `--early-stopping` | int | `0` |  | stop when --monitor has not improved" in train
     assert ("| `--backbone-lr-scale` | float | 0.1 with pretrained --weights, 1.0 with --weights none |  | backbone "
             "learning rate as a fraction of --lr (with --finetune full) |") in train
     assert "| `--cache-dir` | path | `<output-dir>/../feature_cache` |  | where the feature cache lives |" in train
@@ -95,7 +98,7 @@ def test_commands_sharing_the_training_options_list_only_their_own():
     hpo = _section(OPTIONS_PAGE, "## hpo")
     assert re.findall(r"^\| `(--[a-z-]+)", hpo, flags=re.MULTILINE) == ["--local", "--trials", "--tuning-dir"]
     assert "| `--trials` | int | `8` |  | number of trials with --local |" in hpo
-    assert "Also takes every option of [train](#train), as listed there (46 options)" in hpo
+    assert "Also takes every option of [train](#train), as listed there (57 options)" in hpo
     profiled = _section(OPTIONS_PAGE, "## profiled_train")
     assert re.findall(r"^\| `(--[a-z-]+)", profiled, flags=re.MULTILINE) == ["--debug-dir", "--profiler"]
     assert "| `--profiler` | str | `simple` | `\"\"`, `simple`, `advanced`, `pytorch` |" in profiled

@@ -156,7 +156,7 @@ def validate_config(config: TrainConfig) -> None:
         (opt.epochs >= 1, "--epochs must be at least 1"),
         (opt.batch_size >= 1, "--batch-size must be at least 1"),
         (_finite(opt.lr) and (opt.lr > 0 or opt.lr == AUTO_LR),
-         f"--lr must be a positive finite number or auto, got {opt.lr}"),
+         f"--lr must be a positive finite number, got {opt.lr} (or auto: the learning-rate finder)"),
         (_finite(opt.weight_decay) and opt.weight_decay >= 0,
          f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
         (_finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,

@@ -31,15 +31,21 @@ SCRATCH_BACKBONE_LR_SCALE = 1.0
 FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the section is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-AUTO_LR = 0.0  # --lr auto: the learning-rate finder chooses it (Lightning's Tuner.lr_find) before training
+AUTO_LR = -1.0  # --lr auto: the learning-rate finder chooses it (Lightning's Tuner.lr_find) before training
 # What --monitor can watch: the validation metric of each epoch, and whether higher is better.
 MONITORS = {"val_acc": "max", "val_loss": "min", "val_f1_macro": "max"}
 MAX_TIME_FORMAT = "HH:MM:SS"
 
 
-def lr_value(text: str) -> float:
-    """``--lr``: a positive number, or ``auto`` (:data:`AUTO_LR`)."""
-    return AUTO_LR if str(text).strip().lower() == "auto" else float(text)
+def float_or_auto(text: str) -> float:
+    """``--lr``: a number (the range check wants it positive), or ``auto`` (:data:`AUTO_LR`, which cannot be typed
+    as a number)."""
+    if str(text).strip().lower() == "auto":
+        return AUTO_LR
+    value = float(text)
+    if value == AUTO_LR:
+        raise ValueError(f"{text} is not a learning rate")
+    return value
 
 
 def max_time_seconds(text: str) -> int | None:
@@ -80,9 +86,9 @@ class DataOptions:
                                 "training augmentation: a random crop keeps at least this share of --image-size per "
                                 "side of the source image, so crops of small images are not blown up from a few "
                                 "pixels (images at least twice --image-size keep --crop-scale); 0 = off")
-    augment: str = _opt("default", "training augmentation policy: none (the eval view: resize and centre crop), "
-                                   "default (random-resized crop + horizontal flip), trivialaugment or randaugment "
-                                   "(torchvision's TrivialAugmentWide / RandAugment after the default)",
+    augment: str = _opt("default", "training augmentation policy: none (the eval view: resize, centre crop), the "
+                                   "standard random-resized crop + horizontal flip, or trivialaugment / randaugment "
+                                   "(torchvision's TrivialAugmentWide / RandAugment on top of it)",
                         choices=AUGMENT_POLICIES)
     random_erasing: float = _opt(0.0, "probability of torchvision's RandomErasing on each training image, e.g. "
                                       "0.25; 0 = off")
@@ -108,7 +114,7 @@ class OptimisationOptions:
     epochs: int = _opt(5, "number of training epochs")
     batch_size: int = _opt(32, "images per batch")
     lr: float = _opt(1e-3, "learning rate of the head (the backbone gets lr * backbone-lr-scale); auto: run the "
-                           "learning-rate finder (as --lr-find) and train with its suggestion", parse=lr_value)
+                           "learning-rate finder (as --lr-find) and train with its suggestion", parse=float_or_auto)
     lr_find: bool = _opt(False, "run Lightning's learning-rate finder (Tuner.lr_find), write lr_find.png to "
                                 "--output-dir, print the suggested --lr and stop without training")
     weight_decay: float = _opt(1e-4, "AdamW weight decay")
@@ -120,7 +126,7 @@ class OptimisationOptions:
     weights: str = _opt("imagenet", "backbone weights: imagenet (torchvision's IMAGENET1K_V2), imagenet-v1, none, or "
                                     "a path to a resnet50 state_dict")
     finetune: str = _opt("head", "head: train the new classifier only (frozen backbone); full: train everything; "
-                                 "gradual: the head alone for --freeze-epochs (on cached features when possible), "
+                                 "gradual: the head alone for --freeze-epochs, "
                                  "then everything with discriminative learning rates and a fresh schedule",
                          choices=FINETUNE_MODES)
     freeze_epochs: int = _opt(1, "with --finetune gradual: epochs that train the head alone before the whole network "

@@ -89,7 +89,7 @@ def test_explicit_option_equal_to_the_default_still_beats_the_preset():
 RANGE_CHECKS = [
     ("--epochs", "1", "0", "--epochs must be at least 1"),
     ("--batch-size", "1", "0", "--batch-size must be at least 1"),
-    ("--lr", "1e-12", "0", "--lr must be a positive finite number, got 0.0"),
+    ("--lr", "1e-12", "0", "--lr must be a positive finite number, got 0.0 (or auto: the learning-rate finder)"),
     ("--weight-decay", "0", "-1e-09", "--weight-decay must be a finite number >= 0, got -1e-09"),
     ("--image-size", "32", "31", "--image-size must be between 32 and 2048"),
     ("--image-size", "2048", "2049", "--image-size must be between 32 and 2048"),

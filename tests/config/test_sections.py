@@ -11,17 +11,19 @@ from dogbreed.config.sections import DataOptions
 
 # Written out: every section and its options, in order (what --help groups and an options reference lists).
 SECTIONS = {
-    "data": ["data-dir", "train-dir", "valid-dir", "test-dir", "image-size", "crop-scale", "skip-bad-images", "demo",
-             "download", "dataset-url"],
+    "data": ["data-dir", "train-dir", "valid-dir", "test-dir", "image-size", "crop-scale", "crop-min-side", "augment",
+             "random-erasing", "skip-bad-images", "demo", "download", "dataset-url"],
     "outputs": ["model-dir", "output-dir", "top-k"],
-    "optimisation": ["epochs", "batch-size", "lr", "weight-decay", "backbone-lr-scale", "label-smoothing", "weights",
-                     "finetune", "seed"],
+    "optimisation": ["epochs", "batch-size", "lr", "lr-find", "weight-decay", "backbone-lr-scale", "label-smoothing",
+                     "weights", "finetune", "freeze-epochs", "warmup-epochs", "accumulate-grad-batches", "seed"],
+    "stopping": ["monitor", "early-stopping", "max-time"],
     "recipe": ["ema-decay", "mixup-alpha", "cutmix-alpha"],
     "runtime": ["num-workers", "accelerator", "precision", "compile"],
     "checkpoints": ["checkpoint-dir", "resume-anyway"],
     "cache": ["cached-views", "cache-dir"],
     "calibration": ["tta", "calibrate", "abstention-score", "accept-rate", "ood-dir"],
-    "diagnostics": ["debug-dir", "debug-train-interval", "debug-eval-interval", "profiler", "monitor-interval-ms"],
+    "diagnostics": ["debug-dir", "debug-train-interval", "debug-eval-interval", "profiler", "monitor-interval-ms",
+                    "show-batch"],
     "tracking": ["logger", "log-dir"],
 }
 
@@ -29,7 +31,7 @@ SECTIONS = {
 def test_every_option_is_in_exactly_one_section():
     assert option_sections() == SECTIONS
     names = [name for options in SECTIONS.values() for name in options]
-    assert len(names) == len(set(names)) == 45
+    assert len(names) == len(set(names)) == 56
 
 
 def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():

@@ -127,9 +127,9 @@ class StopAfter(Callback):
 
 @pytest.mark.slow
 def test_a_resumed_run_still_knows_its_best_epoch(tree, tmp_path):
-    config = fast_config(tmp_path, tree, epochs=4, checkpoint_dir=tmp_path / "ckpt", monitor="val_loss", lr=0.05,
-                         seed=2)
-    reference = fast_config(tmp_path / "whole", tree, epochs=4, monitor="val_loss", lr=0.05, seed=2)
+    values = dict(epochs=4, finetune="head", cached_views=1, monitor="val_loss", lr=0.05, seed=2)
+    config = fast_config(tmp_path, tree, checkpoint_dir=tmp_path / "ckpt", **values)
+    reference = fast_config(tmp_path / "whole", tree, **values)
     whole = train(reference)
     with pytest.raises(RunInterrupted):
         train(config, extra_callbacks=[StopAfter(2)])

@@ -39,7 +39,7 @@ def test_new_options_parse_with_range_checks_and_reach_the_record():
     record = config.to_dict()
     assert {k: record[k] for k in ("lr", "finetune", "freeze_epochs", "warmup_epochs", "accumulate_grad_batches",
                                    "augment", "random_erasing", "crop_min_side", "show_batch", "lr_find")} == {
-        "lr": 0.0, "finetune": "gradual", "freeze_epochs": 2, "warmup_epochs": 1, "accumulate_grad_batches": 4,
+        "lr": -1.0, "finetune": "gradual", "freeze_epochs": 2, "warmup_epochs": 1, "accumulate_grad_batches": 4,
         "augment": "randaugment", "random_erasing": 0.25, "crop_min_side": 0.0, "show_batch": True,
         "lr_find": True}
     assert trainer_settings(config)["accumulate_grad_batches"] == 4
@@ -49,7 +49,8 @@ def test_new_options_parse_with_range_checks_and_reach_the_record():
            ("--random-erasing", "1.5"): "--random-erasing must be in [0, 1]",
            ("--augment", "none", "--random-erasing", "0.5"): "--augment none turns augmentation off",
            ("--crop-min-side", "2"): "--crop-min-side must be in [0, 1]",
-           ("--lr", "-1"): "--lr must be a positive finite number or auto"}
+           ("--lr", "-2"): "--lr must be a positive finite number, got -2.0 \\(or auto",
+           ("--lr", "-1"): "argument --lr: invalid float_or_auto value: '-1'"}
     for argv, message in bad.items():
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             parse_config(list(argv))
@@ -81,7 +82,7 @@ def test_lr_find_writes_the_curve_prints_the_suggestion_and_stops(tree, tmp_path
 
 @pytest.mark.slow
 def test_lr_auto_trains_with_the_finders_suggestion(tree, tmp_path, capsys):
-    train(_head(tmp_path, tree, lr=0.0))  # --lr auto
+    train(_head(tmp_path, tree, lr=-1.0))  # --lr auto
     out = capsys.readouterr().out
     suggested = float(out.split("suggested --lr ")[1].split()[0])
     record = json.loads((tmp_path / "model" / "model_config.json").read_text())["hyperparameters"]
