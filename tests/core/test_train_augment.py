@@ -162,3 +162,54 @@ def test_training_split_uses_the_drafting_transform_and_eval_splits_do_not(large
 def test_crop_scale_out_of_range_is_refused():
     with pytest.raises(ValueError, match="crop scale"):
         build_train_transform(PRE, scale=(0.5, 0.2))
+
+
+# --- the options on top of the recipe: small-image crops, policies, random erasing --------------------------------
+
+def test_small_images_get_gentler_crops_and_large_ones_keep_the_recipe():
+    transform = TrainTransform(32, mean=(0.5,) * 3, std=(0.5,) * 3, scale=(0.08, 1.0), min_side=0.5)
+    assert transform.crop_scale_for(32, 32) == (0.25, 1.0)  # a crop keeps >= 16 px of a 32 px scan's side
+    assert transform.crop_scale_for(40, 64) == pytest.approx((0.16, 1.0))  # (16 / 40) ** 2
+    assert transform.crop_scale_for(500, 375) == (0.08, 1.0)  # large: the ImageNet recipe
+    assert TrainTransform(224, mean=(0.5,) * 3, std=(0.5,) * 3, min_side=0.5).crop_scale_for(32, 32) == (1.0, 1.0)
+    assert TrainTransform(32, mean=(0.5,) * 3, std=(0.5,) * 3, min_side=0.0).crop_scale_for(32, 32) == (0.08, 1.0)
+    torch.manual_seed(0)
+    boxes = [transform.sample_box(32, 32) for _ in range(200)]
+    assert min(h * w for _, _, h, w in boxes) >= 0.25 * 32 * 32 * 0.9  # rounding of the drawn sides
+    assert min(min(h, w) for _, _, h, w in boxes) >= 14
+
+
+@pytest.mark.parametrize("policy, kind", [("trivialaugment", v2.TrivialAugmentWide), ("randaugment", v2.RandAugment)])
+def test_augment_policies_are_torchvisions_and_change_the_crop(policy, kind):
+    pre = Preprocessing(image_size=32, augment=policy)
+    transform = build_train_transform(pre)
+    assert isinstance(transform.policy, kind)
+    plain = build_train_transform(Preprocessing(image_size=32))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    changed = 0
+    for seed in range(6):
+        torch.manual_seed(seed)
+        ours = transform(image)
+        torch.manual_seed(seed)
+        base = plain(image)
+        changed += not torch.equal(ours, base)
+    assert changed >= 3  # identity is one of the policy's ops; most draws change the pixels
+
+
+def test_random_erasing_blanks_a_patch_to_the_mean_and_none_is_the_eval_view():
+    pre = Preprocessing(image_size=32, random_erasing=1.0)
+    out = build_train_transform(pre)(Image.new("RGB", (40, 40), (250, 10, 10)))
+    zero_pixels = int((out == 0).all(dim=0).sum())
+    assert 0.02 * 32 * 32 <= zero_pixels <= 0.33 * 32 * 32 + 32  # RandomErasing's default area range, value 0
+    none = build_train_transform(Preprocessing(image_size=32, augment="none"))
+    assert not isinstance(none, TrainTransform)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    assert torch.equal(none(image), none(image))  # deterministic: resize and centre crop
+    with pytest.raises(ValueError, match="augment must be one of"):
+        Preprocessing(image_size=32, augment="autoaugment")
+
+
+def test_training_only_fields_stay_out_of_the_eval_record():
+    pre = Preprocessing(image_size=32, crop_min_side=0.5, augment="randaugment", random_erasing=0.25)
+    assert set(pre.to_dict()) - set(pre.eval_dict()) == {"crop_scale", "crop_min_side", "augment", "random_erasing"}
+    assert Preprocessing.from_dict(pre.to_dict()) == pre

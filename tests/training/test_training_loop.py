@@ -17,7 +17,8 @@ from pytorch_lightning.callbacks import Callback
 from dogbreed.config.parser import parse_config
 from dogbreed.core.errors import ConfigError, RunInterrupted
 from dogbreed.core.network import backbone_parameters
-from dogbreed.training.run import train, trainer_settings
+from dogbreed.data.splits import SplitDirs
+from dogbreed.training.run import build_datamodule, train, trainer_settings
 from tests.helpers.builders import fast_config, write_tree
 
 
@@ -30,6 +31,15 @@ def _head(tmp_path: Path, tree: Path, **overrides):
     values = dict(finetune="head", cached_views=1, epochs=2, batch_size=4, lr=1e-3, seed=3)
     values.update(overrides)
     return fast_config(tmp_path, tree, **values)
+
+
+def test_augmentation_options_reach_the_preprocessing(tree):
+    config = parse_config(["--augment", "trivialaugment", "--random-erasing", "0.3", "--crop-min-side", "0.4",
+                           "--image-size", "32"])
+    pre = build_datamodule(config, SplitDirs.from_data_dir(tree), num_workers=0).preprocessing
+    assert (pre.augment, pre.random_erasing, pre.crop_min_side, pre.crop_scale) == ("trivialaugment", 0.3, 0.4,
+                                                                                     (0.08, 1.0))
+    assert parse_config([]).data.crop_min_side == 0.5  # small images get gentler crops by default
 
 
 def test_new_options_parse_with_range_checks_and_reach_the_record():
