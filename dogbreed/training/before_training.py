@@ -17,6 +17,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -38,6 +39,7 @@ def show_batch(images: DogBreedDataModule, output_dir: Path) -> str:
     with torch.random.fork_rng(devices=[]):
         inputs, labels = next(iter(images.train_dataloader()))
     pre = images.preprocessing
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
     path = plot_batch(Path(output_dir), inputs, labels, images.class_names, mean=pre.mean, std=pre.std)
     return (f"show batch: {min(len(inputs), BATCH_SHOWN)} augmented training inputs (--augment {pre.augment}, "
             f"{pre.image_size} px) in {path}")
@@ -53,15 +55,15 @@ class LRSuggestion:
         return f"lr finder: suggested --lr {self.lr:.3g} ({self.steps} steps; the curve is in {self.plot})"
 
 
-def find_lr(trainer: pl.Trainer, model: pl.LightningModule, datamodule: pl.LightningDataModule, *,
-            output_dir: Path, steps: int = FINDER_STEPS) -> LRSuggestion:
-    """Run ``Tuner.lr_find`` with ``trainer`` (a throwaway one: no logger, no checkpoints) and plot the curve into
-    ``output_dir/lr_find.png``. :class:`ConfigError` when the loss curve gives no suggestion."""
+def find_lr(make_trainer: Callable[[str], pl.Trainer], model: pl.LightningModule,
+            datamodule: pl.LightningDataModule, *, output_dir: Path, steps: int = FINDER_STEPS) -> LRSuggestion:
+    """Run ``Tuner.lr_find`` with ``make_trainer(scratch_dir)`` (a throwaway Trainer: no logger, no checkpoints;
+    the finder saves and restores the weights in ``scratch_dir``) and plot the curve into ``output_dir/lr_find.png``.
+    :class:`ConfigError` when the loss curve gives no suggestion."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dogbreed-lr-find-") as scratch:  # the finder's own checkpoint
-        trainer.default_root_dir = scratch
-        finder = Tuner(trainer).lr_find(model, datamodule=datamodule, min_lr=FINDER_RANGE[0],
+    with tempfile.TemporaryDirectory(prefix="dogbreed-lr-find-") as scratch:
+        finder = Tuner(make_trainer(scratch)).lr_find(model, datamodule=datamodule, min_lr=FINDER_RANGE[0],
                                         max_lr=FINDER_RANGE[1], num_training=steps, update_attr=False)
     suggestion = finder.suggestion() if finder is not None else None
     if finder is None or suggestion is None:

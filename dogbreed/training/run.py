@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -287,17 +288,17 @@ class _Run:
         opt = config.optimisation
         if not (opt.lr_find or opt.lr == AUTO_LR):
             return False
-        finder = build_trainer(config, [], runtime=replace(self.runtime, progress_bar=False),
-                               **{**trainer_overrides, "logger": False, "max_time": None})
+        finder = partial(build_trainer, config, [], runtime=replace(self.runtime, progress_bar=False),
+                         **{**trainer_overrides, "logger": False})  # the finder's checkpoint goes to a scratch dir
         with self.timer.phase("lr_find"), frozen_batchnorm_expected(model.backbone_frozen):
-            suggestion = find_lr(finder, model, datamodule, output_dir=config.outputs.output_dir)
+            suggestion = find_lr(lambda scratch: finder(default_root_dir=scratch), model, datamodule,
+                                 output_dir=config.outputs.output_dir)
         self.note(suggestion.line())
         if opt.lr_find:
             self.note(f"--lr-find: stopped before training; train with --lr {suggestion.lr:.3g} (or --lr auto)")
             return True
-        self.config = config.replace(lr=suggestion.lr)
+        self.config, self.lr_found = config.replace(lr=suggestion.lr), suggestion.lr
         model.hparams["lr"] = suggestion.lr
-        self.lr_found = suggestion.lr
         return False
 
     def note(self, line: str) -> None:
