@@ -13,8 +13,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 EXPECTED_LINES = {
     "accuracy_recipes.py": ["| recipe | what | test acc | + flip TTA | TTA cost ratio |", "| R7 | R6 + label"],
     "make_dataset.py": ["dataset:"],
-    "bench_loop_ablation.py": ["| dataset | row | test acc, best epoch (mean ± sd over 1 seed(s))", "| scans32 | gradual |",
-                               "demo full_es seed 0: test acc best"],
+    "bench_loop_ablation.py": ["| dataset | row | test acc, best epoch (mean ± sd over 1 seed(s))",
+                               "| scans32 | gradual |", "demo full_es seed 0: test acc best"],
     "bench_head_training.py": ["P1 ratio baseline/ours:", "HPO 2 trials with the cache", "val_acc ours"],
     "bench_decode.py": ["eval: torchvision ImageFolder", "train: torchvision ImageFolder", "ratio"],
     "bench_serving.py": ["P3 overhead ratio Predictor/bare:", "throughput, batch 4"],

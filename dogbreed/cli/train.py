@@ -16,7 +16,7 @@ def train_command(argv: Sequence[str] | None) -> str:
     from dogbreed.diagnostics.run_policy import train_with_diagnostics  # heavy: after the options are valid
 
     result = train_with_diagnostics(config, runtime=runtime())
-    if config.data.demo:
+    if config.data.demo and not config.optimisation.lr_find:  # --lr-find stops before training: no model
         from dogbreed.cli.demo import show_demo_predictions
 
         show_demo_predictions(config, result)
