@@ -11,7 +11,7 @@ Datasets: the generated demo (``--demo``'s 5 breeds, 64 px) and small photo-like
 
     python bench/bench_loop_ablation.py                       # 3 seeds, both datasets, every row
     python bench/bench_loop_ablation.py --seeds 0 --rows full,full_es
-    python bench/bench_loop_ablation.py --smoke               # 1 seed, tiny sizes, 2 epochs (a CI run)
+    python bench/bench_loop_ablation.py --smoke               # 2 rows, 1 seed, tiny sizes, 2 epochs (a CI run)
 
 ``--weights`` (head and gradual rows; default imagenet, downloaded once) may be a resnet50 state_dict path; the
 smoke run saves a random one, so its head rows are at chance and only show that the rows run.
@@ -54,6 +54,8 @@ ROWS: list[tuple[str, str, list[str]]] = [
 DATASETS = {"demo": 64, "scans32": 32}  # dataset -> --image-size
 SETTINGS = {"epochs": 12, "batch-size": 16}
 SMOKE_SETTINGS = {"epochs": 2, "batch-size": 8}
+SMOKE_ROWS = {"full_es", "gradual"}  # 4 short runs: that every kind of row runs, not what it measures
+SMOKE_IMAGE_SIZE = 32
 
 
 def datasets(out: Path, smoke: bool) -> dict[str, Path]:
@@ -148,7 +150,7 @@ def main() -> None:
 
         weights = str(out / "random_resnet50.pt")
         torch.save(build_resnet50(1000).state_dict(), weights)
-    wanted = {r for r in args.rows.split(",") if r}
+    wanted = {r for r in args.rows.split(",") if r} or (SMOKE_ROWS if args.smoke else set())
     settings = SMOKE_SETTINGS if args.smoke else SETTINGS
     results = []
     for name, data_dir in datasets(out, args.smoke).items():
@@ -156,8 +158,8 @@ def main() -> None:
             if wanted and row not in wanted:
                 continue
             for seed in seeds:
-                result = run(row, [f.format(weights=weights) for f in flags], data_dir, DATASETS[name], seed, out,
-                             settings)
+                size = SMOKE_IMAGE_SIZE if args.smoke else DATASETS[name]
+                result = run(row, [f.format(weights=weights) for f in flags], data_dir, size, seed, out, settings)
                 print(f"{name} {row} seed {seed}: test acc best {result['test_acc_best']:.3f}, last "
                       f"{result['test_acc_last']:.3f}, {result['epochs_run']} epochs", flush=True)
                 results.append(result)
