@@ -70,6 +70,8 @@ def find_lr(make_trainer: Callable[[str], pl.Trainer], model: pl.LightningModule
         raise ConfigError(f"the learning-rate finder found no suggestion in {steps} steps (too few batches?): "
                           "give --lr a number")
     figure = finder.plot(suggest=True, show=False)
+    if figure is None:
+        raise RuntimeError("Lightning's LR finder plot returned no figure")
     figure.axes[0].set_title(f"learning-rate finder: suggested --lr {suggestion:.3g}")
     plot = save_figure(figure, output_dir / LR_FIND_FILENAME)
     return LRSuggestion(lr=float(suggestion), plot=plot, steps=len(finder.results.get("lr", [])))

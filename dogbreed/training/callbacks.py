@@ -258,7 +258,7 @@ class GradualUnfreeze(Callback):
             pl_module.set_backbone_trainable(self.start_epoch >= self.freeze_epochs)  # type: ignore[operator]
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch < self.freeze_epochs or not pl_module.backbone_frozen:  # type: ignore[attr-defined]
+        if trainer.current_epoch < self.freeze_epochs or not pl_module.backbone_frozen:
             return
         pl_module.set_backbone_trainable(True)  # type: ignore[operator]
         trainer.strategy.setup_optimizers(trainer)

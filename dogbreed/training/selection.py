@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import pytorch_lightning as pl
 import torch
@@ -73,7 +73,7 @@ class BestEpoch(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        net = pl_module.net  # type: ignore[attr-defined]
+        net = cast(torch.nn.Module, pl_module.net)
         head_only = not any(p.requires_grad for name, p in net.named_parameters() if not name.startswith(HEAD_PREFIX))
         self._candidate = {name: tensor.detach().to("cpu", copy=True) for name, tensor in net.state_dict().items()
                            if not head_only or name.startswith(HEAD_PREFIX)}
