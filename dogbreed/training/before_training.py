@@ -57,11 +57,14 @@ class LRSuggestion:
 
 def find_lr(make_trainer: Callable[[str], pl.Trainer], model: pl.LightningModule,
             datamodule: pl.LightningDataModule, *, output_dir: Path, steps: int = FINDER_STEPS) -> LRSuggestion:
-    """Run ``Tuner.lr_find`` with ``make_trainer(scratch_dir)`` (a throwaway Trainer: no logger, no checkpoints;
-    the finder saves and restores the weights in ``scratch_dir``) and plot the curve into ``output_dir/lr_find.png``.
+    """Run ``Tuner.lr_find`` with ``make_trainer(scratch_dir)`` (a throwaway Trainer: no logger, no checkpoints, no
+    epoch limit: the finder runs ``steps`` steps however small the data; it saves and restores the weights in
+    ``scratch_dir``) and plot the curve into ``output_dir/lr_find.png``.
     :class:`ConfigError` when the loss curve gives no suggestion."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if float(model.hparams.get("lr", 1.0)) <= 0:  # --lr auto: any valid rate to build the optimiser with
+        model.hparams["lr"] = FINDER_RANGE[0]
     with tempfile.TemporaryDirectory(prefix="dogbreed-lr-find-") as scratch:
         finder = Tuner(make_trainer(scratch)).lr_find(model, datamodule=datamodule, min_lr=FINDER_RANGE[0],
                                         max_lr=FINDER_RANGE[1], num_training=steps, update_attr=False)

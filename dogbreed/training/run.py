@@ -289,7 +289,7 @@ class _Run:
         if not (opt.lr_find or opt.lr == AUTO_LR):
             return False
         finder = partial(build_trainer, config, [], runtime=replace(self.runtime, progress_bar=False),
-                         **{**trainer_overrides, "logger": False})  # the finder's checkpoint goes to a scratch dir
+                         **{**trainer_overrides, "logger": False, "max_epochs": -1})  # steps, not epochs
         with self.timer.phase("lr_find"), frozen_batchnorm_expected(model.backbone_frozen):
             suggestion = find_lr(lambda scratch: finder(default_root_dir=scratch), model, datamodule,
                                  output_dir=config.outputs.output_dir)
