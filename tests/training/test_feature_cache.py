@@ -136,7 +136,9 @@ def test_extraction_uses_eval_mode_backbone_and_leaves_it_untouched(tiny_tree):
 
 
 def _head_config(tmp_path: Path, tree: Path, **overrides):
-    values = dict(finetune="head", epochs=3, batch_size=64, lr=1e-4, seed=5)
+    # val_loss: with lr 1e-4 it falls every epoch, so the exported best epoch is the last (val_acc ties at chance
+    # would keep epoch 1)
+    values = dict(finetune="head", epochs=3, batch_size=64, lr=1e-4, seed=5, monitor="val_loss")
     values.update(overrides)
     return fast_config(tmp_path, tree, **values)
 
