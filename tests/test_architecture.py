@@ -109,7 +109,7 @@ def test_no_option_help_states_its_default_twice():
                           cwd=REPO, timeout=60)
     flat = " ".join(proc.stdout.split())
     for option in re.split(r"\s(?=--[a-z])", flat):
-        assert option.count("default") <= 1, option
+        assert len(re.findall(r"default(?: here)?:", option)) <= 1, option  # statements: --augment has a "default"
     assert "(default: 32)" in flat and "(default: None)" not in flat
 
 
