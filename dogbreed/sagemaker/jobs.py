@@ -22,9 +22,10 @@ from dogbreed.training.metric_lines import metric_definitions
 PACKAGE_DIR = Path(dogbreed.__file__).resolve().parent
 SOURCE_DIR = PACKAGE_DIR.parent / "entry_points"
 REQUIREMENTS = "requirements.txt"
-# The current PyTorch training image (Amazon Linux 2023, Python 3.12, CUDA 13.3); image_uri= runs any other.
+# The current PyTorch training image (Amazon Linux 2023, Python 3.12, CUDA 13.3); 2.14 with
+# training_image(..., version="2.14"), anything else with image_uri=.
 IMAGE_FRAMEWORK = "pytorch-amzn2023"
-IMAGE_VERSION = "2.14"
+IMAGE_VERSION = "2.13"  # tests/data/pytorch-2.13-sagemaker-lock.txt: what the job resolves against
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 BASE_JOB_NAME = "dogbreed"
 TRAINING_CHANNEL = "training"
