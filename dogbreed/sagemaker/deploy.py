@@ -16,7 +16,8 @@ from typing import Any
 
 from dogbreed.core.errors import ConfigError
 
-ENTRY_POINT_ENV = {"SAGEMAKER_PROGRAM": "inference.py"}  # code/inference.py inside the archive
+# code/inference.py inside the archive (the toolkit reads the code from SAGEMAKER_SUBMIT_DIRECTORY).
+ENTRY_POINT_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 DEFAULT_ENDPOINT_INSTANCE_TYPE = "ml.m5.large"
 # The last PyTorch inference image (TorchServe + the inference toolkit); pass image_uri= for your own.
