@@ -147,3 +147,13 @@ def seed_endpoint_results(url: str, bodies: list[str], content_type: str = "appl
     request = urllib.request.Request(f"{url}/moto-api/static/sagemaker/endpoint-results", method="POST",
                                      data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     urllib.request.urlopen(request)
+
+
+def v3_session(bucket: str) -> Any:
+    """A SageMaker SDK v3 session on the moto server (inside :func:`moto_endpoint`), ``bucket`` created as its
+    default bucket."""
+    import boto3
+    from sagemaker.core.helper.session_helper import Session
+
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return Session(boto_session=boto3.Session(), default_bucket=bucket)
