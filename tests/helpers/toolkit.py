@@ -79,17 +79,9 @@ def run_like_sagemaker(base: Path, hyperparameters: dict[str, Any], channels: di
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(sm_env)
     env.update(TRAINING_JOB_NAME="dogbreed-test-job", PYTHONUNBUFFERED="1")
-    # The driver's own execute_commands: the script's stdout and stderr re-logged line by line, as in CloudWatch.
-    env["PYTHONPATH"] = str(_driver_dir())
-    proc = subprocess.run([sys.executable, "-c", _V3_RUN_SNIPPET, sys.executable, script, *argv], cwd=code,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, script, *argv], cwd=code, env=env, capture_output=True, text=True,
+                          timeout=timeout)
     return proc, ml
-
-
-def _driver_dir() -> Path:
-    from sagemaker.train.container_drivers import scripts
-
-    return Path(scripts.__file__).resolve().parents[1]
 
 
 _V3_DRIVER_SNIPPET = """
