@@ -54,7 +54,7 @@ def stage_source_dir(destination: Path | None = None) -> Path:
 
 
 def training_image(region: str, instance_type: str = DEFAULT_INSTANCE_TYPE, version: str = IMAGE_VERSION) -> str:
-    """The PyTorch AL2023 SageMaker training image for ``region`` (e.g. ``...pytorch:2.14-cu133-amzn2023-sagemaker``)."""
+    """The PyTorch AL2023 SageMaker training image for ``region`` (``...pytorch:2.13-cu133-amzn2023-sagemaker``)."""
     from sagemaker.core import image_uris
 
     return str(image_uris.retrieve(framework=IMAGE_FRAMEWORK, region=region, version=version,

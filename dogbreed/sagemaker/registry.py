@@ -76,7 +76,7 @@ def ensure_group(group_name: str, session: Any = None, description: str = "dogbr
 
     try:
         return ModelPackageGroup.get(model_package_group_name=group_name, session=session)
-    except Exception as exc:  # noqa: BLE001 - botocore's ClientError for a group that does not exist yet
+    except Exception as exc:  # botocore's ClientError for a group that does not exist yet
         if "does not exist" not in str(exc).lower() and "could not find" not in str(exc).lower():
             raise
     return ModelPackageGroup.create(model_package_group_name=group_name,

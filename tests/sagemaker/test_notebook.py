@@ -101,8 +101,8 @@ def executed(tmp_path_factory):
                     if k.startswith("dogbreed/models/") and k.endswith(".tar.gz")}
     jobs = recorded_calls(recording, "CreateTrainingJob")
     tunings = recorded_calls(recording, "CreateHyperParameterTuningJob")
-    return {"nb": nb, "keys": keys, "bundles": bundles, "small": small, "jobs": jobs, "tunings": tunings, "recording": recording,
-            "archives": archives, "work": work, "text": _outputs_text(nb)}
+    return {"nb": nb, "keys": keys, "bundles": bundles, "small": small, "jobs": jobs, "tunings": tunings,
+            "recording": recording, "archives": archives, "work": work, "text": _outputs_text(nb)}
 
 
 def _channel_prefix(job, name) -> str:

@@ -64,7 +64,8 @@ def test_image_uri_passes_through_the_trainer_and_the_model(offline_session, tmp
     trainer = _trainer(offline_session, image_uri=OWN_TRAINING_IMAGE, source_dir=tmp_path / "a")
     assert trainer.training_image == OWN_TRAINING_IMAGE
     default = _trainer(offline_session, source_dir=tmp_path / "b")
-    assert default.training_image == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13-cu133-amzn2023-sagemaker"
+    assert default.training_image == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13-cu133-amzn2023-sagemaker")
     builder = build_model_builder("s3://example-bucket/m/model.tar.gz", ROLE, offline_session,
                                   image_uri=OWN_SERVING_IMAGE)
     assert builder.image_uri == OWN_SERVING_IMAGE
