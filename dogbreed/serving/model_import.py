@@ -79,7 +79,7 @@ def load_foreign_weights(path: Path, *, trust_pickle: bool = False) -> tuple[dic
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
         pickled = False
-    except Exception as exc:  # noqa: BLE001 - pickled objects (refused by weights_only) and damaged files alike
+    except Exception as exc:  # pickled objects (refused by weights_only) and damaged files alike
         if _WEIGHTS_ONLY_REFUSAL not in str(exc):
             raise ArtifactError(f"--state-dict {path} cannot be loaded ({_load_reason(exc)}): is it a complete "
                                 "torch.save file?") from exc

@@ -59,7 +59,7 @@ def read_checkpoint_model(path: Path) -> CheckpointModel:
         raise CheckpointError(f"--checkpoint {path}: no such file (dogbreed writes epoch=N.ckpt into --checkpoint-dir)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated, empty, foreign pickles: all "not loadable"
+    except Exception as exc:  # truncated, empty, foreign pickles: all "not loadable"
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"--checkpoint {path} cannot be loaded ({reason}): take another epoch=N.ckpt") from exc
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
