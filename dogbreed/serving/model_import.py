@@ -138,7 +138,7 @@ def save_imported_model(model_dir: Path, net: nn.Module, class_names: list[str],
     config = ModelConfig(class_names=list(class_names), preprocessing=preprocessing,
                          hyperparameters={**(hyperparameters or {}), "imported_from": imported_from},
                          metrics=dict(metrics or {}), versions=library_versions(), tta=tta)
-    save_artifact(model_dir, net, config)  # type: ignore[arg-type]  # build_resnet50's ResNet
+    save_artifact(model_dir, net, config)
     loaded, _ = load_artifact(model_dir)
     before = {k: v for k, v in net.state_dict().items()}
     if any(not torch.equal(before[k], v) for k, v in loaded.state_dict().items()):

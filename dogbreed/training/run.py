@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities import rank_zero_only
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import RunInterrupted, TrainingDiverged
@@ -26,6 +25,7 @@ from dogbreed.core.network import apply_backbone_weights, load_backbone_state_di
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.auto_split import AutoSplit, write_splits_json
 from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
+from dogbreed.data.progress import is_rank_zero
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import load_artifact
@@ -276,7 +276,7 @@ class _Run:
             loader = run_loader_settings(self.config.runtime, self.config.optimisation.batch_size, self.runtime)
             images = build_datamodule(self.config, splits, loader.num_workers, loader)
             images.setup("fit")  # validates the data before any model is built
-        if images.split_record is not None and rank_zero_only.rank == 0:  # the lists, before any epoch runs
+        if images.split_record is not None and is_rank_zero():  # the lists, before any epoch runs
             write_splits_json(self.config.outputs.output_dir, images.split_record)
         return images, loader
 
