@@ -7,7 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from dogbreed.core.constants import IMAGE_EXTENSIONS, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, VALID_SPLIT_NAMES
 from dogbreed.core.errors import DataError
@@ -52,7 +52,7 @@ class SplitDirs:
             return next((found[n] for n in names if n in found), None)
 
         train, valid, test = pick(TRAIN_SPLIT_NAMES), pick(VALID_SPLIT_NAMES), pick(TEST_SPLIT_NAMES)
-        if train is None and valid is None and test is None and _holds_images(found.values()):
+        if train is None and valid is None and test is None and _is_class_tree(list(found.values())):
             return cls(train=data_dir)  # class folders only: every split is carved out of them
         if train is None:
             raise DataError(
@@ -63,8 +63,12 @@ class SplitDirs:
         return cls(train=train, valid=valid, test=test)
 
 
-def _holds_images(folders: Iterable[Path]) -> bool:
-    """True when some folder holds an image (a tree of class folders rather than a wrapper dir)."""
+def _is_class_tree(folders: Sequence[Path]) -> bool:
+    """True for a tree of class folders: some folder holds an image, and none holds split folders (a dir of
+    several datasets is not a dataset whose classes are their names)."""
+    split_names = (*TRAIN_SPLIT_NAMES, *VALID_SPLIT_NAMES, *TEST_SPLIT_NAMES)
+    if any((folder / name).is_dir() for folder in folders for name in split_names):
+        return False
     return any(any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*") if p.is_file())
                for folder in folders if not folder.name.startswith("."))
 

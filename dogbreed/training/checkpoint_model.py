@@ -21,7 +21,7 @@ from dogbreed.core.errors import CheckpointError
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.splits import display_name
 from dogbreed.serving.model_import import build_imported_net, file_sha256, save_imported_model
-from dogbreed.training.checkpoints import _STATE_KEY
+from dogbreed.training.checkpoints import STATE_KEY
 
 _NET_PREFIX = "net."  # DogBreedClassifier keeps the ResNet50 as self.net
 
@@ -65,7 +65,7 @@ def read_checkpoint_model(path: Path) -> CheckpointModel:
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise CheckpointError(f"--checkpoint {path} is not a Lightning checkpoint (no state_dict): for a plain "
                               "torchvision state_dict use --state-dict FILE --classes FILE")
-    saved = checkpoint.get(_STATE_KEY) or {}
+    saved = checkpoint.get(STATE_KEY) or {}
     fingerprint = saved.get("fingerprint") if isinstance(saved, Mapping) else None
     if not isinstance(fingerprint, Mapping) or not fingerprint.get("class_dirs"):
         raise CheckpointError(f"--checkpoint {path} records no dogbreed run fingerprint (class folders, options): "

@@ -167,3 +167,10 @@ def test_every_class_size_from_the_minimum_on_keeps_training_images(valid, test)
         split = carve_splits(samples, ["a"], fractions, seed=0, root=root)
         assert len(split["train"]) >= 1 and len(split["valid"]) >= 1 and len(split["test"]) >= 1, n
         assert sum(len(v) for v in split.values()) == n
+
+
+def test_a_dir_of_several_datasets_is_not_taken_for_class_folders(tmp_path):
+    write_tree(tmp_path / "data" / "dogs", {"train": 2, "valid": 1})
+    write_tree(tmp_path / "data" / "cats", {"train": 2, "valid": 1})
+    with pytest.raises(DataError, match="no train split in"):
+        SplitDirs.from_data_dir(tmp_path / "data")
