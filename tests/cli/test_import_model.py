@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.models import resnet50
 
-from dogbreed.cli import import_model, package, predict
+from dogbreed.cli import export, import_model, package, predict
 from dogbreed.serving.artifact import load_artifact, read_model_config
 from tests.helpers.inference_support import dog_image
 
@@ -72,7 +72,7 @@ def test_imported_state_dict_predicts_the_torchvision_probabilities(foreign, tmp
     assert record["state_dict"] == "weights.pth" and record["pickled"] is False and len(record["sha256"]) == 64
 
 
-def test_the_imported_model_packages_and_serves_the_same_answer(foreign, tmp_path, capsys):
+def test_the_imported_model_packages_serves_and_exports(foreign, tmp_path, capsys):
     from dogbreed.serving.handlers import input_fn, model_fn, output_fn, predict_fn
     from dogbreed.serving.packaging import extract_model_archive
 
@@ -94,6 +94,9 @@ def test_the_imported_model_packages_and_serves_the_same_answer(foreign, tmp_pat
     assert [p["breed"] for p in served_top[:3]] == [p["breed"] for p in local]
     assert [p["probability"] for p in served_top[:3]] == pytest.approx([p["probability"] for p in local], abs=1e-6)
     assert read_model_config(served).preprocessing.image_size == 64
+    pytest.importorskip("onnxruntime")  # the [export] extra
+    status, out, err = _run(export.main, ["--model-dir", model_dir, "--output", tmp_path / "m.onnx"], capsys)
+    assert status == 0 and "(onnxruntime parity on 2 image(s)" in out, err
 
 
 def test_a_pickled_model_needs_trust_pickle(foreign, tmp_path, capsys):
