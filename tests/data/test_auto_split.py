@@ -174,3 +174,15 @@ def test_a_dir_of_several_datasets_is_not_taken_for_class_folders(tmp_path):
     write_tree(tmp_path / "data" / "cats", {"train": 2, "valid": 1})
     with pytest.raises(DataError, match="no train split in"):
         SplitDirs.from_data_dir(tmp_path / "data")
+
+
+def test_train_refuses_a_pct_for_an_existing_split_in_one_line(tiny_tree, tmp_path, capsys):
+    from dogbreed.cli.train import main
+
+    status = main(["--data-dir", str(tiny_tree), "--valid-pct", "0.2", "--model-dir", str(tmp_path / "model"),
+                   "--output-dir", str(tmp_path / "reports"), "--weights", "none", "--finetune", "full",
+                   "--accelerator", "cpu", "--logger", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --valid-pct 0.2 was given but the data has its own validation split")
+    assert not (tmp_path / "model").exists() and not (tmp_path / "reports" / "splits.json").exists()
