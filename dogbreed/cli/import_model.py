@@ -85,8 +85,8 @@ def import_command(argv: Sequence[str] | None) -> str:
         from dogbreed.training.checkpoint_model import import_checkpoint
 
         model_dir, model = import_checkpoint(args.checkpoint, args.model_dir)
-        of = f" of {model.options['epochs']}" if "epochs" in model.options else ""
-        return (f"model dir {model_dir}: epoch {model.epoch}{of} of {args.checkpoint} ({len(model.class_dirs)} "
+        of = f" (of {model.options['epochs']})" if "epochs" in model.options else ""
+        return (f"model dir {model_dir}: epoch {model.epoch}{of} from {args.checkpoint} ({len(model.class_dirs)} "
                 "classes; not calibrated: temperature 1, no abstention)")
     from dogbreed.core.transforms import Preprocessing
     from dogbreed.serving.model_import import (

@@ -34,7 +34,9 @@ def _import(argv, capsys):
 def test_the_last_checkpoint_imports_the_exported_weights(run, tmp_path, capsys):
     status, out, err = _import(["--checkpoint", run / "ckpt" / "epoch=2.ckpt", "--model-dir", tmp_path / "m"], capsys)
     assert status == 0, err
-    assert "epoch 2 of 2 of" in out and "not calibrated" in out
+    checkpoint = run / "ckpt" / "epoch=2.ckpt"
+    assert out.startswith(f"model dir {tmp_path / 'm'}: epoch 2 (of 2) from {checkpoint} (3 classes;")
+    assert "not calibrated" in out
     imported, config = load_artifact(tmp_path / "m")
     exported, exported_config = load_artifact(run / "model")
     assert all(torch.equal(imported.state_dict()[k], v) for k, v in exported.state_dict().items())
