@@ -27,5 +27,8 @@ def test_a_flat_tree_trains_with_automatic_splits(tmp_path, capsys):
     model_config = json.loads((tmp_path / "model" / "model_config.json").read_text(encoding="utf-8"))
     assert model_config["hyperparameters"]["valid_pct"] == 0.2
     assert model_config["hyperparameters"]["test_pct"] == 0.2
+    assert model_config["hyperparameters"]["splits"] == {
+        "root": str(data), "seed": 5, "valid_pct": 0.2, "test_pct": 0.2, "carved": ["valid", "test"],
+        "counts": record["counts"]}
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text(encoding="utf-8"))
     assert len(metrics["history"]) == 2
