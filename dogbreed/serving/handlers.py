@@ -68,7 +68,7 @@ def as_toolkit_error(handler: Handler) -> Handler:
         except RequestError as exc:
             raise to_toolkit_error(exc) from exc
         except ImageDecodeError as exc:
-            raise to_toolkit_error(RequestError(400, str(exc))) from exc
+            raise to_toolkit_error(RequestError(getattr(exc, "status_code", 400), str(exc))) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -155,8 +155,8 @@ def input_fn(request_body: Body, request_content_type: str | None) -> InferenceR
 def _preprocess_one(predictor: Predictor, image: Any, where: str) -> torch.Tensor:
     try:
         return predictor.preprocess([image])  # strict decode: a truncated or broken image is refused
-    except ImageDecodeError as exc:
-        raise RequestError(400, f"{where}{exc}") from exc
+    except ImageDecodeError as exc:  # the input policy's refusals carry their own status (413 for pixels)
+        raise RequestError(getattr(exc, "status_code", 400), f"{where}{exc}") from exc
 
 
 @as_toolkit_error
