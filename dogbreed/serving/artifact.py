@@ -214,9 +214,10 @@ def load_artifact(model_dir: Path | str, map_location: str | torch.device = "cpu
     if head is not None and head.dim() == 2 and head.shape[0] != config.num_classes:
         raise ArtifactError(f"{weights} has a {head.shape[0]}-class head but {CONFIG_FILENAME} names "
                             f"{config.num_classes} classes: they come from different models, {REEXPORT}")
-    net = build_resnet50(config.num_classes)
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the state_dict (assign)
+        net = build_resnet50(config.num_classes)
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(state, assign=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ArtifactError(f"{weights} does not match {CONFIG_FILENAME} ({first}): {REEXPORT}") from exc

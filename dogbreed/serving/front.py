@@ -28,6 +28,9 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "conten
                         "trailer", "proxy-connection", "proxy-authorization", "proxy-authenticate"})
 MAX_HEADER_BYTES = 16 * 1024
 MAX_CONNECTIONS = 256
+# After a refusal, what the client still sends is read and dropped for up to this long / this much.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
            502: "Bad Gateway", 503: "Service Unavailable"}
@@ -168,6 +171,10 @@ class EndpointFront:
 
         async def shutdown() -> None:
             server.close()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop)
@@ -183,6 +190,7 @@ class EndpointFront:
                 pass
         except Refusal as refusal:
             writer.write(refusal_bytes(refusal))
+            await _linger(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -236,6 +244,24 @@ class EndpointFront:
             return status, answer_headers, await _read_body(reader, answer_headers)
         finally:
             writer.close()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After a refusal: send it, stop writing, and discard what the client still sends (a body the refusal did not
+    read) for a moment, so closing does not reset the connection before the client has read the answer."""
+
+    async def discard() -> None:
+        discarded = 0
+        while discarded < LINGER_BYTES and (chunk := await reader.read(65536)):
+            discarded += len(chunk)
+
+    try:
+        await asyncio.wait_for(writer.drain(), LINGER_SECONDS)
+        if writer.can_write_eof():
+            writer.write_eof()
+        await asyncio.wait_for(discard(), LINGER_SECONDS)
+    except (ConnectionError, asyncio.TimeoutError):
+        pass
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]]) -> bytes:

@@ -144,3 +144,13 @@ def test_a_backend_that_is_down_is_a_502(front):
     front.backend_port = free_port()
     got, body = status_and_body(exchange(front, b"GET /ping HTTP/1.1\r\n\r\n"))
     assert got == 502 and "the model server did not answer" in body["message"]
+
+
+def test_a_client_that_sends_an_oversize_body_anyway_reads_the_413(front):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", front.port, timeout=5)
+    connection.request("POST", "/invocations", body=b"x" * 300_000, headers={"Content-Type": "image/jpeg"})
+    response = connection.getresponse()  # no connection reset: the refused body was read and dropped
+    assert response.status == 413 and b"over the 1000 byte limit" in response.read()
+    connection.close()
