@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -139,10 +140,13 @@ def model_fn(model_dir: str | Path, context: Any = None) -> Predictor:
     ServingLimits.from_env()  # a bad DOGBREED_* variable fails the model load, not every request
     install_client_safe_errors()
     install_raw_bodies()
+    started = time.perf_counter()
     predictor = Predictor.from_model_dir(model_dir, device=worker_device(context))
+    loaded = time.perf_counter()
     warm_up(predictor)
-    logger.info("dogbreed %s from %s serving %d breeds on %s", dogbreed.__version__,
-                Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device)
+    logger.info("dogbreed %s from %s serving %d breeds on %s (artifact loaded in %.2f s, first forward %.2f s)",
+                dogbreed.__version__, Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device,
+                loaded - started, time.perf_counter() - loaded)
     return predictor
 
 

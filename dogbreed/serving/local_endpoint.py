@@ -79,6 +79,8 @@ class LocalEndpoint:
         self.own_code, self.response_timeout = own_code, response_timeout
         self.process: subprocess.Popen | None = None
         self.front: EndpointFront | None = None
+        self.timings: dict[str, float] = {}  # seconds spent by start(): checks, stage (bench/serve_latency.py)
+        self.launched_at = 0.0  # time.time() when TorchServe was launched
 
     @property
     def url(self) -> str:
@@ -142,13 +144,17 @@ class LocalEndpoint:
 
         Fails as soon as a worker fails to load it, with the worker's own error lines (the log is kept).
         """
+        started = time.monotonic()
         check_java()
         check_ports_free(self.ports)
         check_no_torchserve()
         check_socket_paths(self.work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.work_dir, 0o700)  # the management socket lives here
+        self.timings = {"checks": time.monotonic() - started}
         self._prepare()
+        self.timings["stage"] = time.monotonic() - started - self.timings["checks"]
+        self.launched_at = time.time()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", WRAPPER, str(self.work_dir)], cwd=self.work_dir, env=self._environment(),

@@ -29,7 +29,7 @@ def png(width: int, height: int, mode: str = "L") -> bytes:
 @pytest.fixture
 def nothing_decoded(monkeypatch):
     """Any pixel decode (PIL's ImageFile.load) fails the test: refusals must come from the header."""
-    def load(self):  # noqa: ANN001
+    def load(self):
         raise AssertionError(f"decoded {self.size} pixels")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)

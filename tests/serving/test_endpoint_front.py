@@ -76,7 +76,8 @@ def status_and_body(response: bytes) -> tuple[int, dict]:
 def test_ping_and_invocations_are_forwarded(front):
     status, seen = status_and_body(exchange(front, b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n"))
     assert (status, seen["method"], seen["path"]) == (200, "GET", "/ping")
-    raw = b"POST /invocations HTTP/1.1\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    raw = (b"POST /invocations HTTP/1.1\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\n"
+           b"Connection: close\r\n\r\nhello")
     status, seen = status_and_body(exchange(front, raw))
     assert (status, seen) == (200, {"method": "POST", "path": "/invocations", "body": "hello",
                                     "content_type": "image/jpeg"})
