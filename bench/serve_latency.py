@@ -154,7 +154,8 @@ def main() -> int:
         print(f"  +{seconds:6.2f} s  {name}: {line}")
     added = statistics.median(fronted) - statistics.median(direct)
     print(f"front: through it median {statistics.median(fronted):.1f} ms, TorchServe's own port median "
-          f"{statistics.median(direct):.1f} ms: the front adds {added:+.1f} ms per request ({len(direct)} requests each, interleaved)")
+          f"{statistics.median(direct):.1f} ms: the front adds {added:+.1f} ms per request "
+          f"({len(direct)} requests each, interleaved)")
     print(f"endpoint, {len(latencies)} sequential 500x375 JPEG requests: median {statistics.median(latencies):.1f} ms, "
           f"p95 {percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
     print(f"baseline, in-process Predictor.predict on the same images: median {statistics.median(baseline):.1f} ms, "
