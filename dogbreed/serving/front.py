@@ -7,7 +7,8 @@ SageMaker routes and forwards them to TorchServe on a loopback port; everything 
 connection is closed:
 
 - ``GET /ping``, ``POST /invocations`` and ``GET /execution-parameters`` are forwarded; another path is 404,
-  another method on a known path 405 (``HEAD`` and ``OPTIONS`` included);
+  another method on a known path 405 (``HEAD`` and ``OPTIONS`` included); an ``/invocations`` Content-Type the
+  handlers do not take is their 415 at once (TorchServe would parse a form body itself and answer a 500);
 - a request needs a ``Content-Length`` (0 to ``max_body_bytes``) or none at all for ``GET``: a negative or
   non-numeric one is 400, a chunked body 411, a larger one 413, all before reading the body;
 - the request line and headers must arrive within ``header_timeout`` seconds and the body within
@@ -22,6 +23,8 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass
+
+from dogbreed.serving.requests import RequestError, check_content_type
 
 ROUTES = {"/ping": "GET", "/invocations": "POST", "/execution-parameters": "GET"}
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade", "te",
@@ -92,6 +95,11 @@ def check_route(request: Request) -> None:
     if request.method != ROUTES[path]:
         raise Refusal(405, f"{request.method[:16]} {path} is not allowed: use {ROUTES[path]} {path}",
                       allow=ROUTES[path])
+    if path == "/invocations":  # before TorchServe's Java front end parses a form body (its 500)
+        try:
+            check_content_type(request.header("content-type"))
+        except RequestError as exc:
+            raise Refusal(exc.status_code, exc.message) from exc
 
 
 def body_length(request: Request, max_body_bytes: int) -> int:

@@ -274,13 +274,19 @@ def decode_npy(data: bytes, limits: ServingLimits) -> InferenceRequest:
     return InferenceRequest(images, batched=batched)
 
 
-def decode_request(body: Body, content_type: str | None, limits: ServingLimits) -> InferenceRequest:
-    """Turn a request body into validated images; raises :class:`RequestError`."""
+def check_content_type(content_type: str | None) -> str:
+    """The media type of a supported Content-Type; a 415 that lists the supported ones otherwise."""
     kind = media_type(content_type)
     if kind not in SUPPORTED_CONTENT_TYPES:
         shown = _shown(content_type) if content_type else "missing"
         raise RequestError(415, f"Content-Type {shown} is not supported: use one of "
                                 f"{', '.join(SUPPORTED_CONTENT_TYPES)}")
+    return kind
+
+
+def decode_request(body: Body, content_type: str | None, limits: ServingLimits) -> InferenceRequest:
+    """Turn a request body into validated images; raises :class:`RequestError`."""
+    kind = check_content_type(content_type)
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
     if not data:
         raise RequestError(400, f"empty request body: {SEND_INSTEAD}")

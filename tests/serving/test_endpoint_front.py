@@ -93,6 +93,9 @@ def test_ping_and_invocations_are_forwarded(front):
     (b"GET /invocations HTTP/1.1", 405, "use POST /invocations"),
     (b"POST /ping HTTP/1.1", 405, "use GET /ping"),
     (b"garbage", 400, "malformed request line"),
+    (b"POST /invocations HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded", 415,
+     "Content-Type 'application/x-www-form-urlencoded' is not supported: use one of image/jpeg"),
+    (b"POST /invocations HTTP/1.1", 415, "Content-Type missing is not supported"),
 ])
 def test_other_routes_and_methods_get_a_clean_4xx_and_the_socket_closes(front, request_line, status, fragment):
     response = exchange(front, request_line + b"\r\nContent-Length: 0\r\n\r\n")
@@ -110,7 +113,8 @@ def test_other_routes_and_methods_get_a_clean_4xx_and_the_socket_closes(front, r
     (b"Content-Length: 1001", 413, "payload of 1001 bytes is over the 1000 byte limit"),
 ])
 def test_bad_lengths_are_refused_before_the_body_is_read(front, length_header, status, fragment):
-    response = exchange(front, b"POST /invocations HTTP/1.1\r\n" + length_header + b"\r\n\r\n")
+    head = b"POST /invocations HTTP/1.1\r\nContent-Type: image/jpeg\r\n"
+    response = exchange(front, head + length_header + b"\r\n\r\n")
     got, body = status_and_body(response)
     assert got == status and fragment in body["message"], body
 
@@ -119,7 +123,8 @@ def test_slow_headers_and_slow_body_are_timed_out(front):
     started = time.monotonic()
     got, body = status_and_body(exchange(front, b"GET /ping HTTP/1.1\r\n"))  # never ends its headers
     assert got == 408 and body["message"] == "request headers did not arrive within 0.5 s"
-    got, body = status_and_body(exchange(front, b"POST /invocations HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"))
+    raw = b"POST /invocations HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: 10\r\n\r\nabc"
+    got, body = status_and_body(exchange(front, raw))
     assert got == 408 and body["message"] == "the 10 byte body did not arrive within 0.5 s"
     assert time.monotonic() - started < 2.9  # both closed by the server, not by the 3 s client timeout
 
