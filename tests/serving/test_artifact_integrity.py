@@ -236,3 +236,15 @@ def test_loading_draws_no_random_initialisation(model_dir: Path, monkeypatch) ->
     assert {t.device.type for t in [*net.parameters(), *net.buffers()]} == {"cpu"}
     state, reference = net.state_dict(), expected.state_dict()
     assert state.keys() == reference.keys() and all(torch.equal(state[k], reference[k]) for k in state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_all_finite_finds_nan_and_inf_in_every_float_dtype(dtype, bad) -> None:
+    from dogbreed.serving.artifact import all_finite
+
+    good = [torch.ones(3, 4, dtype=dtype), torch.arange(5)]  # integer tensors are not checked
+    assert all_finite(good)
+    broken = torch.zeros(7, dtype=dtype)
+    broken[5] = bad
+    assert not all_finite([*good, broken])
