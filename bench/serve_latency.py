@@ -64,10 +64,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # Log lines that mark the cold start's phases, first occurrence, in order.
-PHASES = (("JVM up, TorchServe starting", "Torchserve version"),
-          ("worker Python started", "MODEL_LOG"),
-          ("model_fn done (imports, artifact, first forward)", "breeds on"),
-          ("model READY", "setting worker status to"))
+PHASES = (("JVM up (after the toolkit wrapper and the torchserve launcher)", "Initializing plugins manager"),
+          ("worker Python process started", "s_name_part0"),
+          ("worker asks to load the model (ts imports done)", "model_name: model"),
+          ("model_fn done (handler imports, artifact, first forward)", "breeds on"),
+          ("worker READY", "Backend response time"))
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3})")
 
 
@@ -79,7 +80,9 @@ def phase_times(log_text: str, launched_at: float) -> list[tuple[str, float, str
             match = STAMP.match(line)
             if match and marker in line and "ACCESS_LOG" not in line:
                 stamp = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S,%f").timestamp()
-                found.append((name, stamp - launched_at, line.split(" - ", 1)[-1][:110]))
+                text = line.split(" - ", 1)[-1]
+                found.append((name, stamp - launched_at, text[text.find("(artifact"):] if "(artifact" in text
+                              else text[:80]))
                 break
     return found
 
