@@ -40,7 +40,7 @@ BEST_REPORTS_DIR = "best_reports"
 TRAIN_COMMAND = "python -m entry_points.train"
 # Options that say where a run writes or what it records, not what it learns: left out of the reproducible config.
 NOT_REPRODUCED = ("model_dir", "output_dir", "checkpoint_dir", "debug_dir", "debug_train_interval",
-                  "debug_eval_interval", "profiler", "monitor_interval_ms")
+                  "debug_eval_interval", "profiler", "monitor_interval_ms", "profile_dir")
 
 
 class OptunaPruning(Callback):

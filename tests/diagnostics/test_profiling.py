@@ -50,8 +50,8 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
 
 
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
-def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
-                                                                                   monkeypatch):
+def test_profiled_train_entry_point_defaults_to_pytorch_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
+                                                                                    monkeypatch):
     from entry_points.profiled_train import main
 
     monkeypatch.setattr("dogbreed.cli.runner.configure_logging", lambda: None)  # keep pytest's log capture intact
@@ -60,9 +60,9 @@ def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_tria
                  str(tmp_path / "reports"), "--epochs", "1", "--batch-size", "4", "--image-size", "32",
                  "--weights", "none", "--finetune", "full", "--num-workers", "0", "--accelerator", "cpu"])
     assert code == 0
-    assert "FIT Profiler Report" in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()
+    assert len(list((tmp_path / "reports" / PROFILE_SUBDIR).glob("fit-profile*.pt.trace.json"))) == 1
     report = (tmp_path / "reports" / PROFILE_SUBDIR / "profiler_report.md").read_text()
-    assert report.startswith("# Profiler report\n") and "| profiler | simple |" in report
+    assert report.startswith("# Profiler report\n") and "| profiler | pytorch |" in report
     assert "| batch size / DataLoader workers | 4 / 0 |" in report
     assert (tmp_path / "reports" / "debug-trial" / "training_job_end.ts").is_file()
     assert f"debug trial: {tmp_path / 'reports' / 'debug-trial'}" in capsys.readouterr().out
@@ -75,7 +75,7 @@ def test_profiling_defaults_leave_the_trial_to_sagemaker_when_debugger_is_config
     (tmp_path / "debughookconfig.json").write_text("{}")
     monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "debughookconfig.json"))
     defaults = profiled_config(config)
-    assert defaults.diagnostics.debug_dir is None and defaults.diagnostics.profiler == "simple"
+    assert defaults.diagnostics.debug_dir is None and defaults.diagnostics.profiler == "pytorch"
 
 
 def test_unknown_profiler_is_rejected_with_the_valid_names(tmp_path):
