@@ -18,6 +18,7 @@ uses Lightning's ``ScheduleWrapper`` internals (``pytorch_lightning.profilers.py
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import shutil

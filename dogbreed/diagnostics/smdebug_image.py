@@ -36,8 +36,9 @@ def _too_new(version: str, operator: str, limit: str) -> bool:
     return installed >= bound if operator == "<" else installed > bound
 
 
-def smdebug_conflicts(version_of: VersionOf = importlib.metadata.version) -> list[str]:
+def smdebug_conflicts(version_of: VersionOf | None = None) -> list[str]:
     """The installed packages too new for smdebug, e.g. ``["numpy 2.4.3 (smdebug needs numpy<2.3)"]``."""
+    version_of = version_of or importlib.metadata.version
     conflicts = []
     for package, (operator, limit) in SMDEBUG_LIMITS.items():
         try:
@@ -49,7 +50,7 @@ def smdebug_conflicts(version_of: VersionOf = importlib.metadata.version) -> lis
     return conflicts
 
 
-def refuse_smdebug_where_it_cannot_run(request: str, version_of: VersionOf = importlib.metadata.version) -> None:
+def refuse_smdebug_where_it_cannot_run(request: str, version_of: VersionOf | None = None) -> None:
     """Raise a one-line :class:`ConfigError` when ``request`` (what asked for smdebug, e.g. ``--debug-dir X``) would
     need smdebug in an environment that cannot hold it."""
     conflicts = smdebug_conflicts(version_of)
