@@ -35,12 +35,14 @@ def build_parser() -> CommandParser:
 def _local_root(source: str, work: Path) -> Path:
     """A local dir holding SOURCE's files: SOURCE itself, an unpacked archive, or what S3 held (archives
     among it unpacked)."""
-    from dogbreed.diagnostics.profile_data import REPORT_INPUTS
+    from dogbreed.diagnostics.profile_data import REPORT_INPUTS, no_profile_data
     from dogbreed.sagemaker.job_output import download_prefix, is_archive, unpack_output_archive
 
     if source.startswith("s3://"):
-        files = download_prefix(source, work / "s3", wanted=lambda key: key.rsplit("/", 1)[-1] in REPORT_INPUTS
-                                or is_archive(key))
+        files, skipped = download_prefix(source, work / "s3", wanted=lambda key: key.rsplit("/", 1)[-1] in
+                                         REPORT_INPUTS or is_archive(key))
+        if not files:
+            raise no_profile_data(source, skipped)
         for archive in (f for f in files if is_archive(f.name)):
             unpack_output_archive(archive, archive.with_name(archive.name + ".unpacked"))
         return work / "s3"

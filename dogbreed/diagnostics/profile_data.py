@@ -130,6 +130,11 @@ def find_profile_dir(root: Path, *, source: str | None = None) -> Path:
     if found:
         where = ", ".join(str(path.relative_to(root)) or "." for path in found)
         raise ConfigError(f"{name} holds {len(found)} profiled runs ({where}): pass the one to report on")
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    seen = ", ".join(files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "") if files else "nothing"
-    raise ConfigError(f"{name} holds no profile data (no {RUN_FACTS}; found {seen}): {PROFILE_HINT}")
+    raise no_profile_data(name, [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()])
+
+
+def no_profile_data(source: str, found: Sequence[str]) -> ConfigError:
+    """The error for a source without ``profile_run.json``: what it held (the first few names) and what to run."""
+    names = sorted(found)
+    seen = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "") if names else "nothing"
+    return ConfigError(f"{source} holds no profile data (no {RUN_FACTS}; found {seen}): {PROFILE_HINT}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import tarfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from dogbreed.core.errors import ConfigError
 
@@ -50,21 +50,25 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, (prefix.rstrip("/") + "/") if prefix.strip("/") else ""
 
 
-def download_prefix(uri: str, destination: Path, *, wanted: Wanted = lambda key: True, s3_client=None) -> list[Path]:
+def download_prefix(uri: str, destination: Path, *, wanted: Wanted = lambda key: True,
+                    s3_client: Any = None) -> tuple[list[Path], list[str]]:
     """Download the objects under ``uri`` whose key ``wanted`` accepts into ``destination``, keeping their paths
-    relative to the prefix. Returns the local files; a missing bucket or no access is a :class:`ConfigError`."""
+    relative to the prefix. Returns the local files and the keys (relative) left behind; a missing bucket or no
+    access is a :class:`ConfigError`."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = split_s3_uri(uri)
     client = s3_client or boto3.client("s3")
     files: list[Path] = []
+    skipped: list[str] = []
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 key = item["Key"]
                 relative = key[len(prefix):]
                 if not relative or relative.endswith("/") or ".." in Path(relative).parts or not wanted(key):
+                    skipped.append(relative)
                     continue
                 target = destination / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,4 +78,4 @@ def download_prefix(uri: str, destination: Path, *, wanted: Wanted = lambda key:
         raise ConfigError(f"{uri}: cannot read it from S3 ({exc}); check the bucket, the prefix and your AWS "
                           "credentials") from exc
     logger.info("downloaded %d file(s) from %s", len(files), uri)
-    return files
+    return files, skipped
