@@ -17,9 +17,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, analyse
-from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler
+from dogbreed.config.parser import parse_config
+from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler, profiling_callbacks
 from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
+from dogbreed.sagemaker.environment import config_defaults
+from dogbreed.training.setup import check_output_locations, output_locations
 from tests.helpers.builders import fast_config
 from tests.helpers.report_checks import check_plot
 
@@ -194,3 +197,51 @@ def test_lightning_profilers_write_their_report_under_profile(tmp_path, kind, ma
                          profiler=build_profiler(config.diagnostics, config.outputs.output_dir))
     trainer.fit(TinyModule(), DataLoader(Vectors(0.0), batch_size=4))
     assert marker in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()
+
+
+def test_profile_dir_option_moves_the_profile_and_copies_the_report_to_the_output_dir(tmp_path):
+    config = fast_config(tmp_path, tmp_path, profiler="pytorch", monitor_interval_ms=20,
+                         profile_dir=tmp_path / "tensorboard")
+    callbacks = profiling_callbacks(config.diagnostics, output_dir=config.outputs.output_dir, batch_size=4,
+                                    num_workers=0)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=6, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=callbacks, profiler=build_profiler(config.diagnostics, config.outputs.output_dir))
+    trainer.fit(TinyModule(), DataLoader(Vectors(0.0), batch_size=4))
+    profile, copy = tmp_path / "tensorboard", tmp_path / "reports" / PROFILE_SUBDIR
+    assert len(list(profile.glob("fit-profile*.pt.trace.json"))) == 1  # torch.profiler's tensorboard_trace_handler
+    assert json.loads((profile / "profile_run.json").read_text()) == {
+        "format": 1, "batch_size": 4, "num_workers": 0, "profiler": "pytorch", "device": "cpu",
+        "monitor_interval_ms": 20}
+    assert sorted(p.name for p in copy.iterdir()) == ["profile_run.json", "profiler_report.md", "step_times.csv",
+                                                      "step_times.png", "utilisation.csv", "utilisation.png"]
+    assert (copy / "step_times.csv").read_text() == (profile / "step_times.csv").read_text()
+    assert "| timed training steps | 5 |" in (copy / "profiler_report.md").read_text()
+
+
+def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"--profile-dir .*/model/profile is inside --model-dir .*/model: the model "
+                                          r"artifact would carry the profile"):
+        parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model" / "profile")])
+    with pytest.raises(ConfigError, match="is inside --model-dir"):
+        parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model")])
+    parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model-profile")])
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="--profile-dir .*a-file is a file, not a directory"):
+        check_output_locations(output_locations(fast_config(tmp_path, tmp_path).outputs, checkpoint_dir=None,
+                                                debug_dir=None, cache_dir=None, profile_dir=tmp_path / "a-file"))
+
+
+@pytest.mark.parametrize("tensorboard_config, expected", [(None, "opt/ml/output/tensorboard"),
+                                                          ({"LocalPath": "/tb/here"}, "/tb/here")])
+def test_in_a_sagemaker_job_the_profile_goes_to_the_tensorboard_path(tmp_path, tensorboard_config, expected):
+    environ = {"SM_MODEL_DIR": str(tmp_path / "opt/ml/model"), "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt/ml/output/data")}
+    if tensorboard_config is not None:
+        (tmp_path / "opt/ml/input/config").mkdir(parents=True)
+        (tmp_path / "opt/ml/input/config/tensorboardoutputconfig.json").write_text(json.dumps(tensorboard_config))
+    config = parse_config([], environment_defaults=config_defaults(environ))
+    assert config.diagnostics.profile_dir == tmp_path / expected
+    assert parse_config(["--profile-dir", "/mine"], environment_defaults=config_defaults(environ)).diagnostics \
+        .profile_dir == Path("/mine")
+    assert parse_config([]).diagnostics.profile_dir is None  # locally: <output-dir>/profile
+    assert fast_config(tmp_path, tmp_path).diagnostics.profile_dir_for(Path("out")) == Path("out/profile")
