@@ -81,7 +81,8 @@ def _read_samples(path: Path) -> list[UtilSample]:
     samples = []
     for number, row in enumerate(_read_csv(path), start=2):
         try:
-            samples.append(UtilSample(*(float(row[name]) for name in required),
+            samples.append(UtilSample(float(row["elapsed_s"]), float(row["cpu_percent"]),
+                                      float(row["memory_percent"]), float(row["process_rss_mb"]),
                                       gpu_percent=_optional_float(row.get("gpu_percent")),
                                       gpu_memory_percent=_optional_float(row.get("gpu_memory_percent")),
                                       process_cpu_percent=_optional_float(row.get("process_cpu_percent"))))

@@ -55,8 +55,8 @@ def download_prefix(uri: str, destination: Path, *, wanted: Wanted = lambda key:
     """Download the objects under ``uri`` whose key ``wanted`` accepts into ``destination``, keeping their paths
     relative to the prefix. Returns the local files and the keys (relative) left behind; a missing bucket or no
     access is a :class:`ConfigError`."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    import boto3  # type: ignore[import-untyped]
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
     bucket, prefix = split_s3_uri(uri)
     client = s3_client or boto3.client("s3")

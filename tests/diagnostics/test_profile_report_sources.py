@@ -85,7 +85,8 @@ def test_two_profiled_runs_in_one_source_are_named(tmp_path, capsys):
     write_profile_files(tmp_path / "runs" / "b" / "profile")
     code, _, err = _report(tmp_path / "runs", tmp_path / "report", capsys)
     assert code == 2
-    assert err == f"error: {tmp_path / 'runs'} holds 2 profiled runs (a/profile, b/profile): pass the one to report on\n"
+    assert err == (f"error: {tmp_path / 'runs'} holds 2 profiled runs (a/profile, b/profile): pass the one to "
+                   "report on\n")
 
 
 def test_a_file_that_is_not_an_archive_is_refused(tmp_path, capsys):

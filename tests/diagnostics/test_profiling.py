@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dogbreed.config.parser import parse_config
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, analyse
-from dogbreed.config.parser import parse_config
 from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler, profiling_callbacks
 from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
@@ -235,7 +235,8 @@ def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
 @pytest.mark.parametrize("tensorboard_config, expected", [(None, "opt/ml/output/tensorboard"),
                                                           ({"LocalPath": "/tb/here"}, "/tb/here")])
 def test_in_a_sagemaker_job_the_profile_goes_to_the_tensorboard_path(tmp_path, tensorboard_config, expected):
-    environ = {"SM_MODEL_DIR": str(tmp_path / "opt/ml/model"), "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt/ml/output/data")}
+    environ = {"SM_MODEL_DIR": str(tmp_path / "opt/ml/model"),
+               "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt/ml/output/data")}
     if tensorboard_config is not None:
         (tmp_path / "opt/ml/input/config").mkdir(parents=True)
         (tmp_path / "opt/ml/input/config/tensorboardoutputconfig.json").write_text(json.dumps(tensorboard_config))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import re
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from dogbreed.core.errors import ConfigError
@@ -68,7 +68,8 @@ def test_the_refusal_is_one_line_naming_the_request_the_versions_and_the_way_out
 
 def test_a_run_asking_for_a_trial_on_an_al2023_image_is_refused_before_training(tmp_path, al2023_image):
     options = fast_config(tmp_path, tmp_path, debug_dir=tmp_path / "trial").diagnostics
-    with pytest.raises(ConfigError, match="^" + re.escape(f"--debug-dir {tmp_path / 'trial'} asks for smdebug, which cannot run")):
+    expected = f"--debug-dir {tmp_path / 'trial'} asks for smdebug, which cannot run"
+    with pytest.raises(ConfigError, match="^" + re.escape(expected)):
         debug_callbacks(options)
     assert debug_callbacks(replace(options, debug_dir=None)) == []  # no trial asked: nothing to refuse
 

@@ -63,7 +63,8 @@ def test_only_the_report_inputs_are_downloaded_not_the_traces(s3, tmp_path):
                             wanted=lambda key: not key.endswith(".pt.trace.json"))
     assert sorted(f.name for f in files) == ["profile_run.json", "step_times.csv", "utilisation.csv"]
     assert skipped == ["fit-profile.1765000000.pt.trace.json"]
-    assert (tmp_path / "down" / "step_times.csv").read_text() == (tmp_path / "tensorboard" / "step_times.csv").read_text()
+    downloaded, uploaded = tmp_path / "down" / "step_times.csv", tmp_path / "tensorboard" / "step_times.csv"
+    assert downloaded.read_text() == uploaded.read_text()
 
 
 def test_report_from_the_jobs_output_prefix_unpacks_output_tar_gz(s3, tmp_path, capsys):
