@@ -72,7 +72,7 @@ def _imported_modules(args: list[str]) -> tuple[subprocess.CompletedProcess, set
 
 
 @pytest.mark.parametrize("command", ["train", "hpo", "profiled_train", "predict", "package", "serve", "debug_report",
-                                     "export"])
+                                     "export", "profile_report"])
 def test_help_imports_neither_torch_nor_lightning(command):
     proc, imported = _imported_modules(["-m", f"entry_points.{command}", "--help"])
     assert proc.returncode == 0 and f"python -m entry_points.{command}" in proc.stdout
