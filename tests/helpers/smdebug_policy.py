@@ -50,4 +50,5 @@ def smdebug_modules_loaded() -> list[str]:
     """smdebug modules a test loaded despite :func:`block_smdebug` (there must be none)."""
     import sys
 
-    return sorted(name for name, module in sys.modules.items() if name.startswith("smdebug") and module is not None)
+    return sorted(name for name, module in sys.modules.items()
+                  if (name == "smdebug" or name.startswith("smdebug.")) and module is not None)
