@@ -15,6 +15,7 @@ from typing import Sequence
 
 from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import CommandParser
+from dogbreed.core.fileio import check_writable_dir
 
 PROG = "python -m entry_points.profile_report"
 DEFAULT_OUT = Path("outputs/profile-report")
@@ -61,6 +62,7 @@ def _where(source: str, root: Path, profile: Path) -> str:
 
 def profile_report_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
+    check_writable_dir(args.out, "--out")  # before any download
     from dogbreed.diagnostics.profile_data import find_profile_dir, read_profile_data
     from dogbreed.diagnostics.profile_report import analyse, write_profile_report
 

@@ -124,7 +124,8 @@ def find_profile_dir(root: Path, *, source: str | None = None) -> Path:
     ``source`` names what the user passed (an archive or S3 prefix unpacked into ``root``) in errors."""
     root, name = Path(root), source or str(root)
     if not root.is_dir():
-        raise ConfigError(f"{name}: no such directory; {PROFILE_HINT}")
+        what = "a file, not a dir or a .tar.gz archive" if root.exists() else "no such directory"
+        raise ConfigError(f"{name}: {what}; {PROFILE_HINT}")
     found = sorted(path.parent for path in root.rglob(RUN_FACTS))
     if len(found) == 1:
         return found[0]

@@ -89,6 +89,16 @@ def test_two_profiled_runs_in_one_source_are_named(tmp_path, capsys):
                    "report on\n")
 
 
+def test_a_bad_out_or_a_plain_file_as_source_is_one_line(tmp_path, capsys):
+    profile = write_profile_files(tmp_path / "profile")
+    (tmp_path / "taken").write_text("")
+    code, _, err = _report(profile, tmp_path / "taken", capsys)
+    assert code == 2 and err == f"error: --out {tmp_path / 'taken'} is a file, not a directory: pass a directory path\n"
+    code, _, err = _report(profile / "step_times.csv", tmp_path / "report", capsys)
+    assert code == 2
+    assert err.startswith(f"error: {profile / 'step_times.csv'}: a file, not a dir or a .tar.gz archive; ")
+
+
 def test_a_file_that_is_not_an_archive_is_refused(tmp_path, capsys):
     (tmp_path / "output.tar.gz").write_bytes(b"not a tar")
     code, _, err = _report(tmp_path / "output.tar.gz", tmp_path / "report", capsys)
