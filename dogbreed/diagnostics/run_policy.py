@@ -55,8 +55,10 @@ def profiled_config(config: TrainConfig, *, default_trial: bool = True) -> Train
 
 
 def _default_trial(output_dir: Path) -> Path | None:
-    if smdebug_conflicts() or not smdebug_available():
-        why = ", ".join(smdebug_conflicts()) or "smdebug is not installed (pip install -e '.[debug]')"
+    """``<output-dir>/debug-trial`` where smdebug can run; None, said in one line, where it cannot."""
+    conflicts = smdebug_conflicts()
+    if conflicts or not smdebug_available():
+        why = ", ".join(conflicts) or "smdebug is not installed (pip install -e '.[debug]')"
         logger.info("no smdebug trial: %s; the profile and its report need none", why)
         return None
     return output_dir / DEBUG_TRIAL_SUBDIR
