@@ -138,7 +138,7 @@ def _requirements(lines: list[str]) -> dict[str, Requirement]:
     return {r.name.lower().replace("_", "-"): r for r in parsed}
 
 
-@pytest.mark.parametrize("requirements_file", ["requirements.txt", "requirements-debug.txt"])
+@pytest.mark.parametrize("requirements_file", ["requirements.txt"])  # requirements-smdebug.txt: test_smdebug_image
 def test_training_job_requirements_agree_with_the_declared_dependencies(requirements_file):
     project = _pyproject()["project"]
     declared: dict[str, set[str]] = {}
@@ -146,8 +146,6 @@ def test_training_job_requirements_agree_with_the_declared_dependencies(requirem
         for name, requirement in _requirements(group).items():
             declared.setdefault(name, set()).add(str(requirement.specifier))
     lines = (REPO / "entry_points" / requirements_file).read_text().splitlines()
-    if requirements_file == "requirements-debug.txt" and not any(line.startswith("smdebug") for line in lines):
-        lines.append("smdebug==1.0.34")  # the pin the debug extra declares, whichever way a job gets it
     job = _requirements(lines)
     assert job, f"entry_points/{requirements_file} lists nothing"
     assert "torch" not in job and "torchvision" not in job  # the container's own build must stay
