@@ -50,10 +50,10 @@ def precision_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     return check_precision(value, PRECISION_ENV) if value else None
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
-    """The CPU feature flags Linux reports (empty where there is no /proc/cpuinfo)."""
+def cpu_flags(cpuinfo: Path | None = None) -> frozenset[str]:
+    """The CPU feature flags Linux reports in /proc/cpuinfo (empty where there is none)."""
     try:
-        text = cpuinfo.read_text(errors="replace")
+        text = (cpuinfo or CPUINFO).read_text(errors="replace")
     except OSError:
         return frozenset()
     for line in text.splitlines():
