@@ -36,8 +36,7 @@ def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> 
     if precision == "fp32":
         return reduce_model_dir(model_dir, precision, []).precision
     if data_dir is None:
-        raise ConfigError(f"--precision {precision} needs --data-dir DIR (with train/ and valid/): the reduced model "
-                          "is checked against fp32 on the validation split")
+        raise ConfigError(f"--precision {precision} needs --data-dir DIR")
     from dogbreed.data.sources import find_dataset_root
     from dogbreed.data.splits import SplitDirs, index_split, list_class_dirs
 
@@ -62,6 +61,9 @@ def package_command(argv: Sequence[str] | None) -> str:
     from dogbreed.serving.packaging import build_model_archive, check_model_dir
 
     measured = ""
+    if args.precision in ("bf16", "int8") and args.data_dir is None:
+        raise ConfigError(f"--precision {args.precision} needs --data-dir DIR (with train/ and valid/): the reduced "
+                          "model is checked against fp32 on the validation split")
     if args.precision is not None:
         check_model_dir(args.model_dir)
         measured = f" ({reduce_precision(args.model_dir, args.precision, args.data_dir)})"

@@ -164,6 +164,7 @@ def test_agreement_line_gives_the_numbers() -> None:
     assert precision_check.Agreement("int8", 400, 398, 0.0).require().agreeing == 398  # 99.5% exactly passes
 
 
+@pytest.mark.slow
 def test_package_bf16_measures_agreement_and_records_it(model_dir, data_dir, tmp_path) -> None:
     summary = package_cli.package_command(["--model-dir", str(model_dir), "--output", str(tmp_path / "m.tar.gz"),
                                            "--precision", "bf16", "--data-dir", str(data_dir)])
