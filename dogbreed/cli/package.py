@@ -29,21 +29,14 @@ def build_parser() -> CommandParser:
     return parser
 
 
-def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> str:
-    """Measure and record ``precision`` in the model dir (the serving module refuses it below 99.5%)."""
-    from dogbreed.serving.precision_check import reduce_model_dir, spread
-
-    if precision == "fp32":
-        return reduce_model_dir(model_dir, precision, []).precision
-    if data_dir is None:
-        raise ConfigError(f"--precision {precision} needs --data-dir DIR")
+def dataset_images(data_dir: Path, model_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The train and validation images of ``data_dir``, whose classes must be as many as the model's."""
     from dogbreed.data.sources import find_dataset_root
     from dogbreed.data.splits import SplitDirs, index_split, list_class_dirs
+    from dogbreed.serving.artifact import read_model_config
 
     splits = SplitDirs.from_data_dir(find_dataset_root(data_dir))
     classes = list_class_dirs(splits.valid)
-    from dogbreed.serving.artifact import read_model_config
-
     expected = read_model_config(model_dir).num_classes
     if len(classes) != expected:
         raise ConfigError(f"--data-dir {data_dir}: {splits.valid} has {len(classes)} class folders but the model "
@@ -52,8 +45,20 @@ def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> 
     def images(split: Path) -> list[Path]:
         return [path for path, _ in index_split(split, classes, check_headers=False).samples]
 
-    calibration = spread(images(splits.train)) if precision == "int8" else []
-    return reduce_model_dir(model_dir, precision, images(splits.valid), calibration).line()
+    return images(splits.train), images(splits.valid)
+
+
+def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> str:
+    """Measure and record ``precision`` in the model dir (the serving module refuses it below 99.5%)."""
+    from dogbreed.serving.precision_check import reduce_model_dir, spread
+
+    if precision == "fp32":
+        return reduce_model_dir(model_dir, precision, []).precision
+    if data_dir is None:
+        raise ConfigError(f"--precision {precision} needs --data-dir DIR")
+    train, valid = dataset_images(data_dir, model_dir)
+    calibration = spread(train) if precision == "int8" else []
+    return reduce_model_dir(model_dir, precision, valid, calibration).line()
 
 
 def package_command(argv: Sequence[str] | None) -> str:
