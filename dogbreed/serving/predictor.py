@@ -12,12 +12,14 @@ from PIL import Image
 from dogbreed.core.abstention import confidence_scores
 from dogbreed.core.calibration import calibrated_probabilities
 from dogbreed.core.errors import ConfigError
+from dogbreed.core.image_policy import ImagePolicy
 from dogbreed.core.images import ImageSource
 from dogbreed.core.transforms import decode_eval_image
 from dogbreed.core.tta import build_tta_transform, tta_logits
 from dogbreed.serving.answers import Answer, BreedPrediction, Rejection
 from dogbreed.serving.artifact import ModelConfig, load_artifact, read_model_config
 from dogbreed.serving.precision import autocast, check_precision, load_int8, recorded_precision, runnable_precision
+from dogbreed.serving.requests import ServingLimits
 
 __all__ = ["Answer", "BreedPrediction", "Predictor", "default_device"]
 
@@ -51,11 +53,14 @@ class Predictor:
 
     The artifact decides the temperature, the abstention threshold, the TTA mode and the precision; ``tta``
     overrides the mode (e.g. ``"none"`` for the fastest answer), ``precision`` the precision (fp32, bf16 or int8:
-    :mod:`dogbreed.serving.precision`). ``net`` is already the int8 network when ``precision`` is int8.
+    :mod:`dogbreed.serving.precision`; ``net`` is already the int8 network when it is int8). ``policy``: which
+    images are accepted (default: the served input policy with the ``DOGBREED_*`` limits, as the endpoint applies
+    it).
     """
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None,
-                 tta: str | None = None, precision: str = "fp32") -> None:
+                 tta: str | None = None, policy: ImagePolicy | None = None, precision: str = "fp32") -> None:
+        self.policy = policy if policy is not None else ServingLimits.from_env().image_policy
         self.device = device or default_device()
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
         self.config = config
@@ -90,11 +95,13 @@ class Predictor:
     def temperature(self) -> float:
         return self.config.temperature
 
+    def decode(self, image: ImageSource) -> Image.Image:
+        """The shared eval decode under this predictor's input policy (strict: a truncated file is refused)."""
+        return decode_eval_image(image, self.config.preprocessing, policy=self.policy)
+
     def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
-        """Decode (the shared eval decode) and transform into a batch (N, 3, H, W)."""
-        pre = self.config.preprocessing
-        # Strict decoding, as in serving: a truncated or broken image is an error, never padded.
-        return self.transform_batch([decode_eval_image(image, pre, strict=True) for image in images])
+        """Decode (the shared eval decode, the input policy) and transform into a batch (N, 3, H, W)."""
+        return self.transform_batch([self.decode(image) for image in images])
 
     def transform_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Already decoded RGB images -> the model's input batch."""
