@@ -36,16 +36,20 @@ def dataset_images(data_dir: Path, model_dir: Path) -> tuple[list[Path], list[Pa
     from dogbreed.serving.artifact import read_model_config
 
     splits = SplitDirs.from_data_dir(find_dataset_root(data_dir))
-    classes = list_class_dirs(splits.valid)
+    if splits.valid is None:
+        raise ConfigError(f"--data-dir {data_dir} has no validation split (valid/): the reduced precision is checked "
+                          "on held-out images, so give the dataset with the valid/ folder the model was validated on")
+    valid = splits.valid
+    classes = list_class_dirs(valid)
     expected = read_model_config(model_dir).num_classes
     if len(classes) != expected:
-        raise ConfigError(f"--data-dir {data_dir}: {splits.valid} has {len(classes)} class folders but the model "
+        raise ConfigError(f"--data-dir {data_dir}: {valid} has {len(classes)} class folders but the model "
                           f"predicts {expected} breeds: pass the dataset the model was trained on")
 
     def images(split: Path) -> list[Path]:
         return [path for path, _ in index_split(split, classes, check_headers=False).samples]
 
-    return images(splits.train), images(splits.valid)
+    return images(splits.train), images(valid)
 
 
 def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> str:
