@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
-from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS
+from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS, PRECISIONS
 from dogbreed.core.errors import ConfigError
 
 PROG = "python -m entry_points.predict"
@@ -43,6 +43,10 @@ def build_parser() -> CommandParser:
     parser.add_argument("--batch-size", "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"images per forward pass (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="fp32, bf16 (autocast, where the CPU or GPU has it; else fp32 with one log line) or "
+                             "int8 (CPU; the model_int8.pth of package --precision int8) (default: what the model "
+                             "dir records, else fp32)")
     parser.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
                         help="also write a Grad-CAM overlay of the top breed per image into OUT_DIR "
                              "(<image stem>_gradcam.png; needs pip install -e '.[explain]')")
@@ -190,7 +194,10 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
         require_captum()  # before the model loads
     from dogbreed.serving.predictor import Predictor
 
-    predictor = Predictor.from_model_dir(args.model_dir, device=args.device)
+    predictor = Predictor.from_model_dir(args.model_dir, device=args.device, precision=args.precision)
+    if args.explain is not None and predictor.precision == "int8":
+        raise ConfigError("--explain needs the gradients of a float model and this one serves int8: add "
+                          "--precision fp32")
     records = predict_records(predictor, inputs, args.top_k, args.batch_size)
     explained = 0
     if args.explain is not None:

@@ -127,7 +127,7 @@ def overlay_figure(model_dir: Path | str, images: Sequence[ImageSource], *, colu
     """A matplotlib figure of Grad-CAM overlays titled with the top breed and its probability (for notebooks)."""
     import matplotlib.pyplot as plt
 
-    predictor = Predictor.from_model_dir(model_dir)
+    predictor = Predictor.from_model_dir(model_dir, precision="fp32")  # gradients: a float model
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.4 * rows), squeeze=False)
     for ax in axes.flat:

@@ -106,7 +106,7 @@ def onnx_probabilities(onnx_path: Path | str, batch: torch.Tensor) -> np.ndarray
 def parity(onnx_path: Path | str, model_dir: Path | str, images: Sequence[ImageSource]) -> float:
     """Max |probability difference| between onnxruntime and the PyTorch Predictor (no TTA) on ``images``,
     decoded and preprocessed once by dogbreed and fed to both as one batch."""
-    predictor = Predictor.from_model_dir(model_dir, device="cpu", tta="none")
+    predictor = Predictor.from_model_dir(model_dir, device="cpu", tta="none", precision="fp32")
     batch = predictor.preprocess(images)
     expected = predictor.predict_proba(batch).numpy()
     return float(np.abs(onnx_probabilities(onnx_path, batch) - expected).max())

@@ -47,6 +47,8 @@ class ModelConfig:
     temperature: float = 1.0
     abstention: AbstentionRule | None = None
     tta: str = "none"
+    # What package --precision measured and chose (dogbreed.serving.precision); None: fp32, nothing measured.
+    precision: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -68,6 +70,8 @@ class ModelConfig:
         }
         if self.weights_sha256:
             data["weights_sha256"] = self.weights_sha256
+        if self.precision:
+            data["precision"] = self.precision
         return data
 
     @classmethod
@@ -83,6 +87,7 @@ class ModelConfig:
             versions=data.get("versions", {}),
             format_version=int(data.get("format_version", ARTIFACT_FORMAT_VERSION)),
             weights_sha256=data.get("weights_sha256"),
+            precision=data.get("precision"),
         )
         config.temperature, config.abstention, config.tta = _serving_fields(data)
         return config
