@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from dogbreed.core.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
+from dogbreed.core.errors import ArtifactError
 from dogbreed.serving.packaging import extract_model_archive, stage_model_dir
 from dogbreed.serving.torchserve_setup import (
     DEFAULT_RESPONSE_TIMEOUT,
@@ -86,6 +88,21 @@ class LocalEndpoint:
     def ports(self) -> list[int]:
         return [self.port, self.port + 2, self.port + 3, self.port + 4]
 
+    def check_model_source(self) -> None:
+        """The model dir holds an artifact's files, the archive exists (their contents are checked when staged)."""
+        if self.model_dir is not None:
+            model_dir = Path(self.model_dir)
+            if not model_dir.is_dir():
+                raise ArtifactError(f"--model-dir {model_dir} does not exist: pass the --model-dir written by "
+                                    "python -m entry_points.train (default: outputs/model)")
+            missing = [name for name in (WEIGHTS_FILENAME, CONFIG_FILENAME) if not (model_dir / name).is_file()]
+            if missing:
+                raise ArtifactError(f"--model-dir {model_dir} lacks {', '.join(missing)}: pass a dir written by "
+                                    "python -m entry_points.train --model-dir")
+        elif self.model_data is not None and not Path(self.model_data).is_file():
+            raise ArtifactError(f"--model-data {self.model_data} not found: build one with "
+                                "python -m entry_points.package")
+
     def _prepare(self) -> Path:
         model_root = self.work_dir / "ml" / "model"
         if model_root.exists():
@@ -130,6 +147,7 @@ class LocalEndpoint:
 
         Fails as soon as a worker fails to load it, with the worker's own error lines (the log is kept).
         """
+        self.check_model_source()  # first: a missing --model-dir is named even while another server runs
         check_java()
         check_ports_free(self.ports)
         check_no_torchserve()
