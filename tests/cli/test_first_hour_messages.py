@@ -67,7 +67,8 @@ def test_an_alias_leads_only_to_an_option_the_command_has(capsys):
     (package.main, ["--model-dir", "m", "--outptu", "x"], "--outptu (did you mean --output?)"),
     (export.main, ["--model-dir", "m", "--check-image", "x"], "--check-image (did you mean --check-images?)"),
     (debug_report.main, ["--trial", "t", "--output", "x"], "--output (did you mean --output-dir?)"),
-    (prepare.main, ["--data-dir", "x", "--output", "y", "--shortside", "3"], "--shortside (did you mean --short-side?)"),
+    (prepare.main, ["--data-dir", "x", "--output", "y", "--shortside", "3"],
+     "--shortside (did you mean --short-side?)"),
 ])
 def test_every_command_answers_a_typo_with_a_suggestion(main, argv, suggestion, capsys):
     assert f"error: unknown option(s) {suggestion}. Options of " in error_line(main, argv, capsys)
