@@ -20,11 +20,18 @@ def build_parser() -> CommandParser:
     return parser
 
 
+def archive_line(archive: Path, size_bytes: int, replaced: bool) -> str:
+    """``wrote model.tar.gz (97.9 MB)``, or ``replaced`` when an archive was there before."""
+    return f"{'replaced' if replaced else 'wrote'} {archive} ({size_bytes / 1e6:.1f} MB)"
+
+
 def package_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
     from dogbreed.serving.packaging import build_model_archive
 
-    return str(build_model_archive(args.model_dir, args.output))
+    replaced = args.output.exists()
+    archive = build_model_archive(args.model_dir, args.output)
+    return archive_line(archive, archive.stat().st_size, replaced)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from dogbreed.cli.run_claim import claimed_outputs
 from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import parse_command
 from dogbreed.sagemaker.debug_runtime import prepare_smdebug
@@ -32,7 +33,8 @@ def profiled_train_command(argv: Sequence[str] | None) -> str:
     from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 
     config = profiled_config(parsed.config)
-    result = train_with_diagnostics(config, runtime=runtime())
+    with claimed_outputs(config):
+        result = train_with_diagnostics(config, runtime=runtime())
     trial = config.diagnostics.debug_dir or "the SageMaker Debugger output (S3)"
     profile = profile_dir(config.outputs.output_dir)
     return f"model artifact: {result.model_dir}/  profile: {profile}/  debug trial: {trial}"

@@ -4,6 +4,8 @@ aliases), the missing model dir named before anything else, curl's -d slip expla
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -131,3 +133,28 @@ def test_curl_d_without_a_content_type_gets_the_hint_in_a_short_415():
     status, message = refusal(_jpeg(), None)
     assert status == 415 and message.startswith("Content-Type missing is not supported: use one of image/jpeg")
     assert len(message) < 300 and "\\x" not in message  # never the body's bytes
+
+
+def test_predict_finds_the_model_where_train_writes_it(tmp_path, monkeypatch, tiny_model_dir, capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    image = tmp_path / "dog.png"
+    Image.radial_gradient("L").convert("RGB").save(image)
+    assert predict.main([str(image)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: no model in outputs/model (the default --model-dir): train one first with "
+        "python -m entry_points.train, or pass --model-dir")
+    shutil.copytree(tiny_model_dir, tmp_path / "outputs" / "model")
+    assert predict.main(["--json", str(image)]) == 0
+    assert [record["image"] for record in json.loads(capsys.readouterr().out)] == [str(image)]
+
+
+def test_package_says_what_it_wrote_and_whether_it_replaced_an_archive(tmp_path, tiny_model_dir, capsys):
+    archive = tmp_path / "model.tar.gz"
+    assert package.main(["--model-dir", str(tiny_model_dir), "--output", str(archive)]) == 0
+    size = archive.stat().st_size
+    assert capsys.readouterr().out.strip() == f"wrote {archive} ({size / 1e6:.1f} MB)"
+    assert package.main(["--model-dir", str(tiny_model_dir), "--output", str(archive)]) == 0
+    assert capsys.readouterr().out.strip() == f"replaced {archive} ({archive.stat().st_size / 1e6:.1f} MB)"
+    assert package.archive_line(Path("m.tar.gz"), 97_860_000, replaced=False) == "wrote m.tar.gz (97.9 MB)"
