@@ -9,6 +9,7 @@ then calls the unmodified ``serving.main()``. Only one TorchServe may run per ma
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -269,15 +270,53 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# TorchServe's access log line: ... ACCESS_LOG - /127.0.0.1:54321 "POST /invocations HTTP/1.1" 200 32
+ACCESS_LINE = re.compile(r'ACCESS_LOG - \S+ "(\S+) (\S+)[^"]*" (\d{3}) (\d+)')
+
+
+def request_line(log_line: str) -> str | None:
+    """``POST /invocations 200 32 ms`` for one access-log line of the server's log, else None."""
+    match = ACCESS_LINE.search(log_line)
+    if match is None:
+        return None
+    method, path, status, duration = match.groups()
+    return f"{method} {path} {status} {duration} ms"
+
+
+class RequestLog:
+    """The requests the server logged since this was made, one line each (its own readiness polls came before)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.offset = log_path.stat().st_size if log_path.is_file() else 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        lines = (request_line(line.decode("utf-8", "replace")) for line in complete)
+        return [line for line in lines if line]
+
+
 def serve_until_interrupted(endpoint: LocalEndpoint, announce: str = "") -> int:
-    """Print ``announce``, then block until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until the server dies
-    by itself. A signal that arrives right after the announcement (a client that waits for it) is a clean stop too."""
+    """Print ``announce``, then one line per request, until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until
+    the server dies by itself. A signal that arrives right after the announcement (a client that waits for it) is a
+    clean stop too."""
     previous = {signum: signal.signal(signum, raise_keyboard_interrupt) for signum in STOP_SIGNALS}
     try:
+        requests = RequestLog(endpoint.log_path)
         if announce:
             print(announce, flush=True)
         while endpoint.running():
             time.sleep(0.5)
+            for line in requests.new_lines():
+                print(line, flush=True)
         print(f"error: the endpoint stopped by itself; see {endpoint.log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
