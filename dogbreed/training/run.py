@@ -254,7 +254,8 @@ class _Run:
                                                **trainer_overrides)                # 4. trainer
         self.fit(trainer, model, datamodule)                                       # 5. fit
         counts = _run_counts(images, datamodule)
-        counts.epochs = len(self.history.history)
+        counts.resumed_after = self.resume.epoch if self.resume.path is not None else 0
+        counts.epochs = len(self.history.history) - counts.resumed_after  # trained in this process
         test_metrics = self.test_pass(trainer, model, datamodule)                  # 6. test
         fit = self.calibrate(trainer, images, datamodule, model)                   # 7. calibrate
         lines = self.export(trainer, model, images, test_metrics, fit, counts, callbacks)  # 8. export
