@@ -122,12 +122,13 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's signature says NoReturn; raising satisfies it
         raise ConfigError(f"{message} (see {self.prog} --help)")
 
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:  # (args=None, namespace=None), as argparse
+        given = args[0] if args else kwargs.get("args")
+        argv = list(sys.argv[1:] if given is None else given)
         unknown = unknown_options(argv, self)
         if unknown:
             raise ConfigError(_unknown_message(unknown, self))
-        return super().parse_known_args(argv, namespace)
+        return super().parse_known_args(argv, *args[1:], **{k: v for k, v in kwargs.items() if k != "args"})
 
 
 def option_names() -> list[str]:

@@ -210,13 +210,12 @@ def callback_summary_lines(callbacks: Iterable[Any]) -> list[str]:
     return lines
 
 
-def run_places(*, model_dir: Path, output_dir: Path, tested: bool, cache_dir: Path | None,
+def run_places(*, model_dir: Path, output_dir: Path, reports: Sequence[Path], cache_dir: Path | None,
                checkpoint_dir: Path | None) -> dict[str, Path | str]:
-    """Where a run put things, for the end-of-run summary."""
-    reports = "metrics.json, training_curves.png" + (
-        ", confusion_matrix.png, per_class_accuracy.csv, most_confused.csv, worst_predictions.png" if tested else "")
+    """Where a run put things, for the end-of-run summary: ``reports`` are the files written, in order."""
+    names = ", ".join(Path(path).name for path in reports)
     places: dict[str, Path | str] = {"model artifact": f"{model_dir}/ (model.pth, model_config.json)",
-                                     "reports": f"{output_dir}/ ({reports})"}
+                                     "reports": f"{output_dir}/ ({names})"}
     if cache_dir is not None:
         places["feature cache"] = f"{cache_dir}/"
     if checkpoint_dir is not None:

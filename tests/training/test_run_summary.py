@@ -85,7 +85,12 @@ def test_a_run_records_durations_and_prints_where_everything_went(tmp_path, tiny
     assert "  data wait: 1.0% of step time" in result.summary
     outputs = config.outputs
     assert f"model artifact: {outputs.model_dir}/ (model.pth, model_config.json)" in text
-    assert f"reports:        {outputs.output_dir}/ (metrics.json, training_curves.png, confusion_matrix.png" in text
+    [listed] = [line for line in result.summary if line.startswith("reports:")]
+    assert listed == (f"reports:        {outputs.output_dir}/ (metrics.json, training_curves.png, "
+                      "confusion_matrix.png, per_class_accuracy.csv, most_confused.csv, worst_predictions.png, "
+                      "calibration.png)")
+    written = {path.name for path in outputs.output_dir.iterdir() if path.is_file()}
+    assert written == set(listed.split("(", 1)[1].rstrip(")").split(", "))  # every file listed, none missing
 
 
 def test_callbacks_without_summary_lines_add_nothing():
