@@ -184,3 +184,28 @@ def test_the_generator_refuses_a_missing_docs_folder(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'nowhere'} is not a folder: pass the docs folder, "
                                                "e.g. python -m dogbreed.cli.reference docs")
     assert list(tmp_path.iterdir()) == []
+
+
+def _shell_command(page: str, marker: str) -> str:
+    return next(line for line in page.splitlines() if marker in line)
+
+
+def test_the_serving_isolation_check_prints_0_and_would_catch_the_training_stack():
+    command = _shell_command((REPO / "docs" / "sagemaker.md").read_text(encoding="utf-8"), "-X importtime")
+    command = command.split("   # ")[0].replace("python ", f"{sys.executable} ", 1)
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.stdout.strip() == "0"
+    heavy = command.replace("dogbreed.serving.handlers", "dogbreed.training.run")
+    run = subprocess.run(["bash", "-c", heavy], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert int(run.stdout.strip()) > 100  # the same grep counts Lightning, torchmetrics and matplotlib there
+
+
+def test_a_command_run_without_the_environment_says_so_in_one_line():
+    # torch made unimportable, as in a Python without dogbreed's dependencies
+    script = ("import sys, runpy\nsys.modules['torch'] = None\nsys.argv = ['predict', 'x.jpg']\n"
+              "import entry_points\nrunpy.run_module('entry_points.predict', run_name='__main__')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (
+        f"error: Python module torch is not installed for {sys.executable}: activate dogbreed's environment first "
+        "(. .venv/bin/activate), or create it with make install")
