@@ -31,6 +31,7 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
     out = tmp_path / "reports" / PROFILE_SUBDIR
     [trace] = out.glob("fit-*.pt.trace.json")
     assert json.loads(trace.read_text())["traceEvents"]
+    assert not set("[]*?") & set(trace.name)  # no glob characters: the name works unquoted in a shell
     with (out / "fit-top_operators.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["operator", "calls", "self_cpu_us", "cpu_total_us", "self_device_us", "device_total_us"]
@@ -194,3 +195,11 @@ def test_lightning_profilers_write_their_report_under_profile(tmp_path, kind, ma
                          profiler=build_profiler(config.diagnostics, config.outputs.output_dir))
     trainer.fit(TinyModule(), DataLoader(Vectors(0.0), batch_size=4))
     assert marker in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()
+
+
+def test_profiler_file_names_have_no_glob_brackets(tmp_path):
+    from dogbreed.diagnostics.profiling import OperatorTableProfiler
+
+    profiler = OperatorTableProfiler(dirpath=tmp_path, filename="fit")
+    name = profiler._prepare_filename(action_name="[Strategy]SingleDeviceStrategy.training_step", extension="")
+    assert name == "fit-Strategy-SingleDeviceStrategy.training_step"
