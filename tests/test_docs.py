@@ -4,6 +4,7 @@ reference from the commands' own parsers, the module index from the docstrings).
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import subprocess
 import sys
@@ -210,3 +211,22 @@ def test_a_command_run_without_the_environment_says_so_in_one_line():
     assert run.stderr.strip() == (
         f"error: Python module torch is not installed for {sys.executable}: activate dogbreed's environment first "
         "(. .venv/bin/activate), or create it with make install")
+
+
+def test_readme_layout_lists_each_folder_once():
+    block = _section(README, "## Project structure").split("```", 2)[1]
+    listed: dict[str, list[str]] = {}
+    top = ""
+    for line in block.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if not line.startswith(" "):
+            top = words[0]
+            listed.setdefault("", []).append(top)
+        else:
+            listed.setdefault(top, []).extend(itertools.takewhile(lambda w: re.fullmatch(r"[a-z_]+/", w), words))
+    for folder, names in listed.items():
+        twice = sorted({name for name in names if names.count(name) > 1})
+        assert not twice, f"{folder or 'top level'} lists {twice} more than once"
+    assert "training/" in listed["dogbreed/"] and "helpers/" in listed["tests/"]
