@@ -20,6 +20,7 @@ from typing import IO, Any, Iterator
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ConfigError
+from dogbreed.core.fileio import check_writable_dir
 
 LOCK_FILENAME = ".dogbreed-run.lock"
 
@@ -55,6 +56,16 @@ def check_model_dir_free(config: TrainConfig) -> None:
                       "pass --overwrite to replace it, or choose another --model-dir")
 
 
+def _missing(directory: Path) -> list[Path]:
+    """``directory`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for path in [directory, *directory.absolute().parents]:
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
 def _lock(directory: Path, option: str) -> IO[str]:
     directory.mkdir(parents=True, exist_ok=True)
     handle = open(directory / LOCK_FILENAME, "a+", encoding="utf-8")
@@ -80,12 +91,15 @@ def _rank_zero() -> bool:
 @contextlib.contextmanager
 def claimed_outputs(config: TrainConfig) -> Iterator[None]:
     """Around a training command: check ``--model-dir``, then hold a lock in it and in ``--output-dir`` (lock
-    files removed at the end: nothing extra lands in the artifact)."""
+    files removed at the end: nothing extra lands in the artifact; dirs made for the locks and left empty removed)."""
     if not _rank_zero():
         yield
         return
-    check_model_dir_free(config)
     locations = {"--model-dir": Path(config.outputs.model_dir), "--output-dir": Path(config.outputs.output_dir)}
+    for option, directory in locations.items():
+        check_writable_dir(directory, option)  # its one-line error first; creates nothing
+    check_model_dir_free(config)
+    created = [path for directory in locations.values() for path in _missing(directory)]
     handles: list[tuple[Path, IO[str]]] = []
     try:
         for option, directory in locations.items():
@@ -98,3 +112,6 @@ def claimed_outputs(config: TrainConfig) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 (directory / LOCK_FILENAME).unlink()
             handle.close()
+        for path in created:  # a run that wrote nothing leaves no empty dirs behind (deepest first)
+            with contextlib.suppress(OSError):
+                path.rmdir()

@@ -88,3 +88,19 @@ def test_a_second_concurrent_run_into_the_same_dirs_stops_at_the_lock(tmp_path):
     with claimed_outputs(config):  # free again once the other run is gone
         assert (tmp_path / "model" / LOCK_FILENAME).exists()
     assert not (tmp_path / "model" / LOCK_FILENAME).exists() and not (tmp_path / "reports" / LOCK_FILENAME).exists()
+
+
+def test_a_run_that_wrote_nothing_leaves_no_dirs_and_bad_dirs_keep_their_message(tmp_path):
+    config = TrainConfig(model_dir=tmp_path / "a" / "model", output_dir=tmp_path / "a" / "reports")
+    with pytest.raises(RuntimeError):
+        with claimed_outputs(config):
+            assert (tmp_path / "a" / "model" / LOCK_FILENAME).is_file()
+            raise RuntimeError("the data check failed")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError) as caught:
+        with claimed_outputs(TrainConfig(model_dir=tmp_path / "m", output_dir=tmp_path / "file" / "sub")):
+            pass
+    assert str(caught.value) == f"--output-dir {tmp_path / 'file' / 'sub'} cannot be created: {tmp_path / 'file'} " \
+                                "is a file, not a directory"
+    assert not (tmp_path / "m").exists()
