@@ -8,7 +8,6 @@ from typing import Sequence
 from dogbreed.cli.run_claim import claimed_outputs
 from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import parse_command
-from dogbreed.sagemaker.debug_runtime import prepare_smdebug
 from dogbreed.sagemaker.environment import config_defaults, runtime
 
 PROG = "python -m entry_points.profiled_train"
@@ -28,7 +27,6 @@ HELP_OVERRIDES = {
 def profiled_train_command(argv: Sequence[str] | None) -> str:
     parsed = parse_command(argv, prog=PROG, description=DESCRIPTION, environment_defaults=config_defaults(),
                            help_overrides=HELP_OVERRIDES)
-    prepare_smdebug()  # a Debugger job: smdebug without its protobuf pin, before protobuf loads
     from dogbreed.diagnostics.profiling import profile_dir
     from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 

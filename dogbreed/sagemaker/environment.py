@@ -113,7 +113,7 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
             raise ConfigError(
                 f"this job has {len(cluster)} instances (SM_HOSTS={','.join(cluster)}) but the script was not "
                 "started by torchrun, so every instance would train alone as node 0 and hang waiting for the "
-                "others: build the estimator with distributed=True (torch_distributed), or use instance_count=1")
+                "others: build the trainer with distributed=True (torchrun), or use instance_count=1")
         settings: dict[str, Any] = {"devices": gpus if gpus > 0 else 1, "num_nodes": 1}
         if gpus > 1:
             settings["strategy"] = "ddp"
