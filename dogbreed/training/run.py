@@ -392,10 +392,8 @@ def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDir
     metrics = run_test(trainer, model, datamodule)
     outcome = collect_test_outcome(trainer, model, images)
     from dogbreed.training.evaluation import image_logits  # (the module's import line is full)
-
     samples = images.datasets["test"].samples
-    logits = image_logits(model.net, [path for path, _ in samples], [label for _, label in samples],
-                          pre=images.preprocessing, tta="none", batch_size=config.optimisation.batch_size,
-                          num_workers=images.num_workers)
+    logits = image_logits(model.net, [p for p, _ in samples], [c for _, c in samples], pre=images.preprocessing,
+                          tta="none", batch_size=config.optimisation.batch_size, num_workers=images.num_workers)
     return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names, logits=logits,
                      temperature=model_config.temperature)
