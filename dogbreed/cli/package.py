@@ -65,6 +65,11 @@ def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> 
     return reduce_model_dir(model_dir, precision, valid, calibration).line()
 
 
+def archive_line(archive: Path, size_bytes: int, replaced: bool) -> str:
+    """``wrote model.tar.gz (97.9 MB)``, or ``replaced`` when an archive was there before."""
+    return f"{'replaced' if replaced else 'wrote'} {archive} ({size_bytes / 1e6:.1f} MB)"
+
+
 def package_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
     from dogbreed.serving.packaging import build_model_archive, check_model_dir
@@ -76,7 +81,9 @@ def package_command(argv: Sequence[str] | None) -> str:
     if args.precision is not None:
         check_model_dir(args.model_dir)
         measured = f" ({reduce_precision(args.model_dir, args.precision, args.data_dir)})"
-    return f"{build_model_archive(args.model_dir, args.output)}{measured}"
+    replaced = args.output.exists()
+    archive = build_model_archive(args.model_dir, args.output)
+    return f"{archive_line(archive, archive.stat().st_size, replaced)}{measured}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

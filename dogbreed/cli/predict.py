@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 
 from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
+from dogbreed.config.sections import OutputOptions
 from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS, PRECISIONS
 from dogbreed.core.errors import ConfigError
 
@@ -27,6 +28,7 @@ PROG = "python -m entry_points.predict"
 EXIT_SOME_FAILED = 1
 GLOB_CHARACTERS = frozenset("*?[")
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_MODEL_DIR = OutputOptions().model_dir  # train's --model-dir default
 
 
 def build_parser() -> CommandParser:
@@ -34,7 +36,9 @@ def build_parser() -> CommandParser:
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, directories (searched recursively for "
                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}) or glob patterns such as 'photos/*.jpg'")
-    parser.add_argument("--model-dir", "--model_dir", type=Path, required=True, help="a model dir written by training")
+    parser.add_argument("--model-dir", "--model_dir", type=Path, default=None,
+                        help=f"a model dir written by training (default: {DEFAULT_MODEL_DIR}, where "
+                             "python -m entry_points.train writes it)")
     parser.add_argument("--top-k", "--top_k", type=int, default=DEFAULT_TOP_K,
                         help=f"breeds per image (default: {DEFAULT_TOP_K})")
     output = parser.add_mutually_exclusive_group()
@@ -194,7 +198,11 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
         require_captum()  # before the model loads
     from dogbreed.serving.predictor import Predictor
 
-    predictor = Predictor.from_model_dir(args.model_dir, device=args.device, precision=args.precision)
+    if args.model_dir is None and not DEFAULT_MODEL_DIR.is_dir():
+        raise ConfigError(f"no model in {DEFAULT_MODEL_DIR} (the default --model-dir): train one first with "
+                          "python -m entry_points.train, or pass --model-dir")
+    predictor = Predictor.from_model_dir(args.model_dir or DEFAULT_MODEL_DIR, device=args.device,
+                                         precision=args.precision)
     if args.explain is not None and predictor.precision == "int8":
         raise ConfigError("--explain needs the gradients of a float model and this one serves int8: add "
                           "--precision fp32")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from dogbreed.cli.run_claim import claimed_outputs
 from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import parse_command
 from dogbreed.sagemaker.environment import config_defaults, in_sagemaker_training, runtime
@@ -34,7 +35,8 @@ def profiled_train_command(argv: Sequence[str] | None) -> str:
     from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 
     config = profiled_config(parsed.config, default_trial=not in_sagemaker_training())
-    result = train_with_diagnostics(config, runtime=runtime())
+    with claimed_outputs(config):
+        result = train_with_diagnostics(config, runtime=runtime())
     trial = config.diagnostics.debug_dir or "none"
     profile = config.diagnostics.profile_dir_for(config.outputs.output_dir)
     return (f"model artifact: {result.model_dir}/  profile: {profile}/  debug trial: {trial}\n"

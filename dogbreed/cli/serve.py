@@ -60,6 +60,7 @@ def serve_command(argv: Sequence[str] | None) -> Outcome:
         endpoint = LocalEndpoint(work_dir, model_dir=args.model_dir, model_data=args.model_data, port=args.port,
                                  workers=args.workers, own_code=args.own_code,
                                  response_timeout=args.response_timeout)
+        endpoint.check_model_source()  # a missing model is named before any note or server check
         if args.model_data is not None and not args.own_code:
             print(ARCHIVE_CODE_NOTE.format(archive=args.model_data), file=sys.stderr, flush=True)
         try:

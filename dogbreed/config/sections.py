@@ -75,6 +75,8 @@ class OutputOptions:
     model_dir: Path = _opt(Path("outputs/model"), "where the model artifact (model.pth, model_config.json) goes")
     output_dir: Path = _opt(Path("outputs/reports"), "where metrics.json and the plots go")
     top_k: int = _opt(DEFAULT_TOP_K, "breeds shown per image in the demo predictions")
+    overwrite: bool = _opt(False, "replace a model another run left in --model-dir (without it such a run refuses "
+                                  "to start; --demo replaces an earlier demo's model)")
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,12 @@ class OperatorTableProfiler(PyTorchProfiler):
             self._schedule = _TrainingStepSchedule(self._schedule._schedule, fitting=self._fitting)
             self._profiler_kwargs["schedule"] = self._schedule
 
+    def _prepare_filename(self, action_name: str | None = None, extension: str = ".txt") -> str:
+        """Lightning's name without the brackets of its action names (``[Strategy]SingleDeviceStrategy...``): a
+        shell reads ``[...]`` in a file name as a glob."""
+        name = super()._prepare_filename(action_name=action_name, extension=extension)
+        return name.replace("[", "").replace("]", "-")
+
     def _create_profilers(self) -> None:
         super()._create_profilers()
         profiler = self.profiler

@@ -32,6 +32,7 @@ from dogbreed.serving.requests import (
     InferenceRequest,
     RequestError,
     ServingLimits,
+    curl_hint,
     decode_request,
     negotiate_accept,
 )
@@ -162,7 +163,7 @@ def _preprocess_one(predictor: Predictor, image: Any, where: str) -> torch.Tenso
     try:
         return predictor.preprocess([image])  # strict decode: a truncated or broken image is refused
     except ImageDecodeError as exc:  # the input policy's refusals carry their own status (413 for pixels)
-        raise RequestError(getattr(exc, "status_code", 400), f"{where}{exc}") from exc
+        raise RequestError(getattr(exc, "status_code", 400), f"{where}{exc}{curl_hint(image)}") from exc
 
 
 @as_toolkit_error

@@ -264,7 +264,8 @@ class _Run:
                                                **trainer_overrides)                # 4. trainer
         self.fit(trainer, model, datamodule)                                       # 5. fit
         counts = _run_counts(images, datamodule)
-        counts.epochs = len(self.history.history)
+        counts.resumed_after = self.resume.epoch if self.resume.path is not None else 0
+        counts.epochs = len(self.history.history) - counts.resumed_after  # trained in this process
         test_metrics = self.test_pass(trainer, model, datamodule)                  # 6. test
         fit = self.calibrate(trainer, images, datamodule, model)                   # 7. calibrate
         lines = self.export(trainer, model, images, test_metrics, fit, counts, callbacks)  # 8. export
@@ -344,13 +345,13 @@ class _Run:
                         print(summary_line(fit.report), flush=True)
                 with self.timer.phase("export"):
                     outcome = collect_test_outcome(trainer, model, images) if self.test else None
-                    export_run(model, images, hyperparameters=config.to_dict(), model_dir=config.outputs.model_dir,
-                               output_dir=config.outputs.output_dir,
-                               checkpoint_dir=config.checkpoints.checkpoint_dir, tta=config.calibration.tta,
-                               history=self.history.history, test_metrics=test_metrics, outcome=outcome,
-                               timing=self.timing, resume=self.resume, fit=fit)
+                    reports = export_run(
+                        model, images, hyperparameters=config.to_dict(), model_dir=config.outputs.model_dir,
+                        output_dir=config.outputs.output_dir, checkpoint_dir=config.checkpoints.checkpoint_dir,
+                        tta=config.calibration.tta, history=self.history.history, test_metrics=test_metrics,
+                        outcome=outcome, timing=self.timing, resume=self.resume, fit=fit)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
-                                    tested=self.test, cache_dir=_feature_cache_dir(config),
+                                    reports=reports, cache_dir=_feature_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
                 lines = summary_lines(self.timer, counts, places, callback_summary_lines(callbacks))
             self.exported = True
@@ -379,6 +380,8 @@ class ModelTest:
     metrics: dict[str, float]  # {"loss", "acc", "acc_top5", "f1_macro"}
     outcome: TestOutcome
     class_names: list[str]
+    logits: Any = None  # SplitLogits of the test split as served (for the reliability diagram)
+    temperature: float = 1.0  # the artifact's
 
 
 def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,
@@ -395,4 +398,9 @@ def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDir
     trainer = build_trainer(config, [], runtime=runtime)
     metrics = run_test(trainer, model, datamodule)
     outcome = collect_test_outcome(trainer, model, images)
-    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names)
+    from dogbreed.training.evaluation import image_logits  # (the module's import line is full)
+    samples = images.datasets["test"].samples
+    logits = image_logits(model.net, [p for p, _ in samples], [c for _, c in samples], pre=images.preprocessing,
+                          tta="none", batch_size=config.optimisation.batch_size, num_workers=images.num_workers)
+    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names, logits=logits,
+                     temperature=model_config.temperature)

@@ -13,7 +13,7 @@ from dogbreed.config.sections import DataOptions
 SECTIONS = {
     "data": ["data-dir", "train-dir", "valid-dir", "test-dir", "valid-pct", "test-pct", "image-size", "crop-scale",
              "skip-bad-images", "demo", "download", "dataset-url"],
-    "outputs": ["model-dir", "output-dir", "top-k"],
+    "outputs": ["model-dir", "output-dir", "top-k", "overwrite"],
     "optimisation": ["epochs", "batch-size", "lr", "weight-decay", "backbone-lr-scale", "label-smoothing", "weights",
                      "finetune", "seed"],
     "recipe": ["ema-decay", "mixup-alpha", "cutmix-alpha"],

@@ -34,6 +34,7 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
     out = tmp_path / "reports" / PROFILE_SUBDIR
     [trace] = out.glob("fit-*.pt.trace.json")
     assert json.loads(trace.read_text())["traceEvents"]
+    assert not set("[]*?") & set(trace.name)  # no glob characters: the name works unquoted in a shell
     with (out / "fit-top_operators.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["operator", "calls", "self_cpu_us", "cpu_total_us", "self_device_us", "device_total_us"]
@@ -246,3 +247,11 @@ def test_in_a_sagemaker_job_the_profile_goes_to_the_tensorboard_path(tmp_path, t
         .profile_dir == Path("/mine")
     assert parse_config([]).diagnostics.profile_dir is None  # locally: <output-dir>/profile
     assert fast_config(tmp_path, tmp_path).diagnostics.profile_dir_for(Path("out")) == Path("out/profile")
+
+
+def test_profiler_file_names_have_no_glob_brackets(tmp_path):
+    from dogbreed.diagnostics.profiling import OperatorTableProfiler
+
+    profiler = OperatorTableProfiler(dirpath=tmp_path, filename="fit")
+    name = profiler._prepare_filename(action_name="[Strategy]SingleDeviceStrategy.training_step", extension="")
+    assert name == "fit-Strategy-SingleDeviceStrategy.training_step"
