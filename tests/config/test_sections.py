@@ -30,7 +30,7 @@ SECTIONS = {
 def test_every_option_is_in_exactly_one_section():
     assert option_sections() == SECTIONS
     names = [name for options in SECTIONS.values() for name in options]
-    assert len(names) == len(set(names)) == 48
+    assert len(names) == len(set(names)) == 49
 
 
 def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():
