@@ -189,9 +189,13 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
         from dogbreed.explain.gradcam import require_captum
 
         require_captum()  # before the model loads
+    from dogbreed.serving.artifact import quality_warning
     from dogbreed.serving.predictor import Predictor
 
     predictor = Predictor.from_model_dir(args.model_dir, device=args.device)
+    warning = quality_warning(predictor.config)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     records = predict_records(predictor, inputs, args.top_k, args.batch_size)
     explained = 0
     if args.explain is not None:

@@ -23,6 +23,7 @@ from PIL import Image
 import dogbreed
 from dogbreed.core.errors import ImageDecodeError
 from dogbreed.serving.answers import Answer
+from dogbreed.serving.artifact import quality_warning
 from dogbreed.serving.predictor import Predictor
 from dogbreed.serving.requests import (
     JSON,
@@ -140,6 +141,9 @@ def model_fn(model_dir: str | Path, context: Any = None) -> Predictor:
     install_client_safe_errors()
     install_raw_bodies()
     predictor = Predictor.from_model_dir(model_dir, device=worker_device(context))
+    warning = quality_warning(predictor.config)
+    if warning:
+        logger.warning(warning)
     warm_up(predictor)
     logger.info("dogbreed %s from %s serving %d breeds on %s", dogbreed.__version__,
                 Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device)

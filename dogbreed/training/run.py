@@ -74,6 +74,7 @@ from dogbreed.training.setup import (
     resolve_precision,
     run_loader_settings,
 )
+from dogbreed.training.trust import assess_run
 
 logger = logging.getLogger(__name__)
 
@@ -332,15 +333,16 @@ class _Run:
                         print(summary_line(fit.report), flush=True)
                 with self.timer.phase("export"):
                     outcome = collect_test_outcome(trainer, model, images) if self.test else None
+                    tested, trust = assess_run(test_metrics, outcome, fit, self.history.history, images)
                     export_run(model, images, hyperparameters=config.to_dict(), model_dir=config.outputs.model_dir,
                                output_dir=config.outputs.output_dir,
                                checkpoint_dir=config.checkpoints.checkpoint_dir, tta=config.calibration.tta,
-                               history=self.history.history, test_metrics=test_metrics, outcome=outcome,
+                               history=self.history.history, test_metrics=tested, outcome=outcome,
                                timing=self.timing, resume=self.resume, fit=fit)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
                                     tested=self.test, cache_dir=_feature_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
-                lines = summary_lines(self.timer, counts, places, callback_summary_lines(callbacks))
+                lines = summary_lines(self.timer, counts, places, [*trust, *callback_summary_lines(callbacks)])
             self.exported = True
         return lines
 
