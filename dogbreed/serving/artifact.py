@@ -92,7 +92,8 @@ def quality_warning(config: ModelConfig) -> str | None:
     quality = config.metrics.get("quality")
     if not isinstance(quality, dict) or quality.get("better_than_chance") is not False:
         return None
-    test = quality.get("test") if isinstance(quality.get("test"), dict) else {}
+    test = quality.get("test")
+    test = test if isinstance(test, dict) else {}
     measured = (f" (test accuracy {test['acc']:.3f}, chance {test['chance']:.3f})"
                 if isinstance(test.get("acc"), float) and isinstance(test.get("chance"), float) else "")
     return (f"warning: this model was no better than chance when trained{measured}: its answers are guesses; "
