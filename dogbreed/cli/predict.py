@@ -216,6 +216,9 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
         text = "\n".join(json.dumps(rec) for rec in records)
     else:
         text = render_text(records)
+        note = next((rec["abstention"] for rec in records if "abstention" in rec), None)
+        if note:  # a model without an abstention rule: said once, not on every line
+            text += f"\nnote: {note}"
         if args.explain is not None:
             text += f"\nGrad-CAM overlays: {args.explain}/ ({explained} files)"
     failed = sum("error" in rec for rec in records)

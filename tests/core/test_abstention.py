@@ -156,6 +156,7 @@ def test_answers_without_a_rule_say_so_and_carry_no_rejection(tiny_model_dir, tm
                                         "guesses, including images that are not dogs")
     text = predict_command(["--model-dir", str(tiny_model_dir), str(image)]).summary
     assert "NOT CONFIDENT" not in text and text.startswith(f"{image}: ")
+    assert text.splitlines()[-1] == "note: " + records[0]["abstention"]
 
 
 @pytest.mark.slow

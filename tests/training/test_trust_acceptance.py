@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # a training run
 def at_chance_run(tmp_path_factory):
     from dogbreed.training.run import train
 
-    root = tmp_path_factory.mktemp("at_chance")
+    root = tmp_path_factory.mktemp("guesser")  # no "chance" in the paths the summary prints
     tree = write_tree(root / "data", {"train": 8, "valid": 8, "test": 8})
     config = fast_config(root, tree, epochs=1, image_size=32, weights="none", finetune="full")
     records: list[logging.LogRecord] = []
