@@ -22,10 +22,11 @@ QUOTED = [
     ("README.md", rf"95% interval \(\d\.\d+ \[{_N}, ", ("test", "acc_ci95", 0)),
     ("README.md", rf"95% interval \(\d\.\d+ \[\d\.\d+, {_N}\] on our machine", ("test", "acc_ci95", 1)),
     ("docs/getting-started.md", rf"reports test accuracy with its\n95% interval \({_N} \[", ("test", "acc")),
-    ("docs/calibration.md", rf'"calibration": {{"applied": false, "fitted_temperature": {_N}',
-     ("calibration", "fitted_temperature")),
-    ("docs/calibration.md", rf'"temperatures": \[{_N}, ', ("calibration", "check", "temperatures", 0)),
-    ("docs/calibration.md", rf'"temperatures": \[\d\.\d+, {_N}\]', ("calibration", "check", "temperatures", 1)),
+    ("docs/calibration.md", rf"\(the demo: `test_acc {_N} \[", ("test", "acc")),
+    ("docs/calibration.md", rf"\(the demo: `test_acc \d\.\d+ \[{_N}, ", ("test", "acc_ci95", 0)),
+    ("docs/calibration.md", rf"\(the demo: `test_acc \d\.\d+ \[\d\.\d+, {_N}\]", ("test", "acc_ci95", 1)),
+    ("docs/calibration.md", rf'"calibration": {{"applied": true, "temperature": {_N}', ("calibration", "temperature")),
+    ("docs/calibration.md", rf'"temperatures": \[{_N}\]', ("calibration", "check", "temperatures", 0)),
     ("docs/calibration.md", rf'"held_out_nll_before": {_N}', ("calibration", "check", "held_out_nll_before")),
     ("docs/calibration.md", rf'"held_out_nll_after": {_N}', ("calibration", "check", "held_out_nll_after")),
     ("docs/calibration.md", rf'"test": {{"ece_before": {_N}', ("calibration", "test", "ece_before")),
@@ -92,25 +93,24 @@ def _metrics_from_the_docs() -> dict[str, Any]:
 def test_every_pinned_figure_is_quoted_and_a_changed_one_is_caught():
     metrics = _metrics_from_the_docs()
     assert stale_figures(metrics) == []
-    metrics["calibration"]["fitted_temperature"] += 0.01
+    metrics["calibration"]["temperature"] += 0.01
     metrics["test"]["acc_ci95"][0] -= 0.01
     problems = stale_figures(metrics)
-    assert len(problems) == 3  # the temperature once, the interval's low end in README and in calibration.md
+    assert len(problems) == 4  # the temperature once, the interval's low end in README and twice in calibration.md
     assert problems[0].startswith("README.md: quotes ") and "test.acc_ci95.0" in problems[0]
-    assert any("calibration.fitted_temperature" in p for p in problems)
+    assert any("calibration.temperature" in p for p in problems)
 
 
 @pytest.mark.slow
 def test_the_quoted_demo_figures_match_a_demo_run(tmp_path):
-    """``make demo``'s command in a temp dir; also issue 21's demo acceptance: the model better than chance, test
-    accuracy's interval above 0.9, and the calibration decision the docs describe (not applied: see
-    docs/calibration.md for why)."""
+    """``make demo``'s command in a temp dir; also issue 21's demo acceptance: calibration and abstention applied,
+    the model better than chance, test accuracy's interval above 0.9."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "entry_points.train", "--demo"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "outputs" / "reports" / "metrics.json").read_text())
-    assert metrics["calibration"]["applied"] is False and metrics["abstention"]["applied"] is True
+    assert metrics["calibration"]["applied"] is True and metrics["abstention"]["applied"] is True
     assert metrics["quality"]["better_than_chance"] is True
     assert metrics["test"]["acc_ci95"][0] >= 0.9
     assert stale_figures(metrics) == []

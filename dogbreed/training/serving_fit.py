@@ -104,18 +104,27 @@ def at_search_bound(temperature: float) -> bool:
 
 
 def _cross_fitted_nll(valid: SplitLogits) -> dict[str, Any]:
-    """Each half's temperature checked on the other half: held-out NLL at T = 1 and at the other half's T."""
+    """Each half's temperature checked on the other half: held-out NLL at T = 1 and at the other half's T.
+
+    A half in which every answer is right cannot fit a temperature (its NLL keeps falling as T shrinks: there is
+    no minimum, only where the optimiser stops); the check fitted on it is skipped, and recorded as skipped."""
     first, second = halves(valid.labels)
-    rows = []
-    for fit_on, check_on in ((first, second), (second, first)):
-        temperature = fit_temperature(valid.logits[fit_on], valid.labels[fit_on])
+    rows, skipped = [], []
+    for name, fit_on, check_on in (("first", first, second), ("second", second, first)):
+        fitting = valid.part(fit_on)
+        if bool((fitting.logits.argmax(dim=1) == fitting.labels).all()):
+            skipped.append(name)
+            continue
+        temperature = fit_temperature(fitting.logits, fitting.labels)
         held_out = valid.part(check_on)
         rows.append((temperature, len(check_on), negative_log_likelihood(held_out.logits, held_out.labels, 1.0),
                      negative_log_likelihood(held_out.logits, held_out.labels, temperature)))
     total = sum(row[1] for row in rows)
-    return {"temperatures": [row[0] for row in rows],
-            "held_out_nll_before": sum(row[1] * row[2] for row in rows) / total,
-            "held_out_nll_after": sum(row[1] * row[3] for row in rows) / total}
+    check: dict[str, Any] = {"temperatures": [row[0] for row in rows], "skipped_error_free_halves": skipped}
+    if total:
+        check["held_out_nll_before"] = sum(row[1] * row[2] for row in rows) / total
+        check["held_out_nll_after"] = sum(row[1] * row[3] for row in rows) / total
+    return check
 
 
 def decide_temperature(valid: SplitLogits, *, calibrate: bool) -> tuple[float, dict[str, Any]]:
@@ -144,6 +153,9 @@ def decide_temperature(valid: SplitLogits, *, calibrate: bool) -> tuple[float, d
                   "its guesses")
     elif at_search_bound(fitted):
         reason = f"the fitted temperature {fitted:.3g} is at a search bound {TEMPERATURE_BOUNDS}"
+    elif "held_out_nll_after" not in check:
+        reason = ("every answer in both validation halves is right: a temperature fitted on either has nothing to "
+                  "learn from, so it cannot be checked")
     elif check["held_out_nll_after"] >= check["held_out_nll_before"]:
         reason = (f"it does not help on held-out validation images (NLL {check['held_out_nll_before']:.4f} -> "
                   f"{check['held_out_nll_after']:.4f} when fitted on the other half)")

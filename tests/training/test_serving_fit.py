@@ -112,3 +112,28 @@ def test_the_calibration_report_and_summary_line_say_why_nothing_was_applied():
     line = summary_line(fit.report)
     assert line.startswith("calibration: temperature not applied (the model is no better than chance")
     assert "; no abstention rule (the " in line and "does not separate" in line
+
+
+def _one_error(all_right: bool = False) -> SplitLogits:
+    """60 images, 3 breeds, underconfident right answers; one wrong answer in the first half (none with
+    ``all_right``), so the second half is error-free."""
+    labels = torch.arange(60) % 3
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.eye(3)[labels] * (1.0 + 3.0 * torch.rand(60, 1, generator=generator))
+    logits += 0.3 * torch.randn(60, 3, generator=generator)
+    if not all_right:
+        wrong = halves(labels)[0][0]
+        logits[wrong] = torch.eye(3)[(labels[wrong] + 1) % 3] * 1.5
+    return SplitLogits(logits, labels)
+
+
+def test_a_half_with_no_wrong_answer_fits_no_temperature_and_its_check_is_skipped():
+    """As in the demo: one validation error. The error-free half has no NLL minimum (T -> 0 keeps helping), so
+    only the temperature fitted on the other half is checked, on the error-free half, where it helps."""
+    temperature, report = decide_temperature(_one_error(), calibrate=True)
+    assert report["check"]["skipped_error_free_halves"] == ["second"] and len(report["check"]["temperatures"]) == 1
+    assert report["check"]["held_out_nll_after"] < report["check"]["held_out_nll_before"]
+    assert report["applied"] is True and temperature == report["fitted_temperature"] < 1.0
+    temperature, report = decide_temperature(_one_error(all_right=True), calibrate=True)
+    assert report["check"]["skipped_error_free_halves"] == ["first", "second"]
+    assert temperature == 1.0 and report["reason"].startswith("every answer in both validation halves is right")
