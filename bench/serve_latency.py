@@ -1,4 +1,5 @@
-"""Local endpoint cold start and per-request latency, against the in-process Predictor baseline.
+"""Local endpoint cold start (and where its time goes), per-request latency against the in-process Predictor
+baseline, and what the front (dogbreed.serving.front) adds against TorchServe's own port.
 
     .venv/bin/python bench/serve_latency.py [--model-dir M] [--requests 50] [--port 18080]
 
@@ -13,10 +14,12 @@ import http.client
 import io
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,46 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+# Log lines that mark the cold start's phases, first occurrence, in order.
+PHASES = (("JVM up (after the toolkit wrapper and the torchserve launcher)", "Initializing plugins manager"),
+          ("worker Python process started", "s_name_part0"),
+          ("worker asks to load the model (ts imports done)", "model_name: model"),
+          ("model_fn done (handler imports, artifact, first forward)", "breeds on"),
+          ("worker READY", "Backend response time"))
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3})")
+
+
+def phase_times(log_text: str, launched_at: float) -> list[tuple[str, float, str]]:
+    """(phase, seconds after launch, the log line) for each marker found in TorchServe's log."""
+    found = []
+    for name, marker in PHASES:
+        for line in log_text.splitlines():
+            match = STAMP.match(line)
+            if match and marker in line and "ACCESS_LOG" not in line:
+                stamp = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S,%f").timestamp()
+                text = line.split(" - ", 1)[-1]
+                found.append((name, stamp - launched_at, text[text.find("(artifact"):] if "(artifact" in text
+                              else text[:80]))
+                break
+    return found
+
+
+def timed_posts(port: int, images: list[bytes]) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies = []
+    try:
+        for image in images:
+            start = time.perf_counter()
+            connection.request("POST", "/invocations", body=image, headers={"Content-Type": "image/jpeg"})
+            response = connection.getresponse()
+            response.read()
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status == 200, response.status
+    finally:
+        connection.close()
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path)
@@ -92,14 +135,14 @@ def main() -> int:
             response.read()
             cold = time.perf_counter() - started
             assert response.status == 200, response.status
-            latencies = []
-            for image in images:
-                start = time.perf_counter()
-                connection.request("POST", "/invocations", body=image, headers={"Content-Type": "image/jpeg"})
-                response = connection.getresponse()
-                response.read()
-                latencies.append((time.perf_counter() - start) * 1000)
-                assert response.status == 200, response.status
+            latencies = timed_posts(args.port, images)
+            # The front's cost: the same requests to TorchServe's own port (behind the front) and through it,
+            # interleaved in rounds of 5 so load changes hit both alike.
+            direct, fronted = [], []
+            for i in range(0, len(images), 5):
+                direct += timed_posts(args.port + 1, images[i:i + 5])
+                fronted += timed_posts(args.port, images[i:i + 5])
+            phases = phase_times(endpoint.log_path.read_text(errors="replace"), endpoint.launched_at)
         finally:
             connection.close()
             endpoint.stop()
@@ -108,6 +151,14 @@ def main() -> int:
           f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"cold start (stage model dir + launch to first 200 from /invocations): {cold:.1f} s "
           f"(all workers READY after {ready:.1f} s)")
+    print(f"  checks (java -version, ports, no other TorchServe) {endpoint.timings['checks']:.2f} s, "
+          f"stage model dir (load_artifact check + copy) {endpoint.timings['stage']:.2f} s, then after launch:")
+    for name, seconds, line in phases:
+        print(f"  +{seconds:6.2f} s  {name}: {line}")
+    added = statistics.median(fronted) - statistics.median(direct)
+    print(f"front: through it median {statistics.median(fronted):.1f} ms, TorchServe's own port median "
+          f"{statistics.median(direct):.1f} ms: the front adds {added:+.1f} ms per request "
+          f"({len(direct)} requests each, interleaved)")
     print(f"endpoint, {len(latencies)} sequential 500x375 JPEG requests: median {statistics.median(latencies):.1f} ms, "
           f"p95 {percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
     print(f"baseline, in-process Predictor.predict on the same images: median {statistics.median(baseline):.1f} ms, "

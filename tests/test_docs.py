@@ -95,7 +95,7 @@ def test_commands_sharing_the_training_options_list_only_their_own():
     hpo = _section(OPTIONS_PAGE, "## hpo")
     assert re.findall(r"^\| `(--[a-z-]+)", hpo, flags=re.MULTILINE) == ["--local", "--trials", "--tuning-dir"]
     assert "| `--trials` | int | `8` |  | number of trials with --local |" in hpo
-    assert "Also takes every option of [train](#train), as listed there (46 options)" in hpo
+    assert "Also takes every option of [train](#train), as listed there (48 options)" in hpo
     profiled = _section(OPTIONS_PAGE, "## profiled_train")
     assert re.findall(r"^\| `(--[a-z-]+)", profiled, flags=re.MULTILINE) == ["--debug-dir", "--profiler"]
     assert "| `--profiler` | str | `simple` | `\"\"`, `simple`, `advanced`, `pytorch` |" in profiled
@@ -104,7 +104,8 @@ def test_commands_sharing_the_training_options_list_only_their_own():
 def test_exclusive_and_required_options_are_stated():
     serve = _section(OPTIONS_PAGE, "## serve")
     assert "Exactly one of `--model-dir`, `--model-data`." in serve
-    assert "| `--port` | int | `8080` |  | HTTP port on 127.0.0.1 (metrics and gRPC use port+2..port+4) |" in serve
+    assert ("| `--port` | int | `8080` |  | HTTP port on 127.0.0.1 (TorchServe behind it uses port+1, metrics and "
+            "gRPC port+2..port+4) |") in serve
     predict = _section(OPTIONS_PAGE, "## predict")
     assert "At most one of `--json`, `--jsonl`." in predict
     assert "| `--model-dir` | path | required |  | a model dir written by training |" in predict

@@ -140,7 +140,6 @@ def record(name: str, answer: Any = None, error: str = "") -> dict[str, Any]:
 def predict_records(predictor: Any, inputs: Sequence[ImageInput], k: int, batch_size: int) -> list[dict[str, Any]]:
     """A record per input, in input order; decoding errors become error records, never abort the batch."""
     from dogbreed.core.errors import ImageDecodeError
-    from dogbreed.core.transforms import decode_eval_image
 
     results: dict[str, dict[str, Any]] = {}
     pending: list[tuple[str, Any]] = []
@@ -157,7 +156,7 @@ def predict_records(predictor: Any, inputs: Sequence[ImageInput], k: int, batch_
             results[item.name] = record(item.name, error=item.error)
             continue
         try:
-            image = decode_eval_image(read_image(item.name), predictor.config.preprocessing, strict=True)
+            image = predictor.decode(read_image(item.name))  # the endpoint's input policy
         except (ValueError, ImageDecodeError) as exc:
             results[item.name] = record(item.name, error=str(exc).splitlines()[0])
             continue

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from dogbreed.cli import debug_report, export, hpo, package, predict, prepare, profiled_train, serve
+from dogbreed.cli import debug_report, export, hpo, import_model, package, predict, prepare, profiled_train, serve
 from dogbreed.config.parser import build_parser as build_training_parser
 from dogbreed.config.parser import str2bool
 
@@ -51,6 +51,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", serve.build_parser),
     Command("package", package.build_parser),
     Command("export", export.build_parser),
+    Command("import_model", import_model.build_parser),
     Command("prepare", prepare.build_parser),
     Command("debug_report", debug_report.build_parser),
 )

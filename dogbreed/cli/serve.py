@@ -31,7 +31,7 @@ def build_parser() -> CommandParser:
                         help="with --model-data: take only model.pth and model_config.json from the archive and "
                              "serve them with this dogbreed's handlers; the archive's code/ is never unpacked")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default: 8080; "
-                        "metrics and gRPC use port+2..port+4)")
+                        "TorchServe behind it uses port+1, metrics and gRPC port+2..port+4)")
     parser.add_argument("--workers", type=int, default=1, help="model worker processes (default: 1)")
     parser.add_argument("--work-dir", "--work_dir", type=Path, default=None,
                         help="where everything is written (default: a temp dir removed on exit)")

@@ -148,6 +148,12 @@ def validate_config(config: TrainConfig) -> None:
          "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 "
          "or more"),
         (0 < data.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
+        (data.valid_pct is None or (_finite(data.valid_pct) and 0 < data.valid_pct < 1),
+         f"--valid-pct must be in (0, 1) (e.g. 0.2), got {data.valid_pct}"),
+        (data.test_pct is None or (_finite(data.test_pct) and 0 <= data.test_pct < 1),
+         f"--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got {data.test_pct}"),
+        ((data.valid_pct or 0) + (data.test_pct or 0) < 1,
+         "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
         (opt.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
         (0 <= recipe.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
         (recipe.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),

@@ -44,10 +44,18 @@ def default_backbone_lr_scale(weights: str) -> float:
 class DataOptions:
     """Where the images come from and how the network sees them."""
 
-    data_dir: Path | None = _opt(None, "dataset root holding train/ valid/ (or val/, validation/) test/")
+    data_dir: Path | None = _opt(None, "dataset root holding train/ valid/ (or val/, validation/) test/, or only "
+                                          "class folders (split by --valid-pct and --test-pct)")
     train_dir: Path | None = _opt(None, "train split dir (instead of --data-dir)")
     valid_dir: Path | None = _opt(None, "validation split dir (instead of --data-dir)")
     test_dir: Path | None = _opt(None, "test split dir (instead of --data-dir; optional)")
+    valid_pct: float | None = _opt(None, "share of each class's training images held out for validation when the "
+                                         "data has no validation split (class folders only, or train/ only): "
+                                         "stratified, seeded by --seed, listed in splits.json; refused when the "
+                                         "data has one; default: 0.2 when there is no validation split")
+    test_pct: float | None = _opt(None, "share of each class's training images held out for testing when the data "
+                                        "has no test split (0: test on the validation split); refused when the "
+                                        "data has one; default: 0.1 when there is no test split")
     image_size: int = _opt(DEFAULT_IMAGE_SIZE, "crop size fed to the network; eval resizes to round(size*232/224)")
     crop_scale: float = _opt(DEFAULT_CROP_SCALE[0],
                              "training augmentation: each random crop keeps this to 100%% of the image area "

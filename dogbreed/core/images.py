@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dogbreed.core.errors import ImageDecodeError
+from dogbreed.core.image_policy import DECODE_POLICY, ImagePolicy
 
 # dogImages contains at least one truncated JPEG that still decodes; training loads what is there.
 # Serving decodes strictly (``strict=True``): PIL then raises instead of padding missing data.
@@ -64,17 +65,27 @@ def _load(image: Image.Image, strict: bool) -> None:
             ImageFile.LOAD_TRUNCATED_IMAGES = True
 
 
+def _checked(image: Image.Image, policy: ImagePolicy, subject: str) -> None:
+    """The policy on an image we opened; closed (its file released) when refused."""
+    try:
+        policy.check_header(image, subject)
+    except ImageDecodeError:
+        image.close()
+        raise
+
+
 DraftSize = Union[tuple[int, int], Callable[[Image.Image], Optional[tuple[int, int]]], None]
 
 
-def open_image(source: ImageSource, *, draft_size: DraftSize = None, strict: bool = False) -> Image.Image:
+def open_image(source: ImageSource, *, draft_size: DraftSize = None, strict: bool = False,
+               policy: ImagePolicy = DECODE_POLICY) -> Image.Image:
     """Decode a path, bytes or PIL image into an RGB image with EXIF orientation applied.
 
     ``draft_size`` lets JPEG decoding use a reduced DCT scale when the image is much larger
     than needed (never smaller than ``draft_size``). It may be a function of the opened, not yet
     decoded image (its header: size, EXIF) returning that size, or None for a full decode. ``strict``: a truncated
     or broken image is an error instead of being padded (serving); data after the image's end marker is ignored
-    either way.
+    either way. ``policy`` (:mod:`dogbreed.core.image_policy`) is checked on the header before anything is decoded.
     """
     subject = f"image {source}" if isinstance(source, (str, Path)) else "image"
     if isinstance(source, str) and looks_like_url(source):
@@ -82,12 +93,15 @@ def open_image(source: ImageSource, *, draft_size: DraftSize = None, strict: boo
     try:
         if isinstance(source, Image.Image):
             image = source
+            policy.check_size(*image.size, subject=subject)
         elif isinstance(source, (bytes, bytearray)):
             if not source:
                 raise ImageDecodeError("empty image data: send the bytes of a JPEG, PNG or WebP image")
             image = Image.open(io.BytesIO(bytes(source)))
         else:
             image = Image.open(Path(source))
+        if image is not source:
+            _checked(image, policy, subject)
         requested = draft_size(image) if callable(draft_size) else draft_size
         if requested is not None and image.format == "JPEG":
             image.draft("RGB", requested)
@@ -115,9 +129,9 @@ def check_image_header(path: Path) -> str | None:
     """Cheap validity check reading only the header: None when fine, else the reason."""
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width < 1 or height < 1:
-                return f"image has size {width}x{height}"
+            DECODE_POLICY.check_header(image)  # the bounds every decode applies (e.g. the aspect ratio)
+    except ImageDecodeError as exc:
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure means "bad image"; the reason is reported
         return f"{type(exc).__name__}: {exc}"
     return None

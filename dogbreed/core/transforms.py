@@ -18,6 +18,7 @@ from dogbreed.core.constants import (
     IMAGENET_MEAN,
     IMAGENET_STD,
 )
+from dogbreed.core.image_policy import DECODE_POLICY, ImagePolicy
 from dogbreed.core.images import ImageSource, open_image
 
 # JPEG draft decoding keeps at least this multiple of the eval resize size (see draft_size).
@@ -105,10 +106,11 @@ def _normalize(pre: Preprocessing) -> list[Callable]:
     return [ToNormalizedTensor(pre.mean, pre.std)]
 
 
-def decode_eval_image(source: ImageSource, pre: Preprocessing, *, strict: bool = False) -> Image.Image:
+def decode_eval_image(source: ImageSource, pre: Preprocessing, *, policy: ImagePolicy = DECODE_POLICY) -> Image.Image:
     """Decode for evaluation and serving (the one shared definition): JPEGs much larger than
-    needed are decoded at a reduced DCT scale, never below ``pre.draft_size``. Serving decodes ``strict``ly."""
-    return open_image(source, draft_size=pre.draft_size, strict=strict)
+    needed are decoded at a reduced DCT scale, never below ``pre.draft_size``. The ``policy`` is checked on the
+    header first (serving passes the served one: strict, its formats and limits)."""
+    return open_image(source, draft_size=pre.draft_size, strict=policy.strict, policy=policy)
 
 
 def build_train_transform(pre: Preprocessing, *, scale: tuple[float, float] | None = None) -> TrainTransform:

@@ -15,9 +15,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from dogbreed.core.augment import TrainTransform
+from dogbreed.core.constants import TRAIN_SPLIT_NAMES
 from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
+from dogbreed.data.auto_split import AutoSplit, carve_splits, resolve_fractions, splits_record
 from dogbreed.data.prepare import prepared_warning
 from dogbreed.data.samplers import evaluation_sampler
 from dogbreed.data.splits import SplitDirs, check_splits, display_name
@@ -129,10 +131,14 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         num_workers: int = 0,
         skip_bad_images: bool = False,
         loader: LoaderSettings | None = None,
+        auto_split: AutoSplit | None = None,
     ) -> None:
-        """``loader`` overrides ``num_workers`` (default: workers persistent, memory pinned when CUDA exists)."""
+        """``loader`` overrides ``num_workers`` (default: workers persistent, memory pinned when CUDA exists);
+        ``auto_split``: how missing validation/test splits are carved out of train (default shares, seed 0)."""
         super().__init__()
         self.splits = splits
+        self.auto_split = auto_split or AutoSplit()
+        self.split_record: dict[str, Any] | None = None  # splits.json, when a split was carved
         self.preprocessing = preprocessing
         self.batch_size = batch_size
         self.loader = loader or LoaderSettings(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
@@ -151,31 +157,59 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         return len(self.class_dirs)
 
     def split_paths(self) -> dict[str, Path]:
-        test = self.splits.test or self.splits.valid
-        return {"train": self.splits.train, "valid": self.splits.valid, "test": test}
+        """Each split's root: its own folder, or the training dir it is carved from; the test split is the
+        validation split when there is no test folder and ``--test-pct 0``."""
+        fractions = resolve_fractions(self.splits, self.auto_split)
+        valid = self.splits.valid or self.splits.train
+        test = self.splits.test or (self.splits.train if fractions.test else valid)
+        return {"train": self.splits.train, "valid": valid, "test": test}
+
+    def _checked_samples(self) -> dict[str, list[tuple[Path, int]]]:
+        """The data checks on the split folders that exist, then the missing splits carved out of train."""
+        fractions = resolve_fractions(self.splits, self.auto_split)
+        own = {name: path for name, path in (("train", self.splits.train), ("valid", self.splits.valid),
+                                             ("test", self.splits.test)) if path is not None}
+        checked = check_splits(own, skip_bad_images=self.skip_bad_images)
+        self.class_dirs = checked.class_dirs
+        samples = dict(checked.samples)
+        if fractions.carves:
+            seed, root = self.auto_split.seed, self.splits.train
+            samples.update(carve_splits(samples["train"], checked.class_dirs, fractions, seed=seed, root=root))
+            self.split_record = splits_record(samples, checked.class_dirs, fractions, seed=seed, root=root)
+            logger.info("splits made from %s: %s", root, ", ".join(
+                f"{len(samples[split])} {split}" for split in ("train", "valid", "test") if split in samples))
+        if "test" not in samples:
+            logger.warning("no test split: final test metrics are computed on the validation split %s",
+                           self.split_paths()["valid"])
+            samples["test"] = samples["valid"]
+        return {split: samples[split] for split in ("train", "valid", "test")}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        checked = check_splits(self.split_paths(), skip_bad_images=self.skip_bad_images)
-        self.class_dirs = checked.class_dirs
+        samples_by_split = self._checked_samples()
         train_tf = build_train_transform(self.preprocessing)
         eval_tf = build_eval_transform(self.preprocessing)
         eval_decode = partial(decode_eval_image, pre=self.preprocessing)  # the same decode as serving
         skip = self.skip_bad_images
-        for name, samples in checked.samples.items():
+        for name, samples in samples_by_split.items():
             if name == "train":  # TrainTransform decodes itself: the crop is drawn first, then a JPEG draft-decoded
                 decode = None if isinstance(train_tf, TrainTransform) else open_image
                 self.datasets[name] = ImageFileDataset(samples, train_tf, decode=decode, skip_bad_images=skip)
             else:
                 self.datasets[name] = ImageFileDataset(samples, eval_tf, decode=eval_decode, skip_bad_images=skip)
-        if self.splits.valid.parent == self.splits.train.parent:  # one dataset root: maybe a prepared one
-            warning = prepared_warning(self.splits.train.parent, self.preprocessing.image_size)
-            if warning:
-                logger.warning(warning)
-        if self.splits.test is None:
-            logger.warning("no test split: final test metrics are computed on the validation split %s",
-                           self.splits.valid)
+        root = self._dataset_root()
+        warning = prepared_warning(root, self.preprocessing.image_size) if root is not None else None
+        if warning:
+            logger.warning(warning)
+
+    def _dataset_root(self) -> Path | None:
+        """The one dataset root of the splits (maybe a prepared dataset), None when they live apart."""
+        train = self.splits.train
+        if train.name.lower() not in TRAIN_SPLIT_NAMES:  # a tree of class folders: the root itself
+            return train if self.splits.valid is None and self.splits.test is None else None
+        parents = {train.parent} | {p.parent for p in (self.splits.valid, self.splits.test) if p is not None}
+        return train.parent if len(parents) == 1 else None
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[name]

@@ -93,8 +93,9 @@ def resolve_splits(data: DataOptions, *, seed: int) -> SplitDirs:
         root = download_dataset(data.dataset_url or DOGIMAGES_URL, data.data_dir or DEFAULT_DOWNLOAD_DIR)
         return SplitDirs.from_data_dir(root)
     if data.train_dir or data.valid_dir:
-        if not (data.train_dir and data.valid_dir):
-            raise ConfigError("--train-dir and --valid-dir go together (--test-dir is optional)")
+        if not data.train_dir:
+            raise ConfigError("--valid-dir needs --train-dir (--test-dir is optional; a missing --valid-dir or "
+                              "--test-dir is carved out of --train-dir, see --valid-pct and --test-pct)")
         return SplitDirs(train=data.train_dir, valid=data.valid_dir, test=data.test_dir)
     if data.data_dir:
         return SplitDirs.from_data_dir(find_dataset_root(data.data_dir))

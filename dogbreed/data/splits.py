@@ -28,15 +28,17 @@ def display_name(class_dir_name: str) -> str:
 
 @dataclass(frozen=True)
 class SplitDirs:
-    """Where each split lives. ``test`` may be None (then the validation split is used for testing)."""
+    """Where each split lives. ``valid`` and ``test`` may be None: they are then carved out of ``train``
+    (:mod:`dogbreed.data.auto_split`), or the test split is the validation split (``--test-pct 0``)."""
 
     train: Path
-    valid: Path
+    valid: Path | None = None
     test: Path | None = None
 
     @classmethod
     def from_data_dir(cls, data_dir: Path | str) -> "SplitDirs":
-        """Find ``train/``, ``valid/`` (or ``val/``, ``validation/``) and ``test/`` under one dir."""
+        """Find ``train/``, ``valid/`` (or ``val/``, ``validation/``) and ``test/`` under one dir; a dir of class
+        folders only (no split folders, images in its subfolders) is the training split itself."""
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise DataError(
@@ -50,17 +52,25 @@ class SplitDirs:
             return next((found[n] for n in names if n in found), None)
 
         train, valid, test = pick(TRAIN_SPLIT_NAMES), pick(VALID_SPLIT_NAMES), pick(TEST_SPLIT_NAMES)
+        if train is None and valid is None and test is None and _is_class_tree(list(found.values())):
+            return cls(train=data_dir)  # class folders only: every split is carved out of them
         if train is None:
             raise DataError(
                 f"no train split in {data_dir} (found: {shown or 'no folders'}): "
-                "create train/<class>/<images>, e.g. train/001.Affenpinscher/x.jpg"
-            )
-        if valid is None:
-            raise DataError(
-                f"no validation split in {data_dir}: add one of {'/, '.join(VALID_SPLIT_NAMES)}/ "
-                "with the same class folders as train/"
+                "create train/<class>/<images>, e.g. train/001.Affenpinscher/x.jpg, or put the class folders "
+                "directly in it to have the validation and test splits made automatically"
             )
         return cls(train=train, valid=valid, test=test)
+
+
+def _is_class_tree(folders: Sequence[Path]) -> bool:
+    """True for a tree of class folders: some folder holds an image, and none holds split folders (a dir of
+    several datasets is not a dataset whose classes are their names)."""
+    split_names = (*TRAIN_SPLIT_NAMES, *VALID_SPLIT_NAMES, *TEST_SPLIT_NAMES)
+    if any((folder / name).is_dir() for folder in folders for name in split_names):
+        return False
+    return any(any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*") if p.is_file())
+               for folder in folders if not folder.name.startswith("."))
 
 
 @dataclass(frozen=True)

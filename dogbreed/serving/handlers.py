@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -69,7 +70,7 @@ def as_toolkit_error(handler: Handler) -> Handler:
         except RequestError as exc:
             raise to_toolkit_error(exc) from exc
         except ImageDecodeError as exc:
-            raise to_toolkit_error(RequestError(400, str(exc))) from exc
+            raise to_toolkit_error(RequestError(getattr(exc, "status_code", 400), str(exc))) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -140,13 +141,16 @@ def model_fn(model_dir: str | Path, context: Any = None) -> Predictor:
     ServingLimits.from_env()  # a bad DOGBREED_* variable fails the model load, not every request
     install_client_safe_errors()
     install_raw_bodies()
+    started = time.perf_counter()
     predictor = Predictor.from_model_dir(model_dir, device=worker_device(context))
+    loaded = time.perf_counter()
     warning = quality_warning(predictor.config)
     if warning:
         logger.warning(warning)
     warm_up(predictor)
-    logger.info("dogbreed %s from %s serving %d breeds on %s", dogbreed.__version__,
-                Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device)
+    logger.info("dogbreed %s from %s serving %d breeds on %s (artifact loaded in %.2f s, first forward %.2f s)",
+                dogbreed.__version__, Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device,
+                loaded - started, time.perf_counter() - loaded)
     return predictor
 
 
@@ -159,8 +163,8 @@ def input_fn(request_body: Body, request_content_type: str | None) -> InferenceR
 def _preprocess_one(predictor: Predictor, image: Any, where: str) -> torch.Tensor:
     try:
         return predictor.preprocess([image])  # strict decode: a truncated or broken image is refused
-    except ImageDecodeError as exc:
-        raise RequestError(400, f"{where}{exc}") from exc
+    except ImageDecodeError as exc:  # the input policy's refusals carry their own status (413 for pixels)
+        raise RequestError(getattr(exc, "status_code", 400), f"{where}{exc}") from exc
 
 
 @as_toolkit_error

@@ -4,6 +4,9 @@ Everything it writes stays in ``work_dir``: the model (``ml/model``), TorchServe
 store, logs and temp files. The one deviation from the container is the config path: the toolkit
 hard-codes ``/etc/sagemaker-ts.properties``, so a tiny wrapper points it into ``work_dir`` and
 then calls the unmodified ``serving.main()``. Only one TorchServe may run per machine.
+
+Clients talk to ``--port``, where :mod:`dogbreed.serving.front` answers only the SageMaker routes (with header and
+body timeouts) and forwards them to TorchServe's inference API on ``--port + 1`` (loopback only).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from dogbreed.serving.front import EndpointFront
 from dogbreed.serving.packaging import extract_model_archive, stage_model_dir
+from dogbreed.serving.requests import ServingLimits
 from dogbreed.serving.torchserve_setup import (
     DEFAULT_RESPONSE_TIMEOUT,
     HOST,
@@ -73,6 +78,9 @@ class LocalEndpoint:
         self.port, self.workers = port, workers
         self.own_code, self.response_timeout = own_code, response_timeout
         self.process: subprocess.Popen | None = None
+        self.front: EndpointFront | None = None
+        self.timings: dict[str, float] = {}  # seconds spent by start(): checks, stage (bench/serve_latency.py)
+        self.launched_at = 0.0  # time.time() when TorchServe was launched
 
     @property
     def url(self) -> str:
@@ -84,7 +92,13 @@ class LocalEndpoint:
 
     @property
     def ports(self) -> list[int]:
-        return [self.port, self.port + 2, self.port + 3, self.port + 4]
+        """The front, TorchServe's inference API behind it, metrics, gRPC inference and gRPC management."""
+        return [self.port, self.port + 1, self.port + 2, self.port + 3, self.port + 4]
+
+    @property
+    def backend_url(self) -> str:
+        """TorchServe's own inference API, behind the front (not for clients)."""
+        return f"http://{HOST}:{self.port + 1}"
 
     def _prepare(self) -> Path:
         model_root = self.work_dir / "ml" / "model"
@@ -109,7 +123,7 @@ class LocalEndpoint:
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(self.workers),
             "SAGEMAKER_MODEL_SERVER_TIMEOUT": str(self.response_timeout),
             # TorchServe's env overrides (enable_envvars_config=true) beat the toolkit's 0.0.0.0.
-            "TS_INFERENCE_ADDRESS": self.url,
+            "TS_INFERENCE_ADDRESS": self.backend_url,
             # The management API (register models, scale workers) is not on --port: it listens on a Unix socket
             # in the work dir, which only its owner can reach.
             "TS_MANAGEMENT_ADDRESS": management_address(self.work_dir),
@@ -130,13 +144,17 @@ class LocalEndpoint:
 
         Fails as soon as a worker fails to load it, with the worker's own error lines (the log is kept).
         """
+        started = time.monotonic()
         check_java()
         check_ports_free(self.ports)
         check_no_torchserve()
         check_socket_paths(self.work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.work_dir, 0o700)  # the management socket lives here
+        self.timings = {"checks": time.monotonic() - started}
         self._prepare()
+        self.timings["stage"] = time.monotonic() - started - self.timings["checks"]
+        self.launched_at = time.time()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", WRAPPER, str(self.work_dir)], cwd=self.work_dir, env=self._environment(),
@@ -144,6 +162,9 @@ class LocalEndpoint:
             )
         try:
             self._wait_until_ready(timeout)
+            limits = ServingLimits.from_env()
+            self.front = EndpointFront(HOST, self.port, self.port + 1, max_body_bytes=limits.max_payload_bytes,
+                                       backend_timeout=self.response_timeout + 5.0).start()
         except BaseException:
             self.stop()
             raise
@@ -206,6 +227,9 @@ class LocalEndpoint:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the toolkit (it forwards to TorchServe); kill what is left of the group after ``timeout``."""
+        if self.front is not None:
+            self.front.stop()
+            self.front = None
         if self.process is None:
             return
         group = self.process.pid  # start_new_session: the wrapper leads a group holding java and workers

@@ -21,7 +21,8 @@ MIN_STD = 1e-3
 # torchvision InterpolationMode values usable on PIL images.
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-REEXPORT = "re-export the model (python -m entry_points.train --model-dir ...)"
+REEXPORT = ("re-export the model (python -m entry_points.train --model-dir ...), or for weights from elsewhere make "
+            "the model dir with python -m entry_points.import_model")
 
 
 class _Invalid(Exception):

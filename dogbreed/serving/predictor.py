@@ -12,11 +12,13 @@ from PIL import Image
 from dogbreed.core.abstention import confidence_scores
 from dogbreed.core.calibration import calibrated_probabilities
 from dogbreed.core.errors import ConfigError
+from dogbreed.core.image_policy import ImagePolicy
 from dogbreed.core.images import ImageSource
 from dogbreed.core.transforms import decode_eval_image
 from dogbreed.core.tta import build_tta_transform, tta_logits
 from dogbreed.serving.answers import Answer, BreedPrediction, Rejection
 from dogbreed.serving.artifact import ModelConfig, load_artifact
+from dogbreed.serving.requests import ServingLimits
 
 __all__ = ["Answer", "BreedPrediction", "Predictor", "default_device"]
 
@@ -49,11 +51,13 @@ class Predictor:
     """Loads a model dir once; predicts breeds for image files, bytes or PIL images.
 
     The artifact decides the temperature, the abstention threshold and the TTA mode; ``tta`` overrides the
-    mode (e.g. ``"none"`` for the fastest answer).
+    mode (e.g. ``"none"`` for the fastest answer). ``policy``: which images are accepted (default: the served
+    input policy with the ``DOGBREED_*`` limits, as the endpoint applies it).
     """
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None,
-                 tta: str | None = None) -> None:
+                 tta: str | None = None, policy: ImagePolicy | None = None) -> None:
+        self.policy = policy if policy is not None else ServingLimits.from_env().image_policy
         self.device = device or default_device()
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
         self.config = config
@@ -75,11 +79,13 @@ class Predictor:
     def temperature(self) -> float:
         return self.config.temperature
 
+    def decode(self, image: ImageSource) -> Image.Image:
+        """The shared eval decode under this predictor's input policy (strict: a truncated file is refused)."""
+        return decode_eval_image(image, self.config.preprocessing, policy=self.policy)
+
     def preprocess(self, images: Sequence[ImageSource]) -> torch.Tensor:
-        """Decode (the shared eval decode) and transform into a batch (N, 3, H, W)."""
-        pre = self.config.preprocessing
-        # Strict decoding, as in serving: a truncated or broken image is an error, never padded.
-        return self.transform_batch([decode_eval_image(image, pre, strict=True) for image in images])
+        """Decode (the shared eval decode, the input policy) and transform into a batch (N, 3, H, W)."""
+        return self.transform_batch([self.decode(image) for image in images])
 
     def transform_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Already decoded RGB images -> the model's input batch."""

@@ -20,13 +20,20 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dogbreed.core.errors import ConfigError, DogBreedError
+from dogbreed.core.image_policy import (
+    DEFAULT_MAX_ASPECT_RATIO,
+    DEFAULT_MAX_PIXELS,
+    SERVED_FORMATS,
+    ImagePolicy,
+    ImageRefused,
+)
 
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
 JSON = "application/json"
 NPY = "application/x-npy"
 SUPPORTED_CONTENT_TYPES = IMAGE_CONTENT_TYPES + (JSON, NPY)
 SUPPORTED_ACCEPTS = (JSON, NPY)
-ALLOWED_IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")  # MPO: multi-picture JPEG from cameras
+ALLOWED_IMAGE_FORMATS = SERVED_FORMATS  # the input policy's (dogbreed.core.image_policy)
 SEND_INSTEAD = (
     "send image bytes (Content-Type image/jpeg, image/png, image/webp, application/x-image or "
     'application/octet-stream), JSON {"image": "<base64>"} or {"instances": ["<base64>", ...]} '
@@ -66,7 +73,8 @@ class ServingLimits:
 
     default_top_k: int = 5  # DOGBREED_TOP_K
     max_payload_bytes: int = 6 * 1024 * 1024  # DOGBREED_MAX_PAYLOAD_BYTES (SageMaker's own cap is 6 MB)
-    max_pixels: int = 40_000_000  # DOGBREED_MAX_PIXELS, per image, checked from the header
+    max_pixels: int = DEFAULT_MAX_PIXELS  # DOGBREED_MAX_PIXELS, per image, checked from the header
+    max_aspect_ratio: int = int(DEFAULT_MAX_ASPECT_RATIO)  # DOGBREED_MAX_ASPECT_RATIO: longer side : shorter side
     max_batch: int = 16  # DOGBREED_MAX_BATCH, images per request
     # DOGBREED_MAX_REQUEST_PIXELS: all images of one request together, from their headers. Bounds the decode
     # work one request can ask of the (single) worker: 16 flat 36-megapixel PNGs fit in 1.5 MB.
@@ -82,7 +90,13 @@ class ServingLimits:
             max_pixels=_env_int(env, "DOGBREED_MAX_PIXELS", base.max_pixels),
             max_batch=_env_int(env, "DOGBREED_MAX_BATCH", base.max_batch),
             max_request_pixels=_env_int(env, "DOGBREED_MAX_REQUEST_PIXELS", base.max_request_pixels),
+            max_aspect_ratio=_env_int(env, "DOGBREED_MAX_ASPECT_RATIO", base.max_aspect_ratio),
         )
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        """The input policy with these limits: what ``predict``, the endpoint and Batch Transform accept."""
+        return ImagePolicy(max_pixels=self.max_pixels, max_aspect_ratio=float(self.max_aspect_ratio))
 
 
 @dataclass
@@ -130,12 +144,14 @@ def negotiate_accept(accept: str | None) -> str:
 
 
 def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
-    """Check format, size and completeness from the header, without decoding pixels."""
+    """Check format, animation, size and aspect ratio from the header (the input policy), decoding no pixels."""
     if not data:
         raise RequestError(400, f"empty image: {SEND_INSTEAD}")
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image_format, (width, height) = image.format, image.size
+            limits.image_policy.check_header(image)
+    except ImageRefused as exc:
+        raise RequestError(exc.status_code, exc.message) from exc
     except Image.DecompressionBombError as exc:
         raise RequestError(413, f"image has too many pixels ({exc}): resize it to at most "
                                 f"{limits.max_pixels / 1e6:g} megapixels") from exc
@@ -143,13 +159,6 @@ def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
         raise RequestError(400, f"body is not an image PIL can identify: {SEND_INSTEAD}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise RequestError(400, f"image header cannot be read ({exc}): send a complete JPEG, PNG or WebP file") from exc
-    if image_format not in ALLOWED_IMAGE_FORMATS:
-        raise RequestError(400, f"image format {image_format} is not supported: send a JPEG, PNG or WebP image")
-    if width < 1 or height < 1:
-        raise RequestError(400, f"image has size {width}x{height}: send an image with pixels")
-    if width * height > limits.max_pixels:
-        raise RequestError(413, f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
-                                f"{limits.max_pixels / 1e6:g} megapixel limit: resize it before sending")
     # Completeness is checked by the strict decode in predict_fn (no padding of missing data); data after
     # the image's end marker (phone vendors append some) is ignored there.
     return data
@@ -247,9 +256,10 @@ def decode_npy(data: bytes, limits: ServingLimits) -> InferenceRequest:
     if dtype != np.uint8 or len(shape) not in (3, 4) or shape[-1] != 3 or min(shape) < 1:
         raise RequestError(400, f"array has shape {tuple(shape)} and dtype {dtype}: send {NPY_SHAPES}")
     height, width = shape[-3], shape[-2]
-    if height * width > limits.max_pixels:
-        raise RequestError(413, f"images of {width}x{height} are over the {limits.max_pixels / 1e6:g} "
-                                "megapixel limit: resize them before sending")
+    try:
+        limits.image_policy.check_size(width, height, subject="each image of the array")
+    except ImageRefused as exc:
+        raise RequestError(exc.status_code, exc.message) from exc
     if batched and shape[0] > limits.max_batch:
         raise RequestError(413, f"{shape[0]} images is over the limit of {limits.max_batch} per request: "
                                 "split the batch into several requests")
@@ -264,13 +274,19 @@ def decode_npy(data: bytes, limits: ServingLimits) -> InferenceRequest:
     return InferenceRequest(images, batched=batched)
 
 
-def decode_request(body: Body, content_type: str | None, limits: ServingLimits) -> InferenceRequest:
-    """Turn a request body into validated images; raises :class:`RequestError`."""
+def check_content_type(content_type: str | None) -> str:
+    """The media type of a supported Content-Type; a 415 that lists the supported ones otherwise."""
     kind = media_type(content_type)
     if kind not in SUPPORTED_CONTENT_TYPES:
         shown = _shown(content_type) if content_type else "missing"
         raise RequestError(415, f"Content-Type {shown} is not supported: use one of "
                                 f"{', '.join(SUPPORTED_CONTENT_TYPES)}")
+    return kind
+
+
+def decode_request(body: Body, content_type: str | None, limits: ServingLimits) -> InferenceRequest:
+    """Turn a request body into validated images; raises :class:`RequestError`."""
+    kind = check_content_type(content_type)
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
     if not data:
         raise RequestError(400, f"empty request body: {SEND_INSTEAD}")

@@ -60,7 +60,7 @@ def check_java() -> str:
 
 def check_port_range(port: int) -> None:
     if not 1 <= port <= MAX_PORT:
-        raise ServeError(f"--port {port} is out of range: the endpoint uses --port and --port+2..+4, so pass "
+        raise ServeError(f"--port {port} is out of range: the endpoint uses --port..--port+4, so pass "
                          f"1..{MAX_PORT} (e.g. 8080)")
 
 
@@ -74,7 +74,7 @@ def check_ports_free(ports: list[int]) -> None:
                 sock.bind((HOST, port))
             except OSError as exc:
                 raise ServeError(f"port {port} on {HOST} is in use ({exc.strerror}): stop what uses it or pass "
-                                 f"another --port (the endpoint uses --port, --port+2, --port+3, --port+4)") from exc
+                                 f"another --port (the endpoint uses --port..--port+4)") from exc
 
 
 def check_no_torchserve() -> None:

@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_NAME = re.compile(r"^epoch=(\d+)\.ckpt$")
 FINISHED_MARKER = "finished.json"
 KEEP_CHECKPOINTS = 2
-_STATE_KEY = "dogbreed"  # our entry in the Lightning checkpoint dict
+STATE_KEY = "dogbreed"  # our entry in the Lightning checkpoint dict: {"fingerprint", "epoch", "rng"}
+_STATE_KEY = STATE_KEY
 # Options that do not change what a run learns (paths, workers, diagnostics, speed switches): they may differ
 # between an interrupted run and its resumption. Every other option is part of the fingerprint, including
 # options added later (a new option is assumed to matter until it is listed here).

@@ -25,6 +25,8 @@ def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperpa
     hyperparameters = dict(hyperparameters)
     if resume.record() is not None:
         hyperparameters["resumed_from"] = resume.record()
+    if images.split_record is not None:  # how the splits were made (the file lists are in splits.json)
+        hyperparameters["splits"] = {k: v for k, v in images.split_record.items() if k != "files"}
     model_config = ModelConfig(
         class_names=images.class_names,
         preprocessing=images.preprocessing,

@@ -23,7 +23,9 @@ from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import RunInterrupted, TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.auto_split import AutoSplit, write_splits_json
 from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
+from dogbreed.data.progress import is_rank_zero
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import load_artifact
@@ -103,6 +105,7 @@ def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
         num_workers=num_workers,
         skip_bad_images=data.skip_bad_images,
         loader=loader,
+        auto_split=AutoSplit(valid_pct=data.valid_pct, test_pct=data.test_pct, seed=config.optimisation.seed),
     )
 
 
@@ -274,6 +277,8 @@ class _Run:
             loader = run_loader_settings(self.config.runtime, self.config.optimisation.batch_size, self.runtime)
             images = build_datamodule(self.config, splits, loader.num_workers, loader)
             images.setup("fit")  # validates the data before any model is built
+        if images.split_record is not None and is_rank_zero():  # the lists, before any epoch runs
+            write_splits_json(self.config.outputs.output_dir, images.split_record)
         return images, loader
 
     def model(self, images: DogBreedDataModule) -> DogBreedClassifier:

@@ -196,7 +196,7 @@ def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--workers", "0"], "error: --workers 0: run at least 1 worker"),
-    (["--port", "65534"], "error: --port 65534 is out of range: the endpoint uses --port and --port+2..+4, "
+    (["--port", "65534"], "error: --port 65534 is out of range: the endpoint uses --port..--port+4, "
                           "so pass 1..65531 (e.g. 8080)"),
     (["--response-timeout", "0"], "error: --response-timeout 0: give at least 1 second"),
 ])

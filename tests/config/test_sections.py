@@ -11,8 +11,8 @@ from dogbreed.config.sections import DataOptions
 
 # Written out: every section and its options, in order (what --help groups and an options reference lists).
 SECTIONS = {
-    "data": ["data-dir", "train-dir", "valid-dir", "test-dir", "image-size", "crop-scale", "skip-bad-images", "demo",
-             "download", "dataset-url"],
+    "data": ["data-dir", "train-dir", "valid-dir", "test-dir", "valid-pct", "test-pct", "image-size", "crop-scale",
+             "skip-bad-images", "demo", "download", "dataset-url"],
     "outputs": ["model-dir", "output-dir", "top-k"],
     "optimisation": ["epochs", "batch-size", "lr", "weight-decay", "backbone-lr-scale", "label-smoothing", "weights",
                      "finetune", "seed"],
@@ -29,7 +29,7 @@ SECTIONS = {
 def test_every_option_is_in_exactly_one_section():
     assert option_sections() == SECTIONS
     names = [name for options in SECTIONS.values() for name in options]
-    assert len(names) == len(set(names)) == 45
+    assert len(names) == len(set(names)) == 47
 
 
 def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():

@@ -8,6 +8,7 @@ from PIL import Image
 from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.images import open_image
 from dogbreed.core.transforms import Preprocessing
+from dogbreed.data.auto_split import AutoSplit
 from dogbreed.data.datamodule import DogBreedDataModule
 from dogbreed.data.splits import SplitDirs, display_name, list_class_dirs
 from tests.helpers.builders import BREED_DIRS, save_image, write_tree
@@ -106,11 +107,24 @@ def test_non_image_files_are_ignored(tiny_tree):
     assert len(dm.datasets["train"]) == 4 * len(BREED_DIRS)
 
 
-def test_missing_test_split_falls_back_to_validation(tiny_tree):
+def test_missing_test_split_with_test_pct_zero_falls_back_to_validation(tiny_tree):
+    shutil.rmtree(tiny_tree / "test")
+    dm = make_dm(SplitDirs.from_data_dir(tiny_tree), auto_split=AutoSplit(test_pct=0.0))
+    dm.setup()
+    assert dm.datasets["test"].samples == dm.datasets["valid"].samples
+    assert dm.split_record is None and len(dm.datasets["train"]) == 4 * len(BREED_DIRS)
+
+
+def test_missing_test_split_is_carved_from_train_by_default(tiny_tree):
     shutil.rmtree(tiny_tree / "test")
     dm = make_dm(SplitDirs.from_data_dir(tiny_tree))
     dm.setup()
-    assert dm.datasets["test"].samples == dm.datasets["valid"].samples
+    # 4 training images per class: 10% rounds to 0, and a carved split takes at least one per class
+    assert [len(dm.datasets[s]) for s in ("train", "valid", "test")] == [9, 6, 3]
+    test_paths = {p for p, _ in dm.datasets["test"].samples}
+    assert all(p.parent.parent == tiny_tree / "train" for p in test_paths)
+    assert not test_paths & {p for p, _ in dm.datasets["train"].samples}
+    assert dm.split_record["carved"] == ["test"] and dm.split_record["test_pct"] == 0.1
 
 
 def test_explicit_split_dirs(tmp_path):

@@ -212,3 +212,39 @@ def test_interrupted_feature_cache_write_keeps_the_old_file(tmp_path: Path, monk
     assert [p.name for p in tmp_path.iterdir()] == ["features.pt"]
     loaded = load_features(path, "key-1", count=4, views=1)
     assert loaded is not None and torch.equal(loaded.features, old.features)
+
+
+def test_loading_draws_no_random_initialisation(model_dir: Path, monkeypatch) -> None:
+    """Cold start: the network is built on the meta device (its initialisers touch no memory and draw nothing) and
+    takes the saved tensors themselves."""
+    import torch
+
+    from dogbreed.serving.artifact import load_artifact
+
+    expected, _ = load_artifact(model_dir)
+    devices: set[str] = set()
+    for name in ("kaiming_normal_", "kaiming_uniform_", "uniform_", "normal_", "constant_", "ones_", "zeros_"):
+        original = getattr(torch.nn.init, name)
+
+        def spy(tensor, *args, _original=original, **kwargs):
+            devices.add(tensor.device.type)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.init, name, spy)
+    net, _ = load_artifact(model_dir)
+    assert devices == {"meta"}  # the initialisers ran, on tensors without storage
+    assert {t.device.type for t in [*net.parameters(), *net.buffers()]} == {"cpu"}
+    state, reference = net.state_dict(), expected.state_dict()
+    assert state.keys() == reference.keys() and all(torch.equal(state[k], reference[k]) for k in state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_all_finite_finds_nan_and_inf_in_every_float_dtype(dtype, bad) -> None:
+    from dogbreed.serving.artifact import all_finite
+
+    good = [torch.ones(3, 4, dtype=dtype), torch.arange(5)]  # integer tensors are not checked
+    assert all_finite(good)
+    broken = torch.zeros(7, dtype=dtype)
+    broken[5] = bad
+    assert not all_finite([*good, broken])

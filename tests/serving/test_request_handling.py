@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from sagemaker_inference.errors import GenericInferenceToolkitError
 
+from dogbreed.core.image_policy import ImagePolicy
 from dogbreed.serving import handlers as inference
 from dogbreed.serving.predictor import Predictor
 from dogbreed.serving.requests import RequestError, ServingLimits, decode_request, negotiate_accept
@@ -45,7 +46,10 @@ def noise(fmt: str, size: int = 64) -> bytes:
 
 def test_the_limits_written_out():
     assert ServingLimits.from_env({}) == ServingLimits(default_top_k=5, max_payload_bytes=6 * 1024 * 1024,
-                                                       max_pixels=40_000_000, max_batch=16)
+                                                       max_pixels=40_000_000, max_batch=16,
+                                                       max_request_pixels=80_000_000, max_aspect_ratio=20)
+    assert ServingLimits(max_pixels=7, max_aspect_ratio=3).image_policy == ImagePolicy(
+        formats=("JPEG", "MPO", "PNG", "WEBP"), max_pixels=7, max_aspect_ratio=3.0, still_only=True, strict=True)
 
 
 @pytest.mark.parametrize("fmt, content_type", [("JPEG", "image/jpeg"), ("PNG", "image/png"),

@@ -60,17 +60,40 @@ def test_form_urlencoded_body_gets_our_415_when_torchserve_parses_it(endpoint: L
 
 
 @pytest.mark.slow
-def test_form_urlencoded_binary_is_refused_by_torchserve_before_python(endpoint: LocalEndpoint) -> None:
-    """The documented limit (docs/serving.md, the error table): TorchServe's Java front end decodes a form body
-    before any handler runs; binary bytes fail there with its own 500. No traceback either way; the fix is
-    -H Content-Type."""
+def test_form_urlencoded_binary_gets_our_415_from_the_front(endpoint: LocalEndpoint) -> None:
+    """TorchServe's Java front end would decode a form body before any handler runs (binary bytes failed there with
+    its own 500); the front answers the handlers' 415 first."""
     status, _, body = post(endpoint, noise_png(), {"Content-Type": "application/x-www-form-urlencoded"})
-    if status == 415:  # the bytes happened to parse as a form: our answer
-        assert "not supported" in json.loads(body)["message"]
-        return
-    assert status == 500 and json.loads(body)["type"] == "ErrorDataDecoderException"
-    assert b"Traceback" not in body
+    assert status == 415 and "not supported" in json.loads(body)["message"]
     assert post(endpoint, noise_png(), {"Content-Type": "image/png"})[0] == 200
+
+
+def _raw(endpoint: LocalEndpoint, request: bytes) -> bytes:
+    """Send ``request`` and read until the server closes the connection."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+def test_only_the_sagemaker_routes_answer_and_odd_requests_are_closed(endpoint: LocalEndpoint) -> None:
+    """Each of these reached TorchServe's own behaviour before (a hang, a reset, a second inference route, the
+    OpenAPI description); through the front each is a JSON 4xx and a closed socket."""
+    for request, status in ((b"HEAD /invocations HTTP/1.1\r\n\r\n", 405),
+                            (b"OPTIONS / HTTP/1.1\r\n\r\n", 404),
+                            (b"GET /api-description HTTP/1.1\r\n\r\n", 404),
+                            (b"POST /predictions/model HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 404),
+                            (b"POST /invocations HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: -5\r\n\r\n",
+                             400)):
+        answer = _raw(endpoint, request)
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()) and b"Connection: close" in answer, answer[:200]
+    ping = _raw(endpoint, b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n")  # returns: the server closed
+    assert ping.startswith(b"HTTP/1.1 200 ")
 
 
 @pytest.mark.slow

@@ -1,0 +1,162 @@
+"""The endpoint's surface: the front in front of TorchServe answers only the SageMaker routes, refuses odd methods,
+lengths and slow clients with a clean 4xx and closes, and honours Connection: close. Driven over real sockets
+against a stand-in backend (a stdlib HTTP server that would answer every path, as TorchServe does)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from dogbreed.serving.front import EndpointFront
+
+
+class Backend(BaseHTTPRequestHandler):
+    """Answers anything with 200 and what it saw (TorchServe would answer /predictions/model too)."""
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = json.dumps({"method": self.command, "path": self.path, "body": body.decode("latin-1"),
+                             "content_type": self.headers.get("Content-Type")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    do_GET = do_POST = do_HEAD = do_OPTIONS = do_PUT = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def front():
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    server = EndpointFront("127.0.0.1", free_port(), backend.server_address[1], max_body_bytes=1000,
+                           backend_timeout=5.0, header_timeout=0.5, body_timeout=0.5).start()
+    yield server
+    server.stop()
+    backend.shutdown()
+    backend.server_close()
+
+
+def exchange(front: EndpointFront, raw: bytes, *, wait_close: bool = True, pause: float = 0.0) -> bytes:
+    """Send ``raw`` (after ``pause`` seconds), read until the server closes (or 3 s pass)."""
+    with socket.create_connection(("127.0.0.1", front.port), timeout=3) as sock:
+        time.sleep(pause)
+        sock.sendall(raw)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if not wait_close:
+                    break
+        except socket.timeout:
+            chunks.append(b"<still open>")
+    return b"".join(chunks)
+
+
+def status_and_body(response: bytes) -> tuple[int, dict]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def test_ping_and_invocations_are_forwarded(front):
+    status, seen = status_and_body(exchange(front, b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert (status, seen["method"], seen["path"]) == (200, "GET", "/ping")
+    raw = (b"POST /invocations HTTP/1.1\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\n"
+           b"Connection: close\r\n\r\nhello")
+    status, seen = status_and_body(exchange(front, raw))
+    assert (status, seen) == (200, {"method": "POST", "path": "/invocations", "body": "hello",
+                                    "content_type": "image/jpeg"})
+
+
+@pytest.mark.parametrize("request_line, status, fragment", [
+    (b"GET /predictions/model HTTP/1.1", 404, "no route '/predictions/model'"),
+    (b"POST /predictions/model HTTP/1.1", 404, "no route"),
+    (b"GET /api-description HTTP/1.1", 404, "no route '/api-description'"),
+    (b"OPTIONS / HTTP/1.1", 404, "no route '/'"),
+    (b"HEAD /invocations HTTP/1.1", 405, "HEAD /invocations is not allowed: use POST /invocations"),
+    (b"OPTIONS /invocations HTTP/1.1", 405, "OPTIONS /invocations is not allowed"),
+    (b"GET /invocations HTTP/1.1", 405, "use POST /invocations"),
+    (b"POST /ping HTTP/1.1", 405, "use GET /ping"),
+    (b"garbage", 400, "malformed request line"),
+    (b"POST /invocations HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded", 415,
+     "Content-Type 'application/x-www-form-urlencoded' is not supported: use one of image/jpeg"),
+    (b"POST /invocations HTTP/1.1", 415, "Content-Type missing is not supported"),
+])
+def test_other_routes_and_methods_get_a_clean_4xx_and_the_socket_closes(front, request_line, status, fragment):
+    response = exchange(front, request_line + b"\r\nContent-Length: 0\r\n\r\n")
+    assert not response.endswith(b"<still open>"), response  # closed right after the answer
+    got, body = status_and_body(response)
+    assert (got, body["code"]) == (status, status) and fragment in body["message"], body
+    assert b"Connection: close" in response
+
+
+@pytest.mark.parametrize("length_header, status, fragment", [
+    (b"Content-Length: -5", 400, "invalid Content-Length '-5'"),
+    (b"Content-Length: 12abc", 400, "invalid Content-Length"),
+    (b"Content-Length: 3\r\nContent-Length: 4", 400, "invalid Content-Length"),
+    (b"Transfer-Encoding: chunked", 411, "send a Content-Length"),
+    (b"Content-Length: 1001", 413, "payload of 1001 bytes is over the 1000 byte limit"),
+])
+def test_bad_lengths_are_refused_before_the_body_is_read(front, length_header, status, fragment):
+    head = b"POST /invocations HTTP/1.1\r\nContent-Type: image/jpeg\r\n"
+    response = exchange(front, head + length_header + b"\r\n\r\n")
+    got, body = status_and_body(response)
+    assert got == status and fragment in body["message"], body
+
+
+def test_slow_headers_and_slow_body_are_timed_out(front):
+    started = time.monotonic()
+    got, body = status_and_body(exchange(front, b"GET /ping HTTP/1.1\r\n"))  # never ends its headers
+    assert got == 408 and body["message"] == "request headers did not arrive within 0.5 s"
+    raw = b"POST /invocations HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: 10\r\n\r\nabc"
+    got, body = status_and_body(exchange(front, raw))
+    assert got == 408 and body["message"] == "the 10 byte body did not arrive within 0.5 s"
+    assert time.monotonic() - started < 2.9  # both closed by the server, not by the 3 s client timeout
+
+
+def test_keep_alive_answers_several_requests_and_connection_close_ends_it(front):
+    with socket.create_connection(("127.0.0.1", front.port), timeout=3) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\n\r\n")
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200") and b"Connection: keep-alive" in first
+        sock.sendall(b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n")
+        rest = b""
+        while chunk := sock.recv(65536):  # returns at EOF: the server closed after the answer
+            rest += chunk
+    assert rest.startswith(b"HTTP/1.1 200") and b"Connection: close" in rest
+
+
+def test_http_1_0_without_keep_alive_is_closed_after_the_answer(front):
+    response = exchange(front, b"GET /ping HTTP/1.0\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200") and not response.endswith(b"<still open>")
+
+
+def test_a_backend_that_is_down_is_a_502(front):
+    front.backend_port = free_port()
+    got, body = status_and_body(exchange(front, b"GET /ping HTTP/1.1\r\n\r\n"))
+    assert got == 502 and "the model server did not answer" in body["message"]
+
+
+def test_a_client_that_sends_an_oversize_body_anyway_reads_the_413(front):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", front.port, timeout=5)
+    connection.request("POST", "/invocations", body=b"x" * 300_000, headers={"Content-Type": "image/jpeg"})
+    response = connection.getresponse()  # no connection reset: the refused body was read and dropped
+    assert response.status == 413 and b"over the 1000 byte limit" in response.read()
+    connection.close()
