@@ -16,6 +16,11 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# Upgrading from SageMaker SDK v2 uninstalls v2's files after v3's parts were installed over them (both are the
+	# `sagemaker` namespace): put v3's parts back when that happened.
+	AWS_DEFAULT_REGION=us-east-1 $(PY) -c "from sagemaker.train import ModelTrainer; from sagemaker.serve import ModelBuilder" \
+		2>/dev/null || $(PY) -m pip install --quiet --force-reinstall --no-deps \
+		$$($(PY) -m pip freeze | grep -E '^sagemaker(-core|-train|-serve|-mlops)?==')
 	touch $(STAMP)
 
 install: $(STAMP)

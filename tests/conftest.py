@@ -55,14 +55,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def offline_session(monkeypatch):
-    """A SageMaker session that never reaches AWS (fake credentials, a fixed default bucket), for the builders."""
+    """A SageMaker SDK v3 session that never reaches AWS, for the builders: fake credentials, a fixed default
+    bucket, no IAM role validation (``SAGEMAKER_VALIDATE_ROLE=false``: callers pass a full role ARN)."""
     import boto3
-    import sagemaker
 
-    session = sagemaker.Session(boto_session=boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
-    monkeypatch.setattr(session, "default_bucket", lambda: "example-bucket")
-    return session
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(boto_session=boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                              region_name="us-east-1"), default_bucket="example-bucket")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -6,13 +6,11 @@ from typing import Sequence
 
 from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import parse_config
-from dogbreed.sagemaker.debug_runtime import prepare_smdebug
 from dogbreed.sagemaker.environment import config_defaults, runtime
 
 
 def train_command(argv: Sequence[str] | None) -> str:
     config = parse_config(argv, environment_defaults=config_defaults())
-    prepare_smdebug()  # a Debugger job: smdebug without its protobuf pin, before protobuf loads
     from dogbreed.diagnostics.run_policy import train_with_diagnostics  # heavy: after the options are valid
 
     result = train_with_diagnostics(config, runtime=runtime())

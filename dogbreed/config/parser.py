@@ -1,8 +1,11 @@
 """The argv parser of the training commands: one option per ``TrainConfig`` option, plus a command's own.
 
-The same parser serves a terminal (``--batch-size 64`` or ``--batch_size 64``) and SageMaker's training
-toolkit (``--batch-size 64 --demo False``, keys sorted). Unknown, abbreviated or malformed options raise
-:class:`ConfigError` with one line naming the option, a "did you mean" and the command's valid options.
+The same parser serves a terminal (``--batch-size 64`` or ``--batch_size 64``) and both SageMaker launchers:
+the legacy training toolkit (tuning child jobs: keys sorted, ``--demo False``, launcher keys filtered) and SDK v3's
+driver (keys in dict order, JSON values ``--demo false``, nothing filtered). Options a launcher adds
+(``--_tuning_objective_metric``, ``--sagemaker_program`` ...: a leading underscore or ``sagemaker_``) are dropped
+with one logged line. Other unknown, abbreviated or malformed options raise :class:`ConfigError` with one line
+naming the option, a "did you mean" and the command's valid options.
 The options are grouped by section in ``--help`` (one argparse group per section of
 :mod:`dogbreed.config.sections`, titled by its name). Standard library only: ``--help`` and mistakes are answered
 before anything heavy is imported.
@@ -13,7 +16,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -31,6 +36,10 @@ from dogbreed.core.errors import ConfigError
 TRAIN_PROG = "python -m entry_points.train"
 TRAIN_DESCRIPTION = "Fine-tune ResNet50 on a dog-breed ImageFolder dataset (locally or in a SageMaker job)."
 CONFIG_OPTION = "config_file"  # --config FILE: not a TrainConfig field, read by parse_command
+# Hyperparameters SageMaker itself adds to a job (the tuner's objective, the legacy toolkit's script-mode keys):
+# never options of ours, so a launcher that passes them through (SDK v3's driver) must not fail the job.
+LAUNCHER_OPTION = re.compile(r"^--(_|sagemaker_)")
+logger = logging.getLogger(__name__)
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
@@ -159,6 +168,25 @@ def _unknown_message(unknown: Sequence[str], parser: argparse.ArgumentParser) ->
             "(hyphens or underscores)")
 
 
+def split_launcher_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` without the options a SageMaker launcher adds (``--_x v``, ``--sagemaker_x v``, ``--_x=v``), and
+    the names of those dropped. A user's own misspelling (``--learning_rate``) is kept, so it is still refused."""
+    kept: list[str] = []
+    dropped: list[str] = []
+    tokens = list(argv)
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        position += 1
+        if not LAUNCHER_OPTION.match(token):
+            kept.append(token)
+            continue
+        dropped.append(token.split("=", 1)[0])
+        if "=" not in token and position < len(tokens) and not tokens[position].startswith("--"):
+            position += 1  # its value
+    return kept, dropped
+
+
 def _file_value(name: str, value: Any, source: Path) -> Any:
     """A value from a config file, converted like the same option on the command line."""
     field_types = {f.name: str(f.type) for f in option_fields()}
@@ -216,6 +244,9 @@ def parse_command(
     channel dirs...) > --demo presets > field defaults (an unset ``--backbone-lr-scale`` follows ``--weights``:
     :class:`TrainConfig` resolves it). Raises ConfigError (one line) for any mistake."""
     parser = build_parser(prog, description, extra_options, help_overrides)
+    argv, dropped = split_launcher_options(sys.argv[1:] if argv is None else argv)
+    if dropped:
+        logger.info("ignored %s (added by the SageMaker launcher, not options of %s)", " ".join(dropped), prog)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         raise ConfigError(_unknown_message(unknown, parser))

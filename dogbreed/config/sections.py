@@ -29,6 +29,7 @@ SCRATCH_BACKBONE_LR_SCALE = 1.0
 FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the section is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PROFILE_SUBDIR = "profile"  # <output-dir>/profile: where a profiled run writes unless --profile-dir says otherwise
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -172,6 +173,14 @@ class DiagnosticsOptions:
     profiler: str = _opt("", "Lightning profiler: simple, advanced or pytorch (empty: off)",
                          choices=("", "simple", "advanced", "pytorch"))
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
+    profile_dir: Path | None = _opt(None, "where a profiled run writes the profiler's TensorBoard trace, "
+                                          "utilisation.csv, step_times.csv, profile_run.json and the report "
+                                          "(default: <output-dir>/profile; in a SageMaker job the TensorBoard "
+                                          "output path, /opt/ml/output/tensorboard)")
+
+    def profile_dir_for(self, output_dir: Path) -> Path:
+        """Where a profiled run's profile goes: ``--profile-dir``, else ``<output-dir>/profile``."""
+        return Path(self.profile_dir) if self.profile_dir is not None else Path(output_dir) / PROFILE_SUBDIR
 
 
 @dataclass(frozen=True)

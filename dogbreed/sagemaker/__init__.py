@@ -1,5 +1,5 @@
 """SageMaker adapters: the training-container contract (``environment``: SM_* variables, channels,
-torchrun), estimator/tuner builders for jobs, deployment builders, and Debugger configs for the SDK.
+torchrun) and SageMaker SDK v3 builders: training jobs, tuning, endpoints, Batch Transform and the Model Registry.
 
 The SageMaker Python SDK is imported lazily, inside the functions that build SDK objects.
 """

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from dogbreed.core.errors import ConfigError
-from dogbreed.sagemaker.deploy import DEFAULT_ENDPOINT_INSTANCE_TYPE, serving_environment
+from dogbreed.sagemaker.deploy import DEFAULT_ENDPOINT_INSTANCE_TYPE, JSON_ACCEPT, serving_environment
 
 OUTPUT_SUFFIX = ".out"
 IMAGE_CONTENT_TYPE = "application/x-image"
-JSON_ACCEPT = "application/json"
 MAX_PAYLOAD_MB = 6  # the handler refuses bodies over DOGBREED_MAX_PAYLOAD_BYTES (6 MiB) anyway
 MISSING_OUTPUT = ("no output object: the transform job did not process this image (a failed record fails the job: "
                   "see its CloudWatch logs)")
@@ -33,18 +32,23 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def build_transformer(model: Any, *, output_path: str, instance_type: str = DEFAULT_ENDPOINT_INSTANCE_TYPE,
-                      instance_count: int = 1, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
-    """A ``sagemaker.transformer.Transformer`` for a model from :func:`dogbreed.sagemaker.deploy.build_pytorch_model`:
-    one image per request, JSON answers, one ``.out`` object per image under ``output_path``.
+def build_transformer(model_name: str, *, output_path: str, sagemaker_session: Any = None,
+                      instance_type: str = DEFAULT_ENDPOINT_INSTANCE_TYPE, instance_count: int = 1,
+                      env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """A v3 ``Transformer`` (``sagemaker.core.transformer``) for a SageMaker Model built by
+    :func:`dogbreed.sagemaker.deploy.build_model_builder` (``.build()``): one image per request, JSON answers, one
+    ``.out`` object per image under ``output_path``.
 
     The worker count follows ``instance_type`` as for an endpoint; other keyword arguments (``max_concurrent_
-    transforms``, ``volume_kms_key``, ``tags``...) go to ``model.transformer``. Creating it registers the model.
+    transforms``, ``volume_kms_key``, ``tags``...) go to ``Transformer``.
     """
+    from sagemaker.core.transformer import Transformer
+
     split_s3_uri(output_path)
-    return model.transformer(instance_count=instance_count, instance_type=instance_type, strategy="SingleRecord",
-                             assemble_with="None", output_path=output_path, accept=JSON_ACCEPT,
-                             max_payload=MAX_PAYLOAD_MB, env=serving_environment(instance_type, env), **kwargs)
+    return Transformer(model_name=model_name, instance_count=instance_count, instance_type=instance_type,
+                       strategy="SingleRecord", assemble_with="None", output_path=output_path, accept=JSON_ACCEPT,
+                       max_payload=MAX_PAYLOAD_MB, env=serving_environment(instance_type, env),
+                       sagemaker_session=sagemaker_session, **kwargs)
 
 
 def transform_arguments(input_uri: str) -> dict[str, Any]:

@@ -91,6 +91,10 @@ def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     tensorboard = tensorboard_log_dir(environ)
     if tensorboard is not None:
         defaults["log_dir"] = tensorboard
+    # A profiled run's trace, CSVs and report: the TensorBoard output path, which SageMaker uploads to
+    # <s3_output_path>/<job-name>/tensorboard-output/ (the report and its inputs are also copied to
+    # <output-dir>/profile, so output.tar.gz carries them when the job has no TensorBoard output config).
+    defaults["profile_dir"] = tensorboard or sagemaker_base_dir(environ) / "output" / "tensorboard"
     return defaults
 
 
@@ -113,7 +117,7 @@ def distributed_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
             raise ConfigError(
                 f"this job has {len(cluster)} instances (SM_HOSTS={','.join(cluster)}) but the script was not "
                 "started by torchrun, so every instance would train alone as node 0 and hang waiting for the "
-                "others: build the estimator with distributed=True (torch_distributed), or use instance_count=1")
+                "others: build the trainer with distributed=True (torchrun), or use instance_count=1")
         settings: dict[str, Any] = {"devices": gpus if gpus > 0 else 1, "num_nodes": 1}
         if gpus > 1:
             settings["strategy"] = "ddp"

@@ -3,16 +3,15 @@
 Against a local stand-in for AWS (``AWS_ENDPOINT_URL`` on this machine: moto in CI) every section sends its
 requests, so the real SDK builds and the tests check them; nothing there can run a job, so nothing waits for one.
 Against a real account a section runs only when its switch is on, and its jobs are waited for. With every switch
-off, the notebook sends no request at all: it trains, debugs and predicts locally.
+off, the notebook sends no request at all: it trains, profiles, debugs and predicts locally.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Mapping
 from urllib.parse import urlparse
 
 LOCAL_STACK = "local-stack"
@@ -30,20 +29,22 @@ class Section:
 
 
 SECTIONS = (
-    Section("RUN_TRAINING", "1 training job on 1 x ml.g4dn.xlarge (T4)",
-            "~$0.74/h; head-only dogImages, 5 epochs: ~15 min"),
-    Section("RUN_TUNING", "a tuning job: MAX_JOBS training jobs, MAX_PARALLEL_JOBS at a time, ml.g4dn.xlarge each",
-            "~$0.74/h per job; 4 jobs ~1 h of instance time"),
+    Section("RUN_TRAINING", "1 training job on 1 x ml.g5.xlarge (A10G)",
+            "~$1.41/h; head-only dogImages, 5 epochs: ~10 min"),
+    Section("RUN_TUNING", "a tuning job: MAX_JOBS training jobs, MAX_PARALLEL_JOBS at a time, ml.g5.xlarge each",
+            "~$1.41/h per job; 4 jobs ~40 min of instance time"),
     Section("RUN_DISTRIBUTED", "1 training job on 2 x ml.g5.12xlarge (4 A10G each), torchrun + DDP",
             "~$7.09/h per instance; many accounts have a quota of 0: ask for 'ml.g5.12xlarge for training job usage'"),
-    Section("RUN_SPOT", "1 training job on spot ml.g4dn.xlarge, checkpoints to S3",
+    Section("RUN_SPOT", "1 training job on spot ml.g5.xlarge, checkpoints to S3",
             "up to ~70% below on-demand; needs a spot training quota; may be interrupted and resumed"),
-    Section("RUN_DEBUGGER", "1 SageMaker Debugger job (rules + system monitoring) on ml.g4dn.xlarge",
-            "~$0.74/h + rule instances; closed to accounts that never used Debugger (AWS, from 7/30/26)"),
+    Section("RUN_PROFILED", "1 profiled training job on ml.g5.xlarge, its profile synced to S3 (TensorBoard output)",
+            "~$1.41/h; 5 epochs ~10 min"),
     Section("DEPLOY", "1 real-time endpoint on 1 x ml.m5.large, deleted at the end of its cell",
             "~$0.115/h while it exists"),
     Section("RUN_BATCH_TRANSFORM", "1 Batch Transform job over the test images on 1 x ml.m5.large",
             "~$0.115/h for the job's minutes; no endpoint left behind"),
+    Section("REGISTER", "1 model package in the Model Registry group 'dogbreed' (PendingManualApproval)",
+            "free (the archive's S3 storage only)"),
 )
 SWITCHES = tuple(section.switch for section in SECTIONS)
 
@@ -86,21 +87,8 @@ def format_plan(sections: Mapping[str, bool], target: str) -> str:
 def uses_training_data(sections: Mapping[str, bool]) -> bool:
     """Whether any launched section reads the dataset from S3."""
     return any(sections[name] for name in ("RUN_TRAINING", "RUN_TUNING", "RUN_DISTRIBUTED", "RUN_SPOT",
-                                           "RUN_DEBUGGER"))
+                                           "RUN_PROFILED"))
 
 
 def uses_aws(sections: Mapping[str, bool]) -> bool:
     return any(sections.values())
-
-
-def wait_for_rules(summaries: Callable[[], list[dict[str, Any]]], *, poll_seconds: float = 30,
-                   timeout_seconds: float = 3600, sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
-    """Debugger rule statuses once none is ``InProgress`` (rule jobs keep running after ``fit()`` returns).
-    ``summaries`` is ``job.rule_job_summary``; after ``timeout_seconds`` the statuses so far are returned."""
-    waited = 0.0
-    while True:
-        current = summaries()
-        if all(s.get("RuleEvaluationStatus") != "InProgress" for s in current) or waited >= timeout_seconds:
-            return current
-        sleep(poll_seconds)
-        waited += poll_seconds

@@ -54,7 +54,7 @@ NOT_TRAINING_OPTIONS = frozenset({
     "data_dir", "train_dir", "valid_dir", "test_dir", "model_dir", "output_dir", "checkpoint_dir", "cache_dir",
     "num_workers", "accelerator", "precision", "compile", "top_k", "demo", "download", "dataset_url",
     "debug_dir", "debug_train_interval", "debug_eval_interval", "profiler", "monitor_interval_ms",
-    "resume_anyway", "skip_bad_images",
+    "profile_dir", "resume_anyway", "skip_bad_images",
 })
 _RESUME_FIX = ("pass another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless "
               "(its weights, optimizer and schedule state win)")

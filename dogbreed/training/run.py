@@ -137,6 +137,12 @@ def _feature_cache_dir(config: TrainConfig) -> Path | None:
     return default_cache_dir(config.cache, config.outputs.output_dir)
 
 
+def _profile_dir(config: TrainConfig) -> Path | None:
+    """Where this run's profile goes; None when it is not profiled."""
+    diagnostics = config.diagnostics
+    return diagnostics.profile_dir_for(config.outputs.output_dir) if diagnostics.profiler else None
+
+
 def prepare_for_speed(
     config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier
 ) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
@@ -218,7 +224,8 @@ def train(
     check_accelerator(config.runtime.accelerator)
     check_output_locations(output_locations(config.outputs, checkpoint_dir=config.checkpoints.checkpoint_dir,
                                             debug_dir=config.diagnostics.debug_dir,
-                                            cache_dir=_feature_cache_dir(config)))
+                                            cache_dir=_feature_cache_dir(config),
+                                            profile_dir=_profile_dir(config)))
     with SignalGuard() as guard:
         run = _Run(config, runtime or Runtime.local(), test=test, epoch_lines=epoch_lines)
         try:

@@ -40,7 +40,7 @@ BEST_REPORTS_DIR = "best_reports"
 TRAIN_COMMAND = "python -m entry_points.train"
 # Options that say where a run writes or what it records, not what it learns: left out of the reproducible config.
 NOT_REPRODUCED = ("model_dir", "output_dir", "checkpoint_dir", "debug_dir", "debug_train_interval",
-                  "debug_eval_interval", "profiler", "monitor_interval_ms")
+                  "debug_eval_interval", "profiler", "monitor_interval_ms", "profile_dir")
 
 
 class OptunaPruning(Callback):
@@ -75,11 +75,13 @@ def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> Trai
     # The same feature cache as `train` with the same options (<output-dir>/../feature_cache by default), so
     # head-only trials and later training runs never run the backbone twice over the same images.
     # Each trial is its own run: one shared checkpoint dir would be refused (another run's fingerprint) from trial 2.
-    checkpoints = config.checkpoints.checkpoint_dir
+    # The same for a --profile-dir: each trial's profile in its own subdir (by default it is in the trial's reports).
+    checkpoints, profiles = config.checkpoints.checkpoint_dir, config.diagnostics.profile_dir
     checkpoint_dir = Path(checkpoints) / trial_dir.name if checkpoints else None
+    profile_dir = Path(profiles) / trial_dir.name if profiles else None
     return config.replace(model_dir=trial_dir / "model", output_dir=trial_dir / "reports",
                           cache_dir=default_cache_dir(config.cache, config.outputs.output_dir),
-                          checkpoint_dir=checkpoint_dir, **values)
+                          checkpoint_dir=checkpoint_dir, profile_dir=profile_dir, **values)
 
 
 def reproducible_config(trial_config: TrainConfig, base: TrainConfig) -> dict[str, Any]:

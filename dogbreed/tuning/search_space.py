@@ -1,5 +1,5 @@
 """The hyperparameter search space, defined once; rendered for Optuna here and for SageMaker's tuner in
-:func:`dogbreed.sagemaker.jobs.hyperparameter_ranges`.
+:func:`dogbreed.sagemaker.tuning.hyperparameter_ranges`.
 
 Names are the training script's option names exactly (the original project's tuner sent
 ``--batch-size``/``--lr`` to a script that expected other names, so only ``epochs`` was ever tuned).

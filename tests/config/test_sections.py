@@ -21,7 +21,8 @@ SECTIONS = {
     "checkpoints": ["checkpoint-dir", "resume-anyway"],
     "cache": ["cached-views", "cache-dir"],
     "calibration": ["tta", "calibrate", "abstention-score", "accept-rate", "ood-dir"],
-    "diagnostics": ["debug-dir", "debug-train-interval", "debug-eval-interval", "profiler", "monitor-interval-ms"],
+    "diagnostics": ["debug-dir", "debug-train-interval", "debug-eval-interval", "profiler", "monitor-interval-ms",
+                    "profile-dir"],
     "tracking": ["logger", "log-dir"],
 }
 
@@ -29,7 +30,7 @@ SECTIONS = {
 def test_every_option_is_in_exactly_one_section():
     assert option_sections() == SECTIONS
     names = [name for options in SECTIONS.values() for name in options]
-    assert len(names) == len(set(names)) == 47
+    assert len(names) == len(set(names)) == 48
 
 
 def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():

@@ -119,28 +119,6 @@ def test_finished_trial_dir_is_refused_with_a_clear_error(tmp_path, tiny_tree):
         _run(tmp_path, tiny_tree, debug_dir=trial_dir)
 
 
-def test_sagemaker_debugger_objects_render_the_original_projects_requests():
-    from dogbreed.sagemaker.debugger import (
-        debugger_hook_config,
-        debugger_rules,
-        debugging_estimator_kwargs,
-        profiler_config,
-    )
-
-    rules = debugger_rules()
-    names = [r.to_debugger_rule_config_dict()["RuleConfigurationName"] for r in rules[:4]]
-    assert names == ["VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization"]
-    assert rules[0].to_debugger_rule_config_dict()["RuleParameters"] == {"rule_to_invoke": "VanishingGradient"}
-    report = rules[4].to_profiler_rule_config_dict()
-    assert report["RuleConfigurationName"] == "ProfilerReport"
-    assert report["RuleParameters"]["rule_to_invoke"] == "ProfilerReport"
-    assert debugger_hook_config()._to_request_dict() == {
-        "S3OutputPath": None, "HookParameters": {"train.save_interval": "100", "eval.save_interval": "10"}}
-    assert debugger_hook_config("s3://bucket/debug")._to_request_dict()["S3OutputPath"] == "s3://bucket/debug"
-    assert profiler_config()._to_request_dict() == {"DisableProfiler": False, "ProfilingIntervalInMilliseconds": 500}
-    assert set(debugging_estimator_kwargs()) == {"rules", "debugger_hook_config", "profiler_config"}
-
-
 class _TinyClassifier:
     """Built lazily: a LightningModule with the ``net`` / ``loss_fn`` attributes the callback registers."""
 

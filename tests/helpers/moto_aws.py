@@ -32,6 +32,35 @@ def _accept_binary_endpoint_payloads(response_class: Any) -> None:
     response_class._dogbreed_binary_ok = True
 
 
+# Optional structures moto answers as ``{}`` when they were never set; AWS leaves them out, and SDK v3's resource
+# classes (pydantic) refuse an empty one (``Model.get``, ``Endpoint.get``, ``EndpointConfig.get``).
+_OPTIONAL_STRUCTURES = ("VpcConfig", "DataCaptureConfig")
+_DESCRIBE_ACTIONS = ("describe_model", "describe_endpoint", "describe_endpoint_config")
+
+
+def _describe_like_aws(response_class: Any) -> None:
+    """Make moto's Describe{Model,Endpoint,EndpointConfig} answers leave unset optional structures out, as AWS
+    does (only the answer changes: moto's own bookkeeping keeps its empty dicts)."""
+    if getattr(response_class, "_dogbreed_describe_ok", False):
+        return
+    from moto.core.responses import ActionResult
+
+    def wrap(original: Any) -> Any:
+        def action(self: Any) -> Any:
+            result = original(self)
+            answer = result.result
+            answer = dict(answer if isinstance(answer, dict) else answer.response_object)
+            for key in _OPTIONAL_STRUCTURES:
+                if key in answer and not answer[key]:
+                    del answer[key]
+            return ActionResult(answer)
+        return action
+
+    for name in _DESCRIBE_ACTIONS:
+        setattr(response_class, name, wrap(getattr(response_class, name)))
+    response_class._dogbreed_describe_ok = True
+
+
 @contextmanager
 def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     """Start moto on a free loopback port; point every boto3 client (AWS_ENDPOINT_URL) at it.
@@ -42,10 +71,12 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     saved = dict(os.environ)
     if recording is not None:
         os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # read when moto is first imported
+    from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
     from moto.server import ThreadedMotoServer
 
     _accept_binary_endpoint_payloads(SageMakerRuntimeResponse)
+    _describe_like_aws(SageMakerResponse)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -59,7 +90,7 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
         recorder._location = str(recording)
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/start-recording", method="POST"))
     os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, SAGEMAKER_SUPPRESS_V2_WARNING="1")
+                      AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, SAGEMAKER_VALIDATE_ROLE="false")
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(key, None)
     try:
@@ -116,3 +147,13 @@ def seed_endpoint_results(url: str, bodies: list[str], content_type: str = "appl
     request = urllib.request.Request(f"{url}/moto-api/static/sagemaker/endpoint-results", method="POST",
                                      data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     urllib.request.urlopen(request)
+
+
+def v3_session(bucket: str) -> Any:
+    """A SageMaker SDK v3 session on the moto server (inside :func:`moto_endpoint`), ``bucket`` created as its
+    default bucket."""
+    import boto3
+    from sagemaker.core.helper.session_helper import Session
+
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return Session(boto_session=boto3.Session(), default_bucket=bucket)

@@ -17,8 +17,8 @@ from dogbreed.sagemaker.batch import (
     transform_arguments,
     write_jsonl,
 )
-from dogbreed.sagemaker.deploy import build_pytorch_model
-from tests.helpers.moto_aws import FAKE_ROLE, moto_endpoint, recorded_calls
+from dogbreed.sagemaker.deploy import build_model_builder
+from tests.helpers.moto_aws import FAKE_ROLE, moto_endpoint, recorded_calls, v3_session
 
 TOP = [{"breed": "Afghan hound", "index": 1, "probability": 0.9},
        {"breed": "Affenpinscher", "index": 0, "probability": 0.1}]
@@ -65,17 +65,16 @@ def test_s3_uris_are_checked():
 
 @pytest.mark.slow
 def test_transform_job_request_and_output_assembly_against_moto(tmp_path):
-    import sagemaker
-
     recording = tmp_path / "recording.jsonl"
     with moto_endpoint(recording):
+        session = v3_session("dogbreed-bt")
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="dogbreed-bt")
         for key in ("batch/in/001.Affenpinscher/0.jpg", "batch/in/002.Afghan_hound/1.png"):
             s3.put_object(Bucket="dogbreed-bt", Key=key, Body=b"\xff\xd8image")
-        session = sagemaker.Session(default_bucket="dogbreed-bt")
-        model = build_pytorch_model("s3://dogbreed-bt/models/model.tar.gz", FAKE_ROLE, session)
-        transformer = build_transformer(model, output_path="s3://dogbreed-bt/batch/out", instance_type="ml.c5.xlarge")
+        model = build_model_builder("s3://dogbreed-bt/models/model.tar.gz", FAKE_ROLE, session,
+                                    instance_type="ml.c5.xlarge").build(model_name="dogbreed-batch-model")
+        transformer = build_transformer(model.model_name, output_path="s3://dogbreed-bt/batch/out",
+                                        sagemaker_session=session, instance_type="ml.c5.xlarge")
         transformer.transform(**transform_arguments("s3://dogbreed-bt/batch/in/"), job_name="dogbreed-batch-1",
                               wait=False, logs=False)
         # moto records the job but runs nothing: put the handler's answers where the job writes them.
@@ -92,7 +91,8 @@ def test_transform_job_request_and_output_assembly_against_moto(tmp_path):
     assert job["TransformResources"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1}
     assert job["Environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
     (created,) = recorded_calls(recording, "CreateModel")
-    assert created["ModelName"] == job["ModelName"]
+    assert created["ModelName"] == job["ModelName"] == "dogbreed-batch-model"
+    assert created["PrimaryContainer"]["ModelDataUrl"] == "s3://dogbreed-bt/models/model.tar.gz"  # not repacked
     assert created["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert records == [{"image": "batch/in/001.Affenpinscher/0.jpg", "predictions": TOP},
                        {"image": "batch/in/002.Afghan_hound/1.png", "error": MISSING_OUTPUT}]

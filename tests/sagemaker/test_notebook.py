@@ -58,8 +58,8 @@ def test_committed_notebook_has_readable_outputs_small_and_without_machine_paths
     found = sorted(set(MACHINE_PATHS.findall(text)))
     assert not found and str(REPO) not in text and tempfile.gettempdir() + "/" not in text, found
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    for switch in ("RUN_TRAINING", "RUN_TUNING", "RUN_DISTRIBUTED", "RUN_SPOT", "RUN_DEBUGGER", "DEPLOY",
-                   "RUN_BATCH_TRANSFORM"):
+    for switch in ("RUN_TRAINING", "RUN_TUNING", "RUN_DISTRIBUTED", "RUN_SPOT", "RUN_PROFILED", "DEPLOY",
+                   "RUN_BATCH_TRANSFORM", "REGISTER"):
         assert f"\n{switch} = False" in "\n" + params.source, switch  # committed with everything off
 
 
@@ -91,23 +91,37 @@ def executed(tmp_path_factory):
                               DATA_DIR=str(data), WORK_DIR=str(work / "nb"))
         _execute(nb)
         s3 = boto3.client("s3")
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+                for o in page.get("Contents", [])]
         bundles = {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys
                    if k.endswith("sourcedir.tar.gz")}
+        small = {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys
+                 if k.endswith(("/requirements.txt", "/sourcecode.json", "/distributed.json", "-quality.json"))}
         archives = {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys
                     if k.startswith("dogbreed/models/") and k.endswith(".tar.gz")}
     jobs = recorded_calls(recording, "CreateTrainingJob")
     tunings = recorded_calls(recording, "CreateHyperParameterTuningJob")
-    return {"nb": nb, "keys": keys, "bundles": bundles, "jobs": jobs, "tunings": tunings, "recording": recording,
-            "archives": archives, "work": work, "text": _outputs_text(nb)}
+    return {"nb": nb, "keys": keys, "bundles": bundles, "small": small, "jobs": jobs, "tunings": tunings,
+            "recording": recording, "archives": archives, "work": work, "text": _outputs_text(nb)}
 
 
-def _bundle_requirements(executed, job) -> list[str]:
-    uri = json.loads(job["HyperParameters"]["sagemaker_submit_directory"])
-    blob = executed["bundles"][uri.split(f"s3://{BUCKET}/", 1)[1]]
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        text = tar.extractfile("requirements.txt").read().decode()
+def _channel_prefix(job, name) -> str:
+    (channel,) = [c for c in job["InputDataConfig"] if c["ChannelName"] == name]
+    return channel["DataSource"]["S3DataSource"]["S3Uri"].split(f"s3://{BUCKET}/", 1)[1].rstrip("/") + "/"
+
+
+def _job_file(executed, job, channel, name) -> bytes:
+    return executed["small"][_channel_prefix(job, channel) + name]
+
+
+def _requirements(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+TRAINING_REQUIREMENTS = ["pytorch-lightning>=2.6,<3", "torchmetrics>=1.4", "matplotlib>=3.7", "tqdm>=4.60",
+                         "psutil>=5.9", "tensorboard>=2.14"]
+TRAINING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13-cu133-amzn2023-sagemaker"
+SERVING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
 
 
 @pytest.mark.slow
@@ -121,42 +135,52 @@ def test_local_stack_runs_every_section_and_prints_no_machine_path(executed):
 
 
 @pytest.mark.slow
-def test_dataset_and_source_bundle_were_uploaded(executed):
+def test_dataset_and_staged_source_dir_were_uploaded(executed):
     assert any(k.startswith("dogbreed/data/train/") for k in executed["keys"])
-    assert executed["bundles"], executed["keys"]
-    for blob in executed["bundles"].values():
-        names = tarfile.open(fileobj=io.BytesIO(blob)).getnames()
-        expected = {"train.py", "hpo.py", "requirements.txt", "dogbreed/__init__.py", "dogbreed/training/run.py"}
-        assert expected <= set(names)
+    expected = {"train.py", "hpo.py", "profiled_train.py", "requirements.txt", "dogbreed/__init__.py",
+                "dogbreed/training/run.py", "dogbreed/sagemaker/jobs.py"}
+    for job in executed["jobs"]:  # the code channel: entry points, requirements.txt and the package beside them
+        prefix = _channel_prefix(job, "code")
+        assert expected <= {k[len(prefix):] for k in executed["keys"] if k.startswith(prefix)}, job["TrainingJobName"]
+    (bundle,) = executed["bundles"].values()  # the tuning job's child jobs: the legacy toolkit's sourcedir.tar.gz
+    assert expected <= set(tarfile.open(fileobj=io.BytesIO(bundle)).getnames())
 
 
 @pytest.mark.slow
-def test_only_the_debug_job_ships_smdebugs_requirements(executed):
+def test_training_jobs_install_the_training_requirements_through_the_driver(executed):
     for job in executed["jobs"]:
-        requirements = _bundle_requirements(executed, job)
-        assert not any(line.startswith(("smdebug", "protobuf")) for line in requirements)
-        if job.get("DebugRuleConfigurations"):
-            assert {"pyinstrument==3.4.2", "numpy<2.3"} <= set(requirements)
-            assert job["Environment"] == {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
-        else:
-            assert requirements == ["pytorch-lightning>=2.6,<3", "torchmetrics>=1.4", "matplotlib>=3.7",
-                                    "tqdm>=4.60", "psutil>=5.9", "tensorboard>=2.14"]
-            assert not job.get("Environment")
+        assert _requirements(_job_file(executed, job, "code", "requirements.txt").decode()) == TRAINING_REQUIREMENTS
+        source = json.loads(_job_file(executed, job, "sm_drivers", "sourcecode.json"))
+        assert source["requirements"] == "requirements.txt" and source["source_dir"] is not None
+        assert job["AlgorithmSpecification"]["ContainerEntrypoint"] == ["/bin/bash"]  # v3's driver, not the toolkit
+        assert not job.get("Environment")
 
 
 @pytest.mark.slow
-def test_training_jobs_carry_metric_definitions_and_known_hyperparameters(executed):
-    assert len(executed["jobs"]) == 4  # single job, multi-instance, spot, debug
+def test_training_jobs_carry_image_channels_metrics_tags_and_known_hyperparameters(executed):
+    assert len(executed["jobs"]) == 4  # single job, multi-instance, spot, profiled
     for job in executed["jobs"]:
         algo = job["AlgorithmSpecification"]
+        assert algo["TrainingImage"] == TRAINING_IMAGE
         assert {m["Name"]: m["Regex"] for m in algo["MetricDefinitions"]} == \
             {d["Name"]: d["Regex"] for d in METRIC_DEFINITIONS}
-        names = {k for k in job["HyperParameters"] if not k.startswith("sagemaker_")}
-        assert names <= set(option_names()), names - set(option_names())
-    spot = [j for j in executed["jobs"] if j.get("EnableManagedSpotTraining")]
-    assert spot and spot[0]["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
-    distributed = [j for j in executed["jobs"] if j["ResourceConfig"]["InstanceCount"] == 2]
-    assert distributed and json.loads(distributed[0]["HyperParameters"]["sagemaker_torch_distributed_enabled"])
+        assert set(job["HyperParameters"]) <= set(option_names()), set(job["HyperParameters"]) - set(option_names())
+        assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["training", "code", "sm_drivers"]
+        assert _channel_prefix(job, "training") == "dogbreed/data/"
+        assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/dogbreed/jobs"
+        assert {"Key": "project", "Value": "dogbreed"} in job["Tags"]
+        assert not {"DebugHookConfig", "DebugRuleConfigurations", "ProfilerConfig"} & set(job)
+    (spot,) = [j for j in executed["jobs"] if j.get("EnableManagedSpotTraining")]
+    assert spot["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/dogbreed/checkpoints/spot-demo",
+                                        "LocalPath": "/opt/ml/checkpoints"}
+    assert spot["StoppingCondition"] == {"MaxRuntimeInSeconds": 14400, "MaxWaitTimeInSeconds": 28800}
+    assert spot["HyperParameters"] == {"epochs": "10", "batch-size": "32", "finetune": "full", "lr": "0.001"}
+    (distributed,) = [j for j in executed["jobs"] if j["ResourceConfig"]["InstanceCount"] == 2]
+    assert distributed["ResourceConfig"]["InstanceType"] == "ml.g5.12xlarge"
+    assert json.loads(_job_file(executed, distributed, "sm_drivers", "distributed.json"))["smp"] is None
+    assert "process_count_per_node" in json.loads(_job_file(executed, distributed, "sm_drivers", "distributed.json"))
+    single = [j for j in executed["jobs"] if j is not distributed]
+    assert all(json.loads(_job_file(executed, j, "sm_drivers", "distributed.json")) == {} for j in single)
 
 
 @pytest.mark.slow
@@ -164,30 +188,34 @@ def test_tuning_job_carries_the_shared_ranges_and_regexes(executed):
     (tuning,) = executed["tunings"]
     config = tuning["HyperParameterTuningJobConfig"]
     assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "val_acc"}
+    assert config["TrainingJobEarlyStoppingType"] == "Auto" and config["Strategy"] == "Bayesian"
+    assert config["ResourceLimits"] == {"MaxParallelTrainingJobs": 2, "MaxNumberOfTrainingJobs": 4}
     ranges = config["ParameterRanges"]
     tuned = {r["Name"] for kind in ranges.values() for r in kind}
     assert tuned == set(parameter_names()) and tuned <= set(option_names())
     lr = next(r for r in ranges["ContinuousParameterRanges"] if r["Name"] == "lr")
-    assert lr["ScalingType"] == "Logarithmic"
+    assert lr == {"Name": "lr", "MinValue": "0.0001", "MaxValue": "0.1", "ScalingType": "Logarithmic"}
     definition = tuning["TrainingJobDefinition"]
-    assert {m["Name"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]} == \
-        {d["Name"] for d in METRIC_DEFINITIONS}
-    assert json.loads(definition["StaticHyperParameters"]["sagemaker_program"]) == "hpo.py"
+    assert definition["AlgorithmSpecification"]["TrainingImage"] == TRAINING_IMAGE
+    assert {m["Name"]: m["Regex"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]} == \
+        {d["Name"]: d["Regex"] for d in METRIC_DEFINITIONS}
+    static = definition["StaticHyperParameters"]
+    assert static["sagemaker_program"] == "hpo.py"  # child jobs start through the image's legacy toolkit
+    assert static["sagemaker_submit_directory"] == f"s3://{BUCKET}/" + next(iter(executed["bundles"]))
+    assert set(static) == {"sagemaker_program", "sagemaker_submit_directory"}
+    assert {"Key": "project", "Value": "dogbreed"} in tuning["Tags"]
 
 
 @pytest.mark.slow
-def test_debug_job_carries_the_original_projects_rules_and_hook(executed):
-    (job,) = [j for j in executed["jobs"] if j.get("DebugRuleConfigurations")]
-    rules = {r["RuleConfigurationName"] for r in job["DebugRuleConfigurations"]}
-    assert rules == {"VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization"}
-    assert {r["RuleConfigurationName"] for r in job["ProfilerRuleConfigurations"]} == {"ProfilerReport"}
-    assert job["DebugHookConfig"]["HookParameters"] == {"train.save_interval": "100", "eval.save_interval": "10"}
-    assert job["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == 500
-    assert json.loads(job["HyperParameters"]["sagemaker_program"]) == "profiled_train.py"
-    # The notebook read the trial back from S3 and ran the local rules on it.
-    assert any("debug-output" in k for k in executed["keys"])
+def test_profiled_job_writes_its_profile_to_the_tensorboard_output(executed):
+    (job,) = [j for j in executed["jobs"] if j.get("TensorBoardOutputConfig")]
+    assert job["TensorBoardOutputConfig"] == {"S3OutputPath": f"s3://{BUCKET}/dogbreed/profile",
+                                              "LocalPath": "/opt/ml/output/tensorboard"}
+    assert json.loads(_job_file(executed, job, "sm_drivers", "sourcecode.json"))["entry_script"] == "profiled_train.py"
+    assert job["HyperParameters"]["profiler"] == "pytorch"
+    # The local rules still ran on the local trial.
     for rule in ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization", "LossNotDecreasing"):
-        assert executed["text"].count(rule) >= 2  # the local trial's table and the job trial's
+        assert rule in executed["text"]
 
 
 @pytest.mark.slow
@@ -205,8 +233,9 @@ def test_deploy_sends_a_ready_archive_real_image_requests_and_deletes_everything
         environment = container["Environment"]
         assert {k: environment[k] for k in ("SAGEMAKER_PROGRAM", "SAGEMAKER_MODEL_SERVER_WORKERS")} == {
             "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-        # The SDK may add its script-mode variables; none of them may point the container at other code.
-        assert environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "") == ""
+        assert container["Image"] == SERVING_IMAGE
+        # The code inside the archive, nothing else (the toolkit reads code/ of the archive).
+        assert environment["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
         assert set(environment) <= {"SAGEMAKER_PROGRAM", "SAGEMAKER_MODEL_SERVER_WORKERS", "SAGEMAKER_SUBMIT_DIRECTORY",
                                     "SAGEMAKER_CONTAINER_LOG_LEVEL", "SAGEMAKER_REGION"}
     (endpoint,) = recorded_calls(recording, "CreateEndpoint")
@@ -243,6 +272,30 @@ def test_batch_transform_runs_the_handler_over_an_s3_prefix_and_writes_predict_j
         assert len(record["predictions"]) == 3  # top-5 of 3 breeds
         assert set(record["predictions"][0]) == {"breed", "index", "probability"}
     assert "3 images -> <work>/batch_predictions.jsonl; top-1 equal to local predict for 3/3" in executed["text"]
+
+
+@pytest.mark.slow
+def test_register_sends_the_archive_image_metrics_and_pending_approval(executed):
+    recording = executed["recording"]
+    assert recorded_calls(recording, "CreateModelPackageGroup") == [
+        {"ModelPackageGroupName": "dogbreed", "ModelPackageGroupDescription": "dogbreed models"}]
+    (package,) = recorded_calls(recording, "CreateModelPackage")
+    assert package["ModelPackageGroupName"] == "dogbreed" and package["ModelApprovalStatus"] == "PendingManualApproval"
+    (container,) = package["InferenceSpecification"]["Containers"]
+    assert container["Image"] == SERVING_IMAGE and container["ModelDataUrl"] == f"s3://{BUCKET}/" + next(
+        iter(executed["archives"]))
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert package["InferenceSpecification"]["SupportedResponseMIMETypes"] == ["application/json"]
+    metrics = json.loads((executed["work"] / "nb" / "local" / "reports" / "metrics.json").read_text())
+    properties = package["CustomerMetadataProperties"]
+    assert properties["test_acc"] == f"{metrics['test']['acc']:.6f}"
+    assert properties["test_ece"] == f"{metrics['calibration']['test']['ece_after']:.6f}"
+    assert properties["test_acc_interval"] == "not measured"  # the run measures no interval: never a made-up one
+    score = metrics["abstention"]["score"]
+    assert properties["abstention_auroc"] == f"{metrics['abstention']['auroc_test_vs_ood'][score]:.6f}"
+    statistics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    quality = json.loads(executed["small"][statistics_uri.split(f"s3://{BUCKET}/", 1)[1]])
+    assert quality["multiclass_classification_metrics"]["accuracy"]["value"] == pytest.approx(metrics["test"]["acc"])
 
 
 class _ConnectionSink:
@@ -297,8 +350,8 @@ def test_real_account_mode_with_nothing_switched_on_sends_no_request(tmp_path, m
     assert sink.accepted == 0
     assert "target: aws" in text and "nothing will be launched and no request sent" in text
     assert "no request was sent to AWS" in text
-    for off in ("RUN_TRAINING is off", "RUN_TUNING is off", "RUN_DEBUGGER is off", "DEPLOY is off",
-                "RUN_BATCH_TRANSFORM is off"):
+    for off in ("RUN_TRAINING is off", "RUN_TUNING is off", "RUN_PROFILED is off", "DEPLOY is off",
+                "RUN_BATCH_TRANSFORM is off", "REGISTER is off"):
         assert off in text
     assert "VanishingGradient" in text  # the local debug path still ran
     assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) >= 2

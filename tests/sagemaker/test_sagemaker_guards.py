@@ -1,13 +1,17 @@
-"""Real-account guards and pass-throughs of the SageMaker builders: cluster settings, image_uri, the serving
-worker count, the Debugger job's own source bundle, input channels and a cleanup that never raises."""
+"""Real-account guards and pass-throughs of the SageMaker SDK v3 builders, built offline: cluster settings,
+image_uri, spot/checkpoints/metrics/TensorBoard/tags, the staged source dir, the serving worker count, input
+channels and a cleanup that never raises."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
 from dogbreed.core.errors import ConfigError
 from dogbreed.sagemaker import jobs
-from dogbreed.sagemaker.deploy import build_pytorch_model, delete_deployment, model_server_workers
+from dogbreed.sagemaker.deploy import build_model_builder, delete_deployment, model_server_workers
 from dogbreed.sagemaker.environment import distributed_settings
 
 ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"
@@ -15,14 +19,20 @@ OWN_TRAINING_IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/dogbreed-trai
 OWN_SERVING_IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/dogbreed-serve:torch2.10"
 
 
-def test_several_instances_without_torchrun_are_refused_when_building_the_estimator(offline_session):
+def _trainer(session, **kwargs):
+    return jobs.build_trainer(role=ROLE, sagemaker_session=session, output_s3_uri="s3://example-bucket/out",
+                              **kwargs)
+
+
+def test_several_instances_without_torchrun_are_refused_when_building_the_trainer(offline_session, tmp_path):
     with pytest.raises(ConfigError) as error:
-        jobs.build_estimator(role=ROLE, sagemaker_session=offline_session, instance_count=2)
+        _trainer(offline_session, instance_count=2)
     assert str(error.value).startswith("instance_count=2 without distributed=True: each instance would train alone")
     assert "Pass distributed=True" in str(error.value)
-    estimator = jobs.build_estimator(role=ROLE, sagemaker_session=offline_session, instance_count=2,
-                                     distributed=True, instance_type="ml.g5.12xlarge")
-    assert estimator.instance_count == 2 and estimator.distribution == {"torch_distributed": {"enabled": True}}
+    trainer = _trainer(offline_session, instance_count=2, distributed=True, instance_type="ml.g5.12xlarge",
+                       source_dir=tmp_path / "src")
+    assert trainer.compute.instance_count == 2 and type(trainer.distributed).__name__ == "Torchrun"
+    assert _trainer(offline_session, source_dir=tmp_path / "one").distributed is None
 
 
 def test_several_hosts_without_torchrun_are_refused_by_the_script():
@@ -46,18 +56,63 @@ def test_the_script_refuses_several_hosts_with_one_line_and_exit_2(tmp_path, tin
                    "--finetune", "full"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and err[-1].startswith("error: this job has 2 instances")
-    assert "build the estimator with distributed=True" in err[-1]
+    assert "build the trainer with distributed=True" in err[-1]
     assert not (tmp_path / "model" / "model.pth").exists()
 
 
-def test_image_uri_passes_through_the_estimator_and_the_model(offline_session):
-    estimator = jobs.build_estimator(role=ROLE, sagemaker_session=offline_session, image_uri=OWN_TRAINING_IMAGE)
-    assert estimator.training_image_uri() == OWN_TRAINING_IMAGE
-    default = jobs.build_estimator(role=ROLE, sagemaker_session=offline_session)
-    assert default.training_image_uri().endswith("/pytorch-training:2.8.0-gpu-py312")
-    model = build_pytorch_model("s3://example-bucket/m/model.tar.gz", ROLE, offline_session,
-                                image_uri=OWN_SERVING_IMAGE)
-    assert model.prepare_container_def(instance_type="ml.m5.large")["Image"] == OWN_SERVING_IMAGE
+def test_image_uri_passes_through_the_trainer_and_the_model(offline_session, tmp_path):
+    trainer = _trainer(offline_session, image_uri=OWN_TRAINING_IMAGE, source_dir=tmp_path / "a")
+    assert trainer.training_image == OWN_TRAINING_IMAGE
+    default = _trainer(offline_session, source_dir=tmp_path / "b")
+    assert default.training_image == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13-cu133-amzn2023-sagemaker")
+    builder = build_model_builder("s3://example-bucket/m/model.tar.gz", ROLE, offline_session,
+                                  image_uri=OWN_SERVING_IMAGE)
+    assert builder.image_uri == OWN_SERVING_IMAGE
+    default_builder = build_model_builder("s3://example-bucket/m/model.tar.gz", ROLE, offline_session)
+    assert default_builder.image_uri == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+
+
+def test_the_trainer_carries_spot_checkpoints_metrics_tensorboard_and_tags(offline_session, tmp_path):
+    trainer = _trainer(offline_session, spot=True, checkpoint_s3_uri="s3://example-bucket/ckpt", max_run=3600,
+                       tensorboard_s3_uri="s3://example-bucket/tb", entry_point="profiled_train.py",
+                       hyperparameters={"epochs": 2}, tags={"owner": "me"}, source_dir=tmp_path / "src")
+    assert trainer.compute.enable_managed_spot_training is True
+    assert (trainer.stopping_condition.max_runtime_in_seconds, trainer.stopping_condition.max_wait_time_in_seconds) \
+        == (3600, 7200)
+    assert (trainer.checkpoint_config.s3_uri, trainer.checkpoint_config.local_path) == (
+        "s3://example-bucket/ckpt", "/opt/ml/checkpoints")
+    assert (trainer._tensorboard_output_config.s3_output_path, trainer._tensorboard_output_config.local_path) == (
+        "s3://example-bucket/tb", "/opt/ml/output/tensorboard")
+    assert [(d.name, d.regex) for d in trainer._metric_definitions][3] == (
+        "val_acc", r"^epoch=\d+ .*\bval_acc=([0-9]+\.?[0-9]*)")
+    assert [(t.key, t.value) for t in trainer.tags] == [("project", "dogbreed"), ("owner", "me")]
+    assert (trainer.source_code.entry_script, trainer.source_code.requirements) == (
+        "profiled_train.py", "requirements.txt")
+    assert trainer.output_data_config.s3_output_path == "s3://example-bucket/out"
+    on_demand = _trainer(offline_session, source_dir=tmp_path / "od")
+    assert not on_demand.compute.enable_managed_spot_training and on_demand.checkpoint_config is None
+    assert on_demand.stopping_condition.max_wait_time_in_seconds is None
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"spot": True}, "spot training needs checkpoint_s3_uri"),
+    ({"checkpoint_s3_uri": "ckpt/"}, "checkpoint_s3_uri 'ckpt/': expected an s3://bucket/prefix URI"),
+    ({"entry_point": "trian.py"}, "entry_point 'trian.py' is not a script in entry_points/"),
+])
+def test_trainer_mistakes_are_refused_before_any_request(offline_session, kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _trainer(offline_session, **kwargs)
+
+
+def test_the_staged_source_dir_holds_the_scripts_the_requirements_and_the_package(tmp_path):
+    staged = jobs.stage_source_dir(tmp_path / "src")
+    assert {"train.py", "profiled_train.py", "hpo.py", "inference.py"} <= {p.name for p in staged.glob("*.py")}
+    assert (staged / "requirements.txt").read_text() == (jobs.SOURCE_DIR / "requirements.txt").read_text()
+    assert (staged / "dogbreed" / "sagemaker" / "jobs.py").read_text() == Path(jobs.__file__).read_text()
+    assert not list(staged.rglob("__pycache__"))
+    (staged / "dogbreed" / "stale.py").write_text("")
+    assert not (jobs.stage_source_dir(staged) / "dogbreed" / "stale.py").exists()  # restaged, not merged
 
 
 @pytest.mark.parametrize("instance_type,workers", [
@@ -70,69 +125,74 @@ def test_serving_worker_count_is_one_on_small_cpu_instances(instance_type, worke
 
 
 def test_model_environment_carries_the_worker_count_and_explicit_env_wins(offline_session):
-    small = build_pytorch_model("s3://b/model.tar.gz", ROLE, offline_session, instance_type="ml.m5.large")
-    env = small.prepare_container_def(instance_type="ml.m5.large")["Environment"]
-    assert env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1" and env["SAGEMAKER_PROGRAM"] == "inference.py"
-    gpu = build_pytorch_model("s3://b/model.tar.gz", ROLE, offline_session, instance_type="ml.g4dn.xlarge")
-    assert "SAGEMAKER_MODEL_SERVER_WORKERS" not in gpu.prepare_container_def(instance_type="ml.g4dn.xlarge")[
-        "Environment"]
-    mine = build_pytorch_model("s3://b/model.tar.gz", ROLE, offline_session, instance_type="ml.m5.large",
+    small = build_model_builder("s3://b/model.tar.gz", ROLE, offline_session, instance_type="ml.m5.large")
+    assert small.env_vars == {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                              "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    gpu = build_model_builder("s3://b/model.tar.gz", ROLE, offline_session, instance_type="ml.g4dn.xlarge")
+    assert "SAGEMAKER_MODEL_SERVER_WORKERS" not in gpu.env_vars
+    assert gpu.image_uri.endswith("/pytorch-inference:2.6.0-gpu-py312")
+    mine = build_model_builder("s3://b/model.tar.gz", ROLE, offline_session, instance_type="ml.m5.large",
                                env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
-    assert mine.env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "2"
+    assert mine.env_vars["SAGEMAKER_MODEL_SERVER_WORKERS"] == "2"
 
 
-def test_debug_job_gets_its_own_bundle_and_plain_jobs_do_not(offline_session):
-    plain = jobs.build_estimator(role=ROLE, sagemaker_session=offline_session)
-    assert plain.source_dir == str(jobs.SOURCE_DIR) and not plain.environment
-    debug = jobs.build_estimator(role=ROLE, sagemaker_session=offline_session, entry_point="profiled_train.py",
-                                 debugging=True, environment={"EXTRA": "1"})
-    assert debug.source_dir != str(jobs.SOURCE_DIR)
-    assert debug.environment == {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python", "EXTRA": "1"}
-    from pathlib import Path
-
-    staged = Path(debug.source_dir)
-    assert {"train.py", "profiled_train.py", "hpo.py", "inference.py"} <= {p.name for p in staged.glob("*.py")}
-    lines = [line for line in (staged / "requirements.txt").read_text().splitlines()
-             if line and not line.startswith("#")]
-    assert lines[:5] == ["pytorch-lightning>=2.6,<3", "torchmetrics>=1.4", "matplotlib>=3.7", "tqdm>=4.60",
-                         "psutil>=5.9"]
-    assert "pyinstrument==3.4.2" in lines and "numpy<2.3" in lines
-    assert not any(line.startswith(("smdebug", "protobuf")) for line in lines)
+def test_model_builder_refuses_a_second_copy_of_the_code_and_local_archives(offline_session):
+    with pytest.raises(TypeError, match="already contains code/inference.py"):
+        build_model_builder("s3://b/model.tar.gz", ROLE, offline_session, source_code=object())
+    with pytest.raises(ConfigError, match="expected the s3:// URI of a model.tar.gz"):
+        build_model_builder("outputs/model.tar.gz", ROLE, offline_session)
 
 
 def test_training_inputs_add_a_weights_channel_and_refuse_local_paths():
-    assert jobs.training_inputs("s3://b/data") == {"training": "s3://b/data"}
-    assert jobs.training_inputs("s3://b/data", "s3://b/weights/resnet50-11ad3fa6.pth") == {
-        "training": "s3://b/data", "weights": "s3://b/weights/resnet50-11ad3fa6.pth"}
+    assert [(i.channel_name, i.data_source) for i in jobs.training_inputs("s3://b/data")] == [
+        ("training", "s3://b/data")]
+    assert [(i.channel_name, i.data_source) for i in jobs.training_inputs(
+        "s3://b/data", "s3://b/weights/resnet50-11ad3fa6.pth")] == [
+        ("training", "s3://b/data"), ("weights", "s3://b/weights/resnet50-11ad3fa6.pth")]
     with pytest.raises(ConfigError, match="expected s3://bucket/prefix holding train/ valid/ test/"):
         jobs.training_inputs("data/dogImages")
+    with pytest.raises(ConfigError, match="expected s3://bucket/key of a resnet50 state_dict"):
+        jobs.training_inputs("s3://b/data", "resnet50.pth")
 
 
-class _Client:
-    def __init__(self, errors):
-        self.errors, self.calls = errors, []
+def test_cleanup_deletes_each_resource_and_reports_instead_of_raising(monkeypatch):
+    from sagemaker.core import resources
 
-    def _call(self, name, **kwargs):
-        self.calls.append((name, kwargs))
-        if name in self.errors:
-            raise RuntimeError(self.errors[name])
+    calls = []
 
-    def delete_endpoint(self, **kw):
-        self._call("delete_endpoint", **kw)
+    def fake(kind, errors):
+        class Resource:
+            def __init__(self, name):
+                self.name = name
 
-    def delete_endpoint_config(self, **kw):
-        self._call("delete_endpoint_config", **kw)
+            @classmethod
+            def get(cls, session=None, **names):
+                name = next(iter(names.values()))
+                calls.append((kind, "get", name))
+                if (kind, "get") in errors:
+                    raise RuntimeError(errors[(kind, "get")])
+                resource = cls(name)
+                resource.endpoint_config_name = "dogbreed-x-config"
+                return resource
 
-    def delete_model(self, **kw):
-        self._call("delete_model", **kw)
+            def delete(self):
+                calls.append((kind, "delete", self.name))
+                if (kind, "delete") in errors:
+                    raise RuntimeError(errors[(kind, "delete")])
+        return Resource
 
-
-def test_cleanup_deletes_each_resource_and_reports_instead_of_raising():
-    client = _Client({"delete_endpoint": "ValidationException: Could not find endpoint \"dogbreed-x\".",
-                      "delete_model": "AccessDenied: not allowed"})
-    session = type("S", (), {"sagemaker_client": client})()
-    report = delete_deployment(session, "dogbreed-x", "model-1")
-    assert report == ["endpoint dogbreed-x: not found", "deleted endpoint config dogbreed-x",
+    errors = {("Model", "delete"): "AccessDenied: not allowed"}
+    for kind in ("Endpoint", "EndpointConfig", "Model"):
+        monkeypatch.setattr(resources, kind, fake(kind, errors))
+    report = delete_deployment(None, "dogbreed-x", "model-1")
+    assert report == ["deleted endpoint dogbreed-x", "deleted endpoint config dogbreed-x-config",
                       "NOT deleted model model-1: AccessDenied: not allowed"]
-    assert [name for name, _ in client.calls] == ["delete_endpoint", "delete_endpoint_config", "delete_model"]
-    assert client.calls[1][1] == {"EndpointConfigName": "dogbreed-x"}
+    assert [c for c in calls if c[1] == "delete"] == [("Endpoint", "delete", "dogbreed-x"),
+                                                      ("EndpointConfig", "delete", "dogbreed-x-config"),
+                                                      ("Model", "delete", "model-1")]
+    calls.clear()
+    gone = {("Endpoint", "get"): 'ValidationException: Could not find endpoint "dogbreed-x".'}
+    monkeypatch.setattr(resources, "Endpoint", fake("Endpoint", gone))
+    monkeypatch.setattr(resources, "EndpointConfig", fake("EndpointConfig", {}))
+    assert delete_deployment(None, "dogbreed-x") == ["endpoint dogbreed-x: not found",
+                                                     "deleted endpoint config dogbreed-x"]

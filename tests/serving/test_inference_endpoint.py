@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import socket
 import threading
+from types import SimpleNamespace
 
 import pytest
 
+from dogbreed.sagemaker.deploy import invoke
 from dogbreed.serving.local_endpoint import LocalEndpoint, ServeError, _group_alive, check_java, check_ports_free
 from dogbreed.serving.packaging import build_model_archive
 from dogbreed.serving.predictor import Predictor
@@ -68,44 +71,35 @@ def post_jpeg(endpoint: LocalEndpoint, data: bytes | None = None) -> list[dict]:
     return json.loads(body)["predictions"]
 
 
-@pytest.fixture(scope="module")
-def local_session(endpoint: LocalEndpoint):
-    import sagemaker.local.local_session as local_session_module
-    from sagemaker.local import LocalSession
+class _ThroughTheLocalEndpoint:
+    """What ``Endpoint.invoke`` sends (body, Content-Type, Accept), posted to the local endpoint's /invocations."""
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setattr(local_session_module, "get_docker_host", lambda: "127.0.0.1")  # never 172.17.0.1, no docker calls
-        session = LocalSession()
-        session.config = {"local": {"local_code": True, "serving_port": endpoint.port}}
-        session.sagemaker_runtime_client.config = session.config
-        yield session
+    def __init__(self, endpoint: LocalEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def invoke(self, body: bytes, content_type: str, accept: str):
+        status, _, answer = post(self.endpoint, body, {"Content-Type": content_type, "Accept": accept})
+        assert status == 200, answer
+        return SimpleNamespace(body=io.BytesIO(answer))
 
 
 @pytest.mark.slow
-def test_sdk_predictor_matches_library_predictor(endpoint, local_session, tiny_model_dir) -> None:
-    from dogbreed.sagemaker.deploy import make_predictor
-
+def test_invoke_matches_library_predictor(endpoint, tiny_model_dir) -> None:
     library = Predictor.from_model_dir(tiny_model_dir, device="cpu")
-    predictor = make_predictor("local-dogbreed", local_session)
+    remote_endpoint = _ThroughTheLocalEndpoint(endpoint)
     for label in range(3):
         image = dog_jpeg(label, seed=label + 10)
-        remote = predictor.predict(image)["predictions"]
+        remote = invoke(remote_endpoint, image)["predictions"]
         local = library.predict([image], k=5)[0]
         assert [row["index"] for row in remote] == [p.index for p in local]
         assert [row["probability"] for row in remote] == pytest.approx([p.probability for p in local], abs=1e-5)
 
 
 @pytest.mark.slow
-def test_sdk_json_serializer_batch(endpoint, local_session) -> None:
-    from sagemaker.deserializers import JSONDeserializer
-    from sagemaker.predictor import Predictor as SdkPredictor
-    from sagemaker.serializers import JSONSerializer
-
-    predictor = SdkPredictor("local-dogbreed", sagemaker_session=local_session,
-                             serializer=JSONSerializer(), deserializer=JSONDeserializer())
+def test_invoke_json_batch(endpoint) -> None:
     images = [base64.b64encode(dog_jpeg(i)).decode() for i in range(2)]
-    answers = predictor.predict({"instances": images, "top_k": 2})
+    body = json.dumps({"instances": images, "top_k": 2}).encode()
+    answers = invoke(_ThroughTheLocalEndpoint(endpoint), body, content_type="application/json")
     assert len(answers) == 2 and all(len(answer["predictions"]) == 2 for answer in answers)
 
 

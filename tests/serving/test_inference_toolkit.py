@@ -14,7 +14,7 @@ from sagemaker_inference.transformer import Transformer
 from ts.context import Context, RequestProcessor
 
 from dogbreed.core.errors import ArtifactError
-from dogbreed.sagemaker.deploy import build_pytorch_model, make_predictor
+from dogbreed.sagemaker.deploy import build_model_builder, invoke
 from dogbreed.serving.packaging import build_model_archive, extract_model_archive
 from entry_points import package as package_cli
 from tests.helpers.inference_support import BAD_REQUESTS, b64, dog_jpeg, npy
@@ -144,23 +144,27 @@ def test_dispatch_npy_shape_error_names_accepted_shapes(handler_service) -> None
     assert status == 400 and "HxWx3" in json.loads(response)["message"]
 
 
-def test_pytorch_model_uses_archive_as_is(offline_session) -> None:
-    model = build_pytorch_model("s3://example-bucket/dogbreed/model.tar.gz", ROLE, offline_session,
-                                env={"DOGBREED_TOP_K": "3"})
-    container = model.prepare_container_def(instance_type="ml.m5.large")
-    assert container["ModelDataUrl"] == "s3://example-bucket/dogbreed/model.tar.gz"
-    assert container["Image"].endswith("/pytorch-inference:2.6-cpu-py312")
-    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert container["Environment"]["DOGBREED_TOP_K"] == "3"
-    assert model.entry_point is None and model.repacked_model_data is None
+def test_model_builder_serves_the_archive_as_is(offline_session) -> None:
+    builder = build_model_builder("s3://example-bucket/dogbreed/model.tar.gz", ROLE, offline_session,
+                                  env={"DOGBREED_TOP_K": "3"})
+    assert builder.s3_model_data_url == "s3://example-bucket/dogbreed/model.tar.gz"
+    assert builder.image_uri.endswith("/pytorch-inference:2.6.0-cpu-py312")
+    assert builder.env_vars["SAGEMAKER_PROGRAM"] == "inference.py" and builder.env_vars["DOGBREED_TOP_K"] == "3"
+    assert builder.source_code is None and builder.inference_spec is None and builder.model is None  # passthrough
 
 
-def test_pytorch_model_refuses_entry_point(offline_session) -> None:
+def test_model_builder_refuses_a_second_copy_of_the_code(offline_session) -> None:
     with pytest.raises(TypeError, match="already contains code/inference.py"):
-        build_pytorch_model("s3://b/model.tar.gz", ROLE, offline_session, entry_point="inference.py")
+        build_model_builder("s3://b/model.tar.gz", ROLE, offline_session, inference_spec=object())
 
 
-def test_predictor_sends_jpeg_and_parses_json(offline_session) -> None:
-    predictor = make_predictor("dogbreed-endpoint", offline_session)
-    assert predictor.content_type == "image/jpeg" and predictor.accept == ("application/json",)
-    assert predictor.serializer.serialize(b"\xff\xd8") == b"\xff\xd8"
+def test_invoke_sends_image_bytes_and_parses_the_json_answer() -> None:
+    sent = {}
+
+    class Endpoint:
+        def invoke(self, **kwargs):
+            sent.update(kwargs)
+            return type("Answer", (), {"body": io.BytesIO(b'{"predictions": [{"index": 1}]}')})()
+
+    assert invoke(Endpoint(), b"\xff\xd8jpeg") == {"predictions": [{"index": 1}]}
+    assert sent == {"body": b"\xff\xd8jpeg", "content_type": "image/jpeg", "accept": "application/json"}

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dogbreed.config.parser import option_names
-from dogbreed.sagemaker.jobs import hyperparameter_ranges as sagemaker_ranges
+from dogbreed.sagemaker.tuning import hyperparameter_ranges as sagemaker_ranges
 from dogbreed.tuning.search_space import SEARCH_SPACE, optuna_distributions, parameter_names, without
 
 REPO = Path(__file__).resolve().parents[2]
