@@ -57,7 +57,7 @@ def test_packaged_handlers_serve_with_the_training_stack_blocked(tiny_model_dir,
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(answer["dogbreed"]).parent.parent == extracted / "code"  # the archive's copy, not this checkout
     assert answer["content_type"] == "application/json" and answer["loaded"] == []
-    assert answer["body"]["confident"] is True
+    assert answer["body"]["confident"] is None and "no abstention rule" in answer["body"]["abstention"]
     rows = answer["body"]["predictions"]
     assert {row["breed"] for row in rows} == {"Affenpinscher", "Afghan hound", "Airedale terrier"}
     assert sum(row["probability"] for row in rows) == pytest.approx(1.0, abs=1e-4)

@@ -13,6 +13,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 EXPECTED_LINES = {
     "accuracy_recipes.py": ["| recipe | what | test acc | + flip TTA | TTA cost ratio |", "| R7 | R6 + label"],
     "make_dataset.py": ["dataset:"],
+    "bench_calibration_phase.py": ["of the run; target <= 10%", "ratio old/new calibration phase:"],
     "bench_head_training.py": ["P1 ratio baseline/ours:", "HPO 2 trials with the cache", "val_acc ours"],
     "bench_decode.py": ["eval: torchvision ImageFolder", "train: torchvision ImageFolder", "ratio"],
     "bench_serving.py": ["P3 overhead ratio Predictor/bare:", "throughput, batch 4"],

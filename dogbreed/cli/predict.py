@@ -54,6 +54,9 @@ def build_parser() -> CommandParser:
     parser.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
                         help="also write a Grad-CAM overlay of the top breed per image into OUT_DIR "
                              "(<image stem>_gradcam.png; needs pip install -e '.[explain]')")
+    parser.add_argument("--explain-top-k", "--explain_top_k", type=int, default=1, metavar="K",
+                        help="with --explain: explain the K best breeds side by side, each panel at the photo's "
+                             "size (default: 1)")
     return parser
 
 
@@ -189,13 +192,14 @@ def render_text(records: Sequence[dict[str, Any]]) -> str:
 
 def predict_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        raise ConfigError("--top-k and --batch-size must be at least 1")
+    if args.top_k < 1 or args.batch_size < 1 or args.explain_top_k < 1:
+        raise ConfigError("--top-k, --batch-size and --explain-top-k must be at least 1")
     inputs = expand_inputs(args.images)
     if args.explain is not None:
         from dogbreed.explain.gradcam import require_captum
 
         require_captum()  # before the model loads
+    from dogbreed.serving.artifact import quality_warning
     from dogbreed.serving.predictor import Predictor
 
     if args.model_dir is None and not DEFAULT_MODEL_DIR.is_dir():
@@ -206,14 +210,18 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
     if args.explain is not None and predictor.precision == "int8":
         raise ConfigError("--explain needs the gradients of a float model and this one serves int8: add "
                           "--precision fp32")
+    warning = quality_warning(predictor.config)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     records = predict_records(predictor, inputs, args.top_k, args.batch_size)
     explained = 0
     if args.explain is not None:
         from dogbreed.explain.gradcam import write_explanations
 
         answered = [rec for rec in records if "error" not in rec]
-        for rec, overlay in zip(answered, write_explanations(predictor, [Path(r["image"]) for r in answered],
-                                                             args.explain)):
+        overlays = write_explanations(predictor, [Path(r["image"]) for r in answered], args.explain,
+                                      top_k=args.explain_top_k)
+        for rec, overlay in zip(answered, overlays):
             rec["explanation"] = str(overlay)
         explained = len(answered)
     if args.json:
@@ -222,6 +230,9 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
         text = "\n".join(json.dumps(rec) for rec in records)
     else:
         text = render_text(records)
+        note = next((rec["abstention"] for rec in records if "abstention" in rec), None)
+        if note:  # a model without an abstention rule: said once, not on every line
+            text += f"\nnote: {note}"
         if args.explain is not None:
             text += f"\nGrad-CAM overlays: {args.explain}/ ({explained} files)"
     failed = sum("error" in rec for rec in records)

@@ -93,6 +93,19 @@ class ModelConfig:
         return config
 
 
+def quality_warning(config: ModelConfig) -> str | None:
+    """One line when training found this model no better than chance (``metrics.quality``), else None."""
+    quality = config.metrics.get("quality")
+    if not isinstance(quality, dict) or quality.get("better_than_chance") is not False:
+        return None
+    test = quality.get("test")
+    test = test if isinstance(test, dict) else {}
+    measured = (f" (test accuracy {test['acc']:.3f}, chance {test['chance']:.3f})"
+                if isinstance(test.get("acc"), float) and isinstance(test.get("chance"), float) else "")
+    return (f"warning: this model was no better than chance when trained{measured}: its answers are guesses; "
+            "retrain it (more data, more epochs, pretrained weights) before relying on them")
+
+
 def _serving_fields(data: dict[str, Any]) -> tuple[float, AbstentionRule | None, str]:
     """temperature, abstention and tta, each checked, with the defaults of an artifact that predates them."""
     field_name = "temperature"

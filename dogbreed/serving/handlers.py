@@ -24,6 +24,7 @@ from PIL import Image
 import dogbreed
 from dogbreed.core.errors import ImageDecodeError
 from dogbreed.serving.answers import Answer
+from dogbreed.serving.artifact import quality_warning
 from dogbreed.serving.precision import precision_from_env
 from dogbreed.serving.predictor import Predictor
 from dogbreed.serving.requests import (
@@ -146,6 +147,9 @@ def model_fn(model_dir: str | Path, context: Any = None) -> Predictor:
     started = time.perf_counter()
     predictor = Predictor.from_model_dir(model_dir, device=worker_device(context), precision=precision_from_env())
     loaded = time.perf_counter()
+    warning = quality_warning(predictor.config)
+    if warning:
+        logger.warning(warning)
     warm_up(predictor)
     logger.info("dogbreed %s from %s serving %d breeds on %s in %s (artifact loaded in %.2f s, first forward "
                 "%.2f s)", dogbreed.__version__, Path(dogbreed.__file__).parent, len(predictor.class_names),

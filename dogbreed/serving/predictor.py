@@ -136,10 +136,10 @@ class Predictor:
         predictions = self.top_k(self.probabilities(logits), k)
         rule = self.config.abstention
         if rule is None:
-            return [Answer(row) for row in predictions]
+            return [Answer(row, confident=None) for row in predictions]
         scores = confidence_scores(logits, self.temperature, rule.score_type)
         return [
-            Answer(row) if score >= rule.threshold
+            Answer(row, confident=True) if score >= rule.threshold
             else Answer(row, confident=False, rejection=Rejection(float(score), rule.threshold, rule.score_type))
             for row, score in zip(predictions, scores.tolist())
         ]

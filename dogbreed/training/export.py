@@ -18,7 +18,7 @@ from dogbreed.training.reports import TestOutcome, write_reports
 
 def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperparameters: dict[str, Any],
                model_dir: Path, output_dir: Path, checkpoint_dir: Path | None, tta: str,
-               history: list[dict[str, Any]], test_metrics: dict[str, float], outcome: TestOutcome | None,
+               history: list[dict[str, Any]], test_metrics: dict[str, Any], outcome: TestOutcome | None,
                timing: dict[str, float], resume: ResumePlan, fit: ServingFit) -> list[Path]:
     """Rank 0: the artifact (weights + model_config.json with ``hyperparameters``, the run's flat options record,
     metrics and timing), the reports, then the checkpoint dir's "finished" marker. Returns the reports written."""

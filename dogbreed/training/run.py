@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,7 +28,6 @@ from dogbreed.data.datamodule import DogBreedDataModule, LoaderSettings
 from dogbreed.data.progress import is_rank_zero
 from dogbreed.data.sources import resolve_splits
 from dogbreed.data.splits import SplitDirs
-from dogbreed.serving.artifact import load_artifact
 from dogbreed.training.callbacks import (
     DataWaitReport,
     EMAWeights,
@@ -60,7 +59,6 @@ from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import (
     PhaseTimer,
     RunCounts,
-    TestOutcome,
     callback_summary_lines,
     run_places,
     summary_lines,
@@ -72,10 +70,10 @@ from dogbreed.training.setup import (
     check_accelerator,
     check_output_locations,
     output_locations,
-    resolve_num_workers,
     resolve_precision,
     run_loader_settings,
 )
+from dogbreed.training.trust import assess_run
 
 logger = logging.getLogger(__name__)
 
@@ -345,15 +343,16 @@ class _Run:
                         print(summary_line(fit.report), flush=True)
                 with self.timer.phase("export"):
                     outcome = collect_test_outcome(trainer, model, images) if self.test else None
+                    tested, trust = assess_run(test_metrics, outcome, fit, self.history.history, images)
                     reports = export_run(
                         model, images, hyperparameters=config.to_dict(), model_dir=config.outputs.model_dir,
                         output_dir=config.outputs.output_dir, checkpoint_dir=config.checkpoints.checkpoint_dir,
-                        tta=config.calibration.tta, history=self.history.history, test_metrics=test_metrics,
+                        tta=config.calibration.tta, history=self.history.history, test_metrics=tested,
                         outcome=outcome, timing=self.timing, resume=self.resume, fit=fit)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
                                     reports=reports, cache_dir=_feature_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
-                lines = summary_lines(self.timer, counts, places, callback_summary_lines(callbacks))
+                lines = summary_lines(self.timer, counts, places, [*trust, *callback_summary_lines(callbacks)])
             self.exported = True
         return lines
 
@@ -371,36 +370,3 @@ def _run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule) 
         built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
         counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)
     return counts
-
-
-# --- testing an exported model dir (a tuning search tests only its best model, once, at the end) ------------------
-
-@dataclass
-class ModelTest:
-    metrics: dict[str, float]  # {"loss", "acc", "acc_top5", "f1_macro"}
-    outcome: TestOutcome
-    class_names: list[str]
-    logits: Any = None  # SplitLogits of the test split as served (for the reliability diagram)
-    temperature: float = 1.0  # the artifact's
-
-
-def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,
-                       runtime: Runtime | None = None) -> ModelTest:
-    """Test the model in ``model_dir`` on ``splits.test`` (the validation split without one), with the same data
-    path and metrics as training, the way ``config`` trained it (head-only runs read the features from the cache)."""
-    runtime = replace(runtime or Runtime.local(), progress_bar=False)
-    net, model_config = load_artifact(model_dir)
-    images = build_datamodule(config, splits, resolve_num_workers(config.runtime.num_workers, runtime.cpu_count))
-    images.setup("test")
-    model = DogBreedClassifier(num_classes=model_config.num_classes, finetune=config.optimisation.finetune)
-    model.net.load_state_dict(net.state_dict())
-    datamodule, model = prepare_for_speed(config, images, model)
-    trainer = build_trainer(config, [], runtime=runtime)
-    metrics = run_test(trainer, model, datamodule)
-    outcome = collect_test_outcome(trainer, model, images)
-    from dogbreed.training.evaluation import image_logits  # (the module's import line is full)
-    samples = images.datasets["test"].samples
-    logits = image_logits(model.net, [p for p, _ in samples], [c for _, c in samples], pre=images.preprocessing,
-                          tta="none", batch_size=config.optimisation.batch_size, num_workers=images.num_workers)
-    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names, logits=logits,
-                     temperature=model_config.temperature)

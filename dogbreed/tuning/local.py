@@ -213,7 +213,7 @@ def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], hist
     from dogbreed.training.export import record_test_metrics
     from dogbreed.training.plots import plot_reliability
     from dogbreed.training.reports import write_reports
-    from dogbreed.training.run import evaluate_model_dir
+    from dogbreed.tuning.best_model import evaluate_model_dir
 
     best = study.best_trial
     best_value = float(best.value if best.value is not None else "nan")
