@@ -14,7 +14,7 @@ from dogbreed.cli import debug_report, export, hpo, package, predict, prepare, p
 from dogbreed.serving import local_endpoint
 from dogbreed.serving.requests import RequestError, ServingLimits, decode_request
 
-PREDICT_OPTIONS = "--batch-size, --device, --explain, --help, --json, --jsonl, --model-dir, --precision, --top-k"
+PREDICT_OPTIONS = "--batch-size, --device, --explain, --explain-top-k, --help, --json, --jsonl, --model-dir, --precision, --top-k"
 SERVE_OPTIONS = ("--help, --model-data, --model-dir, --own-code, --port, --response-timeout, --timeout, --work-dir, "
                  "--workers")
 
