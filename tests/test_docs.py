@@ -4,6 +4,7 @@ reference from the commands' own parsers, the module index from the docstrings).
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import subprocess
 import sys
@@ -98,10 +99,10 @@ def test_commands_sharing_the_training_options_list_only_their_own():
     hpo = _section(OPTIONS_PAGE, "## hpo")
     assert re.findall(r"^\| `(--[a-z-]+)", hpo, flags=re.MULTILINE) == ["--local", "--trials", "--tuning-dir"]
     assert "| `--trials` | int | `8` |  | number of trials with --local |" in hpo
-    assert "Also takes every option of [train](#train), as listed there (59 options)" in hpo
+    assert "Also takes every option of [train](#train), as listed there (61 options)" in hpo
     profiled = _section(OPTIONS_PAGE, "## profiled_train")
     assert re.findall(r"^\| `(--[a-z-]+)", profiled, flags=re.MULTILINE) == ["--debug-dir", "--profiler"]
-    assert "| `--profiler` | str | `simple` | `\"\"`, `simple`, `advanced`, `pytorch` |" in profiled
+    assert "| `--profiler` | str | `pytorch` | `\"\"`, `simple`, `advanced`, `pytorch` |" in profiled
 
 
 def test_exclusive_and_required_options_are_stated():
@@ -111,7 +112,8 @@ def test_exclusive_and_required_options_are_stated():
             "gRPC port+2..port+4) |") in serve
     predict = _section(OPTIONS_PAGE, "## predict")
     assert "At most one of `--json`, `--jsonl`." in predict
-    assert "| `--model-dir` | path | required |  | a model dir written by training |" in predict
+    assert ("| `--model-dir` | path | outputs/model, where python -m entry\\_points.train writes it |  | a model dir "
+            "written by training |") in predict
     assert "| `IMAGE ...` | str ... | required |" in predict
 
 
@@ -188,3 +190,47 @@ def test_the_generator_refuses_a_missing_docs_folder(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'nowhere'} is not a folder: pass the docs folder, "
                                                "e.g. python -m dogbreed.cli.reference docs")
     assert list(tmp_path.iterdir()) == []
+
+
+def _shell_command(page: str, marker: str) -> str:
+    return next(line for line in page.splitlines() if marker in line)
+
+
+def test_the_serving_isolation_check_prints_0_and_would_catch_the_training_stack():
+    command = _shell_command((REPO / "docs" / "sagemaker.md").read_text(encoding="utf-8"), "-X importtime")
+    command = command.split("   # ")[0].replace("python ", f"{sys.executable} ", 1)
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.stdout.strip() == "0"
+    heavy = command.replace("dogbreed.serving.handlers", "dogbreed.training.run")
+    run = subprocess.run(["bash", "-c", heavy], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert int(run.stdout.strip()) > 100  # the same grep counts Lightning, torchmetrics and matplotlib there
+
+
+def test_a_command_run_without_the_environment_says_so_in_one_line():
+    # torch made unimportable, as in a Python without dogbreed's dependencies
+    script = ("import sys, runpy\nsys.modules['torch'] = None\nsys.argv = ['predict', 'x.jpg']\n"
+              "import entry_points\nrunpy.run_module('entry_points.predict', run_name='__main__')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (
+        f"error: Python module torch is not installed for {sys.executable}: activate dogbreed's environment first "
+        "(. .venv/bin/activate), or create it with make install")
+
+
+def test_readme_layout_lists_each_folder_once():
+    block = _section(README, "## Project structure").split("```", 2)[1]
+    listed: dict[str, list[str]] = {}
+    top = ""
+    for line in block.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if not line.startswith(" "):
+            top = words[0]
+            listed.setdefault("", []).append(top)
+        else:
+            listed.setdefault(top, []).extend(itertools.takewhile(lambda w: re.fullmatch(r"[a-z_]+/", w), words))
+    for folder, names in listed.items():
+        twice = sorted({name for name in names if names.count(name) > 1})
+        assert not twice, f"{folder or 'top level'} lists {twice} more than once"
+    assert "training/" in listed["dogbreed/"] and "helpers/" in listed["tests/"]

@@ -15,6 +15,7 @@ def show_demo_predictions(config: TrainConfig, result: TrainResult) -> None:
     print(f"\nheld-out demo images, top-{config.outputs.top_k} breeds:")
     for path, answer in zip(images, predictor.predict_answers(images, k=config.outputs.top_k)):
         shown = ", ".join(f"{p.breed} {p.probability:.2f}" for p in answer.predictions)
-        print(f"  {path.name}: {shown}" + ("" if answer.confident else "  (not confident: below the threshold)"))
+        flag = "  (not confident: below the threshold)" if answer.confident is False else ""
+        print(f"  {path.name}: {shown}{flag}")
     print(f"\ntest accuracy {result.test_metrics.get('acc', float('nan')):.3f} on the demo test split")
     print(f"data: {config.data.data_dir or DEFAULT_DEMO_DIR}/")

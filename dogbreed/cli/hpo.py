@@ -56,6 +56,7 @@ def hpo_command(argv: Sequence[str] | None) -> str:
         f"best hyperparameters:  {tuning_dir}/{BEST_PARAMS_FILENAME}",
         f"reproduce it with:     python -m entry_points.train --config {tuning_dir}/{BEST_PARAMS_FILENAME}",
         f"                   or: {command_line(result.best_config)}",
+        *([result.warning] if result.warning else []),
     ])
 
 

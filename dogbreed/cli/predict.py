@@ -20,13 +20,15 @@ from typing import Any, Iterator, Sequence
 
 from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
-from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS
+from dogbreed.config.sections import OutputOptions
+from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS, PRECISIONS
 from dogbreed.core.errors import ConfigError
 
 PROG = "python -m entry_points.predict"
 EXIT_SOME_FAILED = 1
 GLOB_CHARACTERS = frozenset("*?[")
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_MODEL_DIR = OutputOptions().model_dir  # train's --model-dir default
 
 
 def build_parser() -> CommandParser:
@@ -34,7 +36,9 @@ def build_parser() -> CommandParser:
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, directories (searched recursively for "
                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}) or glob patterns such as 'photos/*.jpg'")
-    parser.add_argument("--model-dir", "--model_dir", type=Path, required=True, help="a model dir written by training")
+    parser.add_argument("--model-dir", "--model_dir", type=Path, default=None,
+                        help=f"a model dir written by training (default: {DEFAULT_MODEL_DIR}, where "
+                             "python -m entry_points.train writes it)")
     parser.add_argument("--top-k", "--top_k", type=int, default=DEFAULT_TOP_K,
                         help=f"breeds per image (default: {DEFAULT_TOP_K})")
     output = parser.add_mutually_exclusive_group()
@@ -43,9 +47,16 @@ def build_parser() -> CommandParser:
     parser.add_argument("--batch-size", "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"images per forward pass (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="fp32, bf16 (autocast, where the CPU or GPU has it; else fp32 with one log line) or "
+                             "int8 (CPU; the model_int8.pth of package --precision int8) (default: what the model "
+                             "dir records, else fp32)")
     parser.add_argument("--explain", type=Path, default=None, metavar="OUT_DIR",
                         help="also write a Grad-CAM overlay of the top breed per image into OUT_DIR "
                              "(<image stem>_gradcam.png; needs pip install -e '.[explain]')")
+    parser.add_argument("--explain-top-k", "--explain_top_k", type=int, default=1, metavar="K",
+                        help="with --explain: explain the K best breeds side by side, each panel at the photo's "
+                             "size (default: 1)")
     return parser
 
 
@@ -181,24 +192,36 @@ def render_text(records: Sequence[dict[str, Any]]) -> str:
 
 def predict_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        raise ConfigError("--top-k and --batch-size must be at least 1")
+    if args.top_k < 1 or args.batch_size < 1 or args.explain_top_k < 1:
+        raise ConfigError("--top-k, --batch-size and --explain-top-k must be at least 1")
     inputs = expand_inputs(args.images)
     if args.explain is not None:
         from dogbreed.explain.gradcam import require_captum
 
         require_captum()  # before the model loads
+    from dogbreed.serving.artifact import quality_warning
     from dogbreed.serving.predictor import Predictor
 
-    predictor = Predictor.from_model_dir(args.model_dir, device=args.device)
+    if args.model_dir is None and not DEFAULT_MODEL_DIR.is_dir():
+        raise ConfigError(f"no model in {DEFAULT_MODEL_DIR} (the default --model-dir): train one first with "
+                          "python -m entry_points.train, or pass --model-dir")
+    predictor = Predictor.from_model_dir(args.model_dir or DEFAULT_MODEL_DIR, device=args.device,
+                                         precision=args.precision)
+    if args.explain is not None and predictor.precision == "int8":
+        raise ConfigError("--explain needs the gradients of a float model and this one serves int8: add "
+                          "--precision fp32")
+    warning = quality_warning(predictor.config)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     records = predict_records(predictor, inputs, args.top_k, args.batch_size)
     explained = 0
     if args.explain is not None:
         from dogbreed.explain.gradcam import write_explanations
 
         answered = [rec for rec in records if "error" not in rec]
-        for rec, overlay in zip(answered, write_explanations(predictor, [Path(r["image"]) for r in answered],
-                                                             args.explain)):
+        overlays = write_explanations(predictor, [Path(r["image"]) for r in answered], args.explain,
+                                      top_k=args.explain_top_k)
+        for rec, overlay in zip(answered, overlays):
             rec["explanation"] = str(overlay)
         explained = len(answered)
     if args.json:
@@ -207,6 +230,9 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
         text = "\n".join(json.dumps(rec) for rec in records)
     else:
         text = render_text(records)
+        note = next((rec["abstention"] for rec in records if "abstention" in rec), None)
+        if note:  # a model without an abstention rule: said once, not on every line
+            text += f"\nnote: {note}"
         if args.explain is not None:
             text += f"\nGrad-CAM overlays: {args.explain}/ ({explained} files)"
     failed = sum("error" in rec for rec in records)

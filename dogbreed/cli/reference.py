@@ -19,7 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from dogbreed.cli import debug_report, export, hpo, import_model, package, predict, prepare, profiled_train, serve
+from dogbreed.cli import (
+    debug_report,
+    export,
+    hpo,
+    import_model,
+    package,
+    predict,
+    prepare,
+    profile_report,
+    profiled_train,
+    serve,
+)
 from dogbreed.config.parser import build_parser as build_training_parser
 from dogbreed.config.parser import str2bool
 
@@ -54,6 +65,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("import_model", import_model.build_parser),
     Command("prepare", prepare.build_parser),
     Command("debug_report", debug_report.build_parser),
+    Command("profile_report", profile_report.build_parser),
 )
 
 PREAMBLE = f"""# Options reference

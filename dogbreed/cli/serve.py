@@ -45,6 +45,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _warn_if_at_chance(model_root: Path) -> None:
+    """One line on stderr when the served model was no better than chance when trained."""
+    from dogbreed.core.errors import ArtifactError
+    from dogbreed.serving.artifact import quality_warning, read_model_config
+
+    try:
+        warning = quality_warning(read_model_config(model_root))
+    except ArtifactError:  # the endpoint loaded it; a config it cannot read here adds no warning
+        return
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
 def serve_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
     from dogbreed.serving.local_endpoint import STOP_SIGNALS, LocalEndpoint, ServeError, serve_until_interrupted
@@ -60,6 +73,7 @@ def serve_command(argv: Sequence[str] | None) -> Outcome:
         endpoint = LocalEndpoint(work_dir, model_dir=args.model_dir, model_data=args.model_data, port=args.port,
                                  workers=args.workers, own_code=args.own_code,
                                  response_timeout=args.response_timeout)
+        endpoint.check_model_source()  # a missing model is named before any note or server check
         if args.model_data is not None and not args.own_code:
             print(ARCHIVE_CODE_NOTE.format(archive=args.model_data), file=sys.stderr, flush=True)
         try:
@@ -67,6 +81,7 @@ def serve_command(argv: Sequence[str] | None) -> Outcome:
         except ServeError:
             keep_work_dir = keep_work_dir or endpoint.log_path.is_file()  # the error points into its log
             raise
+        _warn_if_at_chance(work_dir / "ml" / "model")
         announce = f"serving {endpoint.url}/invocations (work dir {work_dir}); Ctrl-C to stop"
         return Outcome(status=serve_until_interrupted(endpoint, announce))
     finally:

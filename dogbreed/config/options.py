@@ -193,9 +193,20 @@ def validate_config(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    _check_profile_dir(diag.profile_dir, config.outputs.model_dir)
     if opt.weights.strip().lower() == "none" and opt.finetune == "head":
         raise ConfigError(
             "--weights none with --finetune head would train a linear head on a random, frozen ResNet50 "
             "(chance-level accuracy): pass --finetune full to train from scratch, or keep --finetune head with "
             "pretrained --weights (imagenet or a PATH to a resnet50 state_dict)"
         )
+
+
+def _check_profile_dir(profile_dir: Path | None, model_dir: Path) -> None:
+    """The profile (traces of tens of MB) must not end up inside the model artifact that gets packaged and served."""
+    if profile_dir is None:
+        return
+    profile, model = Path(profile_dir).absolute(), Path(model_dir).absolute()
+    if profile == model or model in profile.parents:
+        raise ConfigError(f"--profile-dir {profile_dir} is inside --model-dir {model_dir}: the model artifact would "
+                          "carry the profile; pass a dir outside it (default: <output-dir>/profile)")

@@ -79,9 +79,49 @@ class ParsedCommand:
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
+# Names other tools use for an option, and the option of ours that means the same. A "did you mean" is chosen
+# among these and the command's own options, so a misspelt alias leads to the option too (--lerning-rate -> --lr).
+# An alias applies only where its option exists (predict has --device, train --accelerator).
+ALIASES: dict[str, str] = {
+    "--learning-rate": "--lr", "--lrate": "--lr", "--base-lr": "--lr",
+    "--topk": "--top-k", "--k": "--top-k",
+    "--num-epochs": "--epochs", "--n-epochs": "--epochs", "--max-epochs": "--epochs", "--epoch": "--epochs",
+    "--bs": "--batch-size", "--batch": "--batch-size", "--train-batch-size": "--batch-size",
+    "--wd": "--weight-decay", "--img-size": "--image-size", "--resolution": "--image-size",
+    "--data": "--data-dir", "--dataset": "--data-dir", "--data-path": "--data-dir",
+    "--model": "--model-dir", "--model-path": "--model-dir", "--output": "--output-dir", "--out": "--output-dir",
+    "--gpu": "--accelerator", "--gpus": "--accelerator", "--device": "--accelerator",
+    "--workers": "--num-workers", "--smoothing": "--label-smoothing", "--checkpoint": "--checkpoint-dir",
+    "--cuda": "--device", "--host-port": "--port", "--http-port": "--port",
+}
+
+
+def did_you_mean(token: str, known: Sequence[str]) -> str | None:
+    """The option of ``known`` (dashed spellings) that ``token`` most likely meant, directly or through an alias."""
+    name = token.split("=", 1)[0].replace("_", "-").lower()
+    aliases = {alias: option for alias, option in ALIASES.items() if option in known and alias not in known}
+    if name in aliases:
+        return aliases[name]
+    close = difflib.get_close_matches(name, [*known, *aliases], n=1, cutoff=0.6)
+    return aliases.get(close[0], close[0]) if close else None
+
+
+def unknown_options(args: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """The ``--options`` in ``args`` this parser does not know (values after ``--`` are never options)."""
+    known = {s for action in parser._actions for s in action.option_strings}
+    unknown = []
+    for token in args:
+        if token == "--":
+            break
+        if token.startswith("--") and token.split("=", 1)[0] not in known:
+            unknown.append(token)
+    return unknown
+
+
 class CommandParser(argparse.ArgumentParser):
-    """argparse that raises ConfigError (one line) instead of printing usage and exiting, and reads negative
-    numbers in any notation as values."""
+    """argparse that raises ConfigError (one line) instead of printing usage and exiting, reads negative
+    numbers in any notation as values, and answers an unknown option with a "did you mean" before any other
+    complaint (a misspelt required option is a typo, not a missing option)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -89,6 +129,14 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> Any:  # argparse's signature says NoReturn; raising satisfies it
         raise ConfigError(f"{message} (see {self.prog} --help)")
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:  # (args=None, namespace=None), as argparse
+        given = args[0] if args else kwargs.get("args")
+        argv = list(sys.argv[1:] if given is None else given)
+        unknown = unknown_options(argv, self)
+        if unknown:
+            raise ConfigError(_unknown_message(unknown, self))
+        return super().parse_known_args(argv, *args[1:], **{k: v for k, v in kwargs.items() if k != "args"})
 
 
 def option_names() -> list[str]:
@@ -161,9 +209,8 @@ def _unknown_message(unknown: Sequence[str], parser: argparse.ArgumentParser) ->
                 f"(see {parser.prog} --help)")
     shown = []
     for token in options:
-        name = token.split("=", 1)[0].replace("_", "-")
-        close = difflib.get_close_matches(name, dashed, n=1, cutoff=0.6)
-        shown.append(f"{token} (did you mean {close[0]}?)" if close else token)
+        close = did_you_mean(token, dashed)
+        shown.append(f"{token} (did you mean {close}?)" if close else token)
     return (f"unknown option(s) {', '.join(shown)}. Options of {parser.prog}: {', '.join(dashed)} "
             "(hyphens or underscores)")
 

@@ -31,6 +31,7 @@ SCRATCH_BACKBONE_LR_SCALE = 1.0
 FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the section is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PROFILE_SUBDIR = "profile"  # <output-dir>/profile: where a profiled run writes unless --profile-dir says otherwise
 AUTO_LR = -1.0  # --lr auto: the learning-rate finder chooses it (Lightning's Tuner.lr_find) before training
 # What --monitor can watch: the validation metric of each epoch, and whether higher is better.
 MONITORS = {"val_acc": "max", "val_loss": "min", "val_f1_macro": "max"}
@@ -113,6 +114,8 @@ class OutputOptions:
     model_dir: Path = _opt(Path("outputs/model"), "where the model artifact (model.pth, model_config.json) goes")
     output_dir: Path = _opt(Path("outputs/reports"), "where metrics.json and the plots go")
     top_k: int = _opt(DEFAULT_TOP_K, "breeds shown per image in the demo predictions")
+    overwrite: bool = _opt(False, "replace a model another run left in --model-dir (without it such a run refuses "
+                                  "to start; --demo replaces an earlier demo's model)")
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,14 @@ class DiagnosticsOptions:
     monitor_interval_ms: int = _opt(500, "system utilisation sampling interval of profiled runs, in ms")
     show_batch: bool = _opt(False, "write batch.png to --output-dir before training: a grid of augmented training "
                                    "inputs with their labels, as the network sees them")
+    profile_dir: Path | None = _opt(None, "where a profiled run writes the profiler's TensorBoard trace, "
+                                          "utilisation.csv, step_times.csv, profile_run.json and the report "
+                                          "(default: <output-dir>/profile; in a SageMaker job the TensorBoard "
+                                          "output path, /opt/ml/output/tensorboard)")
+
+    def profile_dir_for(self, output_dir: Path) -> Path:
+        """Where a profiled run's profile goes: ``--profile-dir``, else ``<output-dir>/profile``."""
+        return Path(self.profile_dir) if self.profile_dir is not None else Path(output_dir) / PROFILE_SUBDIR
 
 
 @dataclass(frozen=True)

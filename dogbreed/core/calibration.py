@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 ECE_BINS = 15
+TEMPERATURE_BOUNDS = (1e-2, 1e2)  # where the fit stops: a temperature there is a warning, not a calibration
 
 
 def check_temperature(value: object, where: str = "temperature") -> float:
@@ -54,7 +55,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int
         optimizer.step(closure)
         temperature = float(log_t.detach().exp())
     # A degenerate split (e.g. every logit equal) leaves LBFGS where it started or sends T to an extreme.
-    return min(max(temperature, 1e-2), 1e2) if math.isfinite(temperature) else 1.0
+    low, high = TEMPERATURE_BOUNDS
+    return min(max(temperature, low), high) if math.isfinite(temperature) else 1.0
 
 
 def reliability_bins(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> list[dict[str, float]]:

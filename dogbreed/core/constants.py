@@ -27,11 +27,14 @@ DEFAULT_CROP_MIN_SIDE: float = 0.5
 # Test-time augmentation modes (dogbreed.core.tta), abstention scores (dogbreed.core.abstention) and the
 # Lightning loggers a run can write to: here, so the options layer can offer them without importing torch.
 TTA_MODES = ("none", "flip", "tencrop")
+# Serving precisions (dogbreed.serving.precision): fp32, bf16 autocast, int8 post-training static quantization.
+PRECISIONS = ("fp32", "bf16", "int8")
 ABSTENTION_SCORES = ("max_probability", "energy")
 LOGGERS = ("csv", "tensorboard", "mlflow", "none")
 
 # Files of a model artifact (a model dir).
 WEIGHTS_FILENAME = "model.pth"
+INT8_WEIGHTS_FILENAME = "model_int8.pth"  # written next to model.pth by package --precision int8
 CONFIG_FILENAME = "model_config.json"
 ARTIFACT_FORMAT_VERSION = 1
 ARCHITECTURE = "resnet50"

@@ -71,11 +71,17 @@ def folder_images(folder: Path) -> list[Path]:
     return paths
 
 
-def ood_sets(ood_dir: Path | None, *, seed: int) -> tuple[list, list, str]:
-    """(selection set, report set, description). A folder is split alternately into the two sets."""
+GENERATED_DESCRIPTION = ("generated noise/texture images: the easy case (real non-dog photos are harder to tell "
+                         "from dogs; measure with --ood-dir before trusting the rule with real traffic)")
+
+
+def ood_sets(ood_dir: Path | None, *, seed: int, count: int = GENERATED_PER_SET) -> tuple[list, list, str]:
+    """(selection set, report set, description): ``count`` generated images each, or a folder split alternately
+    into the two (disjoint) sets."""
     if ood_dir is None:
-        selection = generated_ood_images(seed=seed * 2 + 1)
-        report = generated_ood_images(seed=seed * 2 + 2)
-        return selection, report, f"generated ({GENERATED_PER_SET} + {GENERATED_PER_SET} noise/texture images)"
+        selection = generated_ood_images(count, seed=seed * 2 + 1)
+        report = generated_ood_images(count, seed=seed * 2 + 2)
+        return selection, report, f"{count} + {count} {GENERATED_DESCRIPTION}"
     paths = folder_images(Path(ood_dir))
-    return paths[0::2], paths[1::2], f"{ood_dir} ({len(paths)} images)"
+    return paths[0::2], paths[1::2], f"{ood_dir} ({len(paths)} images: {len(paths[0::2])} to choose and check the " \
+                                     f"rule, {len(paths[1::2])} to report on)"

@@ -1,7 +1,9 @@
 """Diagnostics: SageMaker Debugger (smdebug) for Lightning (``smdebug_hook``: the callback and the trial-size
 estimate), local versions of the Debugger's built-in rules (``rules``) and their report (``rule_report``),
-profiling (``profiling``: Lightning's profilers, the system monitor) and its report (``profile_report``), and the
-run policy (``run_policy``: what diagnostics a run gets, and which defaults a profiled run has).
+profiling (``profiling``: Lightning's profilers, the system monitor), the files a profiled run leaves
+(``profile_data``) and the report built from them alone (``profile_report``), where smdebug can run at all
+(``smdebug_image``), and the run policy (``run_policy``: what diagnostics a run gets, and which defaults a profiled
+run has).
 
 An adapter layer: depends on ``training``/``config``; nothing inside the core or training imports it.
 

@@ -168,7 +168,7 @@ def _fmt(value: float | None, unit: str = "%", scale: float = 1.0) -> str:
     return "n/a" if value is None else f"{value * scale:.1f}{unit}"
 
 
-def _render_report(findings: Findings, facts: RunFacts, plots: Sequence[str]) -> str:
+def _render_report(findings: Findings, facts: RunFacts, plots: Sequence[str], data_dir: str) -> str:
     lines = [
         "# Profiler report", "",
         f"**Bottleneck.** {findings.bottleneck}", "",
@@ -188,16 +188,23 @@ def _render_report(findings: Findings, facts: RunFacts, plots: Sequence[str]) ->
         "",
     ]
     lines += [f"![{Path(p).stem}]({p})" for p in plots]
-    lines += ["", "Raw data: `utilisation.csv`, `step_times.csv`; the profiler's own output sits beside this file."]
+    lines += ["", f"Raw data: `profile_run.json`, `utilisation.csv`, `step_times.csv` and the profiler's own output, "
+                  f"in {data_dir}."]
+    if facts.profiler == "pytorch":
+        lines += ["", f"Kernel-level detail: the PyTorch profiler's trace (`*.pt.trace.json`, {data_dir}) opens in "
+                      "TensorBoard (`tensorboard --logdir` on that dir, with the torch-tb-profiler plugin), Perfetto "
+                      "or chrome://tracing."]
     return "\n".join(lines) + "\n"
 
 
-def write_profile_report(out_dir: Path, samples: Sequence[UtilSample], facts: RunFacts) -> Path:
-    """Write the plots and ``profiler_report.md`` into ``out_dir``; returns the report path."""
+def write_profile_report(out_dir: Path, samples: Sequence[UtilSample], facts: RunFacts, *,
+                         data_dir: str = "this folder") -> Path:
+    """Write the plots and ``profiler_report.md`` into ``out_dir``; returns the report path. ``data_dir`` says
+    where the profile it was built from lies (a job's S3 prefix, an archive) when that is not ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = [_plot_utilisation(samples, out_dir / "utilisation.png").name]
     if facts.steps_s:
         plots.append(_plot_step_times(facts, out_dir / "step_times.png").name)
     report = out_dir / REPORT_NAME
-    report.write_text(_render_report(analyse(samples, facts), facts, plots))
+    report.write_text(_render_report(analyse(samples, facts), facts, plots, data_dir))
     return report

@@ -1,8 +1,13 @@
 """Profiled runs: Lightning's profilers, a system-utilisation sampler and the data-wait timer.
 
-Everything lands in ``<output-dir>/profile/``: the profiler's own output (with ``pytorch``: a Chrome
-trace and a top-operators table), ``utilisation.csv``, ``step_times.csv``, plots and
-``profiler_report.md`` (see :mod:`dogbreed.diagnostics.profile_report`).
+Everything lands in the run's profile dir (``--profile-dir``; default ``<output-dir>/profile``, in a SageMaker job
+the TensorBoard output path that SageMaker syncs to S3): the profiler's own output (with ``pytorch``: the trace
+torch.profiler's ``tensorboard_trace_handler`` writes, ``*.pt.trace.json``, which TensorBoard's profiler plugin,
+Perfetto and chrome://tracing read, and a top-operators table), then the report's inputs
+(:mod:`dogbreed.diagnostics.profile_data`: ``profile_run.json``, ``utilisation.csv``, ``step_times.csv``) and the
+report built from them alone, with its plots (:mod:`dogbreed.diagnostics.profile_report`). When the profile dir is
+not ``<output-dir>/profile``, the report and its inputs (small files; not the traces) are copied there too, so a
+SageMaker job's ``output.tar.gz`` carries them. No smdebug is involved.
 
 The PyTorch profiler of ``--profiler pytorch`` is built on Lightning's ``PyTorchProfiler``; its schedule subclass
 uses Lightning's ``ScheduleWrapper`` internals (``pytorch_lightning.profilers.pytorch``, stable across Lightning
@@ -20,7 +25,6 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,14 +35,20 @@ from pytorch_lightning.profilers import AdvancedProfiler, Profiler, PyTorchProfi
 from pytorch_lightning.profilers.pytorch import ScheduleWrapper
 from torch.profiler import ProfilerAction
 
-from dogbreed.config.sections import DiagnosticsOptions
+from dogbreed.config.sections import PROFILE_SUBDIR, DiagnosticsOptions
 from dogbreed.core.errors import ConfigError
-from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, write_profile_report
+from dogbreed.diagnostics.profile_data import (
+    REPORT_INPUTS,
+    read_profile_data,
+    write_profile_data,
+    write_step_times_csv,
+    write_utilisation_csv,
+)
+from dogbreed.diagnostics.profile_report import REPORT_NAME, RunFacts, UtilSample, write_profile_report
 from dogbreed.training.callbacks import DataWaitTimer
 
 logger = logging.getLogger(__name__)
 
-PROFILE_SUBDIR = "profile"
 PROFILER_FILENAME = "profile"
 
 
@@ -48,21 +58,17 @@ KINETO_LOG_LEVEL_ENV = "KINETO_LOG_LEVEL"
 KINETO_QUIET_LEVEL = "6"
 
 
-def profile_dir(output_dir: Path) -> Path:
-    return Path(output_dir) / PROFILE_SUBDIR
-
-
 def _quiet_kineto() -> None:
     """Before a torch.profiler run starts (kineto reads the level when the profiler initialises it)."""
     os.environ.setdefault(KINETO_LOG_LEVEL_ENV, KINETO_QUIET_LEVEL)
 
 
 def build_profiler(options: DiagnosticsOptions, output_dir: Path) -> Profiler | None:
-    """The Lightning profiler named by ``--profiler`` writing under ``<output-dir>/profile``; None when off."""
+    """The Lightning profiler named by ``--profiler`` writing into the run's profile dir; None when off."""
     kind = options.profiler
     if not kind:
         return None
-    out = profile_dir(output_dir)
+    out = options.profile_dir_for(output_dir)
     if kind == "simple":
         return SimpleProfiler(dirpath=out, filename=PROFILER_FILENAME, extended=True)
     if kind == "advanced":
@@ -151,23 +157,22 @@ class SystemMonitor:
         return self.samples
 
     def write_csv(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(UtilSample)])
-            writer.writeheader()
-            writer.writerows(asdict(s) for s in self.samples)
-        return path
+        return write_utilisation_csv(self.samples, path)
 
 
 class ProfilingCallback(DataWaitTimer):
-    """Data-wait timing plus the system monitor for a fit; writes the CSVs, plots and the report on rank 0."""
+    """Data-wait timing plus the system monitor for a fit. On rank 0 it writes the report's inputs, then the report
+    read back from them (as ``profile_report`` would build it from the job's output), and copies both to
+    ``copy_to`` when given."""
 
     def __init__(self, out_dir: Path, *, interval_ms: int = 500, batch_size: int, num_workers: int,
-                 profiler: str = "") -> None:
+                 profiler: str = "", copy_to: Path | None = None) -> None:
         super().__init__()
         self.out_dir = Path(out_dir)
         self.monitor = SystemMonitor(interval_ms)
+        self.interval_ms = interval_ms
         self.batch_size, self.num_workers, self.profiler = batch_size, num_workers, profiler
+        self.copy_to = Path(copy_to) if copy_to is not None else None
         self.report_path: Path | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -175,12 +180,7 @@ class ProfilingCallback(DataWaitTimer):
 
     def write_csv(self, path: Path) -> Path:
         """``step_times.csv``: each timed step's data wait and duration (s)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["step", "data_wait_s", "step_s"])
-            writer.writerows((i, round(w, 6), round(s, 6)) for i, (w, s) in enumerate(zip(self.waits_s, self.steps_s)))
-        return path
+        return write_step_times_csv(self.waits_s, self.steps_s, path)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self.monitor.stop()
@@ -189,12 +189,21 @@ class ProfilingCallback(DataWaitTimer):
         samples = self.monitor.stop()
         if not trainer.is_global_zero:
             return
-        self.monitor.write_csv(self.out_dir / "utilisation.csv")
-        self.write_csv(self.out_dir / "step_times.csv")
         facts = RunFacts(batch_size=self.batch_size, num_workers=self.num_workers, profiler=self.profiler,
                          device=str(pl_module.device), waits_s=self.waits_s, steps_s=self.steps_s)
-        self.report_path = write_profile_report(self.out_dir, samples, facts)
+        write_profile_data(self.out_dir, samples, facts, monitor_interval_ms=self.interval_ms)
+        self.report_path = write_profile_report(self.out_dir, *read_profile_data(self.out_dir))
         logger.info("profiler report: %s", self.report_path)
+        if self.copy_to is not None:
+            self._copy_report(self.copy_to)
+
+    def _copy_report(self, destination: Path) -> None:
+        """The report, its plots and inputs (not the traces) into ``destination``: a job's ``output.tar.gz``."""
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in self.out_dir.iterdir():
+            if path.name in (*REPORT_INPUTS, REPORT_NAME) or path.suffix == ".png":
+                shutil.copy2(path, destination / path.name)
+        logger.info("profiler report and its data copied to %s", destination)
 
 
 def profiling_callbacks(options: DiagnosticsOptions, *, output_dir: Path, batch_size: int,
@@ -205,8 +214,10 @@ def profiling_callbacks(options: DiagnosticsOptions, *, output_dir: Path, batch_
     """
     if not options.profiler:
         return []
-    return [ProfilingCallback(profile_dir(output_dir), interval_ms=options.monitor_interval_ms,
-                              batch_size=batch_size, num_workers=num_workers, profiler=options.profiler)]
+    out, default = options.profile_dir_for(output_dir), Path(output_dir) / PROFILE_SUBDIR
+    copy_to = None if out.absolute() == default.absolute() else default
+    return [ProfilingCallback(out, interval_ms=options.monitor_interval_ms, batch_size=batch_size,
+                              num_workers=num_workers, profiler=options.profiler, copy_to=copy_to)]
 
 
 # --- --profiler pytorch: a trace of whole training steps, the top-operators table ---------------------------------
@@ -250,6 +261,12 @@ class OperatorTableProfiler(PyTorchProfiler):
         if isinstance(self._schedule, ScheduleWrapper):
             self._schedule = _TrainingStepSchedule(self._schedule._schedule, fitting=self._fitting)
             self._profiler_kwargs["schedule"] = self._schedule
+
+    def _prepare_filename(self, action_name: str | None = None, extension: str = ".txt") -> str:
+        """Lightning's name without the brackets of its action names (``[Strategy]SingleDeviceStrategy...``): a
+        shell reads ``[...]`` in a file name as a glob."""
+        name = super()._prepare_filename(action_name=action_name, extension=extension)
+        return name.replace("[", "").replace("]", "-")
 
     def _create_profilers(self) -> None:
         super()._create_profilers()

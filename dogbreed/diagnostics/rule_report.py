@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -89,7 +89,8 @@ def format_table(rows: Sequence[RuleResult]) -> str:
 
 
 def _loss_series(trial: Any) -> dict[str, tuple[list[int], list[float]]]:
-    """{'TRAIN': (global steps, losses), 'EVAL': ...} for the first tensor of the 'losses' collection."""
+    """{'TRAIN': (TRAIN steps, losses), 'EVAL': (EVAL steps, ...)} for the first tensor of the 'losses'
+    collection: each mode counts its own steps, so each gets its own axis."""
     from smdebug import modes
 
     names = sorted(trial.tensor_names(collection="losses"))
@@ -100,8 +101,7 @@ def _loss_series(trial: Any) -> dict[str, tuple[list[int], list[float]]]:
     for mode in (modes.TRAIN, modes.EVAL):
         mode_steps = tensor.steps(mode=mode)
         if mode_steps:
-            global_steps = [trial.global_step(mode, s) for s in mode_steps]
-            series[mode.name] = (global_steps, [float(tensor.value(s, mode=mode)) for s in mode_steps])
+            series[mode.name] = (list(mode_steps), [float(tensor.value(s, mode=mode)) for s in mode_steps])
     return series
 
 
@@ -118,8 +118,41 @@ def _gradient_norms(trial: Any, max_layers: int = 12) -> dict[str, tuple[list[in
     return norms
 
 
-def _plot(series: dict[str, tuple[list[int], list[float]]], path: Path, title: str, ylabel: str,
-          log: bool = False) -> Path | None:
+def _colours(count: int) -> list[Any]:
+    """``count`` distinct colours: matplotlib's 10-colour cycle repeats after 10 lines, tab20 holds 20."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10" if count <= 10 else "tab20"]
+    return [palette(i) for i in range(count)] if count <= 20 else [palette(i / (count - 1)) for i in range(count)]
+
+
+def loss_figure(series: dict[str, tuple[list[int], list[float]]]) -> Any:
+    """One axis per mode (TRAIN, EVAL), each over that mode's own step counter."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(series), figsize=(10, 4), squeeze=False)
+    for ax, (mode, (steps, values)) in zip(axes[0], series.items()):
+        ax.plot(steps, values, marker="o", markersize=3, color="tab:blue" if mode == "TRAIN" else "tab:orange")
+        ax.set(xlabel=f"{mode} step", ylabel="loss", title=f"{mode} loss")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def gradient_figure(series: dict[str, tuple[list[int], list[float]]]) -> Any:
+    """One line per layer, each its own colour, on a log scale; the legend beside the axis."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for (label, (steps, values)), colour in zip(series.items(), _colours(len(series))):
+        ax.plot(steps, values, marker="o", markersize=3, label=label, color=colour)
+    ax.set_yscale("log")
+    ax.set(xlabel="global step", ylabel="norm", title="Gradient L2 norm per layer")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def _save(figure: Callable[[dict[str, tuple[list[int], list[float]]]], Any],
+          series: dict[str, tuple[list[int], list[float]]], path: Path) -> Path | None:
     if not series:
         return None
     import matplotlib
@@ -127,13 +160,7 @@ def _plot(series: dict[str, tuple[list[int], list[float]]], path: Path, title: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for label, (steps, values) in series.items():
-        ax.plot(steps, values, marker="o", markersize=3, label=label)
-    if log:
-        ax.set_yscale("log")
-    ax.set(xlabel="global step", ylabel=ylabel, title=title)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig = figure(series)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -147,7 +174,6 @@ def write_debug_report(trial_path: str | Path, output_dir: Path) -> tuple[list[R
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RULES_JSON).write_text(json.dumps(
         {"trial": str(trial_path), "rules": [asdict(r) for r in rows]}, indent=2))
-    plots = [_plot(_loss_series(trial), output_dir / LOSS_PLOT, "Loss (TRAIN and EVAL steps)", "loss"),
-             _plot(_gradient_norms(trial), output_dir / GRADIENT_PLOT, "Gradient L2 norm per layer", "norm",
-                   log=True)]
+    plots = [_save(loss_figure, _loss_series(trial), output_dir / LOSS_PLOT),
+             _save(gradient_figure, _gradient_norms(trial), output_dir / GRADIENT_PLOT)]
     return rows, [p for p in plots if p is not None]

@@ -25,7 +25,9 @@ from dogbreed.diagnostics.smdebug_hook import (
     debug_callbacks,
     refuse_finished_trial,
     sagemaker_debug_config_path,
+    smdebug_available,
 )
+from dogbreed.diagnostics.smdebug_image import smdebug_conflicts
 from dogbreed.training.run import TrainResult, train
 from dogbreed.training.runtime import Runtime
 from dogbreed.training.setup import resolve_precision, run_loader_settings
@@ -33,19 +35,33 @@ from dogbreed.training.setup import resolve_precision, run_loader_settings
 logger = logging.getLogger(__name__)
 
 DEBUG_TRIAL_SUBDIR = "debug-trial"
-DEFAULT_PROFILER = "simple"
+DEFAULT_PROFILER = "pytorch"
 SMDEBUG_PRECISION = "32-true"
 
 
-def profiled_config(config: TrainConfig) -> TrainConfig:
-    """``profiled_train``'s defaults: profiler 'simple' unless one is named; an smdebug trial in
-    ``<output-dir>/debug-trial`` unless ``--debug-dir`` is given or SageMaker Debugger configured the hook."""
+def profiled_config(config: TrainConfig, *, default_trial: bool = True) -> TrainConfig:
+    """``profiled_train``'s defaults: Lightning's PyTorch profiler unless one is named (with the system monitor
+    and data-wait timer: :func:`dogbreed.diagnostics.profiling.profiling_callbacks`), and an smdebug trial in
+    ``<output-dir>/debug-trial`` only where it can be written: ``default_trial`` (False in a SageMaker job, whose
+    image rarely holds smdebug), smdebug importable, no ``--debug-dir`` given and no SageMaker Debugger config.
+    Without smdebug the run is profiled all the same and says in one line that it collects no tensors."""
     debug_dir = config.diagnostics.debug_dir
     if sagemaker_debug_config_path() is None:
-        debug_dir = (Path(debug_dir) if debug_dir is not None
-                     else Path(config.outputs.output_dir) / DEBUG_TRIAL_SUBDIR)
-        refuse_finished_trial(debug_dir)  # fail before any data is read
+        if debug_dir is None and default_trial:
+            debug_dir = _default_trial(Path(config.outputs.output_dir))
+        if debug_dir is not None:
+            refuse_finished_trial(Path(debug_dir))  # fail before any data is read
     return config.replace(profiler=config.diagnostics.profiler or DEFAULT_PROFILER, debug_dir=debug_dir)
+
+
+def _default_trial(output_dir: Path) -> Path | None:
+    """``<output-dir>/debug-trial`` where smdebug can run; None, said in one line, where it cannot."""
+    conflicts = smdebug_conflicts()
+    if conflicts or not smdebug_available():
+        why = ", ".join(conflicts) or "smdebug is not installed (pip install -e '.[debug]')"
+        logger.info("no smdebug trial: %s; the profile and its report need none", why)
+        return None
+    return output_dir / DEBUG_TRIAL_SUBDIR
 
 
 @dataclass
@@ -64,7 +80,7 @@ def _run_diagnostics(config: TrainConfig, num_workers: int) -> _RunDiagnostics:
                                     num_workers=num_workers)
     diagnostics = _RunDiagnostics(callbacks=[*debug_callbacks(options), *profiling])
     if options.profiler:
-        diagnostics.trainer_overrides["profiler"] = build_profiler(options, output_dir)  # -> <output-dir>/profile
+        diagnostics.trainer_overrides["profiler"] = build_profiler(options, output_dir)  # -> the profile dir
     return diagnostics
 
 

@@ -30,6 +30,7 @@ from dogbreed.config.sections import DiagnosticsOptions
 from dogbreed.core.errors import ConfigError
 from dogbreed.data.progress import format_bytes
 from dogbreed.diagnostics import quiet_smdebug_logging
+from dogbreed.diagnostics.smdebug_image import refuse_smdebug_where_it_cannot_run
 
 logger = logging.getLogger(__name__)
 
@@ -249,10 +250,14 @@ def _batch_counts(value: Any) -> list[float]:
 
 
 def debug_callbacks(options: DiagnosticsOptions) -> list[Callback]:
-    """The smdebug callback when this run asks for it (``--debug-dir`` or a SageMaker Debugger config)."""
+    """The smdebug callback when this run asks for it (``--debug-dir`` or a SageMaker Debugger config); refused
+    where smdebug cannot run (:mod:`dogbreed.diagnostics.smdebug_image`)."""
     if not _debugging_requested(options.debug_dir):
         return []
-    if options.debug_dir is not None and sagemaker_debug_config_path() is None:
+    config = sagemaker_debug_config_path()
+    refuse_smdebug_where_it_cannot_run(f"--debug-dir {options.debug_dir}" if config is None
+                                       else f"the SageMaker Debugger config {config}")
+    if options.debug_dir is not None and config is None:
         refuse_finished_trial(Path(options.debug_dir))  # before the trainer is built
     return [SmDebugCallback.from_options(options)]
 

@@ -50,12 +50,22 @@ class CalibratedNet(nn.Module):
         return logits, torch.softmax(logits / self.temperature, dim=1)
 
 
+def preprocessing_record(config: ModelConfig) -> dict[str, object]:
+    """The serving inputs, plus the training crop range as trained (the artifact keeps it in ``hyperparameters``;
+    without it, none is claimed)."""
+    record: dict[str, object] = dict(config.preprocessing.eval_dict())
+    trained = config.hyperparameters.get("crop_scale") if isinstance(config.hyperparameters, dict) else None
+    if isinstance(trained, (int, float)) and not isinstance(trained, bool):
+        record["crop_scale"] = [float(trained), 1.0]
+    return record
+
+
 def metadata(config: ModelConfig) -> dict[str, str]:
     """The ONNX ``metadata_props``: everything a client needs to preprocess, name and trust the outputs."""
     return {
         "dogbreed.version": __version__,
         "dogbreed.input": INPUT_DESCRIPTION,
-        "dogbreed.preprocessing": json.dumps(config.preprocessing.to_dict()),
+        "dogbreed.preprocessing": json.dumps(preprocessing_record(config)),
         "dogbreed.class_names": json.dumps(config.class_names),
         "dogbreed.temperature": repr(config.temperature),
         "dogbreed.probabilities": "softmax(logits / temperature): the temperature is already applied",
@@ -106,7 +116,7 @@ def onnx_probabilities(onnx_path: Path | str, batch: torch.Tensor) -> np.ndarray
 def parity(onnx_path: Path | str, model_dir: Path | str, images: Sequence[ImageSource]) -> float:
     """Max |probability difference| between onnxruntime and the PyTorch Predictor (no TTA) on ``images``,
     decoded and preprocessed once by dogbreed and fed to both as one batch."""
-    predictor = Predictor.from_model_dir(model_dir, device="cpu", tta="none")
+    predictor = Predictor.from_model_dir(model_dir, device="cpu", tta="none", precision="fp32")
     batch = predictor.preprocess(images)
     expected = predictor.predict_proba(batch).numpy()
     return float(np.abs(onnx_probabilities(onnx_path, batch) - expected).max())

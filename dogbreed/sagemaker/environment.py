@@ -91,6 +91,10 @@ def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     tensorboard = tensorboard_log_dir(environ)
     if tensorboard is not None:
         defaults["log_dir"] = tensorboard
+    # A profiled run's trace, CSVs and report: the TensorBoard output path, which SageMaker uploads to
+    # <s3_output_path>/<job-name>/tensorboard-output/ (the report and its inputs are also copied to
+    # <output-dir>/profile, so output.tar.gz carries them when the job has no TensorBoard output config).
+    defaults["profile_dir"] = tensorboard or sagemaker_base_dir(environ) / "output" / "tensorboard"
     return defaults
 
 

@@ -1,5 +1,9 @@
 """What a prediction answers per image: the top-k breeds, whether the model is confident, and, when it is
-not, a top-level rejection saying why. One shape for every output (CLI text and JSON, endpoint JSON)."""
+not, a top-level rejection saying why. One shape for every output (CLI text and JSON, endpoint JSON).
+
+A model without an abstention rule (training found that no score separated dogs from non-dog images on held-out
+data, or abstention was turned off) cannot say whether it is confident: its answers carry ``"confident": null``
+and ``"abstention"`` saying that no rule is set, never ``"confident": true``."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from typing import Any
 
 REJECTION_REASON = ("no breed clears the confidence threshold: the image may not show a dog, or shows a breed "
                     "or a kind of photo the model was not trained on")
+
+NO_RULE = ("no abstention rule is set for this model: every image gets its best guesses, including images that "
+           "are not dogs")
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,19 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Answer:
-    """The answer for one image. ``confident`` is True when the artifact has no abstention threshold."""
+    """The answer for one image. ``confident`` is None when the artifact has no abstention rule."""
 
     predictions: list[BreedPrediction]
-    confident: bool = True
+    confident: bool | None = None
     rejection: Rejection | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"confident": true, "predictions": [...]}``, plus ``"rejection": {...}`` when not confident."""
-        payload: dict[str, Any] = {"confident": self.confident, "predictions": [p.to_dict() for p in self.predictions]}
+        """``{"confident": true, "predictions": [...]}``, plus ``"rejection": {...}`` when not confident, or
+        ``{"confident": null, "abstention": NO_RULE, "predictions": [...]}`` without a rule."""
+        payload: dict[str, Any] = {"confident": self.confident}
+        if self.confident is None:
+            payload["abstention"] = NO_RULE
+        payload["predictions"] = [p.to_dict() for p in self.predictions]
         if self.rejection is not None:
             payload["rejection"] = self.rejection.to_dict()
         return payload

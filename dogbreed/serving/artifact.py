@@ -47,6 +47,8 @@ class ModelConfig:
     temperature: float = 1.0
     abstention: AbstentionRule | None = None
     tta: str = "none"
+    # What package --precision measured and chose (dogbreed.serving.precision); None: fp32, nothing measured.
+    precision: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -68,6 +70,8 @@ class ModelConfig:
         }
         if self.weights_sha256:
             data["weights_sha256"] = self.weights_sha256
+        if self.precision:
+            data["precision"] = self.precision
         return data
 
     @classmethod
@@ -83,9 +87,23 @@ class ModelConfig:
             versions=data.get("versions", {}),
             format_version=int(data.get("format_version", ARTIFACT_FORMAT_VERSION)),
             weights_sha256=data.get("weights_sha256"),
+            precision=data.get("precision"),
         )
         config.temperature, config.abstention, config.tta = _serving_fields(data)
         return config
+
+
+def quality_warning(config: ModelConfig) -> str | None:
+    """One line when training found this model no better than chance (``metrics.quality``), else None."""
+    quality = config.metrics.get("quality")
+    if not isinstance(quality, dict) or quality.get("better_than_chance") is not False:
+        return None
+    test = quality.get("test")
+    test = test if isinstance(test, dict) else {}
+    measured = (f" (test accuracy {test['acc']:.3f}, chance {test['chance']:.3f})"
+                if isinstance(test.get("acc"), float) and isinstance(test.get("chance"), float) else "")
+    return (f"warning: this model was no better than chance when trained{measured}: its answers are guesses; "
+            "retrain it (more data, more epochs, pretrained weights) before relying on them")
 
 
 def _serving_fields(data: dict[str, Any]) -> tuple[float, AbstentionRule | None, str]:

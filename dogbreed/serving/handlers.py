@@ -24,6 +24,8 @@ from PIL import Image
 import dogbreed
 from dogbreed.core.errors import ImageDecodeError
 from dogbreed.serving.answers import Answer
+from dogbreed.serving.artifact import quality_warning
+from dogbreed.serving.precision import precision_from_env
 from dogbreed.serving.predictor import Predictor
 from dogbreed.serving.requests import (
     JSON,
@@ -31,6 +33,7 @@ from dogbreed.serving.requests import (
     InferenceRequest,
     RequestError,
     ServingLimits,
+    curl_hint,
     decode_request,
     negotiate_accept,
 )
@@ -136,17 +139,21 @@ def worker_device(context: Any = None) -> torch.device:
 
 def model_fn(model_dir: str | Path, context: Any = None) -> Predictor:
     """Load the self-describing artifact (weights_only) on this worker's GPU (TorchServe's ``gpu_id``) when there
-    is one, in eval mode, warmed up. The toolkit passes ``context`` because the signature takes it."""
+    is one, in eval mode, warmed up, in the precision of ``DOGBREED_PRECISION`` (else the artifact's, else fp32).
+    The toolkit passes ``context`` because the signature takes it."""
     ServingLimits.from_env()  # a bad DOGBREED_* variable fails the model load, not every request
     install_client_safe_errors()
     install_raw_bodies()
     started = time.perf_counter()
-    predictor = Predictor.from_model_dir(model_dir, device=worker_device(context))
+    predictor = Predictor.from_model_dir(model_dir, device=worker_device(context), precision=precision_from_env())
     loaded = time.perf_counter()
+    warning = quality_warning(predictor.config)
+    if warning:
+        logger.warning(warning)
     warm_up(predictor)
-    logger.info("dogbreed %s from %s serving %d breeds on %s (artifact loaded in %.2f s, first forward %.2f s)",
-                dogbreed.__version__, Path(dogbreed.__file__).parent, len(predictor.class_names), predictor.device,
-                loaded - started, time.perf_counter() - loaded)
+    logger.info("dogbreed %s from %s serving %d breeds on %s in %s (artifact loaded in %.2f s, first forward "
+                "%.2f s)", dogbreed.__version__, Path(dogbreed.__file__).parent, len(predictor.class_names),
+                predictor.device, predictor.precision, loaded - started, time.perf_counter() - loaded)
     return predictor
 
 
@@ -160,7 +167,7 @@ def _preprocess_one(predictor: Predictor, image: Any, where: str) -> torch.Tenso
     try:
         return predictor.preprocess([image])  # strict decode: a truncated or broken image is refused
     except ImageDecodeError as exc:  # the input policy's refusals carry their own status (413 for pixels)
-        raise RequestError(getattr(exc, "status_code", 400), f"{where}{exc}") from exc
+        raise RequestError(getattr(exc, "status_code", 400), f"{where}{exc}{curl_hint(image)}") from exc
 
 
 @as_toolkit_error

@@ -12,6 +12,7 @@ body timeouts) and forwards them to TorchServe's inference API on ``--port + 1``
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from dogbreed.core.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
+from dogbreed.core.errors import ArtifactError
 from dogbreed.serving.front import EndpointFront
 from dogbreed.serving.packaging import extract_model_archive, stage_model_dir
 from dogbreed.serving.requests import ServingLimits
@@ -100,6 +103,21 @@ class LocalEndpoint:
         """TorchServe's own inference API, behind the front (not for clients)."""
         return f"http://{HOST}:{self.port + 1}"
 
+    def check_model_source(self) -> None:
+        """The model dir holds an artifact's files, the archive exists (their contents are checked when staged)."""
+        if self.model_dir is not None:
+            model_dir = Path(self.model_dir)
+            if not model_dir.is_dir():
+                raise ArtifactError(f"--model-dir {model_dir} does not exist: pass the --model-dir written by "
+                                    "python -m entry_points.train (default: outputs/model)")
+            missing = [name for name in (WEIGHTS_FILENAME, CONFIG_FILENAME) if not (model_dir / name).is_file()]
+            if missing:
+                raise ArtifactError(f"--model-dir {model_dir} lacks {', '.join(missing)}: pass a dir written by "
+                                    "python -m entry_points.train --model-dir")
+        elif self.model_data is not None and not Path(self.model_data).is_file():
+            raise ArtifactError(f"--model-data {self.model_data} not found: build one with "
+                                "python -m entry_points.package")
+
     def _prepare(self) -> Path:
         model_root = self.work_dir / "ml" / "model"
         if model_root.exists():
@@ -144,6 +162,7 @@ class LocalEndpoint:
 
         Fails as soon as a worker fails to load it, with the worker's own error lines (the log is kept).
         """
+        self.check_model_source()  # first: a missing --model-dir is named even while another server runs
         started = time.monotonic()
         check_java()
         check_ports_free(self.ports)
@@ -275,15 +294,53 @@ def raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# TorchServe's access log line: ... ACCESS_LOG - /127.0.0.1:54321 "POST /invocations HTTP/1.1" 200 32
+ACCESS_LINE = re.compile(r'ACCESS_LOG - \S+ "(\S+) (\S+)[^"]*" (\d{3}) (\d+)')
+
+
+def request_line(log_line: str) -> str | None:
+    """``POST /invocations 200 32 ms`` for one access-log line of the server's log, else None."""
+    match = ACCESS_LINE.search(log_line)
+    if match is None:
+        return None
+    method, path, status, duration = match.groups()
+    return f"{method} {path} {status} {duration} ms"
+
+
+class RequestLog:
+    """The requests the server logged since this was made, one line each (its own readiness polls came before)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.offset = log_path.stat().st_size if log_path.is_file() else 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        lines = (request_line(line.decode("utf-8", "replace")) for line in complete)
+        return [line for line in lines if line]
+
+
 def serve_until_interrupted(endpoint: LocalEndpoint, announce: str = "") -> int:
-    """Print ``announce``, then block until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until the server dies
-    by itself. A signal that arrives right after the announcement (a client that waits for it) is a clean stop too."""
+    """Print ``announce``, then one line per request, until Ctrl-C, SIGTERM or SIGHUP (then stop cleanly) or until
+    the server dies by itself. A signal that arrives right after the announcement (a client that waits for it) is a
+    clean stop too."""
     previous = {signum: signal.signal(signum, raise_keyboard_interrupt) for signum in STOP_SIGNALS}
     try:
+        requests = RequestLog(endpoint.log_path)
         if announce:
             print(announce, flush=True)
         while endpoint.running():
             time.sleep(0.5)
+            for line in requests.new_lines():
+                print(line, flush=True)
         print(f"error: the endpoint stopped by itself; see {endpoint.log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

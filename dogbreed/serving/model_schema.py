@@ -11,7 +11,13 @@ import math
 import re
 from typing import Any, Callable
 
-from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, MAX_IMAGE_SIZE
+from dogbreed.core.constants import (
+    ARCHITECTURE,
+    ARTIFACT_FORMAT_VERSION,
+    CONFIG_FILENAME,
+    MAX_IMAGE_SIZE,
+    PRECISIONS,
+)
 from dogbreed.core.errors import ArtifactError
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a 133-class config is ~10 KB; this only stops absurd files
@@ -85,6 +91,24 @@ def _preprocessing(value: Any) -> None:
                                                       f"got {_shown(value['interpolation'])}")
 
 
+def _precision(value: Any) -> None:
+    """``{"mode", "agreement", "max_abs_delta_p", "images", ...}``; int8 adds the hashes of its weights file."""
+    if not isinstance(value, dict):
+        raise _Invalid("precision", f"must be an object, got {_shown(value)}")
+    mode = value.get("mode")
+    if mode not in PRECISIONS:
+        raise _Invalid("precision.mode", f"must be one of {', '.join(PRECISIONS)}, got {_shown(mode)}")
+    if mode == "fp32":
+        return
+    _number(value.get("agreement"), "precision.agreement", 0.0, 1.0)
+    _number(value.get("max_abs_delta_p"), "precision.max_abs_delta_p", 0.0, 1.0)
+    _int(value.get("images"), "precision.images", 1, 10**9)
+    if mode == "int8":
+        for key in ("weights_sha256", "source_weights_sha256"):
+            if not (isinstance(value.get(key), str) and SHA256.match(value[key])):
+                raise _Invalid(f"precision.{key}", f"must be 64 lower-case hex digits, got {_shown(value.get(key))}")
+
+
 def _check(data: Any) -> None:
     if not isinstance(data, dict):
         raise _Invalid("the top level", f"must be a JSON object, got {type(data).__name__}")
@@ -107,6 +131,8 @@ def _check(data: Any) -> None:
     for key in ("hyperparameters", "metrics", "versions"):
         if key in data and not isinstance(data[key], dict):
             raise _Invalid(key, f"must be an object, got {_shown(data[key])}")
+    if data.get("precision") is not None:
+        _precision(data["precision"])
     digest = data.get("weights_sha256")
     if "weights_sha256" in data and not (isinstance(digest, str) and SHA256.match(digest)):
         raise _Invalid("weights_sha256", f"must be 64 lower-case hex digits, got {_shown(digest)}")

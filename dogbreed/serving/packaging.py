@@ -20,9 +20,10 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import dogbreed
-from dogbreed.core.constants import CONFIG_FILENAME, WEIGHTS_FILENAME
+from dogbreed.core.constants import CONFIG_FILENAME, INT8_WEIGHTS_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ArtifactError
-from dogbreed.serving.artifact import load_artifact
+from dogbreed.serving.artifact import load_artifact, read_model_config
+from dogbreed.serving.precision import precision_files
 
 CODE_DIR = "code"
 ENTRY_POINT = "inference.py"
@@ -48,12 +49,18 @@ def check_model_dir(model_dir: Path) -> None:
     load_artifact(model_dir, map_location="cpu")  # config valid, weights match, weights_only loading
 
 
+def artifact_files(model_dir: Path) -> tuple[str, ...]:
+    """model.pth, model_config.json and the reduced-precision weights the config records (model_int8.pth)."""
+    record = read_model_config(model_dir).precision
+    return (WEIGHTS_FILENAME, CONFIG_FILENAME, *precision_files(model_dir, record))
+
+
 def stage_model_dir(model_dir: Path | str, destination: Path | str) -> Path:
     """Write the archive's layout into ``destination`` (used by packaging and the local endpoint)."""
     model_dir, destination = Path(model_dir), Path(destination)
     check_model_dir(model_dir)
     destination.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_FILENAME, CONFIG_FILENAME):
+    for name in artifact_files(model_dir):
         shutil.copy2(model_dir / name, destination / name)
     return stage_own_code(destination)
 
@@ -171,7 +178,8 @@ def extract_model_archive(archive: Path | str, destination: Path | str, *, own_c
         with tarfile.open(archive, "r:*") as tar:
             members = _checked_members(tar, archive)
             if own_code:
-                members = [(m, p) for m, p in members if p.as_posix() in (WEIGHTS_FILENAME, CONFIG_FILENAME)]
+                members = [(m, p) for m, p in members
+                           if p.as_posix() in (WEIGHTS_FILENAME, CONFIG_FILENAME, INT8_WEIGHTS_FILENAME)]
             for member, path in members:
                 _extract_member(tar, member, root.joinpath(*path.parts), root, archive)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:

@@ -17,7 +17,8 @@ from dogbreed.core.images import ImageSource
 from dogbreed.core.transforms import decode_eval_image
 from dogbreed.core.tta import build_tta_transform, tta_logits
 from dogbreed.serving.answers import Answer, BreedPrediction, Rejection
-from dogbreed.serving.artifact import ModelConfig, load_artifact
+from dogbreed.serving.artifact import ModelConfig, load_artifact, read_model_config
+from dogbreed.serving.precision import autocast, check_precision, load_int8, recorded_precision, runnable_precision
 from dogbreed.serving.requests import ServingLimits
 
 __all__ = ["Answer", "BreedPrediction", "Predictor", "default_device"]
@@ -50,26 +51,41 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 class Predictor:
     """Loads a model dir once; predicts breeds for image files, bytes or PIL images.
 
-    The artifact decides the temperature, the abstention threshold and the TTA mode; ``tta`` overrides the
-    mode (e.g. ``"none"`` for the fastest answer). ``policy``: which images are accepted (default: the served
-    input policy with the ``DOGBREED_*`` limits, as the endpoint applies it).
+    The artifact decides the temperature, the abstention threshold, the TTA mode and the precision; ``tta``
+    overrides the mode (e.g. ``"none"`` for the fastest answer), ``precision`` the precision (fp32, bf16 or int8:
+    :mod:`dogbreed.serving.precision`; ``net`` is already the int8 network when it is int8). ``policy``: which
+    images are accepted (default: the served input policy with the ``DOGBREED_*`` limits, as the endpoint applies
+    it).
     """
 
     def __init__(self, net: torch.nn.Module, config: ModelConfig, device: torch.device | None = None,
-                 tta: str | None = None, policy: ImagePolicy | None = None) -> None:
+                 tta: str | None = None, policy: ImagePolicy | None = None, precision: str = "fp32") -> None:
         self.policy = policy if policy is not None else ServingLimits.from_env().image_policy
         self.device = device or default_device()
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
         self.config = config
         self.tta = tta if tta is not None else config.tta
         self.transform = build_tta_transform(config.preprocessing, self.tta)
+        self.precision = check_precision(precision)
 
     @classmethod
     def from_model_dir(cls, model_dir: Path | str, device: torch.device | str | None = None,
-                       tta: str | None = None) -> "Predictor":
+                       tta: str | None = None, precision: str | None = None) -> "Predictor":
+        """``precision`` None: what the artifact records, else fp32; bf16 or int8 where this device cannot run
+        them well serves fp32 (one log line says why)."""
         device = resolve_device(device)
+        config = read_model_config(model_dir)
+        wanted = check_precision(precision) if precision is not None else recorded_precision(config.precision)
+        chosen = runnable_precision(wanted, device)
+        if chosen == "int8":
+            if recorded_precision(config.precision) != "int8":
+                raise ConfigError(f"precision int8: {model_dir} has no int8 weights; make them with python -m "
+                                  "entry_points.package --precision int8 --data-dir DATA --model-dir MODEL_DIR")
+            assert config.precision is not None
+            net = load_int8(model_dir, config.precision, config.weights_sha256, config.num_classes)
+            return cls(net, config, device, tta=tta, precision=chosen)
         net, config = load_artifact(model_dir, map_location=device)
-        return cls(net, config, device, tta=tta)
+        return cls(net, config, device, tta=tta, precision=chosen)
 
     @property
     def class_names(self) -> list[str]:
@@ -95,7 +111,9 @@ class Predictor:
     def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits (N, C) for a preprocessed batch, averaged over the TTA views; not yet divided by T."""
         batch = batch.to(self.device, non_blocking=True)
-        return tta_logits(self.net, batch, self.tta, self.config.preprocessing.image_size).cpu()
+        with autocast(self.precision, self.device):
+            logits = tta_logits(self.net, batch, self.tta, self.config.preprocessing.image_size)
+        return logits.float().cpu()
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """``softmax(logits / T)`` with the artifact's temperature."""
@@ -118,10 +136,10 @@ class Predictor:
         predictions = self.top_k(self.probabilities(logits), k)
         rule = self.config.abstention
         if rule is None:
-            return [Answer(row) for row in predictions]
+            return [Answer(row, confident=None) for row in predictions]
         scores = confidence_scores(logits, self.temperature, rule.score_type)
         return [
-            Answer(row) if score >= rule.threshold
+            Answer(row, confident=True) if score >= rule.threshold
             else Answer(row, confident=False, rejection=Rejection(float(score), rule.threshold, rule.score_type))
             for row, score in zip(predictions, scores.tolist())
         ]

@@ -39,7 +39,18 @@ SEND_INSTEAD = (
     'application/octet-stream), JSON {"image": "<base64>"} or {"instances": ["<base64>", ...]} '
     "(application/json), or a uint8 HxWx3 / NxHxWx3 array (application/x-npy)"
 )
+# curl's -d/--data (the common slip for --data-binary) strips CR and LF from the file and, without -H, sends it as
+# a form: an image arrives with bytes missing, or under the form's media type.
+CURL_HINT = "with curl, send the file with --data-binary @FILE (-d/--data removes its line breaks)"
+FORM = "application/x-www-form-urlencoded"
 JSON_KEYS = ("image", "instances", "top_k")
+
+
+def curl_hint(data: object) -> str:
+    """The hint for image bytes without one CR or LF byte (what ``curl -d`` leaves of a file of some size), else
+    nothing: appended to a refusal, never a reason to refuse."""
+    mangled = isinstance(data, (bytes, bytearray)) and len(data) > 64 and b"\n" not in data and b"\r" not in data
+    return f"; {CURL_HINT}" if mangled else ""
 URL_PREFIXES = ("http://", "https://", "s3://", "ftp://", "file:")
 
 Body = Union[bytes, bytearray, str, None]
@@ -156,7 +167,7 @@ def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
         raise RequestError(413, f"image has too many pixels ({exc}): resize it to at most "
                                 f"{limits.max_pixels / 1e6:g} megapixels") from exc
     except UnidentifiedImageError as exc:
-        raise RequestError(400, f"body is not an image PIL can identify: {SEND_INSTEAD}") from exc
+        raise RequestError(400, f"body is not an image PIL can identify: {SEND_INSTEAD}{curl_hint(data)}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise RequestError(400, f"image header cannot be read ({exc}): send a complete JPEG, PNG or WebP file") from exc
     # Completeness is checked by the strict decode in predict_fn (no padding of missing data); data after
@@ -279,8 +290,9 @@ def check_content_type(content_type: str | None) -> str:
     kind = media_type(content_type)
     if kind not in SUPPORTED_CONTENT_TYPES:
         shown = _shown(content_type) if content_type else "missing"
+        hint = f" ({CURL_HINT} and -H 'Content-Type: image/jpeg')" if kind == FORM else ""
         raise RequestError(415, f"Content-Type {shown} is not supported: use one of "
-                                f"{', '.join(SUPPORTED_CONTENT_TYPES)}")
+                                f"{', '.join(SUPPORTED_CONTENT_TYPES)}{hint}")
     return kind
 
 

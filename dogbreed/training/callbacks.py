@@ -1,7 +1,8 @@
 """The training layer's Lightning callbacks, one class per concern, options in ``__init__``:
 
 - :class:`EpochHistory`: one record per epoch, the printed epoch line; part of checkpoints (``state_dict``).
-- :class:`EpochProgressBar`: Lightning's bar counting epochs from 1, as the ``epoch=N`` lines do.
+- :class:`EpochProgressBar`: Lightning's bar counting epochs from 1, as the ``epoch=N`` lines do, kept apart
+  from the lines a terminal keeps (epoch lines at column 0, one bar left after training, none after an error).
 - :class:`DataWaitTimer` / :class:`DataWaitReport`: how long training waits for its input, and the line every
   image-fed run prints at the end.
 - :class:`NonFiniteGuard`: stops a run whose loss or weights became NaN/inf.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 import warnings
 from typing import Any, Callable, Iterator, Mapping
@@ -44,7 +46,7 @@ class EpochHistory(Callback):
 
     def __init__(self, emit: Callable[[str], None] | None = None, quiet: bool = False) -> None:
         self.history: list[dict[str, Any]] = []
-        self.emit = emit or (lambda line: print(line, flush=True))
+        self.emit = emit
         self.quiet = quiet
 
     def state_dict(self) -> dict[str, Any]:
@@ -61,7 +63,20 @@ class EpochHistory(Callback):
         record["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
         self.history.append(record)
         if trainer.is_global_zero and not self.quiet:
-            self.emit(epoch_line(record["epoch"], record))
+            line = epoch_line(record["epoch"], record)
+            self.emit(line) if self.emit else print_above_bar(trainer, line)
+
+
+def print_above_bar(trainer: pl.Trainer, line: str) -> None:
+    """Print a line on stdout at column 0: with a live bar, tqdm lifts the bar, prints the line and redraws the
+    bar below it (a plain print would continue the bar's line)."""
+    bar = trainer.progress_bar_callback
+    if isinstance(bar, TQDMProgressBar) and bar.is_enabled and bar._train_progress_bar is not None \
+            and not bar.train_progress_bar.disable:
+        bar.train_progress_bar.write(line, file=sys.stdout)
+        sys.stdout.flush()
+    else:
+        print(line, flush=True)
 
 
 # --- what the console shows ---------------------------------------------------------------------------------------
@@ -72,7 +87,29 @@ EVAL_MODE_WARNING = r"Found \d+ module\(s\) in eval mode at the start of trainin
 
 
 class EpochProgressBar(TQDMProgressBar):
-    """Lightning's bar, but ``Epoch 1/5`` for the first epoch of five (Lightning shows ``Epoch 0``)."""
+    """Lightning's bar, but ``Epoch 1/5`` for the first epoch of five (Lightning shows ``Epoch 0``), without
+    Lightning's logger version (``v_num=0``: nothing a user chose), a test bar that goes away when testing ends
+    (one finished bar stays on screen: the last epoch's), and every bar closed when the run stops on an error or
+    a signal, before the ``interrupted:`` line (a bar left open is redrawn when the process exits)."""
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+    def init_test_tqdm(self) -> Any:
+        bar = super().init_test_tqdm()
+        bar.leave = False
+        return bar
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        for bar in (self._val_progress_bar, self._test_progress_bar, self._predict_progress_bar):
+            if bar is not None and not bar.disable:
+                bar.leave = False
+                bar.close()
+        if self._train_progress_bar is not None and not self._train_progress_bar.disable:
+            self._train_progress_bar.close()  # the bar where the run stopped stays, above the message
+        sys.stdout.flush()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
         # Lightning's own steps (tqdm_progress.py), with our description set before the bar is redrawn:

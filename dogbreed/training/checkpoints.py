@@ -54,7 +54,7 @@ NOT_TRAINING_OPTIONS = frozenset({
     "data_dir", "train_dir", "valid_dir", "test_dir", "model_dir", "output_dir", "checkpoint_dir", "cache_dir",
     "num_workers", "accelerator", "precision", "compile", "top_k", "demo", "download", "dataset_url",
     "debug_dir", "debug_train_interval", "debug_eval_interval", "profiler", "monitor_interval_ms",
-    "resume_anyway", "skip_bad_images",
+    "profile_dir", "resume_anyway", "skip_bad_images",
     # a time budget, a picture of the inputs and the LR finder's stop: none changes what an epoch learns (--lr auto
     # stays "auto" in the fingerprint, so a resumed run finds it again)
     "max_time", "show_batch", "lr_find",

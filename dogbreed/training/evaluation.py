@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Sequence
+from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -21,23 +20,26 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models import ResNet
 
 from dogbreed.config.sections import CalibrationOptions
-from dogbreed.core.abstention import SCORE_TYPES, AbstentionRule, accept_threshold, auroc, confidence_scores
-from dogbreed.core.calibration import (
-    ECE_BINS,
-    calibrated_probabilities,
-    expected_calibration_error,
-    fit_temperature,
-    negative_log_likelihood,
-)
 from dogbreed.core.images import ImageSource
 from dogbreed.core.transforms import Preprocessing, decode_eval_image
 from dogbreed.core.tta import build_tta_transform, tta_logits, views_per_image
 from dogbreed.data.datamodule import DogBreedDataModule
-from dogbreed.data.ood import ood_sets
+from dogbreed.data.ood import GENERATED_PER_SET, ood_sets
 from dogbreed.training.callbacks import stage_values
 from dogbreed.training.head_training import CachedFeatures
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import TestOutcome
+from dogbreed.training.serving_fit import (
+    MIN_ABSTENTION_OOD,
+    MIN_ABSTENTION_VALID,
+    ServingFit,
+    SplitLogits,
+    fit_serving,
+    summary_line,
+)
+
+__all__ = ["ServingFit", "SplitLogits", "calibrate_run", "collect_test_outcome", "fit_serving", "image_logits",
+           "run_test", "summary_line", "tta_cost"]
 
 # --- the test pass ------------------------------------------------------------------------------------------------
 
@@ -58,20 +60,6 @@ def collect_test_outcome(trainer: pl.Trainer, model: DogBreedClassifier, images:
 
 
 # --- the served model's logits ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SplitLogits:
-    """``logits`` (N, C) float32 on the CPU, ``labels`` (N,) (-1 for images without a breed)."""
-
-    logits: torch.Tensor
-    labels: torch.Tensor
-
-    @property
-    def accuracy(self) -> float:
-        if self.labels.numel() == 0:
-            return float("nan")
-        return float((self.logits.argmax(dim=1) == self.labels).double().mean())
-
 
 class _Images(Dataset):
     def __init__(self, sources: Sequence[ImageSource], pre: Preprocessing, tta: str) -> None:
@@ -158,70 +146,6 @@ def _feature_logits(net: ResNet, cached: CachedFeatures) -> SplitLogits:
 
 TTA_COST_IMAGES = 16  # test images the TTA cost is timed on
 
-@dataclass
-class ServingFit:
-    """What the artifact stores, what metrics.json reports, and the test logits for the reliability diagram."""
-
-    temperature: float = 1.0
-    abstention: AbstentionRule | None = None
-    report: dict[str, Any] = field(default_factory=dict)
-    test: SplitLogits | None = None
-
-
-def _calibration_measures(split: SplitLogits, temperature: float) -> dict[str, float]:
-    """ECE (15 bins) and NLL of a labelled split before (T = 1) and after temperature scaling."""
-    before = calibrated_probabilities(split.logits, 1.0)
-    after = calibrated_probabilities(split.logits, temperature)
-    return {
-        "ece_before": expected_calibration_error(before, split.labels, ECE_BINS),
-        "ece_after": expected_calibration_error(after, split.labels, ECE_BINS),
-        "nll_before": negative_log_likelihood(split.logits, split.labels, 1.0),
-        "nll_after": negative_log_likelihood(split.logits, split.labels, temperature),
-        "images": int(split.labels.numel()),
-    }
-
-
-def _choose_score(valid: torch.Tensor, ood: torch.Tensor, temperature: float, requested: str) -> tuple[str, dict]:
-    """The requested score, or with ``auto`` the one whose validation-vs-OOD AUROC is higher (ties: max prob)."""
-    selection = {s: auroc(confidence_scores(valid, temperature, s), confidence_scores(ood, temperature, s))
-                 for s in SCORE_TYPES}
-    if requested != "auto":
-        return requested, selection
-    return max(SCORE_TYPES, key=lambda s: (selection[s], s == "max_probability")), selection
-
-
-def fit_serving(
-    valid: SplitLogits, test: SplitLogits, ood_selection: torch.Tensor, ood_report: torch.Tensor, *,
-    calibrate: bool, score: str, accept_rate: float, ood_source: str = "",
-) -> ServingFit:
-    """Temperature on validation (LBFGS on NLL), then the abstention threshold for ``accept_rate`` of validation.
-
-    The score is chosen on validation vs ``ood_selection``; AUROC is reported on test vs ``ood_report``.
-    """
-    temperature = fit_temperature(valid.logits, valid.labels) if calibrate else 1.0
-    fit = ServingFit(temperature=temperature, test=test)
-    fit.report["calibration"] = {
-        "temperature": temperature, "fitted": calibrate, "fitted_on": "valid", "bins": ECE_BINS,
-        "valid": _calibration_measures(valid, temperature), "test": _calibration_measures(test, temperature),
-    }
-    if score == "none":
-        return fit
-    chosen, selection = _choose_score(valid.logits, ood_selection, temperature, score)
-    threshold = accept_threshold(confidence_scores(valid.logits, temperature, chosen), accept_rate)
-    rule = fit.abstention = AbstentionRule(chosen, threshold, accept_rate)
-
-    def accepted(logits: torch.Tensor) -> float:
-        return float(rule.accepts(confidence_scores(logits, temperature, chosen)).double().mean())
-
-    fit.report["abstention"] = {
-        "score": chosen, "threshold": threshold, "target_accept_rate": accept_rate, "ood_source": ood_source,
-        "auroc_test_vs_ood": {s: auroc(confidence_scores(test.logits, temperature, s),
-                                       confidence_scores(ood_report, temperature, s)) for s in SCORE_TYPES},
-        "auroc_valid_vs_ood_selection": selection,
-        "accept_rate": {"valid": accepted(valid.logits), "test": accepted(test.logits), "ood": accepted(ood_report)},
-    }
-    return fit
-
 
 def _split_logits(images: DogBreedDataModule, datamodule: pl.LightningDataModule, net: ResNet, split: str, tta: str,
                   batch_size: int) -> SplitLogits:
@@ -244,39 +168,31 @@ def _tta_report(tta: str, images: DogBreedDataModule, datamodule: pl.LightningDa
             **tta_cost(net, paths, pre=images.preprocessing, tta=tta)}
 
 
+def ood_set_size(valid_images: int) -> int:
+    """Generated non-dog images per set, sized to the job: as many as validation images, at least enough to check
+    the rule on (2 x the minimum per half), at most :data:`GENERATED_PER_SET`; none when validation is too small
+    for abstention to be checked at all (it will be off)."""
+    if valid_images < MIN_ABSTENTION_VALID:
+        return 0
+    return max(2 * MIN_ABSTENTION_OOD, min(valid_images, GENERATED_PER_SET))
+
+
 def calibrate_run(options: CalibrationOptions, images: DogBreedDataModule, datamodule: pl.LightningDataModule,
                   net: ResNet, *, batch_size: int, seed: int) -> ServingFit:
-    """Everything after the test pass: served logits, temperature, abstention, TTA cost (rank 0 only)."""
+    """Everything after the test pass: served logits, temperature, abstention, TTA cost (rank 0 only).
+
+    Validation and test logits come from the cached features when the run has them (no backbone pass); the
+    non-dog images are the only new backbone work, and only when abstention can be checked at all."""
     if not options.calibrate and options.abstention_score == "none" and options.tta == "none":
         return ServingFit()
     valid = _split_logits(images, datamodule, net, "valid", options.tta, batch_size)
     test = _split_logits(images, datamodule, net, "test", options.tta, batch_size)
-    selection, report, source = ood_sets(options.ood_dir, seed=seed)
+    count = ood_set_size(int(valid.labels.numel())) if options.abstention_score != "none" else 0
+    selection, report, source = ood_sets(options.ood_dir, seed=seed, count=count) if count else ([], [], "")
     ood = [image_logits(net, sources, pre=images.preprocessing, tta=options.tta, batch_size=batch_size,
-                        num_workers=images.num_workers).logits
-           for sources in ((selection, report) if options.abstention_score != "none" else ([], []))]
+                        num_workers=images.num_workers).logits for sources in (selection, report)]
     fit = fit_serving(valid, test, ood[0], ood[1], calibrate=options.calibrate, score=options.abstention_score,
                       accept_rate=options.accept_rate, ood_source=source)
     if options.tta != "none":
         fit.report["tta"] = _tta_report(options.tta, images, datamodule, net, test, batch_size)
     return fit
-
-
-def summary_line(report: dict[str, Any]) -> str:
-    """One plain line for the log: temperature, test ECE before -> after, the abstention score and AUROC."""
-    parts = []
-    if "calibration" in report:
-        cal = report["calibration"]
-        parts.append(f"temperature={cal['temperature']:.4f} test_ece={cal['test']['ece_before']:.4f}"
-                     f"->{cal['test']['ece_after']:.4f} test_nll={cal['test']['nll_before']:.4f}"
-                     f"->{cal['test']['nll_after']:.4f}")
-    if "abstention" in report:
-        abst = report["abstention"]
-        parts.append(f"abstention={abst['score']} threshold={abst['threshold']:.4f} "
-                     f"auroc_test_vs_ood={abst['auroc_test_vs_ood'][abst['score']]:.4f} "
-                     f"accept_test={abst['accept_rate']['test']:.3f} accept_ood={abst['accept_rate']['ood']:.3f}")
-    if "tta" in report:
-        tta = report["tta"]
-        parts.append(f"tta={tta['mode']} test_acc={tta['test_acc']:.4f} (without {tta['test_acc_without_tta']:.4f}) "
-                     f"cost_ratio={tta['end_to_end_cost_ratio']:.2f} (forward {tta['forward_cost_ratio']:.2f})")
-    return "calibration: " + " ".join(parts) if parts else ""

@@ -18,12 +18,12 @@ from dogbreed.training.reports import TestOutcome, write_reports
 
 def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperparameters: dict[str, Any],
                model_dir: Path, output_dir: Path, checkpoint_dir: Path | None, tta: str,
-               history: list[dict[str, Any]], test_metrics: dict[str, float], outcome: TestOutcome | None,
+               history: list[dict[str, Any]], test_metrics: dict[str, Any], outcome: TestOutcome | None,
                timing: dict[str, float], resume: ResumePlan, fit: ServingFit,
-               best: dict[str, Any] | None = None) -> None:
+               best: dict[str, Any] | None = None) -> list[Path]:
     """Rank 0: the artifact (weights + model_config.json with ``hyperparameters``, the run's flat options record,
-    metrics and timing), the reports, then the checkpoint dir's "finished" marker. ``best``: the epoch whose
-    weights these are (``{"epoch", "monitor", "value"}``), recorded as ``metrics["best"]`` in both."""
+    metrics and timing), the reports, then the checkpoint dir's "finished" marker; returns the reports written.
+    ``best``: the epoch whose weights these are (``{"epoch", "monitor", "value"}``), recorded as ``metrics["best"]``."""
     hyperparameters = dict(hyperparameters)
     report = {"best": best, **fit.report}
     if resume.record() is not None:
@@ -42,12 +42,13 @@ def export_run(model: DogBreedClassifier, images: DogBreedDataModule, *, hyperpa
         tta=tta,
     )
     save_artifact(model_dir, model.net, model_config)
-    write_reports(Path(output_dir), history, test_metrics, outcome, images.class_names, timing=timing,
-                  extra=report)
+    written = write_reports(Path(output_dir), history, test_metrics, outcome, images.class_names, timing=timing,
+                            extra=report)
     if fit.test is not None and fit.test.labels.numel():
-        plot_reliability(Path(output_dir), fit.test.logits, fit.test.labels, fit.temperature)
+        written.append(plot_reliability(Path(output_dir), fit.test.logits, fit.test.labels, fit.temperature))
     if checkpoint_dir is not None:
         mark_finished(checkpoint_dir, len(history), Path(model_dir))
+    return written
 
 
 def record_test_metrics(model_dir: Path, metrics: dict[str, float]) -> None:

@@ -364,9 +364,12 @@ def to_feature_training(
     return feature_data, FeatureHeadClassifier.from_classifier(model)
 
 
-def run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule, *, epochs: int) -> RunCounts:
-    """What a run processed: images per split, ``epochs``, and the backbone passes its feature cache made."""
-    counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()}, epochs=epochs)
+def run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule, *, epochs: int,
+               resumed_after: int = 0) -> RunCounts:
+    """What a run processed: images per split, the epochs this process trained (``epochs`` done in all, less the
+    ``resumed_after`` a checkpoint had done), and the backbone passes its feature cache made."""
+    counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()},
+                       epochs=epochs - resumed_after, resumed_after=resumed_after)
     if isinstance(datamodule, FeatureDataModule):
         built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
         counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from dogbreed.core.calibration import ECE_BINS, calibrated_probabilities, expected_calibration_error, reliability_bins
 from dogbreed.core.constants import (
@@ -52,21 +53,26 @@ def plot_training_curves(output_dir: Path, history: list[dict[str, Any]], test: 
     """Loss, top-1 and top-5 accuracy per epoch (train and validation), and the head's learning rate."""
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.2))
+    # Validation drawn with hollow, larger markers over train's filled ones: curves that coincide (top-5 at 1.0)
+    # both stay visible.
     series = {
-        ax_loss: [("train_loss", "train loss", "-"), ("val_loss", "val loss", "-")],
-        ax_acc: [("train_acc", "train top-1", "-"), ("val_acc", "val top-1", "-"),
-                 ("train_acc_top5", "train top-5", "--"), ("val_acc_top5", "val top-5", "--")],
-        ax_lr: [("lr", "head lr (end of epoch)", "-")],
+        ax_loss: [("train_loss", "train loss", "-", "o"), ("val_loss", "val loss", "-", "s")],
+        ax_acc: [("train_acc", "train top-1", "-", "o"), ("val_acc", "val top-1", "-", "s"),
+                 ("train_acc_top5", "train top-5", "--", "o"), ("val_acc_top5", "val top-5", "--", "s")],
+        ax_lr: [("lr", "head lr (end of epoch)", "-", "o")],
     }
     for ax, lines in series.items():
-        for key, label, style in lines:
+        for key, label, style, marker in lines:
             values = [row.get(key) for row in history]
             if any(v is not None for v in values):
-                ax.plot(epochs, [math.nan if v is None else v for v in values], style, marker="o", label=label)
+                hollow = {"markerfacecolor": "none", "markersize": 9} if marker == "s" else {}
+                ax.plot(epochs, [math.nan if v is None else v for v in values], style, marker=marker, label=label,
+                        **hollow)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 tick
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend()
+        if ax.lines:  # below the axis: the legend never covers a curve, no entry is hidden by one
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
     ax_loss.set_title("loss (per-sample mean)")
     ax_acc.set_title("accuracy")
     ax_acc.set_ylim(0, 1.02)
@@ -138,6 +144,14 @@ def _thumbnail(path: Path, size: int = 160) -> Any:
     return image
 
 
+def image_label(path: Path, limit: int = 34) -> str:
+    """``001.Affenpinscher/img_000.jpg``: file names repeat across class folders, so the folder is part of the
+    name; a long folder is shortened first, the file name kept whole when it fits."""
+    name = _short(path.name, limit)
+    room = limit - len(name) - 1
+    return f"{_short(path.parent.name, room)}/{name}" if path.parent.name and room >= 4 else name
+
+
 def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], paths: Sequence[Path],
                            class_names: Sequence[str], limit: int = WORST_SHOWN) -> Path:
     """The test images with the highest loss: image, true breed, predicted breed with its probability."""
@@ -155,7 +169,7 @@ def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], p
             ax.text(0.5, 0.5, "(cannot read)", ha="center", va="center")
         true, predicted = int(samples["target"][index]), int(samples["predicted"][index])
         wrong = true != predicted
-        ax.set_title(f"{_short(Path(paths[index]).name, 28)}\ntrue: {_short(class_names[true])}\n"
+        ax.set_title(f"{image_label(Path(paths[index]))}\ntrue: {_short(class_names[true])}\n"
                      f"pred: {_short(class_names[predicted])} {float(samples['predicted_probability'][index]):.2f}",
                      fontsize=8, color="firebrick" if wrong else "black")
     fig.suptitle(f"the {len(chosen)} test images with the highest loss (red: wrong breed)")
@@ -180,16 +194,21 @@ def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tenso
                   label="gap to mean confidence")
         ax.plot([c for c, _ in filled], [r["confidence"] for _, r in filled], "o", color="tab:red", markersize=4)
         ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+        empty = [c for c, row in zip(centres, rows) if not row["count"]]
+        for centre in empty:  # no images: a hatched grey bin, not a gap that looks like missing data
+            ax.axvspan(centre - width / 2, centre + width / 2, facecolor="0.92", hatch="//", edgecolor="0.75",
+                       linewidth=0, label="empty bin (no images)" if centre == empty[0] else None)
         for centre, row in zip(centres, rows):
-            if row["count"]:
-                ax.text(centre, 0.01, str(row["count"]), ha="center", va="bottom", fontsize=6, rotation=90)
+            ax.text(centre, 0.02, str(row["count"]), ha="center", va="bottom", fontsize=8,
+                    color="black" if row["count"] else "0.45")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence (top-1 probability)")
         ax.set_title(f"{title}: ECE {ece:.3f}")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    axes[0].legend(loc="upper left", fontsize=8)
+    for ax in axes:  # each panel names what it shows (an empty bin may be in one only)
+        ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(f"test split reliability ({int(labels.numel())} images, {ECE_BINS} bins; numbers: images per bin)")
     return save_figure(fig, Path(output_dir) / CALIBRATION_FILENAME)
 

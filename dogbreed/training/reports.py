@@ -149,7 +149,8 @@ class RunCounts:
     """What the phases processed: images per split, epochs run, backbone passes done by the feature cache."""
 
     images: dict[str, int] = field(default_factory=dict)
-    epochs: int = 0
+    epochs: int = 0  # trained by this process (a resumed run's earlier epochs are not in its time)
+    resumed_after: int = 0  # epochs a checkpoint had done when this process resumed from it
     extracted_images: int = 0  # images x views run through the backbone for the feature cache (0: all hits)
 
 
@@ -174,7 +175,8 @@ def _phase_detail(name: str, counts: RunCounts, timing: dict[str, float]) -> str
             return "every split from the cache"
         return f"{counts.extracted_images} backbone passes, {timing.get('feature_images_per_s', 0):.1f} img/s"
     if name == "fit":
-        return f"{counts.epochs} epoch(s), {timing.get('train_images_per_s', 0):.1f} train img/s"
+        resumed = f"; resumed after epoch {counts.resumed_after}" if counts.resumed_after else ""
+        return f"{counts.epochs} epoch(s), {timing.get('train_images_per_s', 0):.1f} train img/s{resumed}"
     if name == "test":
         return f"{counts.images.get('test', 0)} images"
     return ""
@@ -208,13 +210,12 @@ def callback_summary_lines(callbacks: Iterable[Any]) -> list[str]:
     return lines
 
 
-def run_places(*, model_dir: Path, output_dir: Path, tested: bool, cache_dir: Path | None,
+def run_places(*, model_dir: Path, output_dir: Path, reports: Sequence[Path], cache_dir: Path | None,
                checkpoint_dir: Path | None) -> dict[str, Path | str]:
-    """Where a run put things, for the end-of-run summary."""
-    reports = "metrics.json, training_curves.png" + (
-        ", confusion_matrix.png, per_class_accuracy.csv, most_confused.csv, worst_predictions.png" if tested else "")
+    """Where a run put things, for the end-of-run summary: ``reports`` are the files written, in order."""
+    names = ", ".join(Path(path).name for path in reports)
     places: dict[str, Path | str] = {"model artifact": f"{model_dir}/ (model.pth, model_config.json)",
-                                     "reports": f"{output_dir}/ ({reports})"}
+                                     "reports": f"{output_dir}/ ({names})"}
     if cache_dir is not None:
         places["feature cache"] = f"{cache_dir}/"
     if checkpoint_dir is not None:

@@ -73,6 +73,7 @@ from dogbreed.training.setup import (
     resolve_precision,
     run_loader_settings,
 )
+from dogbreed.training.trust import assess_run
 
 logger = logging.getLogger(__name__)
 
@@ -206,16 +207,9 @@ def build_trainer(config: TrainConfig, callbacks: list[Callback], *, runtime: Ru
 
 # --- the run ------------------------------------------------------------------------------------------------------
 
-def train(
-    config: TrainConfig,
-    *,
-    splits: SplitDirs | None = None,
-    runtime: Runtime | None = None,
-    extra_callbacks: list[Callback] | None = None,
-    test: bool = True,
-    epoch_lines: bool = True,
-    **trainer_overrides: Any,
-) -> TrainResult:
+def train(config: TrainConfig, *, splits: SplitDirs | None = None, runtime: Runtime | None = None,
+          extra_callbacks: list[Callback] | None = None, test: bool = True, epoch_lines: bool = True,
+          **trainer_overrides: Any) -> TrainResult:
     """Train, test and export. ``splits`` defaults to what the config points at; ``runtime`` to this machine.
 
     Adapters extend a run through ``extra_callbacks`` and Trainer keyword arguments (e.g. ``profiler=``).
@@ -224,7 +218,9 @@ def train(
     check_accelerator(config.runtime.accelerator)
     check_output_locations(output_locations(config.outputs, checkpoint_dir=config.checkpoints.checkpoint_dir,
                                             debug_dir=config.diagnostics.debug_dir,
-                                            cache_dir=_feature_cache_dir(config)))
+                                            cache_dir=_feature_cache_dir(config),
+                                            profile_dir=config.diagnostics.profile_dir_for(config.outputs.output_dir)
+                                            if config.diagnostics.profiler else None))
     with SignalGuard() as guard:
         run = _Run(config, runtime or Runtime.local(), test=test, epoch_lines=epoch_lines)
         try:
@@ -269,7 +265,8 @@ class _Run:
         trainer = self.trainer = build_trainer(config, callbacks, runtime=self.runtime,
                                                **trainer_overrides)                # 4. trainer
         self.fit(trainer, model, datamodule)                                       # 5. fit
-        counts = run_counts(images, datamodule, epochs=len(self.history.history))
+        counts = run_counts(images, datamodule, epochs=len(self.history.history),
+                            resumed_after=self.resume.epoch if self.resume.path is not None else 0)
         test_metrics = self.test_pass(trainer, model, datamodule)                  # 6. test
         fit = self.calibrate(trainer, images, datamodule, model)                   # 7. calibrate
         lines = self.export(trainer, model, images, test_metrics, fit, counts, callbacks)  # 8. export
@@ -378,17 +375,18 @@ class _Run:
                         print(summary_line(fit.report), flush=True)
                 with self.timer.phase("export"):
                     outcome = collect_test_outcome(trainer, model, images) if self.test else None
+                    tested, trust = assess_run(test_metrics, outcome, fit, self.history.history, images)
                     hyperparameters = {**config.to_dict(), **({"lr_auto": True} if self.lr_found else {})}
-                    export_run(model, images, hyperparameters=hyperparameters, model_dir=config.outputs.model_dir,
-                               output_dir=config.outputs.output_dir,
-                               checkpoint_dir=config.checkpoints.checkpoint_dir, tta=config.calibration.tta,
-                               history=self.history.history, test_metrics=test_metrics, outcome=outcome,
-                               timing=self.timing, resume=self.resume, fit=fit,
-                               best=best.record() if (best := best_epoch(trainer)) else None)
+                    reports = export_run(
+                        model, images, hyperparameters=hyperparameters, model_dir=config.outputs.model_dir,
+                        output_dir=config.outputs.output_dir, checkpoint_dir=config.checkpoints.checkpoint_dir,
+                        tta=config.calibration.tta, history=self.history.history, test_metrics=tested,
+                        outcome=outcome, timing=self.timing, resume=self.resume, fit=fit,
+                        best=best.record() if (best := best_epoch(trainer)) else None)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
-                                    tested=self.test, cache_dir=_feature_cache_dir(config),
+                                    reports=reports, cache_dir=_feature_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
-                lines = summary_lines(self.timer, counts, places, callback_summary_lines(callbacks))
+                lines = summary_lines(self.timer, counts, places, [*trust, *callback_summary_lines(callbacks)])
             self.exported = True
         return lines
 

@@ -104,8 +104,9 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
 # A typo in --model-dir (a file, an unwritable mount) used to surface after training, losing the run.
 
 def output_locations(outputs: OutputOptions, *, checkpoint_dir: Path | None, debug_dir: Path | None,
-                     cache_dir: Path | None) -> dict[str, Path]:
-    """Option -> dir for every place the run writes to (``cache_dir`` when the feature cache is used)."""
+                     cache_dir: Path | None, profile_dir: Path | None = None) -> dict[str, Path]:
+    """Option -> dir for every place the run writes to (``cache_dir`` when the feature cache is used,
+    ``profile_dir`` when the run is profiled)."""
     locations = {"--model-dir": Path(outputs.model_dir), "--output-dir": Path(outputs.output_dir)}
     if checkpoint_dir is not None:
         locations["--checkpoint-dir"] = Path(checkpoint_dir)
@@ -113,6 +114,8 @@ def output_locations(outputs: OutputOptions, *, checkpoint_dir: Path | None, deb
         locations["--cache-dir"] = Path(cache_dir)
     if debug_dir is not None:
         locations["--debug-dir"] = Path(debug_dir).parent
+    if profile_dir is not None:
+        locations["--profile-dir"] = Path(profile_dir)
     return locations
 
 

@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.config.sections import default_backbone_lr_scale
+from dogbreed.core.constants import IMAGE_EXTENSIONS
 from dogbreed.data.progress import Progress, format_duration
 from dogbreed.data.sources import resolve_splits
 from dogbreed.training.head_training import default_cache_dir
@@ -40,7 +41,7 @@ BEST_REPORTS_DIR = "best_reports"
 TRAIN_COMMAND = "python -m entry_points.train"
 # Options that say where a run writes or what it records, not what it learns: left out of the reproducible config.
 NOT_REPRODUCED = ("model_dir", "output_dir", "checkpoint_dir", "debug_dir", "debug_train_interval",
-                  "debug_eval_interval", "profiler", "monitor_interval_ms")
+                  "debug_eval_interval", "profiler", "monitor_interval_ms", "profile_dir")
 
 
 class OptunaPruning(Callback):
@@ -68,6 +69,27 @@ class TuningResult:
     table: str
     test_metrics: dict[str, float]
     best_config: dict[str, Any]
+    warning: str = ""  # e.g. the best trial is no better than guessing
+
+
+def trial_label(number: int) -> int:
+    """The trial number users see, counted from 1 everywhere (lines, table, dirs, best_hyperparameters.json);
+    Optuna counts from 0."""
+    return number + 1
+
+
+def chance_warning(best_value: float, num_classes: int, valid_images: int) -> str:
+    """A line when the best validation accuracy is within two standard deviations of guessing (1/classes) on
+    this many validation images, else ""."""
+    if num_classes < 2 or valid_images < 1:
+        return ""
+    chance = 1.0 / num_classes
+    margin = 2.0 * math.sqrt(chance * (1.0 - chance) / valid_images)
+    if best_value > chance + margin:
+        return ""
+    return (f"warning: the best trial's val_acc {best_value:.4f} is at chance level (1/{num_classes} = {chance:.4f}, "
+            f"+/- {margin:.4f} on {valid_images} validation images): no trial learned the breeds; train longer "
+            "(--epochs), widen the search (--trials) or check the data")
 
 
 def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> TrainConfig:
@@ -75,11 +97,13 @@ def _apply(config: TrainConfig, params: dict[str, Any], trial_dir: Path) -> Trai
     # The same feature cache as `train` with the same options (<output-dir>/../feature_cache by default), so
     # head-only trials and later training runs never run the backbone twice over the same images.
     # Each trial is its own run: one shared checkpoint dir would be refused (another run's fingerprint) from trial 2.
-    checkpoints = config.checkpoints.checkpoint_dir
+    # The same for a --profile-dir: each trial's profile in its own subdir (by default it is in the trial's reports).
+    checkpoints, profiles = config.checkpoints.checkpoint_dir, config.diagnostics.profile_dir
     checkpoint_dir = Path(checkpoints) / trial_dir.name if checkpoints else None
+    profile_dir = Path(profiles) / trial_dir.name if profiles else None
     return config.replace(model_dir=trial_dir / "model", output_dir=trial_dir / "reports",
                           cache_dir=default_cache_dir(config.cache, config.outputs.output_dir),
-                          checkpoint_dir=checkpoint_dir, **values)
+                          checkpoint_dir=checkpoint_dir, profile_dir=profile_dir, **values)
 
 
 def reproducible_config(trial_config: TrainConfig, base: TrainConfig) -> dict[str, Any]:
@@ -107,7 +131,7 @@ def _table(study: Any, names: list[str]) -> str:
     rows = [header]
     for t in study.trials:
         value = "" if t.value is None else f"{t.value:.4f}"
-        rows.append([str(t.number), t.state.name, value, *[_fmt(t.params.get(n)) for n in names]])
+        rows.append([str(trial_label(t.number)), t.state.name, value, *[_fmt(t.params.get(n)) for n in names]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
@@ -117,12 +141,15 @@ def _fmt(value: Any) -> str:
 
 
 def _best_so_far(study: Any, number: int, value: float, pruned: bool) -> tuple[float, int]:
-    """(value, trial number) of the best completed trial, counting the one finishing now."""
-    best = (value, number) if not pruned else (-math.inf, -1)
-    for t in study.trials:
-        if t.value is not None and t.state.name == "COMPLETE" and t.value > best[0]:
-            best = (float(t.value), t.number)
-    return best
+    """(value, Optuna number) of the best completed trial, counting the one finishing now; on a tie the earliest
+    trial, as Optuna's ``best_trial`` (the one tested at the end) chooses."""
+    candidates = [(float(t.value), t.number) for t in study.trials
+                  if t.value is not None and t.state.name == "COMPLETE" and t.number != number]
+    if not pruned:
+        candidates.append((value, number))
+    if not candidates:
+        return (-math.inf, -1)
+    return min(candidates, key=lambda candidate: (-candidate[0], candidate[1]))
 
 
 def _trial_line(trial: Any, total: int, pruned: bool, value: float, seconds: float, study: Any,
@@ -131,7 +158,7 @@ def _trial_line(trial: Any, total: int, pruned: bool, value: float, seconds: flo
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
     done = trial.number + 1
     best_value, best_number = _best_so_far(study, trial.number, value, pruned)
-    best = f" (best {best_value:.4f}, trial {best_number})" if best_number >= 0 else ""
+    best = f" (best {best_value:.4f}, trial {trial_label(best_number)})" if best_number >= 0 else ""
     shown = f" {OBJECTIVE_METRIC}={value:.4f}"
     eta = (time.monotonic() - started) / done * (total - done)
     tail = f", ETA {format_duration(eta)}" if done < total else ""
@@ -159,7 +186,8 @@ def tune_locally(base: TrainConfig, trials: int, output_dir: Path, space: tuple[
     with Progress(trials, "tuning", unit="trial", interval_s=math.inf) as progress:
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, space)
-            config = configs[trial.number] = _apply(base, params, output_dir / "trials" / f"trial_{trial.number:03d}")
+            trial_dir = output_dir / "trials" / f"trial_{trial_label(trial.number):03d}"
+            config = configs[trial.number] = _apply(base, params, trial_dir)
             pruning = OptunaPruning(trial)
             began = time.monotonic()
             result = train(config, splits=splits, runtime=trial_runtime, extra_callbacks=[pruning], test=False,
@@ -183,8 +211,9 @@ def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], hist
             output_dir: Path, space: tuple[Parameter, ...], splits: Any, runtime: Runtime | None) -> TuningResult:
     """Keep the best model, test it once, write its reports, best_hyperparameters.json and trials.csv."""
     from dogbreed.training.export import record_test_metrics
+    from dogbreed.training.plots import plot_reliability
     from dogbreed.training.reports import write_reports
-    from dogbreed.tuning.model_test import evaluate_model_dir
+    from dogbreed.tuning.best_model import evaluate_model_dir
 
     best = study.best_trial
     best_value = float(best.value if best.value is not None else "nan")
@@ -192,17 +221,29 @@ def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], hist
     if best_dir.exists():
         shutil.rmtree(best_dir)
     shutil.copytree(configs[best.number].outputs.model_dir, best_dir)
-    logger.info("testing the best model (trial %d) on the test split", best.number)
+    logger.info("testing the best model (trial %d) on the test split", trial_label(best.number))
     tested = evaluate_model_dir(configs[best.number], best_dir, splits=splits, runtime=runtime)
     record_test_metrics(best_dir, tested.metrics)
     write_reports(output_dir / BEST_REPORTS_DIR, histories[best.number], tested.metrics, tested.outcome,
                   tested.class_names)
+    if tested.logits is not None and tested.logits.labels.numel():
+        plot_reliability(output_dir / BEST_REPORTS_DIR, tested.logits.logits, tested.logits.labels,
+                         tested.temperature)
     config = reproducible_config(configs[best.number], base)
     (output_dir / BEST_PARAMS_FILENAME).write_text(json.dumps({
-        "objective": OBJECTIVE_METRIC, "value": best.value, "trial": best.number,
+        "objective": OBJECTIVE_METRIC, "value": best.value, "trial": trial_label(best.number),
         "hyperparameters": best.params, "test": tested.metrics, "config": config,
         "command": command_line(config),
     }, indent=2) + "\n")
-    (output_dir / RESULTS_FILENAME).write_text(study.trials_dataframe().to_csv(index=False))
+    results = study.trials_dataframe()
+    results.insert(0, "trial", results["number"] + 1)  # the number the trial lines and dirs use
+    (output_dir / RESULTS_FILENAME).write_text(results.to_csv(index=False))
+    warning = chance_warning(best_value, len(tested.class_names), valid_images(splits))
     return TuningResult(best_params=best.params, best_value=best_value, best_model_dir=best_dir,
-                        table=_table(study, parameter_names(space)), test_metrics=tested.metrics, best_config=config)
+                        table=_table(study, parameter_names(space)), test_metrics=tested.metrics, best_config=config,
+                        warning=warning)
+
+
+def valid_images(splits: Any) -> int:
+    return sum(1 for path in Path(splits.valid).rglob("*")
+               if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."))

@@ -54,7 +54,9 @@ def test_a_directory_with_broken_files_gives_a_record_per_image_and_exit_1(photo
                                                                           "header.jpg", "sub/b.png")]
     by_name = {Path(r["image"]).name: r for r in records}
     for good in ("a.jpg", "b.png"):
-        assert set(by_name[good]) == {"image", "confident", "predictions"} and by_name[good]["confident"] is True
+        # The random model has no abstention rule: no "confident": true, the answer says no rule is set.
+        assert set(by_name[good]) == {"image", "confident", "abstention", "predictions"}
+        assert by_name[good]["confident"] is None and by_name[good]["abstention"].startswith("no abstention rule")
         assert [set(p) for p in by_name[good]["predictions"]] == [{"breed", "index", "probability"}] * 2
         assert {p["breed"] for p in by_name[good]["predictions"]} <= BREEDS
     assert set(by_name["broken.jpg"]) == {"image", "error"}

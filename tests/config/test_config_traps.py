@@ -152,6 +152,6 @@ def test_profiled_train_help_shows_its_own_defaults():
     assert proc.returncode == 0
     lines = " ".join(proc.stdout.split())
     assert "--profiler {,simple,advanced,pytorch} Lightning profiler: simple, advanced or pytorch " \
-           "(default here: simple)" in lines
+           "(default here: pytorch)" in lines
     assert "(default here: <output-dir>/debug-trial" in lines
     assert "(empty: off)" not in lines

@@ -13,7 +13,7 @@ from dogbreed.config.sections import DataOptions
 SECTIONS = {
     "data": ["data-dir", "train-dir", "valid-dir", "test-dir", "valid-pct", "test-pct", "image-size", "crop-scale",
              "crop-min-side", "augment", "random-erasing", "skip-bad-images", "demo", "download", "dataset-url"],
-    "outputs": ["model-dir", "output-dir", "top-k"],
+    "outputs": ["model-dir", "output-dir", "top-k", "overwrite"],
     "optimisation": ["epochs", "batch-size", "lr", "lr-find", "weight-decay", "backbone-lr-scale", "label-smoothing",
                      "weights", "finetune", "freeze-epochs", "warmup-epochs", "accumulate-grad-batches", "seed"],
     "stopping": ["monitor", "early-stopping", "max-time"],
@@ -23,7 +23,7 @@ SECTIONS = {
     "cache": ["cached-views", "cache-dir"],
     "calibration": ["tta", "calibrate", "abstention-score", "accept-rate", "ood-dir"],
     "diagnostics": ["debug-dir", "debug-train-interval", "debug-eval-interval", "profiler", "monitor-interval-ms",
-                    "show-batch"],
+                    "show-batch", "profile-dir"],
     "tracking": ["logger", "log-dir"],
 }
 
@@ -31,7 +31,7 @@ SECTIONS = {
 def test_every_option_is_in_exactly_one_section():
     assert option_sections() == SECTIONS
     names = [name for options in SECTIONS.values() for name in options]
-    assert len(names) == len(set(names)) == 58
+    assert len(names) == len(set(names)) == 60
 
 
 def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():

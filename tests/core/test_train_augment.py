@@ -145,7 +145,7 @@ def test_exif_rotated_jpeg_is_cropped_in_its_displayed_orientation(tmp_path):
 
 def test_training_split_uses_the_drafting_transform_and_eval_splits_do_not(large_jpegs, tmp_path):
     tree = tmp_path / "data"
-    for split in ("train", "valid"):
+    for split in ("train", "valid", "test"):  # all three: a missing test split is carved out of train
         for breed, path in zip(("001.A", "002.B"), large_jpegs[:2]):  # a classifier needs at least 2 classes
             (tree / split / breed).mkdir(parents=True)
             (tree / split / breed / path.name).write_bytes(path.read_bytes())

@@ -251,4 +251,6 @@ def test_prepare_help_answers_without_loading_torch():
 def test_an_unknown_option_is_one_error_line(capsys):
     assert prepare_main(["--data-dir", "x", "--output", "y", "--shortside", "3"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: unrecognized arguments: --shortside 3 (see python -m entry_points.prepare --help)")
+        "error: unknown option(s) --shortside (did you mean --short-side?). Options of python -m entry_points.prepare: "
+        "--data-dir, --help, --image-size, --output, --quality, --short-side, --skip-bad-images, --workers "
+        "(hyphens or underscores)")

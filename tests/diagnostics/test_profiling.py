@@ -15,11 +15,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dogbreed.config.parser import parse_config
 from dogbreed.core.errors import ConfigError
 from dogbreed.diagnostics.profile_report import RunFacts, UtilSample, analyse
-from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler
+from dogbreed.diagnostics.profiling import PROFILE_SUBDIR, ProfilingCallback, build_profiler, profiling_callbacks
 from dogbreed.diagnostics.run_policy import profiled_config, train_with_diagnostics
 from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
+from dogbreed.sagemaker.environment import config_defaults
+from dogbreed.training.setup import check_output_locations, output_locations
 from tests.helpers.builders import fast_config
 from tests.helpers.report_checks import check_plot
 
@@ -31,6 +34,7 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
     out = tmp_path / "reports" / PROFILE_SUBDIR
     [trace] = out.glob("fit-*.pt.trace.json")
     assert json.loads(trace.read_text())["traceEvents"]
+    assert not set("[]*?") & set(trace.name)  # no glob characters: the name works unquoted in a shell
     with (out / "fit-top_operators.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["operator", "calls", "self_cpu_us", "cpu_total_us", "self_device_us", "device_total_us"]
@@ -50,8 +54,8 @@ def test_pytorch_profiled_run_writes_trace_operator_table_utilisation_and_report
 
 
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
-def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
-                                                                                   monkeypatch):
+def test_profiled_train_entry_point_defaults_to_pytorch_profiler_and_a_local_trial(tmp_path, tiny_tree, capsys,
+                                                                                    monkeypatch):
     from entry_points.profiled_train import main
 
     monkeypatch.setattr("dogbreed.cli.runner.configure_logging", lambda: None)  # keep pytest's log capture intact
@@ -60,9 +64,9 @@ def test_profiled_train_entry_point_defaults_to_simple_profiler_and_a_local_tria
                  str(tmp_path / "reports"), "--epochs", "1", "--batch-size", "4", "--image-size", "32",
                  "--weights", "none", "--finetune", "full", "--num-workers", "0", "--accelerator", "cpu"])
     assert code == 0
-    assert "FIT Profiler Report" in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()
+    assert len(list((tmp_path / "reports" / PROFILE_SUBDIR).glob("fit-profile*.pt.trace.json"))) == 1
     report = (tmp_path / "reports" / PROFILE_SUBDIR / "profiler_report.md").read_text()
-    assert report.startswith("# Profiler report\n") and "| profiler | simple |" in report
+    assert report.startswith("# Profiler report\n") and "| profiler | pytorch |" in report
     assert "| batch size / DataLoader workers | 4 / 0 |" in report
     assert (tmp_path / "reports" / "debug-trial" / "training_job_end.ts").is_file()
     assert f"debug trial: {tmp_path / 'reports' / 'debug-trial'}" in capsys.readouterr().out
@@ -75,7 +79,7 @@ def test_profiling_defaults_leave_the_trial_to_sagemaker_when_debugger_is_config
     (tmp_path / "debughookconfig.json").write_text("{}")
     monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "debughookconfig.json"))
     defaults = profiled_config(config)
-    assert defaults.diagnostics.debug_dir is None and defaults.diagnostics.profiler == "simple"
+    assert defaults.diagnostics.debug_dir is None and defaults.diagnostics.profiler == "pytorch"
 
 
 def test_unknown_profiler_is_rejected_with_the_valid_names(tmp_path):
@@ -194,3 +198,60 @@ def test_lightning_profilers_write_their_report_under_profile(tmp_path, kind, ma
                          profiler=build_profiler(config.diagnostics, config.outputs.output_dir))
     trainer.fit(TinyModule(), DataLoader(Vectors(0.0), batch_size=4))
     assert marker in (tmp_path / "reports" / PROFILE_SUBDIR / "fit-profile.txt").read_text()
+
+
+def test_profile_dir_option_moves_the_profile_and_copies_the_report_to_the_output_dir(tmp_path):
+    config = fast_config(tmp_path, tmp_path, profiler="pytorch", monitor_interval_ms=20,
+                         profile_dir=tmp_path / "tensorboard")
+    callbacks = profiling_callbacks(config.diagnostics, output_dir=config.outputs.output_dir, batch_size=4,
+                                    num_workers=0)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=6, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=callbacks, profiler=build_profiler(config.diagnostics, config.outputs.output_dir))
+    trainer.fit(TinyModule(), DataLoader(Vectors(0.0), batch_size=4))
+    profile, copy = tmp_path / "tensorboard", tmp_path / "reports" / PROFILE_SUBDIR
+    assert len(list(profile.glob("fit-profile*.pt.trace.json"))) == 1  # torch.profiler's tensorboard_trace_handler
+    assert json.loads((profile / "profile_run.json").read_text()) == {
+        "format": 1, "batch_size": 4, "num_workers": 0, "profiler": "pytorch", "device": "cpu",
+        "monitor_interval_ms": 20}
+    assert sorted(p.name for p in copy.iterdir()) == ["profile_run.json", "profiler_report.md", "step_times.csv",
+                                                      "step_times.png", "utilisation.csv", "utilisation.png"]
+    assert (copy / "step_times.csv").read_text() == (profile / "step_times.csv").read_text()
+    assert "| timed training steps | 5 |" in (copy / "profiler_report.md").read_text()
+
+
+def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"--profile-dir .*/model/profile is inside --model-dir .*/model: the model "
+                                          r"artifact would carry the profile"):
+        parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model" / "profile")])
+    with pytest.raises(ConfigError, match="is inside --model-dir"):
+        parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model")])
+    parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model-profile")])
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="--profile-dir .*a-file is a file, not a directory"):
+        check_output_locations(output_locations(fast_config(tmp_path, tmp_path).outputs, checkpoint_dir=None,
+                                                debug_dir=None, cache_dir=None, profile_dir=tmp_path / "a-file"))
+
+
+@pytest.mark.parametrize("tensorboard_config, expected", [(None, "opt/ml/output/tensorboard"),
+                                                          ({"LocalPath": "/tb/here"}, "/tb/here")])
+def test_in_a_sagemaker_job_the_profile_goes_to_the_tensorboard_path(tmp_path, tensorboard_config, expected):
+    environ = {"SM_MODEL_DIR": str(tmp_path / "opt/ml/model"),
+               "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt/ml/output/data")}
+    if tensorboard_config is not None:
+        (tmp_path / "opt/ml/input/config").mkdir(parents=True)
+        (tmp_path / "opt/ml/input/config/tensorboardoutputconfig.json").write_text(json.dumps(tensorboard_config))
+    config = parse_config([], environment_defaults=config_defaults(environ))
+    assert config.diagnostics.profile_dir == tmp_path / expected
+    assert parse_config(["--profile-dir", "/mine"], environment_defaults=config_defaults(environ)).diagnostics \
+        .profile_dir == Path("/mine")
+    assert parse_config([]).diagnostics.profile_dir is None  # locally: <output-dir>/profile
+    assert fast_config(tmp_path, tmp_path).diagnostics.profile_dir_for(Path("out")) == Path("out/profile")
+
+
+def test_profiler_file_names_have_no_glob_brackets(tmp_path):
+    from dogbreed.diagnostics.profiling import OperatorTableProfiler
+
+    profiler = OperatorTableProfiler(dirpath=tmp_path, filename="fit")
+    name = profiler._prepare_filename(action_name="[Strategy]SingleDeviceStrategy.training_step", extension="")
+    assert name == "fit-Strategy-SingleDeviceStrategy.training_step"

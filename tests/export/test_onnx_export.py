@@ -68,3 +68,15 @@ def test_export_command_checks_parity_and_says_so(calibrated_model_dir, tmp_path
     summary = export_command(["--model-dir", str(calibrated_model_dir), "--output", str(tmp_path / "m.onnx")])
     assert summary.startswith(f"{tmp_path / 'm.onnx'} (onnxruntime parity on 2 image(s): max |delta probability| ")
     assert (tmp_path / "m.onnx").stat().st_size > 1_000_000
+
+
+def test_onnx_preprocessing_metadata_has_the_crop_scale_as_trained():
+    from dogbreed.export.onnx_export import metadata
+
+    trained = ModelConfig(class_names=["a", "b"], preprocessing=Preprocessing(image_size=32),
+                          hyperparameters={"crop_scale": 0.35})
+    assert json.loads(metadata(trained)["dogbreed.preprocessing"]) == {
+        "image_size": 32, "resize_size": 33, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+        "interpolation": "bilinear", "crop_scale": [0.35, 1.0]}
+    unknown = ModelConfig(class_names=["a", "b"], preprocessing=Preprocessing(image_size=32))
+    assert "crop_scale" not in json.loads(metadata(unknown)["dogbreed.preprocessing"])  # never a default claimed

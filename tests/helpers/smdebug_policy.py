@@ -31,3 +31,24 @@ def skip_module_without_smdebug() -> None:
     reason = smdebug_skip_reason()
     if reason is not None:
         pytest.skip(reason, allow_module_level=True)
+
+
+def block_smdebug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make smdebug unimportable for one test, as where it is not installed: ``import smdebug`` raises ImportError
+    (``sys.modules["smdebug"] = None``), already-loaded submodules are dropped, ``find_spec`` finds nothing."""
+    import sys
+
+    for name in [name for name in sys.modules if name == "smdebug" or name.startswith("smdebug.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "smdebug", None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] == "smdebug" else real(name, *a))
+
+
+def smdebug_modules_loaded() -> list[str]:
+    """smdebug modules a test loaded despite :func:`block_smdebug` (there must be none)."""
+    import sys
+
+    return sorted(name for name, module in sys.modules.items()
+                  if (name == "smdebug" or name.startswith("smdebug.")) and module is not None)

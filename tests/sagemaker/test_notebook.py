@@ -266,7 +266,8 @@ def test_batch_transform_runs_the_handler_over_an_s3_prefix_and_writes_predict_j
                                              ("001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier")]
     for record in records:
         # The handler's answer, as local predict writes it: confident, and the rejection when it is not.
-        rejected = set() if record["confident"] else {"rejection"}
+        # Without an abstention rule: "confident" null and the "abstention" note.
+        rejected = {"abstention"} if record["confident"] is None else set() if record["confident"] else {"rejection"}
         assert set(record) == {"image", "confident", "predictions"} | rejected
         assert len(record["predictions"]) == 3  # top-5 of 3 breeds
         assert set(record["predictions"][0]) == {"breed", "index", "probability"}

@@ -102,7 +102,7 @@ def test_dispatch_answers_json_by_default(handler_service, accept) -> None:
     status, _, content_type, body = dispatch(handler_service, dog_jpeg(), "image/jpeg", accept)
     assert (status, content_type) == (200, "application/json")
     answer = json.loads(body)
-    assert answer["confident"] is True
+    assert answer["confident"] is None and answer["abstention"].startswith("no abstention rule is set")
     assert [set(row) for row in answer["predictions"]] == [{"breed", "index", "probability"}] * 3
 
 

@@ -58,7 +58,7 @@ def test_each_image_format_decodes_to_the_same_prediction_as_the_library(predict
     data = encode(dog_image(1), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
     body, response_type = answer(predictor, data, content_type)
     answer_ = json.loads(body)
-    assert response_type == "application/json" and answer_["confident"] is True  # no abstention threshold
+    assert response_type == "application/json" and answer_["confident"] is None  # no abstention rule set
     rows = answer_["predictions"]
     assert [row["breed"] for row in rows] == [p.breed for p in predictor.predict([data], k=5)[0]]
     assert {row["breed"] for row in rows} == set(CLASS_NAMES)  # top-5 of 3 breeds: all three, best first
@@ -117,7 +117,7 @@ def test_complete_png_and_webp_are_accepted():
 def test_a_batch_of_exactly_the_limit_is_answered_and_one_more_is_413(predictor):
     images = [b64(one_pixel_png())] * 16
     answers = json.loads(answer(predictor, json_body(instances=images, top_k=1), "application/json")[0])
-    assert len(answers) == 16 and all(len(a["predictions"]) == 1 and a["confident"] is True for a in answers)
+    assert len(answers) == 16 and all(len(a["predictions"]) == 1 and a["confident"] is None for a in answers)
     assert status_of(json_body(instances=images + images[:1]), "application/json") == (
         413, "17 instances is over the limit of 16 per request: split the batch into several requests")
 

@@ -110,4 +110,4 @@ def test_strict_decoding_over_http(endpoint: LocalEndpoint) -> None:
     assert status == 400 and "image is truncated" in json.loads(body)["message"]
     status, _, body = post(endpoint, png + b"vendor trailer " * 500, {"Content-Type": "image/png"})
     answer = json.loads(body)
-    assert status == 200 and answer["confident"] is True and len(answer["predictions"]) == 3
+    assert status == 200 and answer["confident"] is None and len(answer["predictions"]) == 3  # no rule set

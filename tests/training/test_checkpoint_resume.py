@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -238,6 +239,8 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(uninterrupted
     resumed = train(config, extra_callbacks=[probe])
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
     assert resumed.history == full_result.history  # epochs 1-2 restored, epoch 3 identical
+    [fit_line] = [line for line in resumed.summary if line.startswith("  fit ")]
+    assert re.search(r"\(1 epoch\(s\), [0-9.]+ train img/s; resumed after epoch 2\)$", fit_line), fit_line
     assert probe.optimizer is not None and full_probe.optimizer is not None
     assert probe.optimizer.keys() == full_probe.optimizer.keys()
     assert all(torch.equal(probe.optimizer[key], full_probe.optimizer[key]) for key in probe.optimizer)

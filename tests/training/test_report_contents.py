@@ -58,14 +58,21 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     config, result = trained
     reports = config.outputs.output_dir
     metrics = json.loads((reports / "metrics.json").read_text())
-    assert set(metrics) == {"history", "test", "timing", "calibration", "abstention"}  # the fixture calibrates
+    assert set(metrics) == {"history", "test", "timing", "calibration", "abstention", "quality"}  # it calibrates
     assert metrics["timing"]["total_s"] >= metrics["timing"]["fit_s"] > 0
     assert [row["epoch"] for row in metrics["history"]] == list(range(1, config.optimisation.epochs + 1))
     per_stage = {"loss", "acc", "acc_top5", "f1_macro"}
     expected_keys = {"epoch", "lr"} | {f"{stage}_{name}" for stage in ("train", "val") for name in per_stage}
     assert all(set(row) == expected_keys for row in metrics["history"])
     assert metrics["history"] == result.history
-    assert metrics["test"] == result.test_metrics and set(metrics["test"]) == per_stage
+    # The test figures, plus the 95% bootstrap intervals of accuracy and macro-F1 that bracket them.
+    assert {k: v for k, v in metrics["test"].items() if not k.endswith("_ci95")} == result.test_metrics
+    assert set(metrics["test"]) == per_stage | {"acc_ci95", "f1_macro_ci95"}
+    for name in ("acc", "f1_macro"):
+        low, high = metrics["test"][f"{name}_ci95"]
+        assert 0 <= low <= metrics["test"][name] <= high <= 1
+    assert metrics["quality"]["test"]["images"] == 24 and metrics["quality"]["valid"]["images"] == 24
+    assert metrics["quality"]["test"]["correct"] == round(metrics["test"]["acc"] * 24)
     for row in [*metrics["history"], metrics["test"]]:
         assert all(0 <= row[k] <= 1 for k in row if k.endswith(("acc", "acc_top5", "f1_macro")))
     assert metrics["test"]["acc_top5"] == 1.0  # top-3 of 3 breeds
@@ -73,7 +80,7 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     model_config = json.loads((config.outputs.model_dir / "model_config.json").read_text())
     assert model_config["metrics"] == {"test": metrics["test"], "final_epoch": metrics["history"][-1],
                                        "timing": metrics["timing"], "calibration": metrics["calibration"],
-                                       "abstention": metrics["abstention"]}
+                                       "abstention": metrics["abstention"], "quality": metrics["quality"]}
 
     with (reports / "per_class_accuracy.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -85,8 +85,21 @@ def test_a_run_records_durations_and_prints_where_everything_went(tmp_path, tiny
     assert "  data wait: 1.0% of step time" in result.summary
     outputs = config.outputs
     assert f"model artifact: {outputs.model_dir}/ (model.pth, model_config.json)" in text
-    assert f"reports:        {outputs.output_dir}/ (metrics.json, training_curves.png, confusion_matrix.png" in text
+    [listed] = [line for line in result.summary if line.startswith("reports:")]
+    assert listed == (f"reports:        {outputs.output_dir}/ (metrics.json, training_curves.png, "
+                      "confusion_matrix.png, per_class_accuracy.csv, most_confused.csv, worst_predictions.png, "
+                      "calibration.png)")
+    written = {path.name for path in outputs.output_dir.iterdir() if path.is_file()}
+    assert written == set(listed.split("(", 1)[1].rstrip(")").split(", "))  # every file listed, none missing
 
 
 def test_callbacks_without_summary_lines_add_nothing():
     assert callback_summary_lines([Callback(), DataWaitLine()]) == ["data wait: 1.0% of step time"]
+
+
+def test_a_resumed_run_reports_only_the_epochs_this_process_trained():
+    timer, counts = _timed_run()
+    counts.epochs, counts.resumed_after = 2, 3  # epochs 4 and 5 of 5 in 12 s
+    assert timing_record(timer, counts)["train_images_per_s"] == 100.0  # 600 images x 2 epochs / 12 s
+    lines = summary_lines(timer, counts, {})
+    assert "  fit                   12s  (2 epoch(s), 100.0 train img/s; resumed after epoch 3)" in lines

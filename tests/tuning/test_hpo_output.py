@@ -56,7 +56,7 @@ def test_local_search_is_quiet_tests_once_and_train_config_reproduces_the_best(t
     assert "ETA" in trial_lines[0] and "(best " in trial_lines[1]
     assert not [line for line in hpo.stdout.splitlines() if line.startswith(("test:", "epoch="))]
     hpo_dir = tmp_path / "hpo"
-    for trial in ("trial_000", "trial_001"):  # trials never touch the test split
+    for trial in ("trial_001", "trial_002"):  # counted from 1, as the lines do; never touching the test split
         reports = hpo_dir / "trials" / trial / "reports"
         assert json.loads((reports / "metrics.json").read_text())["test"] == {}
         assert not (reports / "confusion_matrix.png").exists()
@@ -68,6 +68,8 @@ def test_local_search_is_quiet_tests_once_and_train_config_reproduces_the_best(t
     assert model_config["metrics"]["test"] == best["test"]
     assert (hpo_dir / "best_reports" / "confusion_matrix.png").is_file()
     assert (hpo_dir / "best_reports" / "most_confused.csv").is_file()
+    assert (hpo_dir / "best_reports" / "calibration.png").is_file()
+    assert best["trial"] in (1, 2) and f"testing the best model (trial {best['trial']})" in hpo.stderr
     for name, value in best["hyperparameters"].items():
         assert best["config"][name.replace("-", "_")] == value
     assert best["config"]["weights"] == "backbone.pth" and best["config"]["epochs"] == 3

@@ -81,4 +81,11 @@ def test_sampled_values_reach_the_trial_config(tmp_path):
     trial_5 = _apply(base, params, tmp_path / "hpo" / "trials" / "trial_005")
     assert trial_5.cache.cache_dir == Path("outputs/feature_cache")
     assert config.data.data_dir == Path(tmp_path / "data")
+    assert config.diagnostics.profile_dir is None  # the trial's <output-dir>/profile
+
+
+def test_each_trial_profiles_into_its_own_subdir_of_profile_dir(tmp_path):
+    base = TrainConfig(data_dir=tmp_path / "data", profiler="pytorch", profile_dir=tmp_path / "tb")
+    config = _apply(base, {"lr": 0.01}, tmp_path / "hpo" / "trials" / "trial_004")
+    assert config.diagnostics.profile_dir == tmp_path / "tb" / "trial_004"
 

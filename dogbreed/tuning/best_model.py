@@ -1,15 +1,15 @@
-"""Testing an exported model dir the way a config trained it (a tuning search tests only its best model, once, at
-the end): the same data path and metrics as training (head-only runs read the features from the cache)."""
+"""The best tuning trial's model, tested once at the end of a search: the same data path and metrics as training."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.data.splits import SplitDirs
 from dogbreed.serving.artifact import load_artifact
-from dogbreed.training.evaluation import collect_test_outcome, run_test
+from dogbreed.training.evaluation import collect_test_outcome, image_logits, run_test
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import TestOutcome
 from dogbreed.training.run import build_datamodule, build_trainer, prepare_for_speed
@@ -22,6 +22,8 @@ class ModelTest:
     metrics: dict[str, float]  # {"loss", "acc", "acc_top5", "f1_macro"}
     outcome: TestOutcome
     class_names: list[str]
+    logits: Any = None  # SplitLogits of the test split as served (for the reliability diagram)
+    temperature: float = 1.0  # the artifact's
 
 
 def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,
@@ -38,4 +40,8 @@ def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDir
     trainer = build_trainer(config, [], runtime=runtime)
     metrics = run_test(trainer, model, datamodule)
     outcome = collect_test_outcome(trainer, model, images)
-    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names)
+    samples = images.datasets["test"].samples
+    logits = image_logits(model.net, [p for p, _ in samples], [c for _, c in samples], pre=images.preprocessing,
+                          tta="none", batch_size=config.optimisation.batch_size, num_workers=images.num_workers)
+    return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names, logits=logits,
+                     temperature=model_config.temperature)

@@ -1,0 +1,63 @@
+"""``export --precision int8``: ONNX Runtime's static quantization, checked against fp32 on the validation split."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+
+from dogbreed.cli.export import export_command
+from dogbreed.core.errors import ConfigError
+from dogbreed.core.network import build_resnet50
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.export import onnx_int8
+from dogbreed.serving.artifact import ModelConfig, save_artifact
+from dogbreed.serving.precision_check import Agreement, PrecisionRefused
+from tests.helpers.builders import write_tree
+
+
+@pytest.fixture(scope="module")
+def decisive_model_dir(tmp_path_factory):
+    """32 px, random backbone, head scaled up: decisive logits that a faithful int8 graph keeps."""
+    torch.manual_seed(0)
+    net = build_resnet50(3).eval()
+    with torch.no_grad():
+        net.fc.weight.mul_(200.0)
+    config = ModelConfig(class_names=["a", "b", "c"], preprocessing=Preprocessing(image_size=32))
+    return save_artifact(tmp_path_factory.mktemp("onnx_int8") / "model", net, config)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_tree(tmp_path_factory.mktemp("onnx_int8_data") / "data", {"train": 4, "valid": 3}, seed=3)
+
+
+def test_int8_needs_the_data_dir(decisive_model_dir, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="--precision int8 needs --data-dir DIR"):
+        export_command(["--model-dir", str(decisive_model_dir), "--output", str(tmp_path / "m.onnx"),
+                        "--precision", "int8"])
+
+
+@pytest.mark.slow
+def test_int8_export_is_quantized_checked_and_labelled(decisive_model_dir, data_dir, tmp_path) -> None:
+    output = tmp_path / "m.onnx"
+    summary = export_command(["--model-dir", str(decisive_model_dir), "--output", str(output),
+                              "--precision", "int8", "--data-dir", str(data_dir)])
+    assert summary == f"{output} (int8 ONNX vs fp32 on 9 held-out image(s): top-1 agreement 100.00% (9/9), " \
+                      f"max |delta p| {summary.rsplit(' ', 1)[1]}"
+    model = onnx.load(str(output))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in model.graph.node}
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    assert metadata["dogbreed.precision"] == "int8" and metadata["dogbreed.class_names"] == '["a", "b", "c"]'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # the fp32 intermediate is gone
+
+
+@pytest.mark.slow
+def test_a_disagreeing_int8_export_is_removed(decisive_model_dir, data_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(onnx_int8, "onnx_agreement", lambda *args: Agreement("int8 ONNX", 9, 8, 0.6))
+    output = tmp_path / "m.onnx"
+    with pytest.raises(PrecisionRefused, match=r"refused: int8 ONNX vs fp32 on 9 held-out image\(s\): top-1 "
+                                               r"agreement 88\.89% \(8/9\)"):
+        export_command(["--model-dir", str(decisive_model_dir), "--output", str(output),
+                        "--precision", "int8", "--data-dir", str(data_dir)])
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,102 @@
+"""A finished job's profile read from S3 (the local moto server) and reported, with smdebug blocked: the
+TensorBoard output prefix SageMaker syncs (``<s3_output_path>/<job-name>/tensorboard-output/``) and the job's
+``output/output.tar.gz``."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from dogbreed.core.errors import ConfigError
+from dogbreed.sagemaker.job_output import download_prefix, split_s3_uri
+from tests.helpers.moto_aws import moto_endpoint
+from tests.helpers.profile_files import BOTTLENECK, check_report, write_job_output_archive, write_profile_files
+from tests.helpers.smdebug_policy import block_smdebug, smdebug_modules_loaded
+
+BUCKET = "dogbreed-jobs"
+JOB = "dogbreed-profiled-2026-12-06-23-00-00-000"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    block_smdebug(monkeypatch)
+    monkeypatch.setattr("dogbreed.cli.runner.configure_logging", lambda: None)
+    with moto_endpoint() as url:
+        import boto3
+
+        # moto's state lives as long as the process: start from an empty account
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    assert smdebug_modules_loaded() == []
+
+
+def _upload_dir(client, local, prefix: str) -> None:
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        client.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}")
+
+
+def _report(source: str, out, capsys) -> tuple[int, str, str]:
+    from entry_points.profile_report import main
+
+    code = main([source, "--out", str(out)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_report_from_the_jobs_tensorboard_output_on_s3(s3, tmp_path, capsys):
+    _upload_dir(s3, write_profile_files(tmp_path / "tensorboard", trace_bytes=4096), f"out/{JOB}/tensorboard-output")
+    source = f"s3://{BUCKET}/out/{JOB}/tensorboard-output/"
+    code, out, err = _report(source, tmp_path / "report", capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"Bottleneck: {BOTTLENECK}"
+    report = (tmp_path / "report" / "profiler_report.md").read_text()
+    check_report(report)
+    assert f"in {source}." in report
+
+
+def test_only_the_report_inputs_are_downloaded_not_the_traces(s3, tmp_path):
+    _upload_dir(s3, write_profile_files(tmp_path / "tensorboard", trace_bytes=4096), f"out/{JOB}/tensorboard-output")
+    files, skipped = download_prefix(f"s3://{BUCKET}/out/{JOB}/tensorboard-output", tmp_path / "down",
+                            wanted=lambda key: not key.endswith(".pt.trace.json"))
+    assert sorted(f.name for f in files) == ["profile_run.json", "step_times.csv", "utilisation.csv"]
+    assert skipped == ["fit-profile.1765000000.pt.trace.json"]
+    downloaded, uploaded = tmp_path / "down" / "step_times.csv", tmp_path / "tensorboard" / "step_times.csv"
+    assert downloaded.read_text() == uploaded.read_text()
+
+
+def test_report_from_the_jobs_output_prefix_unpacks_output_tar_gz(s3, tmp_path, capsys):
+    archive = write_job_output_archive(tmp_path / "output.tar.gz", tmp_path / "job")
+    s3.upload_file(str(archive), BUCKET, f"out/{JOB}/output/output.tar.gz")
+    code, _, err = _report(f"s3://{BUCKET}/out/{JOB}/output", tmp_path / "report", capsys)
+    assert code == 0, err
+    check_report((tmp_path / "report" / "profiler_report.md").read_text())
+
+
+def test_an_s3_prefix_without_profile_data_says_so(s3, tmp_path, capsys):
+    s3.put_object(Bucket=BUCKET, Key=f"out/{JOB}/tensorboard-output/events.out.tfevents.1.host", Body=b"x")
+    source = f"s3://{BUCKET}/out/{JOB}/tensorboard-output/"
+    code, _, err = _report(source, tmp_path / "report", capsys)
+    assert code == 2
+    assert err.startswith(f"error: {source} holds no profile data (no profile_run.json; found "
+                          "events.out.tfevents.1.host): run a profiled training first")
+
+
+def test_a_missing_bucket_is_a_one_line_error(s3, tmp_path, capsys):
+    code, _, err = _report("s3://no-such-bucket/out/x/tensorboard-output/", tmp_path / "report", capsys)
+    assert code == 2 and err.startswith("error: s3://no-such-bucket/out/x/tensorboard-output/: cannot read it from "
+                                        "S3 (") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("uri, parts", [("s3://b/out/job/tensorboard-output", ("b", "out/job/tensorboard-output/")),
+                                        ("s3://b/out/", ("b", "out/")), ("s3://b", ("b", ""))])
+def test_s3_uris_split_into_bucket_and_prefix(uri, parts):
+    assert split_s3_uri(uri) == parts
+
+
+@pytest.mark.parametrize("uri", ["s3://", "s3:///key", "https://bucket/key"])
+def test_a_malformed_s3_uri_is_refused(uri):
+    with pytest.raises(ConfigError, match="not an S3 URI; write s3://bucket/prefix"):
+        split_s3_uri(uri)

@@ -1,0 +1,104 @@
+"""The plots read through what they draw (matplotlib artists), not pixels: whole epochs on the axis, no legend
+entry hidden, image titles that tell classes apart, readable bin counts with empty bins marked, one colour per
+layer, TRAIN and EVAL on their own step counters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+from PIL import Image
+
+from dogbreed.diagnostics.rule_report import gradient_figure, loss_figure
+from dogbreed.training import plots
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the report functions make, kept open (the file is still written)."""
+    figures = []
+
+    def keep(fig, path: Path) -> Path:
+        fig.tight_layout()
+        fig.savefig(path, dpi=50)
+        figures.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save_figure", keep)
+    return figures
+
+
+HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "train_acc": 0.3 * e, "val_acc": 0.3 * e,
+            "val_acc_top5": 1.0, "train_acc_top5": 1.0, "lr": 1e-3} for e in (1, 2, 3)]
+
+
+def test_training_curves_have_whole_epoch_ticks_and_every_legend_entry_clear_of_the_curves(tmp_path, drawn):
+    plots.plot_training_curves(tmp_path, HISTORY, {"acc": 0.9})
+    [fig] = drawn
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    loss, acc, lr = fig.axes[:3]
+    for ax in (loss, acc, lr):
+        visible = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert visible == [1.0, 2.0, 3.0]
+        legend = ax.get_legend()
+        below = legend.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+        assert below, "the legend overlaps the plotting area"
+    assert [t.get_text() for t in acc.get_legend().get_texts()] == [
+        "train top-1", "val top-1", "train top-5", "val top-5"]
+    top5 = {line.get_label(): line for line in acc.lines if "top-5" in line.get_label()}
+    # both at 1.0: the validation markers are larger and hollow, so the train curve shows through
+    assert top5["val top-5"].get_markerfacecolor() == "none"
+    assert top5["val top-5"].get_markersize() > top5["train top-5"].get_markersize()
+
+
+def test_worst_prediction_titles_name_the_class_folder(tmp_path, drawn):
+    paths = []
+    for folder in ("001.Affenpinscher", "002.Afghan_hound"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / "img_000.jpg")
+        paths.append(tmp_path / folder / "img_000.jpg")
+    samples = {"loss": torch.tensor([2.0, 1.0]), "target": torch.tensor([0, 1]), "predicted": torch.tensor([1, 1]),
+               "predicted_probability": torch.tensor([0.7, 0.6])}
+    plots.plot_worst_predictions(tmp_path, samples, paths, ["Affenpinscher", "Afghan hound"])
+    titles = [ax.get_title() for ax in drawn[0].axes if ax.get_title()]
+    assert [title.splitlines()[0] for title in titles] == ["001.Affenpinscher/img_000.jpg",
+                                                           "002.Afghan_hound/img_000.jpg"]
+    assert plots.image_label(Path("117.Staffordshire_bull_terrier_mix/Staffordshire_00012.jpg")) == \
+        "117.Staff…/Staffordshire_00012.jpg"  # 34 characters at most
+
+
+def test_calibration_counts_are_readable_and_empty_bins_marked(tmp_path, drawn):
+    # confidences near 0.99 and 0.6 only: every other bin is empty
+    logits = torch.tensor([[6.0, 0.0, 0.0]] * 5 + [[1.0, 0.0, 0.0]] * 3)
+    labels = torch.tensor([0, 0, 0, 0, 1, 0, 1, 2])
+    plots.plot_reliability(tmp_path, logits, labels, temperature=1.0)
+    before = drawn[0].axes[0]
+    counts = [t for t in before.texts]
+    assert len(counts) == 15  # one per bin, empty ones included
+    assert all(t.get_rotation() == 0 and t.get_fontsize() >= 8 for t in counts)
+    assert sorted(int(t.get_text()) for t in counts if t.get_text() != "0") == [3, 5]
+    zeros = [t for t in counts if t.get_text() == "0"]
+    assert len(zeros) == 13 and all(t.get_color() == "0.45" for t in zeros)
+    empty = [p for p in before.patches if p.get_hatch() == "//"]
+    assert len(empty) == 13
+    assert "empty bin (no images)" in [t.get_text() for t in before.get_legend().get_texts()]
+
+
+def test_gradient_norms_give_each_of_12_layers_its_own_colour():
+    series = {f"layer{i}.weight": ([0, 1, 2], [1.0 + i, 2.0 + i, 3.0 + i]) for i in range(12)}
+    fig = gradient_figure(series)
+    colours = [tuple(line.get_color()) for line in fig.axes[0].lines]
+    assert len(colours) == 12 and len(set(colours)) == 12
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(series)
+
+
+def test_train_and_eval_losses_each_have_their_own_step_axis():
+    fig = loss_figure({"TRAIN": ([0, 1, 2, 3], [2.0, 1.5, 1.2, 1.0]), "EVAL": ([0, 1], [1.4, 1.1])})
+    assert [(ax.get_xlabel(), ax.get_title()) for ax in fig.axes] == [("TRAIN step", "TRAIN loss"),
+                                                                      ("EVAL step", "EVAL loss")]
+    assert [list(ax.lines[0].get_xdata()) for ax in fig.axes] == [[0, 1, 2, 3], [0, 1]]
