@@ -67,7 +67,7 @@ def main() -> None:
     print(f"load average at start: {load:.2f}")
     write_result("calibration_phase" + ("_smoke" if args.smoke else ""),
                  {"machine": machine, "load_1min": load, "timing": timing, "old_ood_pass_s": old["s"],
-                  "share": share, "old_share": old_share})
+                  "share": share, "old_share": old_share}, args.out)
 
 
 if __name__ == "__main__":

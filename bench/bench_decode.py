@@ -45,7 +45,8 @@ def torchvision_sets(root: Path, pre: Preprocessing) -> dict[str, datasets.Image
 
 def our_sets(data_dir: Path, split: str, pre: Preprocessing) -> dict[str, Sequence]:
     """Our eval dataset for ``split`` (used as 'valid' so it gets the eval decode) and our train one."""
-    as_valid = DogBreedDataModule(SplitDirs(train=data_dir / split, valid=data_dir / split), preprocessing=pre)
+    folder = data_dir / split  # as test too: a missing test split would be carved out of train
+    as_valid = DogBreedDataModule(SplitDirs(train=folder, valid=folder, test=folder), preprocessing=pre)
     as_valid.setup()
     return {"eval": as_valid.datasets["valid"], "train": as_valid.datasets["train"]}
 

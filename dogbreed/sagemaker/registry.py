@@ -33,7 +33,7 @@ def _number(value: Any) -> str:
 def registration_metrics(metrics: Mapping[str, Any]) -> dict[str, str]:
     """The package's customer metadata from a run's ``metrics.json``: every value a string (the API's type)."""
     test = metrics.get("test") or {}
-    interval = test.get("acc_interval")
+    interval = test.get("acc_ci95")  # the run's 95% bootstrap interval
     calibration = (metrics.get("calibration") or {}).get("test") or {}
     abstention = metrics.get("abstention") or {}
     auroc = (abstention.get("auroc_test_vs_ood") or {}).get(abstention.get("score", ""))

@@ -386,7 +386,7 @@ class _Run:
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
                                     reports=reports, cache_dir=_feature_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
-                lines = summary_lines(self.timer, counts, places, [*trust, *callback_summary_lines(callbacks)])
+                lines = summary_lines(self.timer, counts, places, [*callback_summary_lines(callbacks), *trust])
             self.exported = True
         return lines
 

@@ -31,7 +31,8 @@ def reference_eval(resize: int, crop: int) -> T.Compose:
 
 def test_default_preprocessing_written_out():
     assert Preprocessing().to_dict() == {"image_size": 224, "resize_size": 232, "mean": MEAN, "std": STD,
-                                         "interpolation": "bilinear", "crop_scale": (0.08, 1.0)}
+                                         "interpolation": "bilinear", "crop_scale": (0.08, 1.0), "augment": "default",
+                                         "crop_min_side": 0.0, "random_erasing": 0.0}
 
 
 @pytest.mark.parametrize("image_size, resize", [(224, 232), (64, 66), (48, 50), (32, 33)])

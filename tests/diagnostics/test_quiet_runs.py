@@ -77,7 +77,8 @@ def test_a_local_trial_is_estimated_before_training_and_matches_what_is_written(
                          debug_dir=tmp_path / "trial", debug_train_interval=2, debug_eval_interval=1)
     with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
         train_with_diagnostics(config)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "dogbreed.diagnostics.smdebug_hook"]
     assert len(warnings) == 1 and warnings[0].startswith("smdebug will write about ")
     # The registered module is the head (2048 x 3 + 3 float32 = 24,588 B; TRAIN adds its gradients).
     # TRAIN: 2 epochs x 6 steps, every 2nd: 6 saves. EVAL (batches of 8 of 9 images: 2 per pass): the sanity

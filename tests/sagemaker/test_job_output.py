@@ -4,8 +4,6 @@ TensorBoard output prefix SageMaker syncs (``<s3_output_path>/<job-name>/tensorb
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
 
 from dogbreed.core.errors import ConfigError
@@ -25,10 +23,15 @@ def s3(monkeypatch):
     with moto_endpoint() as url:
         import boto3
 
-        # moto's state lives as long as the process: start from an empty account
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+        # moto's state lives as long as the process (and its reset fails once other suites have used SageMaker
+        # there): start from an empty bucket of our own
+        client = boto3.client("s3", endpoint_url=url)
+        if BUCKET in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+                for item in page.get("Contents", []):
+                    client.delete_object(Bucket=BUCKET, Key=item["Key"])
+        else:
+            client.create_bucket(Bucket=BUCKET)
         yield client
     assert smdebug_modules_loaded() == []
 

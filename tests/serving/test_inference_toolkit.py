@@ -57,7 +57,8 @@ def test_package_cli_reports_bad_model_dir(tmp_path: Path, capsys) -> None:
 def test_package_cli_writes_archive(tiny_model_dir, tmp_path: Path, capsys) -> None:
     output = tmp_path / "out" / "model.tar.gz"
     assert package_cli.main(["--model-dir", str(tiny_model_dir), "--output", str(output)]) == 0
-    assert capsys.readouterr().out.strip() == str(output) and tarfile.is_tarfile(output)
+    size_mb = f"{output.stat().st_size / 1e6:.1f}"
+    assert capsys.readouterr().out.strip() == f"wrote {output} ({size_mb} MB)" and tarfile.is_tarfile(output)
 
 
 def test_extract_refuses_path_escapes(tmp_path: Path) -> None:

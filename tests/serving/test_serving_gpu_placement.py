@@ -19,9 +19,9 @@ def loaded_on(monkeypatch):
     devices: list[torch.device] = []
     original = Predictor.from_model_dir.__func__
 
-    def from_model_dir(cls, model_dir, device=None):
+    def from_model_dir(cls, model_dir, device=None, **options):
         devices.append(torch.device(device))
-        return original(cls, model_dir, device="cpu")
+        return original(cls, model_dir, device="cpu", **options)
 
     monkeypatch.setattr(Predictor, "from_model_dir", classmethod(from_model_dir))
     monkeypatch.setattr(Transformer, "handle_error", Transformer.__dict__["handle_error"])  # model_fn swaps it

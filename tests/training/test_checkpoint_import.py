@@ -31,11 +31,19 @@ def _import(argv, capsys):
     return status, out, err
 
 
-def test_the_last_checkpoint_imports_the_exported_weights(run, tmp_path, capsys):
-    status, out, err = _import(["--checkpoint", run / "ckpt" / "epoch=2.ckpt", "--model-dir", tmp_path / "m"], capsys)
+def _best_epoch(run) -> int:
+    """The epoch the run exported (the best by val_acc, ties to the earlier: 1 or 2)."""
+    epoch = load_artifact(run / "model")[1].metrics["best"]["epoch"]
+    assert epoch in (1, 2)
+    return epoch
+
+
+def test_the_best_epochs_checkpoint_imports_the_exported_weights(run, tmp_path, capsys):
+    best = _best_epoch(run)
+    checkpoint = run / "ckpt" / f"epoch={best}.ckpt"
+    status, out, err = _import(["--checkpoint", checkpoint, "--model-dir", tmp_path / "m"], capsys)
     assert status == 0, err
-    checkpoint = run / "ckpt" / "epoch=2.ckpt"
-    assert out.startswith(f"model dir {tmp_path / 'm'}: epoch 2 (of 2) from {checkpoint} (3 classes;")
+    assert out.startswith(f"model dir {tmp_path / 'm'}: epoch {best} (of 2) from {checkpoint} (3 classes;")
     assert "not calibrated" in out
     imported, config = load_artifact(tmp_path / "m")
     exported, exported_config = load_artifact(run / "model")
@@ -44,19 +52,22 @@ def test_the_last_checkpoint_imports_the_exported_weights(run, tmp_path, capsys)
     assert config.preprocessing == exported_config.preprocessing  # image size 40 from the run, not a default
     record = config.hyperparameters["imported_from"]
     assert (record["checkpoint"], record["epoch"], record["of_epochs"], record["calibrated"]) == (
-        "epoch=2.ckpt", 2, 2, False)
-    assert config.metrics["final_epoch"]["epoch"] == 2 and "val_acc" in config.metrics["final_epoch"]
+        f"epoch={best}.ckpt", best, 2, False)
+    assert config.metrics["final_epoch"]["epoch"] == best and "val_acc" in config.metrics["final_epoch"]
     assert config.hyperparameters["epochs"] == 2 and config.temperature == 1.0 and config.abstention is None
 
 
-def test_an_earlier_checkpoint_imports_that_epoch(run, tmp_path, capsys):
-    assert _import(["--checkpoint", run / "ckpt" / "epoch=1.ckpt", "--model-dir", tmp_path / "m"], capsys)[0] == 0
+def test_another_checkpoint_imports_that_epoch(run, tmp_path, capsys):
+    other = 3 - _best_epoch(run)
+    assert _import(["--checkpoint", run / "ckpt" / f"epoch={other}.ckpt", "--model-dir", tmp_path / "m"],
+                   capsys)[0] == 0
     imported, config = load_artifact(tmp_path / "m")
-    saved = torch.load(run / "ckpt" / "epoch=1.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    saved = torch.load(run / "ckpt" / f"epoch={other}.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert all(torch.equal(imported.state_dict()[k[4:]], v) for k, v in saved.items() if k.startswith("net."))
     exported, _ = load_artifact(run / "model")
     assert not torch.equal(imported.fc.weight, exported.fc.weight)
-    assert config.hyperparameters["imported_from"]["epoch"] == 1 and config.metrics["final_epoch"]["epoch"] == 1
+    assert config.hyperparameters["imported_from"]["epoch"] == other
+    assert config.metrics["final_epoch"]["epoch"] == other
 
 
 def test_a_checkpoint_without_a_dogbreed_fingerprint_is_refused(run, tmp_path, capsys):

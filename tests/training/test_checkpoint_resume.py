@@ -257,7 +257,7 @@ def test_sigterm_mid_epoch_exits_143_saying_what_was_saved(resume_tree, tmp_path
 
     real_build = run.build_callbacks
     monkeypatch.setattr(run, "build_callbacks",
-                        lambda config, fingerprint=None: [*real_build(config, fingerprint), SignalAt(1, batch=0)])
+                        lambda config, *args: [*real_build(config, *args), SignalAt(1, batch=0)])
     previous = signal.getsignal(signal.SIGTERM)
     argv = ["--data-dir", str(resume_tree), "--model-dir", str(tmp_path / "model"), "--output-dir",
             str(tmp_path / "reports"), "--epochs", "3", "--batch-size", "8", "--image-size", "32", "--weights", "none",

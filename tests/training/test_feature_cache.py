@@ -185,7 +185,8 @@ def test_cached_artifact_serves_through_predictor(learnable_tree, tmp_path, caps
     epochs = config.optimisation.epochs
     assert len(lines) == epochs + 1 and "val_acc=" in lines[0] and "test_acc=" in lines[-1]
     metrics = json.loads((config.outputs.output_dir / "metrics.json").read_text())
-    assert len(metrics["history"]) == epochs and set(metrics["test"]) == {"loss", "acc", "acc_top5", "f1_macro"}
+    assert len(metrics["history"]) == epochs and set(metrics["test"]) == {"loss", "acc", "acc_top5", "f1_macro",
+                                                                            "acc_ci95", "f1_macro_ci95"}
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     predictor = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
     test_samples = DogBreedDataModule(SplitDirs.from_data_dir(learnable_tree),

@@ -28,7 +28,7 @@ def drawn(monkeypatch):
         figures.append(fig)
         return path
 
-    monkeypatch.setattr(plots, "_save_figure", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     return figures
 
 

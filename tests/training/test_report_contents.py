@@ -58,7 +58,7 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     config, result = trained
     reports = config.outputs.output_dir
     metrics = json.loads((reports / "metrics.json").read_text())
-    assert set(metrics) == {"history", "test", "timing", "calibration", "abstention", "quality"}  # it calibrates
+    assert set(metrics) == {"history", "test", "timing", "calibration", "abstention", "quality", "best"}
     assert metrics["timing"]["total_s"] >= metrics["timing"]["fit_s"] > 0
     assert [row["epoch"] for row in metrics["history"]] == list(range(1, config.optimisation.epochs + 1))
     per_stage = {"loss", "acc", "acc_top5", "f1_macro"}
@@ -80,7 +80,8 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     model_config = json.loads((config.outputs.model_dir / "model_config.json").read_text())
     assert model_config["metrics"] == {"test": metrics["test"], "final_epoch": metrics["history"][-1],
                                        "timing": metrics["timing"], "calibration": metrics["calibration"],
-                                       "abstention": metrics["abstention"], "quality": metrics["quality"]}
+                                       "abstention": metrics["abstention"], "quality": metrics["quality"],
+                                       "best": metrics["best"]}
 
     with (reports / "per_class_accuracy.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
