@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from dogbreed.training.callbacks import EMAWeights
 from dogbreed.training.run import train
 from dogbreed.training.selection import BestEpoch, logged_name
 from tests.helpers.builders import fast_config, write_tree
+from tests.helpers.stopping import StopAfter
 
 
 class ValidatedWeights(Callback):
@@ -112,17 +111,6 @@ def test_head_only_cached_run_with_ema_exports_the_best_epochs_average(tree, tmp
     exported = _exported(config.outputs.model_dir)
     assert torch.equal(exported["fc.weight"], recorder.by_epoch[best_epoch]["fc.weight"])
     assert torch.equal(exported["fc.bias"], recorder.by_epoch[best_epoch]["fc.bias"])
-
-
-class StopAfter(Callback):
-    """SIGTERM at the end of epoch ``epoch`` (from 1), after its checkpoint."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.current_epoch + 1 == self.epoch:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.slow

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from dogbreed.core.network import backbone_parameters
 from dogbreed.data.splits import SplitDirs
 from dogbreed.training.run import build_datamodule, train, trainer_settings
 from tests.helpers.builders import fast_config, write_tree
+from tests.helpers.stopping import StopAfter
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +147,6 @@ def test_gradual_trains_the_head_first_then_everything_with_a_fresh_schedule(tre
     assert not torch.equal(probe.backbone[1], probe.backbone[2])  # the backbone moves once unfrozen
     record = json.loads((tmp_path / "model" / "model_config.json").read_text())["hyperparameters"]
     assert (record["finetune"], record["freeze_epochs"]) == ("gradual", 1)
-
-
-class StopAfter(Callback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.current_epoch + 1 == self.epoch:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.slow
