@@ -96,6 +96,12 @@ def moto_endpoint(recording: Path | None = None) -> Iterator[str]:
     try:
         yield url
     finally:
+        if recording is not None:
+            # The recorder is process-wide: left on, it would keep appending to this test's file, which pytest
+            # removes later, and every request of a later test would then fail (500) on the missing file.
+            from moto.moto_api import recorder
+
+            recorder.stop_recording()
         os.environ.clear()
         os.environ.update(saved)
         server.stop()
