@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -93,6 +93,15 @@ class LoaderSettings:
     pin_memory: bool = False
     persistent_workers: bool = False
     prefetch_factor: int | None = None
+
+    def for_batches(self, batches: int, split: str) -> LoaderSettings:
+        """These settings with at most one worker per batch of the epoch: a worker beyond that only forks a process
+        (with its copy of the dataset) that never gets a batch. Said in one log line when it changes anything."""
+        if self.num_workers <= max(1, batches):
+            return self
+        logger.info("%d DataLoader workers capped at %d for the %s split: it has %d batch%s per epoch",
+                    self.num_workers, max(1, batches), split, batches, "" if batches == 1 else "es")
+        return replace(self, num_workers=max(1, batches))
 
     def dataloader_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
@@ -213,12 +222,13 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[name]
+        loader = self.loader.for_batches(-(-len(dataset) // self.batch_size), name)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             sampler=None if shuffle else evaluation_sampler(dataset),  # DDP: each eval image once
-            **self.loader.dataloader_kwargs(),
+            **loader.dataloader_kwargs(),
             # A last training batch of one sample breaks BatchNorm in train mode; drop the remainder.
             drop_last=shuffle and len(dataset) > self.batch_size,
         )

@@ -164,7 +164,8 @@ def _extract_features(
     device: torch.device, autocast_dtype: torch.dtype | None = None, progress: Progress | None = None,
 ) -> torch.Tensor:
     """Pooled features (N, D) of a dataset of (image, label), float32 on the CPU; ``progress`` counts images."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    batches = -(-len(dataset) // batch_size)  # type: ignore[arg-type]  # a map-style dataset of images
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=min(num_workers, max(1, batches)),
                         pin_memory=device.type == "cuda")
     chunks = []
     for images, _ in loader:
