@@ -107,7 +107,8 @@ def save_features(path: Path, key: str, cached: CachedFeatures) -> None:
         "format": CACHE_FORMAT_VERSION, "key": key, "features": cached.features, "labels": cached.labels,
         "shape": list(cached.features.shape), "checksum": _checksum(cached.features, cached.labels),
     }
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    needed = cached.features.nbytes + cached.labels.nbytes
+    atomic_write(path, lambda handle: torch.save(payload, handle), needed_bytes=needed)
 
 
 def load_features(path: Path, key: str, count: int, views: int) -> CachedFeatures | None:
