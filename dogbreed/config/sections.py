@@ -101,6 +101,8 @@ class DataOptions:
     random_erasing: float = _opt(0.0, "probability of torchvision's RandomErasing on each training image, e.g. "
                                       "0.25; 0 = off")
     skip_bad_images: bool = _opt(False, "train without unreadable images instead of failing")
+    allow_duplicates: bool = _opt(False, "train even when an image appears byte for byte in more than one split "
+                                         "(a warning instead of the error; the metrics of those splits are inflated)")
     demo: bool = _opt(False, "generate a small synthetic dataset and train on it (no download needed)")
     download: bool = _opt(False, "download and unpack dogImages into --data-dir first (skipped if present)")
     dataset_url: str = _opt("", "URL of the dataset zip for --download (default: the public dogImages zip)")

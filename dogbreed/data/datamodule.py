@@ -141,6 +141,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         skip_bad_images: bool = False,
         loader: LoaderSettings | None = None,
         auto_split: AutoSplit | None = None,
+        allow_duplicates: bool = False,
     ) -> None:
         """``loader`` overrides ``num_workers`` (default: workers persistent, memory pinned when CUDA exists);
         ``auto_split``: how missing validation/test splits are carved out of train (default shares, seed 0)."""
@@ -154,6 +155,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
                                                persistent_workers=num_workers > 0)
         self.num_workers = self.loader.num_workers
         self.skip_bad_images = skip_bad_images
+        self.allow_duplicates = allow_duplicates
         self.class_dirs: list[str] = []
         self.datasets: dict[str, ImageFileDataset] = {}
 
@@ -178,7 +180,8 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         fractions = resolve_fractions(self.splits, self.auto_split)
         own = {name: path for name, path in (("train", self.splits.train), ("valid", self.splits.valid),
                                              ("test", self.splits.test)) if path is not None}
-        checked = check_splits(own, skip_bad_images=self.skip_bad_images)
+        checked = check_splits(own, skip_bad_images=self.skip_bad_images, allow_duplicates=self.allow_duplicates,
+                               root=self._dataset_root())
         self.class_dirs = checked.class_dirs
         samples = dict(checked.samples)
         if fractions.carves:

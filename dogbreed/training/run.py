@@ -103,6 +103,7 @@ def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
         batch_size=config.optimisation.batch_size,
         num_workers=num_workers,
         skip_bad_images=data.skip_bad_images,
+        allow_duplicates=data.allow_duplicates,
         loader=loader,
         auto_split=AutoSplit(valid_pct=data.valid_pct, test_pct=data.test_pct, seed=config.optimisation.seed),
     )
