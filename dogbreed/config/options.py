@@ -199,7 +199,7 @@ def validate_config(config: TrainConfig) -> None:
          f"--lr must be a positive finite number, got {opt.lr} (or auto: the learning-rate finder)"),
         (_finite(opt.weight_decay) and opt.weight_decay >= 0,
          f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
-        (_finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
+        (opt.backbone_lr_scale is not None and _finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
          f"--backbone-lr-scale must be a finite number >= 0, got {opt.backbone_lr_scale}"),
         (32 <= data.image_size <= MAX_IMAGE_SIZE, f"--image-size must be between 32 and {MAX_IMAGE_SIZE}"),
         (_finite(opt.label_smoothing) and 0 <= opt.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),

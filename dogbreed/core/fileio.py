@@ -23,7 +23,8 @@ WRITE_ERRNOS = {
 }
 
 
-def output_error(exc: OSError, directory: Path | str | None = None, needed_bytes: int | None = None) -> OutputError | None:
+def output_error(exc: OSError, directory: Path | str | None = None,
+                 needed_bytes: int | None = None) -> OutputError | None:
     """``exc`` as one line naming the cause and the dir (``directory``, else the folder of the exception's
     file), with the size the write needs when known; None when ``exc`` is not a write refused by the file system."""
     cause = WRITE_ERRNOS.get(exc.errno or 0)

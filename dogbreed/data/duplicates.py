@@ -39,7 +39,8 @@ def _manifest_digests(root: Path) -> dict[Path, tuple[int, str]]:
         return {}
 
 
-def cross_split_duplicates(files: Mapping[str, Sequence[Path]], root: Path | None = None) -> list[list[tuple[str, Path]]]:
+def cross_split_duplicates(files: Mapping[str, Sequence[Path]],
+                           root: Path | None = None) -> list[list[tuple[str, Path]]]:
     """Groups of byte-identical files that lie in more than one split: ``[[(split, path), ...], ...]``."""
     by_size: dict[int, list[tuple[str, Path]]] = defaultdict(list)
     for split, paths in files.items():

@@ -188,8 +188,9 @@ def read_model_config(model_dir: Path | str) -> ModelConfig:
     except UnicodeDecodeError as exc:
         raise ArtifactError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): {REEXPORT}") from exc
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so is a 5000-digit number
+        digits = f"a number of more than {sys.get_int_max_str_digits()} digits"
         reason = (str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                  if isinstance(exc, RecursionError) else f"a number of more than {sys.get_int_max_str_digits()} digits")
+                  if isinstance(exc, RecursionError) else digits)
         raise ArtifactError(f"{path} is not valid JSON ({reason}): {REEXPORT}") from exc
     return ModelConfig.from_dict(data, source=str(path))
 
@@ -199,7 +200,8 @@ def _read_state_dict(weights: Path, config: ModelConfig, map_location: str | tor
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, empty, zip or pickle errors: all mean "not loadable"
-        raise ArtifactError(f"{weights} cannot be loaded as a state_dict ({torch_load_reason(exc)}): {REEXPORT}") from exc
+        raise ArtifactError(f"{weights} cannot be loaded as a state_dict ({torch_load_reason(exc)}): "
+                            f"{REEXPORT}") from exc
     if config.weights_sha256 and hashlib.sha256(data).hexdigest() != config.weights_sha256:
         raise ArtifactError(f"{weights} does not belong to {CONFIG_FILENAME} (its SHA-256 differs from the one the "
                             "config records: an export was interrupted between the two files, or one was replaced): "

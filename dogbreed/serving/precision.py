@@ -181,7 +181,8 @@ def load_int8(model_dir: Path | str, record: Mapping[str, Any], fp32_sha256: str
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ArtifactError(f"{path} cannot be loaded weights-only ({torch_load_reason(exc)}): {REPACKAGE}") from exc
+            raise ArtifactError(f"{path} cannot be loaded weights-only ({torch_load_reason(exc)}): "
+                                f"{REPACKAGE}") from exc
         net = _convert(_quantizable_resnet50(num_classes))
         try:
             net.load_state_dict(state)

@@ -60,7 +60,8 @@ def read_checkpoint_model(path: Path) -> CheckpointModel:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, empty, foreign pickles: all "not loadable"
-        raise CheckpointError(f"--checkpoint {path} cannot be loaded ({torch_load_reason(exc)}): take another epoch=N.ckpt") from exc
+        raise CheckpointError(f"--checkpoint {path} cannot be loaded ({torch_load_reason(exc)}): take another "
+                              "epoch=N.ckpt") from exc
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise CheckpointError(f"--checkpoint {path} is not a Lightning checkpoint (no state_dict): for a plain "
                               "torchvision state_dict use --state-dict FILE --classes FILE")
