@@ -1,7 +1,7 @@
 """Training: one run as a checklist of phases (``run``), the LightningModule (``module``), its callbacks
 (``callbacks``), where it runs (``runtime``) and how it is set up there (``setup``: workers, loader settings,
 precision, preflight, loggers), signals (``guards``), checkpoints and resume (``checkpoints``), head-only training
-on cached features (``head_training``), the test pass and the served model's evaluation and calibration
+on cached features (``head_training``), gradual fine-tuning (``gradual``), the test pass and the served model's evaluation and calibration
 (``evaluation``), reports and plots (``reports``, ``plots``), the artifact (``export``) and the printed metric
 lines (``metric_lines``).
 
