@@ -107,7 +107,8 @@ def save_features(path: Path, key: str, cached: CachedFeatures) -> None:
         "format": CACHE_FORMAT_VERSION, "key": key, "features": cached.features, "labels": cached.labels,
         "shape": list(cached.features.shape), "checksum": _checksum(cached.features, cached.labels),
     }
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    needed = cached.features.nbytes + cached.labels.nbytes
+    atomic_write(path, lambda handle: torch.save(payload, handle), needed_bytes=needed)
 
 
 def load_features(path: Path, key: str, count: int, views: int) -> CachedFeatures | None:
@@ -164,7 +165,8 @@ def _extract_features(
     device: torch.device, autocast_dtype: torch.dtype | None = None, progress: Progress | None = None,
 ) -> torch.Tensor:
     """Pooled features (N, D) of a dataset of (image, label), float32 on the CPU; ``progress`` counts images."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    batches = -(-len(dataset) // batch_size)  # type: ignore[arg-type]  # a map-style dataset of images
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=min(num_workers, max(1, batches)),
                         pin_memory=device.type == "cuda")
     chunks = []
     for images, _ in loader:

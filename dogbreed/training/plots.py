@@ -5,6 +5,7 @@ test split, before and after temperature scaling, with each one's ECE). One :fun
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ from dogbreed.core.constants import (
     CURVES_FILENAME,
     WORST_PREDICTIONS_FILENAME,
 )
+from dogbreed.core.fileio import atomic_write
 from dogbreed.core.images import open_image
 
 MAX_CONFUSION_CLASSES = 30  # above this, the plot shows the classes most involved in mistakes
@@ -34,8 +36,10 @@ LABEL_CHARS = 24
 def save_figure(fig: Any, path: Path) -> Path:
     """Lay out, write at 100 dpi (figsize in inches x 100 = pixels) and free a report figure."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
+    atomic_write(Path(path), lambda handle: handle.write(buffer.getvalue()))  # whole or not at all
     return path
 
 

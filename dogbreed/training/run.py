@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
-from dogbreed.config.sections import AUTO_LR
+from dogbreed.config.sections import AUTO_LR, default_backbone_lr_scale
 from dogbreed.core.errors import RunInterrupted, TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
@@ -109,6 +109,7 @@ def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
         batch_size=config.optimisation.batch_size,
         num_workers=num_workers,
         skip_bad_images=data.skip_bad_images,
+        allow_duplicates=data.allow_duplicates,
         loader=loader,
         auto_split=AutoSplit(valid_pct=data.valid_pct, test_pct=data.test_pct, seed=config.optimisation.seed),
     )
@@ -121,7 +122,8 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
         lr=opt.lr,
         weight_decay=opt.weight_decay,
         finetune=opt.finetune,
-        backbone_lr_scale=opt.backbone_lr_scale,
+        backbone_lr_scale=(default_backbone_lr_scale(opt.weights) if opt.backbone_lr_scale is None
+                           else opt.backbone_lr_scale),  # resolved when the section was made: None never gets here
         label_smoothing=opt.label_smoothing,
         mixup_alpha=recipe.mixup_alpha,
         cutmix_alpha=recipe.cutmix_alpha,
