@@ -117,16 +117,19 @@ class GradualUnfreeze(Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """After the last head epoch on features: the next epoch's loaders must be fetched again (images)."""
-        if isinstance(trainer.datamodule, HeadPhaseData) and trainer.current_epoch + 1 == self.freeze_epochs:
-            self._reload_setting = trainer.reload_dataloaders_every_n_epochs
-            trainer.reload_dataloaders_every_n_epochs = 1
+        # Both Trainer attributes are set at run time (Lightning's data connector), unknown to the type checker.
+        datamodule = getattr(trainer, "datamodule", None)
+        if isinstance(datamodule, HeadPhaseData) and trainer.current_epoch + 1 == self.freeze_epochs:
+            self._reload_setting = getattr(trainer, "reload_dataloaders_every_n_epochs", 0)
+            setattr(trainer, "reload_dataloaders_every_n_epochs", 1)
             self._rng_at_switch = torch.get_rng_state()
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Both loaders of the first full epoch are fetched by now (training first): back to the Trainer's setting."""
         if self._reload_setting is not None and not trainer.sanity_checking \
                 and trainer.current_epoch >= self.freeze_epochs:
-            trainer.reload_dataloaders_every_n_epochs, self._reload_setting = self._reload_setting, None
+            setattr(trainer, "reload_dataloaders_every_n_epochs", self._reload_setting)
+            self._reload_setting = None
 
     def _announce(self, trainer: pl.Trainer) -> None:
         groups = trainer.optimizers[0].param_groups

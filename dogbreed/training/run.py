@@ -50,8 +50,8 @@ from dogbreed.training.checkpoints import (
 )
 from dogbreed.training.evaluation import ServingFit, calibrate_run, collect_test_outcome, run_test, summary_line
 from dogbreed.training.export import export_run
-from dogbreed.training.guards import SignalGuard, critical_section
 from dogbreed.training.gradual import GradualUnfreeze, HeadPhaseData, head_phase_feature_block
+from dogbreed.training.guards import SignalGuard, critical_section
 from dogbreed.training.head_training import (
     FeatureHeadClassifier,
     build_feature_data,

@@ -17,7 +17,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from dogbreed.core.errors import RunInterrupted
 from dogbreed.core.network import HEAD_PREFIX
-from dogbreed.training.gradual import HeadPhaseData, head_phase_feature_block
+from dogbreed.data.splits import SplitDirs
+from dogbreed.training.gradual import head_phase_feature_block
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.run import build_callbacks, build_datamodule, prepare_for_speed, train
 from dogbreed.training.selection import BestEpoch
@@ -83,7 +84,7 @@ def test_the_head_phase_can_use_cached_features_unless_the_options_need_images(t
 
 def test_a_head_phase_on_images_says_why_in_one_line(tree, tmp_path, caplog):
     config = fast_config(tmp_path, tree, **{**GRADUAL, "cached_views": 0})
-    images = build_datamodule(config, _splits(tree), num_workers=0)
+    images = build_datamodule(config, SplitDirs.from_data_dir(tree), num_workers=0)
     images.setup("fit")
     with caplog.at_level(logging.INFO, logger="dogbreed.training.run"):
         datamodule, _ = prepare_for_speed(config, images, DogBreedClassifier(3, finetune="gradual", freeze_epochs=2))
@@ -92,11 +93,6 @@ def test_a_head_phase_on_images_says_why_in_one_line(tree, tmp_path, caplog):
         "--finetune gradual: the head phase (2 epoch(s)) trains on images, not on cached backbone features: "
         "--cached-views 0 turns the feature cache off"]
     assert not (tmp_path / "feature_cache").exists()
-
-
-def _splits(tree: Path):
-    from dogbreed.data.splits import SplitDirs
-    return SplitDirs.from_data_dir(tree)
 
 
 def test_best_epoch_in_the_head_phase_keeps_the_backbone_it_was_validated_with(tree, tmp_path):
