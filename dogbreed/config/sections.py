@@ -208,7 +208,8 @@ class CheckpointOptions:
 class CacheOptions:
     """The backbone feature cache of head-only training."""
 
-    cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
+    cached_views: int = _opt(1, "with --finetune head (and the head phase of --finetune gradual): backbone "
+                                "features computed once per image and view; "
                                 "K augmented views per training image (1 = the eval view); 0 disables the cache")
     cache_dir: Path | None = _opt(None, "where the feature cache lives (default: <output-dir>/../feature_cache)")
 

@@ -36,7 +36,6 @@ from dogbreed.training.callbacks import (
     EMAWeights,
     EpochHistory,
     EpochProgressBar,
-    GradualUnfreeze,
     NonFiniteGuard,
     check_finite_weights,
     frozen_batchnorm_expected,
@@ -51,8 +50,15 @@ from dogbreed.training.checkpoints import (
 )
 from dogbreed.training.evaluation import ServingFit, calibrate_run, collect_test_outcome, run_test, summary_line
 from dogbreed.training.export import export_run
+from dogbreed.training.gradual import GradualUnfreeze, HeadPhaseData, head_phase_feature_block
 from dogbreed.training.guards import SignalGuard, critical_section
-from dogbreed.training.head_training import default_cache_dir, run_counts, to_feature_training, uses_feature_cache
+from dogbreed.training.head_training import (
+    FeatureHeadClassifier,
+    build_feature_data,
+    default_cache_dir,
+    run_counts,
+    uses_feature_cache,
+)
 from dogbreed.training.metric_lines import test_line
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import (
@@ -133,29 +139,65 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
     return model
 
 
+def _gradual_head_on_features(config: TrainConfig) -> bool:
+    opt = config.optimisation
+    return opt.finetune == "gradual" and head_phase_feature_block(config.cache, config.recipe) is None
+
+
 def _feature_cache_dir(config: TrainConfig) -> Path | None:
-    """Where this run's feature cache lives; None when it trains on images."""
-    if not uses_feature_cache(config.cache, config.optimisation.finetune):
+    """Where this run's feature cache lives; None when it trains on images only."""
+    if not (uses_feature_cache(config.cache, config.optimisation.finetune) or _gradual_head_on_features(config)):
         return None
     return default_cache_dir(config.cache, config.outputs.output_dir)
 
 
+def _extracts_features(config: TrainConfig, start_epoch: int) -> bool:
+    """Whether this run reads or builds the feature cache (a gradual run resumed past its head phase does not)."""
+    if _feature_cache_dir(config) is None:
+        return False
+    return config.optimisation.finetune != "gradual" or start_epoch < config.optimisation.freeze_epochs
+
+
 def prepare_for_speed(
-    config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier
+    config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier, start_epoch: int = 0,
 ) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
-    """Head-only runs train on cached features; ``--compile`` compiles the network in place
-    (``nn.Module.compile`` keeps the state_dict keys, so the artifact is unchanged)."""
-    runtime = config.runtime
-    if _feature_cache_dir(config) is not None:
+    """Head-only runs train on cached features, and so does a gradual run's head phase (when the options allow it
+    and the run has not resumed past it: :mod:`dogbreed.training.gradual`); ``--compile`` compiles the network in
+    place (``nn.Module.compile`` keeps the state_dict keys, so the artifact is unchanged)."""
+    runtime, opt = config.runtime, config.optimisation
+    head_only = uses_feature_cache(config.cache, opt.finetune)
+    if opt.finetune == "gradual":
+        _say_where_the_head_phase_trains(config, start_epoch)
+    features = None
+    if _extracts_features(config, start_epoch):  # before compiling: extraction runs a copy of the network
+        features = build_feature_data(datamodule, model.net, cache=config.cache, output_dir=config.outputs.output_dir,
+                                      seed=opt.seed, batch_size=opt.batch_size, accelerator=runtime.accelerator,
+                                      precision=resolve_precision(runtime.precision, runtime.accelerator),
+                                      # gradual: the test pass sees the final network, on images
+                                      splits=None if head_only else ("train", "valid"))
+    if head_only:
         if runtime.compile:
             logger.info("--compile ignored: with the feature cache only the linear head runs")
-        return to_feature_training(datamodule, model, cache=config.cache, output_dir=config.outputs.output_dir,
-                                   seed=config.optimisation.seed, batch_size=config.optimisation.batch_size,
-                                   accelerator=runtime.accelerator,
-                                   precision=resolve_precision(runtime.precision, runtime.accelerator))
+        return features, FeatureHeadClassifier.from_classifier(model)  # type: ignore[return-value]
     if runtime.compile:
         model.net.compile()
+    if features is not None:
+        return HeadPhaseData(datamodule, features, opt.freeze_epochs), model
     return datamodule, model
+
+
+def _say_where_the_head_phase_trains(config: TrainConfig, start_epoch: int) -> None:
+    freeze = config.optimisation.freeze_epochs
+    blocked = head_phase_feature_block(config.cache, config.recipe)
+    if start_epoch >= freeze:
+        logger.info("--finetune gradual: resumed after the head phase (%d epoch(s)): no backbone features needed",
+                    freeze)
+    elif blocked is not None:
+        logger.info("--finetune gradual: the head phase (%d epoch(s)) trains on images, not on cached backbone "
+                    "features: %s", freeze, blocked)
+    else:
+        logger.info("--finetune gradual: the head phase (%d epoch(s)) trains on cached backbone features, then the "
+                    "whole network on images", freeze)
 
 
 def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None,
@@ -163,12 +205,14 @@ def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None =
     """The training layer's own callbacks beyond EpochHistory (adapters pass theirs to :func:`train`). Order
     matters: the best epoch and early stopping update their state before the epoch's checkpoint saves it, and the
     best epoch copies the validated weights before EMA swaps the raw ones back."""
-    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr), *stopping_callbacks(config.stopping)]
+    gradual = config.optimisation.finetune == "gradual"
+    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr),
+                                 *stopping_callbacks(config.stopping, backbone_trains_later=gradual)]
     if config.checkpoints.checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(config.checkpoints.checkpoint_dir, fingerprint or {}))
     if config.recipe.ema_decay > 0:
         callbacks.append(EMAWeights(config.recipe.ema_decay))
-    if config.optimisation.finetune == "gradual":
+    if gradual:
         callbacks.append(GradualUnfreeze(config.optimisation.freeze_epochs, start_epoch))
     return callbacks
 
@@ -257,8 +301,8 @@ class _Run:
         pl.seed_everything(config.optimisation.seed, workers=True, verbose=False)
         images, loader = self.data(splits)                                         # 1. data, checked
         model = self.model(images)                                                 # 2. model, resume plan
-        with self.timer.phase("feature_cache") if _feature_cache_dir(config) else nullcontext():
-            datamodule, model = prepare_for_speed(config, images, model)           #    feature cache / compile
+        with self.timer.phase("feature_cache") if _extracts_features(config, self.resume.epoch) else nullcontext():
+            datamodule, model = prepare_for_speed(config, images, model, self.resume.epoch)  # features / compile
         if self.before_training(images, model, datamodule, trainer_overrides):      #    a look, the LR finder
             return TrainResult(model_dir=Path(config.outputs.model_dir), output_dir=Path(config.outputs.output_dir),
                                class_names=images.class_names, history=[], test_metrics={}, summary=self.notes)
@@ -328,7 +372,8 @@ class _Run:
 
     def callbacks(self, extra: list[Callback], loader: LoaderSettings) -> list[Callback]:
         callbacks = [self.history, *build_callbacks(self.config, self.fingerprint, self.resume.epoch), *extra]
-        if _feature_cache_dir(self.config) is None:  # images decoded every step: was input the bottleneck?
+        config = self.config  # images decoded in (some) steps: was input the bottleneck?
+        if not uses_feature_cache(config.cache, config.optimisation.finetune):
             callbacks.append(DataWaitReport(loader.num_workers))
         return callbacks
 
