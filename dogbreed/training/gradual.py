@@ -12,11 +12,14 @@ stopping, one checkpoint series, one artifact.
 - Resume: a checkpoint of a head epoch resumes the head phase (on the same cached features); a checkpoint of the
   last head epoch starts the full phase with a fresh optimiser (its head-only optimiser state is dropped); a later
   one resumes the full phase as it was. No features are extracted once the head phase is over.
+- :func:`features_or_images`: what a run trains on (cached features for head-only runs and a gradual head phase,
+  images otherwise), given the option sections by :mod:`dogbreed.training.run`.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -24,9 +27,17 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from dogbreed.config.sections import CacheOptions, RecipeOptions
+from dogbreed.config.sections import CacheOptions, OptimisationOptions, RecipeOptions, RuntimeOptions
 from dogbreed.data.datamodule import DogBreedDataModule
-from dogbreed.training.head_training import FeatureDataModule
+from dogbreed.training.head_training import (
+    FeatureDataModule,
+    FeatureHeadClassifier,
+    build_feature_data,
+    default_cache_dir,
+    uses_feature_cache,
+)
+from dogbreed.training.module import DogBreedClassifier
+from dogbreed.training.setup import resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -136,3 +147,63 @@ class GradualUnfreeze(Callback):
         if trainer.is_global_zero:
             self.emit(f"gradual fine-tuning: from epoch {trainer.current_epoch + 1} the whole network trains "
                       f"(head lr {groups[0]['lr']:.3g}, backbone lr {groups[-1]['lr']:.3g}, a fresh schedule)")
+
+
+# --- where the run's features come from (training.run hands over the sections) --------------------------------
+
+def feature_cache_dir(opt: OptimisationOptions, cache: CacheOptions, recipe: RecipeOptions,
+                      output_dir: Path) -> Path | None:
+    """Where this run's feature cache lives; None when it trains on images only."""
+    gradual_on_features = opt.finetune == "gradual" and head_phase_feature_block(cache, recipe) is None
+    if not (uses_feature_cache(cache, opt.finetune) or gradual_on_features):
+        return None
+    return default_cache_dir(cache, output_dir)
+
+
+def extracts_features(opt: OptimisationOptions, cache: CacheOptions, recipe: RecipeOptions, output_dir: Path,
+                      start_epoch: int) -> bool:
+    """Whether this run reads or builds the feature cache (a gradual run resumed past its head phase does not)."""
+    if feature_cache_dir(opt, cache, recipe, output_dir) is None:
+        return False
+    return opt.finetune != "gradual" or start_epoch < opt.freeze_epochs
+
+
+def say_where_the_head_phase_trains(freeze: int, cache: CacheOptions, recipe: RecipeOptions,
+                                    start_epoch: int) -> None:
+    blocked = head_phase_feature_block(cache, recipe)
+    if start_epoch >= freeze:
+        logger.info("--finetune gradual: resumed after the head phase (%d epoch(s)): no backbone features needed",
+                    freeze)
+    elif blocked is not None:
+        logger.info("--finetune gradual: the head phase (%d epoch(s)) trains on images, not on cached backbone "
+                    "features: %s", freeze, blocked)
+    else:
+        logger.info("--finetune gradual: the head phase (%d epoch(s)) trains on cached backbone features, then the "
+                    "whole network on images", freeze)
+
+
+def features_or_images(datamodule: DogBreedDataModule, model: DogBreedClassifier, *, opt: OptimisationOptions,
+                       cache: CacheOptions, recipe: RecipeOptions, runtime: RuntimeOptions, output_dir: Path,
+                       start_epoch: int = 0) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
+    """Head-only runs train on cached features, and so does a gradual run's head phase (when the options allow it
+    and the run has not resumed past it); ``--compile`` compiles the network in place (``nn.Module.compile`` keeps
+    the state_dict keys, so the artifact is unchanged)."""
+    head_only = uses_feature_cache(cache, opt.finetune)
+    if opt.finetune == "gradual":
+        say_where_the_head_phase_trains(opt.freeze_epochs, cache, recipe, start_epoch)
+    features = None
+    if extracts_features(opt, cache, recipe, output_dir, start_epoch):  # before compiling: it runs a network copy
+        features = build_feature_data(datamodule, model.net, cache=cache, output_dir=output_dir, seed=opt.seed,
+                                      batch_size=opt.batch_size, accelerator=runtime.accelerator,
+                                      precision=resolve_precision(runtime.precision, runtime.accelerator),
+                                      # gradual: the test pass sees the final network, on images
+                                      splits=None if head_only else ("train", "valid"))
+    if head_only:
+        if runtime.compile:
+            logger.info("--compile ignored: with the feature cache only the linear head runs")
+        return features, FeatureHeadClassifier.from_classifier(model)  # type: ignore[return-value]
+    if runtime.compile:
+        model.net.compile()
+    if features is not None:
+        return HeadPhaseData(datamodule, features, opt.freeze_epochs), model
+    return datamodule, model

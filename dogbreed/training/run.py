@@ -50,12 +50,14 @@ from dogbreed.training.checkpoints import (
 )
 from dogbreed.training.evaluation import ServingFit, calibrate_run, collect_test_outcome, run_test, summary_line
 from dogbreed.training.export import export_run
-from dogbreed.training.gradual import GradualUnfreeze, HeadPhaseData, head_phase_feature_block
+from dogbreed.training.gradual import (
+    GradualUnfreeze,
+    extracts_features,
+    feature_cache_dir,
+    features_or_images,
+)
 from dogbreed.training.guards import SignalGuard, critical_section
 from dogbreed.training.head_training import (
-    FeatureHeadClassifier,
-    build_feature_data,
-    default_cache_dir,
     run_counts,
     uses_feature_cache,
 )
@@ -139,65 +141,16 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
     return model
 
 
-def _gradual_head_on_features(config: TrainConfig) -> bool:
-    opt = config.optimisation
-    return opt.finetune == "gradual" and head_phase_feature_block(config.cache, config.recipe) is None
+def prepare_for_speed(config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier,
+                      start_epoch: int = 0) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
+    """Cached features (head-only, a gradual head phase) or ``--compile``: see
+    :func:`dogbreed.training.gradual.features_or_images`."""
+    return features_or_images(datamodule, model, opt=config.optimisation, cache=config.cache, recipe=config.recipe,
+                              runtime=config.runtime, output_dir=config.outputs.output_dir, start_epoch=start_epoch)
 
 
-def _feature_cache_dir(config: TrainConfig) -> Path | None:
-    """Where this run's feature cache lives; None when it trains on images only."""
-    if not (uses_feature_cache(config.cache, config.optimisation.finetune) or _gradual_head_on_features(config)):
-        return None
-    return default_cache_dir(config.cache, config.outputs.output_dir)
-
-
-def _extracts_features(config: TrainConfig, start_epoch: int) -> bool:
-    """Whether this run reads or builds the feature cache (a gradual run resumed past its head phase does not)."""
-    if _feature_cache_dir(config) is None:
-        return False
-    return config.optimisation.finetune != "gradual" or start_epoch < config.optimisation.freeze_epochs
-
-
-def prepare_for_speed(
-    config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier, start_epoch: int = 0,
-) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
-    """Head-only runs train on cached features, and so does a gradual run's head phase (when the options allow it
-    and the run has not resumed past it: :mod:`dogbreed.training.gradual`); ``--compile`` compiles the network in
-    place (``nn.Module.compile`` keeps the state_dict keys, so the artifact is unchanged)."""
-    runtime, opt = config.runtime, config.optimisation
-    head_only = uses_feature_cache(config.cache, opt.finetune)
-    if opt.finetune == "gradual":
-        _say_where_the_head_phase_trains(config, start_epoch)
-    features = None
-    if _extracts_features(config, start_epoch):  # before compiling: extraction runs a copy of the network
-        features = build_feature_data(datamodule, model.net, cache=config.cache, output_dir=config.outputs.output_dir,
-                                      seed=opt.seed, batch_size=opt.batch_size, accelerator=runtime.accelerator,
-                                      precision=resolve_precision(runtime.precision, runtime.accelerator),
-                                      # gradual: the test pass sees the final network, on images
-                                      splits=None if head_only else ("train", "valid"))
-    if head_only:
-        if runtime.compile:
-            logger.info("--compile ignored: with the feature cache only the linear head runs")
-        return features, FeatureHeadClassifier.from_classifier(model)  # type: ignore[return-value]
-    if runtime.compile:
-        model.net.compile()
-    if features is not None:
-        return HeadPhaseData(datamodule, features, opt.freeze_epochs), model
-    return datamodule, model
-
-
-def _say_where_the_head_phase_trains(config: TrainConfig, start_epoch: int) -> None:
-    freeze = config.optimisation.freeze_epochs
-    blocked = head_phase_feature_block(config.cache, config.recipe)
-    if start_epoch >= freeze:
-        logger.info("--finetune gradual: resumed after the head phase (%d epoch(s)): no backbone features needed",
-                    freeze)
-    elif blocked is not None:
-        logger.info("--finetune gradual: the head phase (%d epoch(s)) trains on images, not on cached backbone "
-                    "features: %s", freeze, blocked)
-    else:
-        logger.info("--finetune gradual: the head phase (%d epoch(s)) trains on cached backbone features, then the "
-                    "whole network on images", freeze)
+def _cache_dir(config: TrainConfig) -> Path | None:
+    return feature_cache_dir(config.optimisation, config.cache, config.recipe, config.outputs.output_dir)
 
 
 def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None,
@@ -264,7 +217,7 @@ def train(config: TrainConfig, *, splits: SplitDirs | None = None, runtime: Runt
     check_accelerator(config.runtime.accelerator)
     check_output_locations(output_locations(config.outputs, checkpoint_dir=config.checkpoints.checkpoint_dir,
                                             debug_dir=config.diagnostics.debug_dir,
-                                            cache_dir=_feature_cache_dir(config),
+                                            cache_dir=_cache_dir(config),
                                             profile_dir=config.diagnostics.profile_dir_for(config.outputs.output_dir)
                                             if config.diagnostics.profiler else None))
     with SignalGuard() as guard:
@@ -301,7 +254,9 @@ class _Run:
         pl.seed_everything(config.optimisation.seed, workers=True, verbose=False)
         images, loader = self.data(splits)                                         # 1. data, checked
         model = self.model(images)                                                 # 2. model, resume plan
-        with self.timer.phase("feature_cache") if _extracts_features(config, self.resume.epoch) else nullcontext():
+        extracting = extracts_features(config.optimisation, config.cache, config.recipe, config.outputs.output_dir,
+                                       self.resume.epoch)
+        with self.timer.phase("feature_cache") if extracting else nullcontext():
             datamodule, model = prepare_for_speed(config, images, model, self.resume.epoch)  # features / compile
         if self.before_training(images, model, datamodule, trainer_overrides):      #    a look, the LR finder
             return TrainResult(model_dir=Path(config.outputs.model_dir), output_dir=Path(config.outputs.output_dir),
@@ -431,7 +386,7 @@ class _Run:
                         outcome=outcome, timing=self.timing, resume=self.resume, fit=fit,
                         best=best.record() if (best := best_epoch(trainer)) else None)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
-                                    reports=reports, cache_dir=_feature_cache_dir(config),
+                                    reports=reports, cache_dir=_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
                 lines = summary_lines(self.timer, counts, places, [*callback_summary_lines(callbacks), *trust])
             self.exported = True

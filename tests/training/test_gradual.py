@@ -86,7 +86,7 @@ def test_a_head_phase_on_images_says_why_in_one_line(tree, tmp_path, caplog):
     config = fast_config(tmp_path, tree, **{**GRADUAL, "cached_views": 0})
     images = build_datamodule(config, SplitDirs.from_data_dir(tree), num_workers=0)
     images.setup("fit")
-    with caplog.at_level(logging.INFO, logger="dogbreed.training.run"):
+    with caplog.at_level(logging.INFO, logger="dogbreed.training.gradual"):
         datamodule, _ = prepare_for_speed(config, images, DogBreedClassifier(3, finetune="gradual", freeze_epochs=2))
     assert datamodule is images  # the old behaviour: images in every epoch
     assert [r.getMessage() for r in caplog.records] == [
