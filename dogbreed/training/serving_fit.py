@@ -9,7 +9,8 @@ validation images it was not fitted on.
   search bound (that is a warning). Else T = 1.
 - **Abstention**: the score and threshold are chosen on one half of validation against one half of the non-dog
   selection set, and checked on the other halves: the rule is applied only when the held-out AUROC is at least
-  :data:`MIN_ABSTENTION_AUROC` and each held-out part has enough images. The report set (test split vs the
+  :data:`MIN_ABSTENTION_AUROC`, the rule turns away at least :data:`MIN_ABSTENTION_REJECT` of the held-out non-dog
+  images, and each held-out part has enough images. The report set (test split vs the
   non-dog report set) measures the chosen score; it never chooses anything. Test is never fitted on.
 """
 
@@ -39,6 +40,7 @@ MIN_CALIBRATION_WRONG = 4  # wrong validation answers: at least 2 in the half fi
 MIN_ABSTENTION_VALID = 20  # validation images: 10 to choose the rule on, 10 to check it on
 MIN_ABSTENTION_OOD = 10  # non-dog images in each half of the selection set
 MIN_ABSTENTION_AUROC = 0.70  # held-out AUROC below this: the score does not separate dogs from non-dogs
+MIN_ABSTENTION_REJECT = 0.25  # held-out non-dog images the rule must turn away: fewer, and it only costs answers
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ def decide_abstention(valid: SplitLogits, ood_selection: torch.Tensor, *, temper
                       accept_rate: float) -> tuple[AbstentionRule | None, dict[str, Any]]:
     """(the rule to serve or None, the ``abstention`` report): chosen on halves, checked on the other halves."""
     report: dict[str, Any] = {"target_accept_rate": accept_rate, "min_auroc": MIN_ABSTENTION_AUROC,
+                              "min_reject_ood": MIN_ABSTENTION_REJECT,
                               "min_images": {"valid": MIN_ABSTENTION_VALID, "ood_selection": 2 * MIN_ABSTENTION_OOD}}
     reason = _too_few(valid, ood_selection)
     if reason:
@@ -236,6 +239,13 @@ def decide_abstention(valid: SplitLogits, ood_selection: torch.Tensor, *, temper
         report.update(applied=False, reason=f"the {chosen} score does not separate held-out validation images from "
                                             f"non-dog images (AUROC {checked:.3f} < {MIN_ABSTENTION_AUROC}): "
                                             "every image is answered, with no abstention rule")
+        return None, report
+    rejected = 1.0 - report["accept_rate_check"]["ood"]
+    if rejected < MIN_ABSTENTION_REJECT:
+        report.update(applied=False, reason=f"the {chosen} rule would turn away only {rejected:.0%} of the held-out "
+                                            f"non-dog images (at least {MIN_ABSTENTION_REJECT:.0%} are needed for it "
+                                            "to be worth the answers it refuses): every image is answered, with no "
+                                            "abstention rule")
         return None, report
     report.update(applied=True, threshold=threshold)
     return AbstentionRule(chosen, threshold, accept_rate), report

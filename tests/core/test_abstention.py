@@ -179,3 +179,24 @@ def test_trained_model_rejects_non_dog_images_far_more_often_than_held_out_dogs(
     rejected_ood = np.mean([not a.confident for a in predictor.predict_answers(ood_images)])
     # Measured on this fixture: 0.29 of the generated images rejected vs 0.04 of the held-out test images.
     assert rejected_ood > rejected_test + 0.2 and rejected_ood >= 4 * rejected_test, (rejected_test, rejected_ood)
+
+
+def test_a_rule_that_separates_but_turns_away_few_non_dog_images_is_off():
+    """Every non-dog image scores between the validation images' 5th percentile and their median: the held-out AUROC
+    passes (about 0.8) but at a 95% accept rate the rule would turn away none of them, so no rule is written."""
+    labels = torch.arange(60) % 3
+    margins = torch.linspace(3.0, 8.0, 60)
+    valid = SplitLogits(torch.eye(3)[labels] * margins[:, None], labels)
+    ood = torch.eye(3)[torch.arange(40) % 3] * torch.linspace(3.6, 5.0, 40)[:, None]
+    fit = fit_serving(valid, valid, ood, ood, calibrate=False, score="max_probability", accept_rate=0.95)
+    report = fit.report["abstention"]
+    assert report["auroc_check"] >= 0.7 and report["accept_rate_check"]["ood"] == 1.0
+    assert fit.abstention is None and report["applied"] is False and "threshold" not in report
+    assert report["min_reject_ood"] == 0.25
+    assert report["reason"] == ("the max_probability rule would turn away only 0% of the held-out non-dog images (at "
+                                "least 25% are needed for it to be worth the answers it refuses): every image is "
+                                "answered, with no abstention rule")
+    # The same validation images against non-dog images scoring below the threshold: applied.
+    low = torch.eye(3)[torch.arange(40) % 3] * torch.linspace(0.0, 2.0, 40)[:, None]
+    assert fit_serving(valid, valid, low, low, calibrate=False, score="max_probability",
+                       accept_rate=0.95).report["abstention"]["applied"] is True
