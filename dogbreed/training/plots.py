@@ -181,10 +181,11 @@ def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], p
 
 
 def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> Path:
-    """Two panels (T = 1 and the fitted T): per-bin accuracy bars, the diagonal, and the bin counts."""
+    """Two panels (T = 1 and the served T, titled "not applied" when that is 1): per-bin accuracy bars, the
+    diagonal, and the bin counts."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
-    for ax, (title, t) in zip(axes, (("before scaling (T = 1)", 1.0), (f"after scaling (T = {temperature:.3g})",
-                                                                       temperature))):
+    served = f"after scaling (T = {temperature:.3g})" if temperature != 1.0 else "served: T = 1 (not applied)"
+    for ax, (title, t) in zip(axes, (("before scaling (T = 1)", 1.0), (served, temperature))):
         probabilities = calibrated_probabilities(logits, t)
         rows = reliability_bins(probabilities, labels, ECE_BINS)
         ece = expected_calibration_error(probabilities, labels, ECE_BINS)
