@@ -195,10 +195,10 @@ def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--workers", "0"], "error: --workers 0: run at least 1 worker"),
+    (["--workers", "0"], "error: --workers 0: give 1 to 64 (each worker process holds its own copy of the model)"),
     (["--port", "65534"], "error: --port 65534 is out of range: the endpoint uses --port..--port+4, "
                           "so pass 1..65531 (e.g. 8080)"),
-    (["--response-timeout", "0"], "error: --response-timeout 0: give at least 1 second"),
+    (["--response-timeout", "0"], "error: --response-timeout 0: give 1 to 86400 seconds (default: 60)"),
 ])
 def test_serve_bad_numbers_are_one_line_and_leave_no_temp_dir(tiny_model_dir: Path, tmp_path: Path, monkeypatch,
                                                                capsys, argv: list[str], message: str) -> None:

@@ -14,7 +14,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.core.errors import CheckpointError, RunInterrupted
-from dogbreed.core.fileio import write_under_final_name
+from dogbreed.core.fileio import OutputError, write_under_final_name
 from dogbreed.training import checkpoints
 from dogbreed.training.checkpoints import (
     FINISHED_MARKER,
@@ -141,8 +141,10 @@ def test_write_under_final_name_removes_a_partial_file(tmp_path: Path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("dogbreed.core.fileio.os.fsync", failing_fsync)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError) as refused:
         write_under_final_name(tmp_path / "epoch=2.ckpt", b"x" * 1000)
+    assert str(refused.value) == (f"no space left writing {tmp_path} (needs about 1 MB): free some space there or "
+                                  "write elsewhere")
     assert list(tmp_path.iterdir()) == []
 
 
