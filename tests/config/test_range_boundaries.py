@@ -8,10 +8,11 @@ import math
 
 import pytest
 
-from dogbreed.config.options import MAX_SEED, TrainConfig, option_fields, validate_config
+from dogbreed.config.options import TrainConfig, option_fields, validate_config
 from dogbreed.core.constants import MAX_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
 
+MAX_SEED = 4_294_967_295  # 2**32 - 1: what NumPy (and so seed_everything) accepts; written out, not imported
 UP, DOWN = math.nextafter(0.0, 1.0), math.nextafter(0.0, -1.0)  # the floats next to 0
 BELOW_ONE, ABOVE_ONE = math.nextafter(1.0, 0.0), math.nextafter(1.0, 2.0)
 # option -> [(last accepted, first refused), ...] at each end of its range; then options the check needs.
