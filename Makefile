@@ -50,11 +50,12 @@ lint: install
 PACKAGE ?= config
 MUTATION_TESTS ?= tests/$(PACKAGE)
 MUTATION_TIMEOUT ?= 1200
+MUTATION_PYTEST_ARGS ?= -m 'not slow'  # config: --noconftest (its tests need no fixture; no torch at start-up)
 mutation: install
 	$(PY) -m pip install --quiet -e ".[mutation]"
 	nice -n 19 timeout $(MUTATION_TIMEOUT) $(VENV)/bin/mutmut run --paths-to-mutate dogbreed/$(PACKAGE)/ \
 		--tests-dir $(MUTATION_TESTS) \
-		--runner "$(PY) -m pytest -x -q -p no:cacheprovider -m 'not slow' $(MUTATION_TESTS)" || true
+		--runner "$(PY) -m pytest -x -q -p no:cacheprovider $(MUTATION_PYTEST_ARGS) $(MUTATION_TESTS)" || true
 	$(VENV)/bin/mutmut results
 
 clean:

@@ -52,7 +52,10 @@ DEPENDENT: list[tuple[str, dict, float, float]] = [
     ("freeze_epochs", {"finetune": "gradual"}, 1, 0),
     ("freeze_epochs", {"finetune": "gradual"}, 4, 5),
     ("test_pct", {"valid_pct": 0.5}, 0.49, 0.5),  # together below 1
+    ("random_erasing", {"augment": "none"}, 0.0, UP),  # erasing augments: not with --augment none
 ]
+# A string option with a range: the time budget is more than zero seconds, and HH:MM:SS.
+MAX_TIME = [("00:00:01", "00:00:00"), ("00:00:01", "soon"), ("01:00:00:00", "00:00:60")]
 NUMERIC = [f.name for f in option_fields() if any(t in str(f.type) for t in ("int", "float"))]
 
 
@@ -78,7 +81,8 @@ def test_range_check_at_its_boundary(name):
         assert _refusal(name, accepted, others) is None, f"--{name} {accepted} refused"
         error = _refusal(name, refused, others)
         assert error is not None, f"--{name} {refused} accepted"
-        assert f"--{name.replace('_', '-')}" in str(error)
+        message = str(error)  # begins with an option (two intervals share one message) and names this one
+        assert message.startswith("--") and f"--{name.replace('_', '-')}" in message
 
 
 @pytest.mark.parametrize("name,others,accepted,refused", DEPENDENT)
@@ -86,3 +90,10 @@ def test_dependent_range_at_its_boundary(name, others, accepted, refused):
     assert _refusal(name, accepted, others) is None
     error = _refusal(name, refused, others)
     assert error is not None and f"--{name.replace('_', '-')}" in str(error)
+
+
+@pytest.mark.parametrize("accepted,refused", MAX_TIME)
+def test_max_time_at_its_boundary(accepted, refused):
+    assert _refusal("max_time", accepted, {}) is None
+    error = _refusal("max_time", refused, {})
+    assert error is not None and str(error).startswith("--max-time must be HH:MM:SS")
