@@ -54,6 +54,9 @@ DEPENDENT: list[tuple[str, dict, float, float]] = [
     ("test_pct", {"valid_pct": 0.5}, 0.49, 0.5),  # together below 1
     ("random_erasing", {"augment": "none"}, 0.0, UP),  # erasing augments: not with --augment none
 ]
+# How each dependent message ends: the values given, or what to do.
+DEPENDENT_ENDS = {"batch_size": "use --batch-size 2 or more", "freeze_epochs": "with --epochs 5",
+                  "test_pct": "something must be left to train on", "random_erasing": "choose one"}
 # A string option with a range: the time budget is more than zero seconds, and HH:MM:SS.
 MAX_TIME = [("00:00:01", "00:00:00"), ("00:00:01", "soon"), ("01:00:00:00", "00:00:60")]
 NUMERIC = [f.name for f in option_fields() if any(t in str(f.type) for t in ("int", "float"))]
@@ -89,7 +92,8 @@ def test_range_check_at_its_boundary(name):
 def test_dependent_range_at_its_boundary(name, others, accepted, refused):
     assert _refusal(name, accepted, others) is None
     error = _refusal(name, refused, others)
-    assert error is not None and f"--{name.replace('_', '-')}" in str(error)
+    assert error is not None and str(error).startswith("--") and str(error).endswith(DEPENDENT_ENDS[name])
+    assert f"--{name.replace('_', '-')}" in str(error)
 
 
 @pytest.mark.parametrize("accepted,refused", MAX_TIME)
