@@ -180,7 +180,6 @@ def validate_config(config: TrainConfig) -> None:
          f"--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got {data.test_pct}"),
         ((data.valid_pct or 0) + (data.test_pct or 0) < 1,
          "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
-        (opt.backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0"),
         (0 <= recipe.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
         (recipe.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),
         (recipe.cutmix_alpha >= 0, "--cutmix-alpha must be >= 0 (0 = off)"),

@@ -53,10 +53,17 @@ DEPENDENT: list[tuple[str, dict, float, float]] = [
     ("freeze_epochs", {"finetune": "gradual"}, 4, 5),
     ("test_pct", {"valid_pct": 0.5}, 0.49, 0.5),  # together below 1
     ("random_erasing", {"augment": "none"}, 0.0, UP),  # erasing augments: not with --augment none
+    ("batch_size", {"finetune": "gradual"}, 2, 1),
+    ("cached_views", {"finetune": "head", "mixup_alpha": 0.2}, 0, 1),  # mixing needs images, not features
+    ("finetune", {"weights": "none"}, "full", "head"),  # a linear head on a random frozen backbone
 ]
 # How each dependent message ends: the values given, or what to do.
 DEPENDENT_ENDS = {"batch_size": "use --batch-size 2 or more", "freeze_epochs": "with --epochs 5",
-                  "test_pct": "something must be left to train on", "random_erasing": "choose one"}
+                  "test_pct": "something must be left to train on", "random_erasing": "choose one",
+                  "cached_views": "or use --finetune full", "finetune": "(imagenet or a PATH to a resnet50 state_dict)"}
+# Where a refusal's message starts: its own check ("--valid-pct must ..."), not another that also refuses the value.
+SHARED = "--debug-train-interval and --debug-eval-interval must"
+OWN_MESSAGE = {"debug_train_interval": SHARED, "debug_eval_interval": SHARED}
 # A string option with a range: the time budget is more than zero seconds, and HH:MM:SS.
 MAX_TIME = [("00:00:01", "00:00:00"), ("00:00:01", "soon"), ("01:00:00:00", "00:00:60")]
 NUMERIC = [f.name for f in option_fields() if any(t in str(f.type) for t in ("int", "float"))]
@@ -84,8 +91,7 @@ def test_range_check_at_its_boundary(name):
         assert _refusal(name, accepted, others) is None, f"--{name} {accepted} refused"
         error = _refusal(name, refused, others)
         assert error is not None, f"--{name} {refused} accepted"
-        message = str(error)  # begins with an option (two intervals share one message) and names this one
-        assert message.startswith("--") and f"--{name.replace('_', '-')}" in message
+        assert str(error).startswith(OWN_MESSAGE.get(name, f"--{name.replace('_', '-')} must")), str(error)
 
 
 @pytest.mark.parametrize("name,others,accepted,refused", DEPENDENT)
@@ -101,3 +107,12 @@ def test_max_time_at_its_boundary(accepted, refused):
     assert _refusal("max_time", accepted, {}) is None
     error = _refusal("max_time", refused, {})
     assert error is not None and str(error).startswith("--max-time must be HH:MM:SS")
+
+
+def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
+    model = tmp_path / "model"
+    for inside in (model, model / "profile"):
+        error = _refusal("profile_dir", inside, {"model_dir": model})
+        assert error is not None and str(error).startswith(f"--profile-dir {inside} is inside --model-dir {model}")
+        assert str(error).endswith("(default: <output-dir>/profile)")
+    assert _refusal("profile_dir", tmp_path / "profile", {"model_dir": model}) is None  # beside it
