@@ -99,7 +99,7 @@ def test_commands_sharing_the_training_options_list_only_their_own():
     hpo = _section(OPTIONS_PAGE, "## hpo")
     assert re.findall(r"^\| `(--[a-z-]+)", hpo, flags=re.MULTILINE) == ["--local", "--trials", "--tuning-dir"]
     assert "| `--trials` | int | `8` |  | number of trials with --local |" in hpo
-    assert "Also takes every option of [train](#train), as listed there (61 options)" in hpo
+    assert "Also takes every option of [train](#train), as listed there (62 options)" in hpo
     profiled = _section(OPTIONS_PAGE, "## profiled_train")
     assert re.findall(r"^\| `(--[a-z-]+)", profiled, flags=re.MULTILINE) == ["--debug-dir", "--profiler"]
     assert "| `--profiler` | str | `pytorch` | `\"\"`, `simple`, `advanced`, `pytorch` |" in profiled

@@ -15,6 +15,7 @@ DESCRIPTION = ("Hyperparameter tuning. In a SageMaker tuning job the tuner runs 
                "trial's hyperparameters; with --local the same search space is searched here with Optuna. "
                "Training options given explicitly are fixed, not searched.")
 DEFAULT_TUNING_DIR = Path("outputs/hpo")
+MAX_TRIALS = 1000
 HPO_OPTIONS = (
     ExtraOption("local", "search here with Optuna (TPE sampler, median pruner) instead of running one trial",
                 flag=True),
@@ -33,8 +34,8 @@ def hpo_command(argv: Sequence[str] | None) -> str:
         trained = train_with_diagnostics(parsed.config, runtime=runtime())
         return "\n".join(trained.summary)
     trials, tuning_dir = parsed.extras["trials"], parsed.extras["tuning_dir"]
-    if trials < 1:
-        raise ConfigError(f"--trials {trials}: run at least 1 trial")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials {trials}: run 1 to {MAX_TRIALS} trials (each is a whole training run)")
     from dogbreed.core.fileio import check_writable_dir
 
     check_writable_dir(tuning_dir, "--tuning-dir")  # before any data is read or any trial runs

@@ -9,6 +9,7 @@ from dogbreed.cli.runner import run_command
 from dogbreed.config.parser import CommandParser
 from dogbreed.core.constants import PRECISIONS
 from dogbreed.core.errors import ConfigError
+from dogbreed.core.fileio import check_writable_dir
 
 PROG = "python -m entry_points.package"
 
@@ -70,8 +71,16 @@ def archive_line(archive: Path, size_bytes: int, replaced: bool) -> str:
     return f"{'replaced' if replaced else 'wrote'} {archive} ({size_bytes / 1e6:.1f} MB)"
 
 
+def check_output(output: Path) -> None:
+    """``--output`` can be written, checked before the model is loaded or measured (as train checks its dirs)."""
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a directory: pass the archive's file name, e.g. {output}/model.tar.gz")
+    check_writable_dir(output.parent, "--output's folder")
+
+
 def package_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
+    check_output(args.output)
     from dogbreed.serving.packaging import build_model_archive, check_model_dir
 
     measured = ""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from dogbreed.cli.runner import Outcome, run_command
+from dogbreed.config.options import MAX_BATCH_SIZE, MAX_TOP_K
 from dogbreed.config.parser import CommandParser
 from dogbreed.config.sections import OutputOptions
 from dogbreed.core.constants import DEFAULT_TOP_K, IMAGE_EXTENSIONS, PRECISIONS
@@ -28,6 +29,7 @@ PROG = "python -m entry_points.predict"
 EXIT_SOME_FAILED = 1
 GLOB_CHARACTERS = frozenset("*?[")
 DEFAULT_BATCH_SIZE = 16
+MAX_EXPLAIN_TOP_K = 20
 DEFAULT_MODEL_DIR = OutputOptions().model_dir  # train's --model-dir default
 
 
@@ -194,6 +196,13 @@ def predict_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1 or args.explain_top_k < 1:
         raise ConfigError("--top-k, --batch-size and --explain-top-k must be at least 1")
+    for option, value, limit, reason in (("--top-k", args.top_k, MAX_TOP_K, "breeds listed per image"),
+                                         ("--batch-size", args.batch_size, MAX_BATCH_SIZE, "images decoded and held "
+                                          "in memory at once"),
+                                         ("--explain-top-k", args.explain_top_k, MAX_EXPLAIN_TOP_K, "panels per "
+                                          "overlay, each at the photo's size")):
+        if value > limit:
+            raise ConfigError(f"{option} {value}: at most {limit} ({reason})")
     inputs = expand_inputs(args.images)
     if args.explain is not None:
         from dogbreed.explain.gradcam import require_captum

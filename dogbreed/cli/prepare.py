@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
 
 from dogbreed.cli.runner import run_command
+from dogbreed.config.options import MAX_NUM_WORKERS
 from dogbreed.config.parser import CommandParser, str2bool
+from dogbreed.core.constants import MAX_IMAGE_SIZE
+from dogbreed.core.errors import ConfigError
 
 PROG = "python -m entry_points.prepare"
+logger = logging.getLogger(__name__)
 DESCRIPTION = (
     "Write the same ImageFolder tree (same splits, class folders and file names) with every image decoded once "
     "(EXIF orientation applied, RGB), its short side reduced to N (never enlarged) and re-encoded at high quality, "
@@ -36,9 +41,21 @@ def build_parser() -> CommandParser:
 
 def prepare_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
+    cpus = os.cpu_count() or 1
+    if not -1 <= args.workers <= MAX_NUM_WORKERS:
+        raise ConfigError(f"--workers {args.workers}: give 1 to {MAX_NUM_WORKERS} processes, or -1 for one per CPU "
+                          "(each is a process decoding full-size images)")
+    if not 1 <= args.image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"--image-size {args.image_size}: give 1 to {MAX_IMAGE_SIZE} (the training range)")
+    if args.short_side is not None and args.short_side > 4 * MAX_IMAGE_SIZE:
+        raise ConfigError(f"--short-side {args.short_side}: give at most {4 * MAX_IMAGE_SIZE} pixels (prepared "
+                          "images are reduced, never enlarged)")
     from dogbreed.data.prepare import prepare_dataset  # heavy: after the options are valid
 
-    workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
+    workers = args.workers if args.workers > 0 else cpus
+    if workers > 2 * cpus:
+        logger.info("--workers %d capped at %d (2 x the %d CPU(s)): decoding is CPU-bound", workers, 2 * cpus, cpus)
+        workers = 2 * cpus
     report = prepare_dataset(args.data_dir, args.output, short_side=args.short_side, image_size=args.image_size,
                              jpeg_quality=args.quality, workers=workers, skip_bad_images=args.skip_bad_images)
     return report.summary()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from dogbreed.core.errors import DogBreedError, RunInterrupted
+from dogbreed.core.fileio import output_error
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -63,13 +64,20 @@ def user_message(exc: BaseException) -> str:
 
 def run_command(body: CommandBody) -> int:
     """Run a command body: a :class:`DogBreedError` (a user's mistake) is one ``error:`` line and exit 2, never
-    a traceback; a run stopped by a signal is one ``interrupted:`` line and exit 128 + signum (130 for Ctrl-C,
+    a traceback, and so is a write the file system refused (full, read-only, no permission) wherever it happened;
+    a run stopped by a signal is one ``interrupted:`` line and exit 128 + signum (130 for Ctrl-C,
     143 for SIGTERM); the summary is printed once, by rank 0. Returns the exit status."""
     configure_logging()
     try:
         outcome = body()
     except DogBreedError as exc:
         print(f"error: {one_line(user_message(exc))}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        refused = output_error(exc)  # the write sites name their dir and size; this catches any other write
+        if refused is None:
+            raise
+        print(f"error: {refused}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
     except RunInterrupted as exc:
         if is_rank_zero():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import shutil
 import signal
 import sys
@@ -11,6 +13,8 @@ from typing import Sequence
 
 from dogbreed.cli.runner import Outcome, run_command
 from dogbreed.config.parser import CommandParser
+from dogbreed.core.errors import ConfigError
+from dogbreed.core.fileio import check_writable_dir
 
 PROG = "python -m entry_points.serve"
 ARCHIVE_CODE_NOTE = (
@@ -41,6 +45,26 @@ def build_parser() -> CommandParser:
     return parser
 
 
+MAX_WORKERS = 64  # each worker is a Python process holding its own copy of the model
+MAX_TIMEOUT_S = 24 * 3600  # --timeout and --response-timeout: a day is a typo guard, not a wait anyone wants
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad values before any directory is made or Java starts (``--timeout nan`` used to start the server,
+    fail, and leave its temp dir behind)."""
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
+        raise ConfigError(f"--timeout {args.timeout}: give the seconds to wait for the model to load, a finite "
+                          f"number above 0 and at most {MAX_TIMEOUT_S} (default: 180)")
+    if not 1 <= args.response_timeout <= MAX_TIMEOUT_S:
+        raise ConfigError(f"--response-timeout {args.response_timeout}: give 1 to {MAX_TIMEOUT_S} seconds "
+                          "(default: 60)")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers {args.workers}: give 1 to {MAX_WORKERS} (each worker process holds its own "
+                          "copy of the model)")
+    if args.work_dir is not None:
+        check_writable_dir(args.work_dir, "--work-dir")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -60,6 +84,7 @@ def _warn_if_at_chance(model_root: Path) -> None:
 
 def serve_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
+    check_arguments(args)
     from dogbreed.serving.local_endpoint import STOP_SIGNALS, LocalEndpoint, ServeError, serve_until_interrupted
 
     if args.own_code and args.model_data is None:

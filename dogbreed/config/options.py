@@ -37,6 +37,46 @@ from dogbreed.core.constants import MAX_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # what NumPy (and so seed_everything) accepts
+# Upper bounds of the counts: each names why, so a typo (an extra zero or three) is one line, not a run that forks
+# hundreds of processes or asks for terabytes. Far above any useful value.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 4096  # 4096 images at 224 px are 2.5 GB of input before the network's activations
+MAX_NUM_WORKERS = 256  # each DataLoader worker is a process with its own copy of the dataset's state
+MAX_TOP_K = 1000
+MAX_CACHED_VIEWS = 100  # each view is one backbone pass over every training image, kept in memory and on disk
+MAX_ACCUMULATE = 1024
+MAX_DEBUG_INTERVAL = 1_000_000
+MAX_MONITOR_INTERVAL_MS = 3_600_000  # one hour
+
+
+def _upper_bound_checks(config: "TrainConfig") -> list[tuple[bool, str]]:
+    """The counts' upper bounds, each message saying why it exists."""
+    opt, diag = config.optimisation, config.diagnostics
+    return [
+        (opt.epochs <= MAX_EPOCHS, f"--epochs must be at most {MAX_EPOCHS} (a typo guard: no schedule here needs "
+                                   f"more), got {opt.epochs}"),
+        (opt.batch_size <= MAX_BATCH_SIZE, f"--batch-size must be at most {MAX_BATCH_SIZE} (one batch of "
+                                           f"{MAX_BATCH_SIZE} 224-px images is 2.5 GB before the network runs), "
+                                           f"got {opt.batch_size}"),
+        (config.runtime.num_workers <= MAX_NUM_WORKERS,
+         f"--num-workers must be at most {MAX_NUM_WORKERS} (each worker is a process with its own memory; more "
+         f"than twice the CPUs is capped anyway), got {config.runtime.num_workers}"),
+        (config.outputs.top_k <= MAX_TOP_K, f"--top-k must be at most {MAX_TOP_K} (breeds listed per image), got "
+                                            f"{config.outputs.top_k}"),
+        (config.cache.cached_views <= MAX_CACHED_VIEWS,
+         f"--cached-views must be at most {MAX_CACHED_VIEWS} (each view is one backbone pass over every training "
+         f"image, kept in memory and on disk), got {config.cache.cached_views}"),
+        (opt.accumulate_grad_batches <= MAX_ACCUMULATE,
+         f"--accumulate-grad-batches must be at most {MAX_ACCUMULATE} (a typo guard), got "
+         f"{opt.accumulate_grad_batches}"),
+        (config.stopping.early_stopping <= MAX_EPOCHS,
+         f"--early-stopping must be at most {MAX_EPOCHS} epochs (as --epochs), got {config.stopping.early_stopping}"),
+        (max(diag.debug_train_interval, diag.debug_eval_interval) <= MAX_DEBUG_INTERVAL,
+         f"--debug-train-interval and --debug-eval-interval must be at most {MAX_DEBUG_INTERVAL} steps (a typo "
+         "guard: nothing would be saved)"),
+        (diag.monitor_interval_ms <= MAX_MONITOR_INTERVAL_MS,
+         f"--monitor-interval-ms must be at most {MAX_MONITOR_INTERVAL_MS} (one hour: nothing would be sampled)"),
+    ]
 
 
 @dataclass(frozen=True, init=False)
@@ -159,7 +199,7 @@ def validate_config(config: TrainConfig) -> None:
          f"--lr must be a positive finite number, got {opt.lr} (or auto: the learning-rate finder)"),
         (_finite(opt.weight_decay) and opt.weight_decay >= 0,
          f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
-        (_finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
+        (opt.backbone_lr_scale is not None and _finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
          f"--backbone-lr-scale must be a finite number >= 0, got {opt.backbone_lr_scale}"),
         (32 <= data.image_size <= MAX_IMAGE_SIZE, f"--image-size must be between 32 and {MAX_IMAGE_SIZE}"),
         (_finite(opt.label_smoothing) and 0 <= opt.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
@@ -188,11 +228,13 @@ def validate_config(config: TrainConfig) -> None:
          "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add "
          "--cached-views 0 or use --finetune full"),
         *_loop_checks(config),
+        *_upper_bound_checks(config),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
     _check_profile_dir(diag.profile_dir, config.outputs.model_dir)
+    _check_output_dir(config.outputs.output_dir, config.outputs.model_dir)
     if opt.weights.strip().lower() == "none" and opt.finetune == "head":
         raise ConfigError(
             "--weights none with --finetune head would train a linear head on a random, frozen ResNet50 "
@@ -201,11 +243,23 @@ def validate_config(config: TrainConfig) -> None:
         )
 
 
+def _inside(path: Path, directory: Path) -> bool:
+    path, directory = Path(path).absolute(), Path(directory).absolute()
+    return path == directory or directory in path.parents
+
+
+def _check_output_dir(output_dir: Path, model_dir: Path) -> None:
+    """Reports (plots, logs, metrics) must not mix into the artifact that gets packaged and served."""
+    if _inside(output_dir, model_dir):
+        raise ConfigError(f"--output-dir {output_dir} is --model-dir {model_dir} or inside it: the reports would "
+                          "mix into the model artifact that gets packaged and served; pass a dir outside it "
+                          "(default: outputs/reports)")
+
+
 def _check_profile_dir(profile_dir: Path | None, model_dir: Path) -> None:
     """The profile (traces of tens of MB) must not end up inside the model artifact that gets packaged and served."""
     if profile_dir is None:
         return
-    profile, model = Path(profile_dir).absolute(), Path(model_dir).absolute()
-    if profile == model or model in profile.parents:
+    if _inside(profile_dir, model_dir):
         raise ConfigError(f"--profile-dir {profile_dir} is inside --model-dir {model_dir}: the model artifact would "
                           "carry the profile; pass a dir outside it (default: <output-dir>/profile)")

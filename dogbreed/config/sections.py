@@ -28,7 +28,6 @@ from dogbreed.core.constants import (
 # pretrained features, a random backbone needs the full rate (0.1 gave 0.17 test accuracy where 1.0 gave 0.77).
 PRETRAINED_BACKBONE_LR_SCALE = 0.1
 SCRATCH_BACKBONE_LR_SCALE = 1.0
-FOLLOW_WEIGHTS = -1.0  # the --backbone-lr-scale default: resolved from --weights when the section is made
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PROFILE_SUBDIR = "profile"  # <output-dir>/profile: where a profiled run writes unless --profile-dir says otherwise
@@ -102,6 +101,8 @@ class DataOptions:
     random_erasing: float = _opt(0.0, "probability of torchvision's RandomErasing on each training image, e.g. "
                                       "0.25; 0 = off")
     skip_bad_images: bool = _opt(False, "train without unreadable images instead of failing")
+    allow_duplicates: bool = _opt(False, "train even when an image appears byte for byte in more than one split "
+                                         "(a warning instead of the error; the metrics of those splits are inflated)")
     demo: bool = _opt(False, "generate a small synthetic dataset and train on it (no download needed)")
     download: bool = _opt(False, "download and unpack dogImages into --data-dir first (skipped if present)")
     dataset_url: str = _opt("", "URL of the dataset zip for --download (default: the public dogImages zip)")
@@ -129,7 +130,7 @@ class OptimisationOptions:
     lr_find: bool = _opt(False, "run Lightning's learning-rate finder (Tuner.lr_find), write lr_find.png to "
                                 "--output-dir, print the suggested --lr and stop without training")
     weight_decay: float = _opt(1e-4, "AdamW weight decay")
-    backbone_lr_scale: float = _opt(FOLLOW_WEIGHTS,
+    backbone_lr_scale: float | None = _opt(None,
                                     "backbone learning rate as a fraction of --lr (with --finetune full); default: "
                                     f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, "
                                     f"{SCRATCH_BACKBONE_LR_SCALE} with --weights none")
@@ -149,7 +150,7 @@ class OptimisationOptions:
     seed: int = _opt(42, "random seed (Python, NumPy, torch, DataLoader workers)")
 
     def __post_init__(self) -> None:
-        if self.backbone_lr_scale == FOLLOW_WEIGHTS:  # not given: whatever suits --weights
+        if self.backbone_lr_scale is None:  # not given: whatever suits --weights (every number is checked)
             object.__setattr__(self, "backbone_lr_scale", default_backbone_lr_scale(self.weights))
 
 
@@ -207,7 +208,8 @@ class CheckpointOptions:
 class CacheOptions:
     """The backbone feature cache of head-only training."""
 
-    cached_views: int = _opt(1, "with --finetune head: backbone features computed once per image and view; "
+    cached_views: int = _opt(1, "with --finetune head (and the head phase of --finetune gradual): backbone "
+                                "features computed once per image and view; "
                                 "K augmented views per training image (1 = the eval view); 0 disables the cache")
     cache_dir: Path | None = _opt(None, "where the feature cache lives (default: <output-dir>/../feature_cache)")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+_PICKLED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
 
 class DogBreedError(Exception):
     """Base class: an error caused by input (data, flags, files, requests), not by a bug."""
@@ -39,6 +43,10 @@ class TrainingDiverged(DogBreedError):
     """The loss or the weights became NaN or infinite: nothing is exported."""
 
 
+class OutputError(DogBreedError):
+    """A write refused by the file system: no space left, quota exceeded, read-only, permission denied."""
+
+
 class RunInterrupted(Exception):
     """A run stopped by a signal (SIGTERM, SIGINT, SIGHUP). Not a user error: the exit status is 128 + signum.
 
@@ -49,3 +57,17 @@ class RunInterrupted(Exception):
         super().__init__(message)
         self.signum = signum
         self.message = message
+
+
+def torch_load_reason(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in our own words and one line: a file of pickled Python
+    objects is named as such (with the first object it asks for), never with torch's advice to retry with
+    ``weights_only=False``, which would run the file's code. Other failures: their first line."""
+    text = str(exc)
+    if "Weights only load failed" in text or "WeightsUnpickler" in text:
+        found = _PICKLED_GLOBAL.search(text)
+        named = f", starting with {found.group(1)}" if found else ""
+        return (f"it holds pickled Python objects{named}, not only tensors; dogbreed loads weights only and never "
+                "runs code from a weights file")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -2,33 +2,88 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
-from dogbreed.core.errors import ConfigError
+from dogbreed.core.errors import ConfigError, OutputError
+
+# The errors of a write that the user, not the code, must fix; each with its cause as the message says it.
+WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+def output_error(exc: OSError, directory: Path | str | None = None,
+                 needed_bytes: int | None = None) -> OutputError | None:
+    """``exc`` as one line naming the cause and the dir (``directory``, else the folder of the exception's
+    file), with the size the write needs when known; None when ``exc`` is not a write refused by the file system."""
+    cause = WRITE_ERRNOS.get(exc.errno or 0)
+    if cause is None:
+        return None
+    if directory is None:
+        target = Path(exc.filename) if exc.filename else None
+        directory = target if target is None or target.is_dir() else target.parent
+    where = f" writing {directory}" if directory is not None else ""
+    needs = f" (needs about {max(1, round(needed_bytes / 1e6))} MB)" if needed_bytes else ""
+    fix = ("free some space there or write elsewhere" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "choose a folder you can write to")
+    return OutputError(f"{cause}{where}{needs}: {fix}")
+
+
+@contextlib.contextmanager
+def disk_errors(directory: Path | str, needed_bytes: int | None = None) -> Iterator[None]:
+    """Writes into ``directory``: a full, read-only or forbidden file system becomes an :class:`OutputError`
+    naming the dir and about how much the write needs; every other error passes through unchanged. The writes
+    inside clean up after themselves (:func:`atomic_write`), so nothing partial is left."""
+    try:
+        yield
+    except OSError as exc:
+        mapped = output_error(exc, directory, needed_bytes)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object], needed_bytes: int | None = None) -> None:
     """Write via a temp file in the same dir, fsync, then rename over ``path``.
 
     ``write`` receives the open binary handle. If it raises (or the process is interrupted), the temp file
-    is removed and ``path`` keeps its previous content.
+    is removed and ``path`` keeps its previous content. A full or read-only disk is an :class:`OutputError`
+    naming the dir (with ``needed_bytes``, else the bytes written when it failed, as the size).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    written = 0
+    with disk_errors(path.parent, needed_bytes):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                try:
+                    write(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                finally:
+                    with contextlib.suppress(OSError, ValueError):
+                        written = handle.tell()
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            mapped = output_error(exc, path.parent, needed_bytes or written)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_under_final_name(path: Path, data: bytes) -> None:
@@ -38,15 +93,16 @@ def write_under_final_name(path: Path, data: bytes) -> None:
     ever exists under its final name. If the write fails, the partial file is removed; a process killed
     mid-write can leave a truncated file, which readers must detect (a torch zip without its directory).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    with disk_errors(path.parent, len(data)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
 
 def check_writable_dir(path: Path | str, option: str) -> Path:

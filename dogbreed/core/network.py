@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.models import ResNet, ResNet50_Weights, resnet50
 
-from dogbreed.core.errors import WeightsError
+from dogbreed.core.errors import WeightsError, torch_load_reason
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def load_backbone_state_dict(weights: str) -> dict[str, torch.Tensor] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"--weights {path}: cannot load it as a state_dict ({exc})") from exc
+        raise WeightsError(f"--weights {path}: cannot load it as a state_dict ({torch_load_reason(exc)})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -94,6 +94,15 @@ class LoaderSettings:
     persistent_workers: bool = False
     prefetch_factor: int | None = None
 
+    def for_batches(self, batches: int, split: str) -> LoaderSettings:
+        """These settings with at most one worker per batch of the epoch: a worker beyond that only forks a process
+        (with its copy of the dataset) that never gets a batch. Said in one log line when it changes anything."""
+        if self.num_workers <= max(1, batches):
+            return self
+        logger.info("%d DataLoader workers capped at %d for the %s split: it has %d batch%s per epoch",
+                    self.num_workers, max(1, batches), split, batches, "" if batches == 1 else "es")
+        return replace(self, num_workers=max(1, batches))
+
     def dataloader_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
         if self.num_workers > 0:  # DataLoader refuses these without workers
@@ -132,6 +141,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         skip_bad_images: bool = False,
         loader: LoaderSettings | None = None,
         auto_split: AutoSplit | None = None,
+        allow_duplicates: bool = False,
     ) -> None:
         """``loader`` overrides ``num_workers`` (default: workers persistent, memory pinned when CUDA exists);
         ``auto_split``: how missing validation/test splits are carved out of train (default shares, seed 0)."""
@@ -145,6 +155,7 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
                                                persistent_workers=num_workers > 0)
         self.num_workers = self.loader.num_workers
         self.skip_bad_images = skip_bad_images
+        self.allow_duplicates = allow_duplicates
         self.class_dirs: list[str] = []
         self.datasets: dict[str, ImageFileDataset] = {}
 
@@ -169,7 +180,8 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
         fractions = resolve_fractions(self.splits, self.auto_split)
         own = {name: path for name, path in (("train", self.splits.train), ("valid", self.splits.valid),
                                              ("test", self.splits.test)) if path is not None}
-        checked = check_splits(own, skip_bad_images=self.skip_bad_images)
+        checked = check_splits(own, skip_bad_images=self.skip_bad_images, allow_duplicates=self.allow_duplicates,
+                               root=self._dataset_root())
         self.class_dirs = checked.class_dirs
         samples = dict(checked.samples)
         if fractions.carves:
@@ -213,12 +225,13 @@ class DogBreedDataModule(SplitLoaders, pl.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[name]
+        loader = self.loader.for_batches(-(-len(dataset) // self.batch_size), name)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             sampler=None if shuffle else evaluation_sampler(dataset),  # DDP: each eval image once
-            **self.loader.dataloader_kwargs(),
+            **loader.dataloader_kwargs(),
             # A last training batch of one sample breaks BatchNorm in train mode; drop the remainder.
             drop_last=shuffle and len(dataset) > self.batch_size,
         )

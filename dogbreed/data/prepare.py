@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dogbreed.core.errors import DataError, ImageDecodeError
-from dogbreed.core.fileio import atomic_write
+from dogbreed.core.fileio import atomic_write, disk_errors
 from dogbreed.core.transforms import eval_resize_size
 from dogbreed.data.prepared_image import PrepareSettings, file_sha256, prepare_image
 from dogbreed.data.sources import find_dataset_root
@@ -152,6 +152,24 @@ def _write_manifest(output: Path, settings: PrepareSettings, image_size: int | N
     atomic_write(output / MANIFEST_NAME, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def _prepare_all(jobs: list[tuple[Path, Path, PrepareSettings]], workers: int, output: Path, files: dict[str, Any],
+                 report: PrepareReport, settings: PrepareSettings, derived_from: int | None) -> None:
+    """Prepare every job into ``output``, adding to ``files`` and ``report``; the manifest is saved every
+    :data:`CHECKPOINT_EVERY` images, so an interrupted run resumes where it stopped."""
+    output.mkdir(parents=True, exist_ok=True)
+    for done, ((source, target, _), result) in enumerate(zip(jobs, _run(jobs, workers)), start=1):
+        name = target.relative_to(output).as_posix()
+        if isinstance(result, str):
+            report.failed[name] = result
+            target.unlink(missing_ok=True)  # never keep a copy of an older version of a now unreadable file
+        else:
+            files[name] = result
+            report.counts[result["action"]] = report.counts.get(result["action"], 0) + 1
+        if done % CHECKPOINT_EVERY == 0:
+            logger.info("prepared %d/%d images", done, len(jobs))
+            _write_manifest(output, settings, derived_from, files, report.failed, complete=False)
+
+
 def prepare_dataset(data_dir: Path, output: Path, *, short_side: int | None = None, image_size: int = 224,
                     jpeg_quality: int = DEFAULT_JPEG_QUALITY, workers: int = 1,
                     skip_bad_images: bool = False) -> PrepareReport:
@@ -185,18 +203,9 @@ def prepare_dataset(data_dir: Path, output: Path, *, short_side: int | None = No
     jobs = [(sources[name], output / name, settings) for name in sorted(sources) if name not in files]
     logger.info("preparing %d of %d images into %s (short side %d, %d worker(s))", len(jobs), len(sources),
                 output, settings.short_side, workers)
-    output.mkdir(parents=True, exist_ok=True)
-    for done, ((source, target, _), result) in enumerate(zip(jobs, _run(jobs, workers)), start=1):
-        name = target.relative_to(output).as_posix()
-        if isinstance(result, str):
-            report.failed[name] = result
-            target.unlink(missing_ok=True)  # never keep a copy of an older version of a now unreadable file
-        else:
-            files[name] = result
-            report.counts[result["action"]] = report.counts.get(result["action"], 0) + 1
-        if done % CHECKPOINT_EVERY == 0:
-            logger.info("prepared %d/%d images", done, len(jobs))
-            _write_manifest(output, settings, derived_from, files, report.failed, complete=False)
+    needed = sum(source.stat().st_size for source, _, _ in jobs)  # at most: images are reduced, never enlarged
+    with disk_errors(output, needed):  # a full or read-only disk: one line (each image is written whole or not)
+        _prepare_all(jobs, workers, output, files, report, settings, derived_from)
     _write_manifest(output, settings, derived_from, files, report.failed, complete=not report.failed or skip_bad_images)
     report.source_bytes = sum(e["source_bytes"] for e in files.values())
     report.output_bytes = sum(e["output_bytes"] for e in files.values())

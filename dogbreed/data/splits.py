@@ -12,6 +12,7 @@ from typing import Sequence
 from dogbreed.core.constants import IMAGE_EXTENSIONS, TEST_SPLIT_NAMES, TRAIN_SPLIT_NAMES, VALID_SPLIT_NAMES
 from dogbreed.core.errors import DataError
 from dogbreed.core.images import check_image_header
+from dogbreed.data.duplicates import check_no_leaks
 from dogbreed.data.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class SplitIndex:
 
     samples: list[tuple[Path, int]]
     bad_files: list[tuple[Path, str]]
+    hidden: int = 0  # image files skipped because a name in their path starts with '.'
 
 
 def _check_utf8(split_dir: Path, name: str) -> str:
@@ -103,16 +105,23 @@ def list_class_dirs(split_dir: Path) -> list[str]:
     return names
 
 
-def _image_files(class_dir: Path) -> list[Path]:
-    return sorted(
-        p for p in class_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    )
+def _is_hidden(path: Path, under: Path) -> bool:
+    """A dot-name anywhere below ``under`` (``.DS_Store``, ``.ipynb_checkpoints/x-checkpoint.jpg``)."""
+    return any(part.startswith(".") for part in path.relative_to(under).parts)
+
+
+def _image_files(class_dir: Path) -> tuple[list[Path], int]:
+    """The class's images, and how many image files were skipped as hidden (a dot-name in their path)."""
+    images = [p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    shown = sorted(p for p in images if not _is_hidden(p, class_dir))
+    return shown, len(images) - len(shown)
 
 
 def index_split(split_dir: Path, class_dirs: Sequence[str], *, check_headers: bool = True) -> SplitIndex:
     """List every image of a split; empty class dirs are an error; headers are checked in parallel."""
-    files_per_class = [_image_files(split_dir / class_dir) for class_dir in class_dirs]
+    listed = [_image_files(split_dir / class_dir) for class_dir in class_dirs]
+    files_per_class = [files for files, _ in listed]
+    hidden = sum(count for _, count in listed)
     if not any(files_per_class):
         raise DataError(
             f"split {split_dir} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in its class folders: "
@@ -134,7 +143,7 @@ def index_split(split_dir: Path, class_dirs: Sequence[str], *, check_headers: bo
                 reasons.append(reason)
                 progress.update()
         bad = [(p, r) for (p, _), r in zip(samples, reasons) if r is not None]
-    return SplitIndex(samples=samples, bad_files=bad)
+    return SplitIndex(samples=samples, bad_files=bad, hidden=hidden)
 
 
 def check_same_classes(reference: list[str], other: list[str], name: str, ref_dir: Path) -> None:
@@ -162,9 +171,12 @@ class CheckedSplits:
     samples: dict[str, list[tuple[Path, int]]]
 
 
-def check_splits(paths: dict[str, Path], *, skip_bad_images: bool = False) -> CheckedSplits:
+def check_splits(paths: dict[str, Path], *, skip_bad_images: bool = False, allow_duplicates: bool = False,
+                 root: Path | None = None) -> CheckedSplits:
     """Every data check, before any model is built: same class folders everywhere, images in every class,
-    readable headers (unreadable files are an error naming them all, or skipped with ``skip_bad_images``)."""
+    readable headers (unreadable files are an error naming them all, or skipped with ``skip_bad_images``), hidden
+    files skipped with a count, no image in two splits (:mod:`dogbreed.data.duplicates`; a warning with
+    ``allow_duplicates``). ``root``: the dataset root, whose prepared manifest's SHA-256s are reused."""
     class_dirs = list_class_dirs(paths["train"])
     if len(class_dirs) < 2:
         raise DataError(f"split {paths['train']} has one class folder ({class_dirs[0]}): a classifier needs at "
@@ -173,6 +185,13 @@ def check_splits(paths: dict[str, Path], *, skip_bad_images: bool = False) -> Ch
     for name, path in paths.items():
         check_same_classes(class_dirs, list_class_dirs(path), str(path), paths["train"])
         indexes[name] = index_split(path, class_dirs)
+    hidden = sum(index.hidden for index in indexes.values())
+    if hidden:
+        logger.warning("data check: skipped %d hidden image file(s) (a file or folder name starting with '.', such "
+                       "as .ipynb_checkpoints/): they are not training data", hidden)
+    if len(paths) > 1:
+        check_no_leaks({name: [p for p, _ in index.samples] for name, index in indexes.items()},
+                       allow=allow_duplicates, root=root)
     bad = [b for index in indexes.values() for b in index.bad_files]
     if bad and not skip_bad_images:
         raise DataError(

@@ -7,6 +7,7 @@ import io
 import json
 import platform
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -21,7 +22,7 @@ from dogbreed import __version__
 from dogbreed.core.abstention import AbstentionRule
 from dogbreed.core.calibration import check_temperature
 from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, WEIGHTS_FILENAME
-from dogbreed.core.errors import ArtifactError
+from dogbreed.core.errors import ArtifactError, torch_load_reason
 from dogbreed.core.fileio import atomic_write, strict_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
@@ -116,7 +117,7 @@ def _serving_fields(data: dict[str, Any]) -> tuple[float, AbstentionRule | None,
         abstention = AbstentionRule.from_dict(raw) if raw is not None else None
         field_name = "tta"
         tta = check_tta_mode(data.get("tta", "none"))
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # a 400-digit number does not fit a float
         raise ArtifactError(f'{CONFIG_FILENAME}: field "{field_name}" is invalid ({exc}); fix it or re-export the '
                             "model with python -m entry_points.train") from exc
     return temperature, abstention, tta
@@ -166,7 +167,7 @@ def save_artifact(model_dir: Path | str, net: ResNet, config: ModelConfig) -> Pa
     torch.save(state, buffer)
     weights = buffer.getvalue()
     config.weights_sha256 = hashlib.sha256(weights).hexdigest()
-    atomic_write(model_dir / WEIGHTS_FILENAME, lambda fh: fh.write(weights))
+    atomic_write(model_dir / WEIGHTS_FILENAME, lambda fh: fh.write(weights), needed_bytes=len(weights))
     payload = dict(config.to_dict(), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     text = strict_json(payload, indent=2, sort_keys=False) + "\n"
     atomic_write(model_dir / CONFIG_FILENAME, lambda fh: fh.write(text.encode("utf-8")))
@@ -186,19 +187,12 @@ def read_model_config(model_dir: Path | str) -> ModelConfig:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ArtifactError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): {REEXPORT}") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so is a 5000-digit number
+        digits = f"a number of more than {sys.get_int_max_str_digits()} digits"
+        reason = (str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                  if isinstance(exc, RecursionError) else digits)
         raise ArtifactError(f"{path} is not valid JSON ({reason}): {REEXPORT}") from exc
     return ModelConfig.from_dict(data, source=str(path))
-
-
-def _load_reason(exc: Exception) -> str:
-    """torch.load's failure in one line, without its advice to retry with ``weights_only=False``."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    unpickler = [line for line in lines if "WeightsUnpickler error" in line]
-    if unpickler:
-        return f"it holds Python objects, not only tensors, and dogbreed loads weights only ({unpickler[0]})"
-    return lines[0] if lines else type(exc).__name__
 
 
 def _read_state_dict(weights: Path, config: ModelConfig, map_location: str | torch.device) -> dict[str, Any]:
@@ -206,7 +200,8 @@ def _read_state_dict(weights: Path, config: ModelConfig, map_location: str | tor
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, empty, zip or pickle errors: all mean "not loadable"
-        raise ArtifactError(f"{weights} cannot be loaded as a state_dict ({_load_reason(exc)}): {REEXPORT}") from exc
+        raise ArtifactError(f"{weights} cannot be loaded as a state_dict ({torch_load_reason(exc)}): "
+                            f"{REEXPORT}") from exc
     if config.weights_sha256 and hashlib.sha256(data).hexdigest() != config.weights_sha256:
         raise ArtifactError(f"{weights} does not belong to {CONFIG_FILENAME} (its SHA-256 differs from the one the "
                             "config records: an export was interrupted between the two files, or one was replaced): "

@@ -40,19 +40,29 @@ def _int(value: Any, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(field, f"must be an integer, got {_shown(value)}")
     if not low <= value <= high:
-        raise _Invalid(field, f"must be between {low} and {high}, got {value}")
+        raise _Invalid(field, f"must be between {low} and {high}, got {_shown(value)}")
     return value
 
 
 def _number(value: Any, field: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise _Invalid(field, f"must be a finite number, got {_shown(value)}")
     if not low <= value <= high:
         raise _Invalid(field, f"must be between {low:g} and {high:g}, got {value!r}")
     return float(value)
 
 
+def _finite(value: int | float) -> bool:
+    """A finite number that is also a float: an integer of 400 digits is too large for one (OverflowError)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _shown(value: Any, limit: int = 60) -> str:
+    if isinstance(value, int) and value.bit_length() > 200:  # repr of a huge integer is slow, or a ValueError
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import dogbreed
 from dogbreed.core.constants import CONFIG_FILENAME, INT8_WEIGHTS_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ArtifactError
+from dogbreed.core.fileio import disk_errors
 from dogbreed.serving.artifact import load_artifact, read_model_config
 from dogbreed.serving.precision import precision_files
 
@@ -96,14 +97,18 @@ def build_model_archive(model_dir: Path | str, output: Path | str) -> Path:
     if Path(model_dir).is_dir() and output.resolve().parent.is_relative_to(Path(model_dir).resolve()):
         raise ArtifactError(f"--output {output} is inside --model-dir {model_dir}: write the archive elsewhere "
                             "(e.g. --output model.tar.gz), so the model dir keeps only the model")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".package-", dir=output.parent) as staging:
-        staged = stage_model_dir(model_dir, Path(staging) / "model")
-        partial = Path(staging) / output.name
-        with tarfile.open(partial, "w:gz", compresslevel=6) as archive:
-            for path in sorted(staged.rglob("*")):
-                archive.add(path, arcname=path.relative_to(staged).as_posix(), recursive=False, filter=_reset_owner)
-        partial.replace(output)
+    # the staged copy and the archive: about twice the model dir, until the staging dir is removed
+    needed = 2 * sum(p.stat().st_size for p in Path(model_dir).rglob("*") if p.is_file())
+    with disk_errors(output.parent, needed):  # a full or read-only disk: one line, the staging dir removed
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".package-", dir=output.parent) as staging:
+            staged = stage_model_dir(model_dir, Path(staging) / "model")
+            partial = Path(staging) / output.name
+            with tarfile.open(partial, "w:gz", compresslevel=6) as archive:
+                for path in sorted(staged.rglob("*")):
+                    archive.add(path, arcname=path.relative_to(staged).as_posix(), recursive=False,
+                                filter=_reset_owner)
+            partial.replace(output)
     return output
 
 

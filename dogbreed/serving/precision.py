@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dogbreed.core.constants import CONFIG_FILENAME, INT8_WEIGHTS_FILENAME, PRECISIONS
-from dogbreed.core.errors import ArtifactError, ConfigError
+from dogbreed.core.errors import ArtifactError, ConfigError, torch_load_reason
 from dogbreed.core.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -181,8 +181,8 @@ def load_int8(model_dir: Path | str, record: Mapping[str, Any], fp32_sha256: str
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ArtifactError(f"{path} cannot be loaded weights-only ({reason}): {REPACKAGE}") from exc
+            raise ArtifactError(f"{path} cannot be loaded weights-only ({torch_load_reason(exc)}): "
+                                f"{REPACKAGE}") from exc
         net = _convert(_quantizable_resnet50(num_classes))
         try:
             net.load_state_dict(state)

@@ -111,6 +111,13 @@ class EpochProgressBar(TQDMProgressBar):
             self._train_progress_bar.close()  # the bar where the run stopped stays, above the message
         sys.stdout.flush()
 
+    def on_train_start(self, *args: Any) -> None:
+        """A bar per fit: Lightning calls this hook again when it fetches the loaders again (gradual fine-tuning's
+        switch from cached features to images), where a second bar would leave the first one on screen."""
+        bar = self._train_progress_bar
+        if bar is None or bar.disable:
+            super().on_train_start(*args)
+
     def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
         # Lightning's own steps (tqdm_progress.py), with our description set before the bar is redrawn:
         # calling super() would draw "Epoch 0" first.
@@ -273,33 +280,3 @@ class EMAWeights(WeightAveraging):
         super().__init__(use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))
         self.decay = decay
 
-
-# --- gradual fine-tuning ------------------------------------------------------------------------------------------
-
-class GradualUnfreeze(Callback):
-    """``--finetune gradual``: the head trains alone for ``freeze_epochs``, then the whole network with
-    discriminative learning rates (backbone: lr x backbone-lr-scale) and a fresh schedule: the optimiser is rebuilt
-    through Lightning's ``strategy.setup_optimizers`` (the fine-tuning policy of Lightning's ``BaseFinetuning``,
-    whose added param group would keep the head's decayed schedule).
-
-    ``start_epoch``: epochs a resumed run has done. Lightning builds the optimiser before it restores the epoch, so
-    the backbone is unfrozen at set-up when the checkpoint is past the head phase (its optimiser state then fits).
-    """
-
-    def __init__(self, freeze_epochs: int, start_epoch: int = 0, emit: Callable[[str], None] | None = None) -> None:
-        self.freeze_epochs, self.start_epoch = freeze_epochs, start_epoch
-        self.emit = emit or (lambda line: print(line, flush=True))
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            pl_module.set_backbone_trainable(self.start_epoch >= self.freeze_epochs)  # type: ignore[operator]
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch < self.freeze_epochs or not pl_module.backbone_frozen:
-            return
-        pl_module.set_backbone_trainable(True)  # type: ignore[operator]
-        trainer.strategy.setup_optimizers(trainer)
-        groups = trainer.optimizers[0].param_groups
-        if trainer.is_global_zero:
-            self.emit(f"gradual fine-tuning: from epoch {trainer.current_epoch + 1} the whole network trains "
-                      f"(head lr {groups[0]['lr']:.3g}, backbone lr {groups[-1]['lr']:.3g}, a fresh schedule)")

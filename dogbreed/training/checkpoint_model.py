@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import torch
 
-from dogbreed.core.errors import CheckpointError
+from dogbreed.core.errors import CheckpointError, torch_load_reason
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.data.splits import display_name
 from dogbreed.serving.model_import import build_imported_net, file_sha256, save_imported_model
@@ -60,8 +60,8 @@ def read_checkpoint_model(path: Path) -> CheckpointModel:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, empty, foreign pickles: all "not loadable"
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"--checkpoint {path} cannot be loaded ({reason}): take another epoch=N.ckpt") from exc
+        raise CheckpointError(f"--checkpoint {path} cannot be loaded ({torch_load_reason(exc)}): take another "
+                              "epoch=N.ckpt") from exc
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise CheckpointError(f"--checkpoint {path} is not a Lightning checkpoint (no state_dict): for a plain "
                               "torchvision state_dict use --state-dict FILE --classes FILE")

@@ -107,7 +107,8 @@ def save_features(path: Path, key: str, cached: CachedFeatures) -> None:
         "format": CACHE_FORMAT_VERSION, "key": key, "features": cached.features, "labels": cached.labels,
         "shape": list(cached.features.shape), "checksum": _checksum(cached.features, cached.labels),
     }
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    needed = cached.features.nbytes + cached.labels.nbytes
+    atomic_write(path, lambda handle: torch.save(payload, handle), needed_bytes=needed)
 
 
 def load_features(path: Path, key: str, count: int, views: int) -> CachedFeatures | None:
@@ -164,7 +165,8 @@ def _extract_features(
     device: torch.device, autocast_dtype: torch.dtype | None = None, progress: Progress | None = None,
 ) -> torch.Tensor:
     """Pooled features (N, D) of a dataset of (image, label), float32 on the CPU; ``progress`` counts images."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    batches = -(-len(dataset) // batch_size)  # type: ignore[arg-type]  # a map-style dataset of images
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=min(num_workers, max(1, batches)),
                         pin_memory=device.type == "cuda")
     chunks = []
     for images, _ in loader:
@@ -339,37 +341,40 @@ def _extraction_device(accelerator: str) -> torch.device:
     return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
-def to_feature_training(
-    datamodule: DogBreedDataModule, model: DogBreedClassifier, *, cache: CacheOptions, output_dir: Path, seed: int,
-    batch_size: int, accelerator: str, precision: str = "32-true",
-) -> tuple[FeatureDataModule, FeatureHeadClassifier]:
-    """Swap an image data module and model for their cached-feature counterparts (same weights)."""
+def build_feature_data(
+    datamodule: DogBreedDataModule, net: ResNet, *, cache: CacheOptions, output_dir: Path, seed: int,
+    batch_size: int, accelerator: str, precision: str = "32-true", splits: tuple[str, ...] | None = None,
+) -> FeatureDataModule:
+    """The cached-feature counterpart of an image data module: every split (or those in ``splits``) through
+    ``net``'s backbone once, or read from the cache."""
     device = _extraction_device(accelerator)
     cache_dir = default_cache_dir(cache, output_dir)
-    digest = backbone_digest(model.net)
+    digest = backbone_digest(net)
     features: dict[str, CachedFeatures] = {}
     hits: dict[str, bool] = {}
     for split, dataset in datamodule.datasets.items():
+        if splits is not None and split not in splits:
+            continue
         features[split], hits[split] = cached_split_features(
-            cache_dir, split, model.net, dataset.samples, pre=datamodule.preprocessing,
+            cache_dir, split, net, dataset.samples, pre=datamodule.preprocessing,
             views=cache.cached_views if split == "train" else 1, seed=seed,
             batch_size=batch_size, num_workers=datamodule.num_workers, device=device,
             autocast_dtype=_AUTOCAST_DTYPES.get(precision), backbone_hash=digest,
             skip_bad_images=datamodule.skip_bad_images,
         )
     logger.info("feature cache %s: %s", cache_dir, ", ".join(f"{s} {'hit' if h else 'built'}" for s, h in hits.items()))
-    feature_data = FeatureDataModule(features, class_names=datamodule.class_names,
-                                     preprocessing=datamodule.preprocessing, batch_size=batch_size,
-                                     cache_hits=hits)
-    return feature_data, FeatureHeadClassifier.from_classifier(model)
+    return FeatureDataModule(features, class_names=datamodule.class_names, preprocessing=datamodule.preprocessing,
+                             batch_size=batch_size, cache_hits=hits)
 
 
 def run_counts(images: DogBreedDataModule, datamodule: pl.LightningDataModule, *, epochs: int,
                resumed_after: int = 0) -> RunCounts:
     """What a run processed: images per split, the epochs this process trained (``epochs`` done in all, less the
-    ``resumed_after`` a checkpoint had done), and the backbone passes its feature cache made."""
+    ``resumed_after`` a checkpoint had done), and the backbone passes its feature cache made (a gradual run's
+    head-phase data holds its features as ``feature_data``)."""
     counts = RunCounts(images={split: len(ds) for split, ds in images.datasets.items()},
                        epochs=epochs - resumed_after, resumed_after=resumed_after)
+    datamodule = getattr(datamodule, "feature_data", datamodule)
     if isinstance(datamodule, FeatureDataModule):
         built = [datamodule.features[split] for split, hit in datamodule.cache_hits.items() if not hit]
         counts.extracted_images = sum(int(cached.features.shape[0]) * cached.views for cached in built)

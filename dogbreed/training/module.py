@@ -124,8 +124,12 @@ class DogBreedClassifier(pl.LightningModule):
         if self.backbone_frozen:
             freeze_backbone_batchnorm(self.net)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.contiguous(memory_format=torch.channels_last))  # like the network
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch of images (N, 3, H, W), or of pooled backbone features (N, D): the head phase of a
+        gradual run trains on cached features (:mod:`dogbreed.training.gradual`), where only the head runs."""
+        if inputs.dim() == 2:
+            return self.net.fc(inputs)
+        return self.net(inputs.contiguous(memory_format=torch.channels_last))  # like the network
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, targets = batch

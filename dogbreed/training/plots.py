@@ -5,6 +5,7 @@ test split, before and after temperature scaling, with each one's ECE). One :fun
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ from dogbreed.core.constants import (
     CURVES_FILENAME,
     WORST_PREDICTIONS_FILENAME,
 )
+from dogbreed.core.fileio import atomic_write
 from dogbreed.core.images import open_image
 
 MAX_CONFUSION_CLASSES = 30  # above this, the plot shows the classes most involved in mistakes
@@ -34,8 +36,10 @@ LABEL_CHARS = 24
 def save_figure(fig: Any, path: Path) -> Path:
     """Lay out, write at 100 dpi (figsize in inches x 100 = pixels) and free a report figure."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
+    atomic_write(Path(path), lambda handle: handle.write(buffer.getvalue()))  # whole or not at all
     return path
 
 
@@ -177,10 +181,11 @@ def plot_worst_predictions(output_dir: Path, samples: dict[str, torch.Tensor], p
 
 
 def plot_reliability(output_dir: Path, logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> Path:
-    """Two panels (T = 1 and the fitted T): per-bin accuracy bars, the diagonal, and the bin counts."""
+    """Two panels (T = 1 and the served T, titled "not applied" when that is 1): per-bin accuracy bars, the
+    diagonal, and the bin counts."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
-    for ax, (title, t) in zip(axes, (("before scaling (T = 1)", 1.0), (f"after scaling (T = {temperature:.3g})",
-                                                                       temperature))):
+    served = f"after scaling (T = {temperature:.3g})" if temperature != 1.0 else "served: T = 1 (not applied)"
+    for ax, (title, t) in zip(axes, (("before scaling (T = 1)", 1.0), (served, temperature))):
         probabilities = calibrated_probabilities(logits, t)
         rows = reliability_bins(probabilities, labels, ECE_BINS)
         ece = expected_calibration_error(probabilities, labels, ECE_BINS)

@@ -9,6 +9,7 @@ run with a ``summary_lines() -> list[str]`` method adds its lines to the summary
 from __future__ import annotations
 
 import csv
+import io
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from dogbreed.core.constants import METRICS_FILENAME, MOST_CONFUSED_FILENAME, PER_CLASS_FILENAME
-from dogbreed.core.fileio import strict_json
+from dogbreed.core.fileio import atomic_write, strict_json
 from dogbreed.data.progress import format_duration
 from dogbreed.training.plots import plot_confusion_matrix, plot_training_curves, plot_worst_predictions
 
@@ -44,7 +45,16 @@ def _write_metrics_json(output_dir: Path, history: list[dict[str, Any]], test: d
     if timing is not None:
         payload["timing"] = timing
     payload.update(extra or {})
-    path.write_text(strict_json(payload, indent=2) + "\n", encoding="utf-8")  # no NaN
+    text = strict_json(payload, indent=2) + "\n"  # no NaN
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return path
+
+
+def _write_csv(path: Path, rows: Iterable[Sequence[Any]]) -> Path:
+    """A CSV written whole or not at all (a full disk leaves no half report)."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode("utf-8")))
     return path
 
 
@@ -59,13 +69,9 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[tuple[int, int, float]]:
 
 
 def _write_per_class_csv(output_dir: Path, confusion: torch.Tensor, class_names: Sequence[str]) -> Path:
-    path = output_dir / PER_CLASS_FILENAME
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "breed", "correct", "total", "accuracy"])
-        for i, (correct, total, acc) in enumerate(per_class_accuracy(confusion)):
-            writer.writerow([i, class_names[i], correct, total, f"{acc:.4f}"])
-    return path
+    rows = [[i, class_names[i], correct, total, f"{acc:.4f}"]
+            for i, (correct, total, acc) in enumerate(per_class_accuracy(confusion))]
+    return _write_csv(output_dir / PER_CLASS_FILENAME, [["index", "breed", "correct", "total", "accuracy"], *rows])
 
 
 def most_confused_pairs(confusion: torch.Tensor) -> list[tuple[int, int, int, float]]:
@@ -81,13 +87,9 @@ def most_confused_pairs(confusion: torch.Tensor) -> list[tuple[int, int, int, fl
 
 
 def _write_most_confused_csv(output_dir: Path, confusion: torch.Tensor, class_names: Sequence[str]) -> Path:
-    path = output_dir / MOST_CONFUSED_FILENAME
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["true", "predicted", "count", "share"])
-        for true, predicted, count, share in most_confused_pairs(confusion):
-            writer.writerow([class_names[true], class_names[predicted], count, f"{share:.4f}"])
-    return path
+    rows = [[class_names[true], class_names[predicted], count, f"{share:.4f}"]
+            for true, predicted, count, share in most_confused_pairs(confusion)]
+    return _write_csv(output_dir / MOST_CONFUSED_FILENAME, [["true", "predicted", "count", "share"], *rows])
 
 
 def write_reports(

@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
-from dogbreed.config.sections import AUTO_LR
+from dogbreed.config.sections import AUTO_LR, default_backbone_lr_scale
 from dogbreed.core.errors import RunInterrupted, TrainingDiverged
 from dogbreed.core.network import apply_backbone_weights, load_backbone_state_dict
 from dogbreed.core.transforms import Preprocessing
@@ -36,7 +36,6 @@ from dogbreed.training.callbacks import (
     EMAWeights,
     EpochHistory,
     EpochProgressBar,
-    GradualUnfreeze,
     NonFiniteGuard,
     check_finite_weights,
     frozen_batchnorm_expected,
@@ -51,8 +50,17 @@ from dogbreed.training.checkpoints import (
 )
 from dogbreed.training.evaluation import ServingFit, calibrate_run, collect_test_outcome, run_test, summary_line
 from dogbreed.training.export import export_run
+from dogbreed.training.gradual import (
+    GradualUnfreeze,
+    extracts_features,
+    feature_cache_dir,
+    features_or_images,
+)
 from dogbreed.training.guards import SignalGuard, critical_section
-from dogbreed.training.head_training import default_cache_dir, run_counts, to_feature_training, uses_feature_cache
+from dogbreed.training.head_training import (
+    run_counts,
+    uses_feature_cache,
+)
 from dogbreed.training.metric_lines import test_line
 from dogbreed.training.module import DogBreedClassifier
 from dogbreed.training.reports import (
@@ -103,6 +111,7 @@ def build_datamodule(config: TrainConfig, splits: SplitDirs, num_workers: int,
         batch_size=config.optimisation.batch_size,
         num_workers=num_workers,
         skip_bad_images=data.skip_bad_images,
+        allow_duplicates=data.allow_duplicates,
         loader=loader,
         auto_split=AutoSplit(valid_pct=data.valid_pct, test_pct=data.test_pct, seed=config.optimisation.seed),
     )
@@ -115,7 +124,8 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
         lr=opt.lr,
         weight_decay=opt.weight_decay,
         finetune=opt.finetune,
-        backbone_lr_scale=opt.backbone_lr_scale,
+        backbone_lr_scale=(default_backbone_lr_scale(opt.weights) if opt.backbone_lr_scale is None
+                           else opt.backbone_lr_scale),  # resolved when the section was made: None never gets here
         label_smoothing=opt.label_smoothing,
         mixup_alpha=recipe.mixup_alpha,
         cutmix_alpha=recipe.cutmix_alpha,
@@ -131,29 +141,16 @@ def build_model(config: TrainConfig, num_classes: int) -> DogBreedClassifier:
     return model
 
 
-def _feature_cache_dir(config: TrainConfig) -> Path | None:
-    """Where this run's feature cache lives; None when it trains on images."""
-    if not uses_feature_cache(config.cache, config.optimisation.finetune):
-        return None
-    return default_cache_dir(config.cache, config.outputs.output_dir)
+def prepare_for_speed(config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier,
+                      start_epoch: int = 0) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
+    """Cached features (head-only, a gradual head phase) or ``--compile``: see
+    :func:`dogbreed.training.gradual.features_or_images`."""
+    return features_or_images(datamodule, model, opt=config.optimisation, cache=config.cache, recipe=config.recipe,
+                              runtime=config.runtime, output_dir=config.outputs.output_dir, start_epoch=start_epoch)
 
 
-def prepare_for_speed(
-    config: TrainConfig, datamodule: DogBreedDataModule, model: DogBreedClassifier
-) -> tuple[pl.LightningDataModule, DogBreedClassifier]:
-    """Head-only runs train on cached features; ``--compile`` compiles the network in place
-    (``nn.Module.compile`` keeps the state_dict keys, so the artifact is unchanged)."""
-    runtime = config.runtime
-    if _feature_cache_dir(config) is not None:
-        if runtime.compile:
-            logger.info("--compile ignored: with the feature cache only the linear head runs")
-        return to_feature_training(datamodule, model, cache=config.cache, output_dir=config.outputs.output_dir,
-                                   seed=config.optimisation.seed, batch_size=config.optimisation.batch_size,
-                                   accelerator=runtime.accelerator,
-                                   precision=resolve_precision(runtime.precision, runtime.accelerator))
-    if runtime.compile:
-        model.net.compile()
-    return datamodule, model
+def _cache_dir(config: TrainConfig) -> Path | None:
+    return feature_cache_dir(config.optimisation, config.cache, config.recipe, config.outputs.output_dir)
 
 
 def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None = None,
@@ -161,12 +158,14 @@ def build_callbacks(config: TrainConfig, fingerprint: Mapping[str, Any] | None =
     """The training layer's own callbacks beyond EpochHistory (adapters pass theirs to :func:`train`). Order
     matters: the best epoch and early stopping update their state before the epoch's checkpoint saves it, and the
     best epoch copies the validated weights before EMA swaps the raw ones back."""
-    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr), *stopping_callbacks(config.stopping)]
+    gradual = config.optimisation.finetune == "gradual"
+    callbacks: list[Callback] = [NonFiniteGuard(config.optimisation.lr),
+                                 *stopping_callbacks(config.stopping, backbone_trains_later=gradual)]
     if config.checkpoints.checkpoint_dir is not None:
         callbacks.append(EpochCheckpoint(config.checkpoints.checkpoint_dir, fingerprint or {}))
     if config.recipe.ema_decay > 0:
         callbacks.append(EMAWeights(config.recipe.ema_decay))
-    if config.optimisation.finetune == "gradual":
+    if gradual:
         callbacks.append(GradualUnfreeze(config.optimisation.freeze_epochs, start_epoch))
     return callbacks
 
@@ -218,7 +217,7 @@ def train(config: TrainConfig, *, splits: SplitDirs | None = None, runtime: Runt
     check_accelerator(config.runtime.accelerator)
     check_output_locations(output_locations(config.outputs, checkpoint_dir=config.checkpoints.checkpoint_dir,
                                             debug_dir=config.diagnostics.debug_dir,
-                                            cache_dir=_feature_cache_dir(config),
+                                            cache_dir=_cache_dir(config),
                                             profile_dir=config.diagnostics.profile_dir_for(config.outputs.output_dir)
                                             if config.diagnostics.profiler else None))
     with SignalGuard() as guard:
@@ -255,8 +254,10 @@ class _Run:
         pl.seed_everything(config.optimisation.seed, workers=True, verbose=False)
         images, loader = self.data(splits)                                         # 1. data, checked
         model = self.model(images)                                                 # 2. model, resume plan
-        with self.timer.phase("feature_cache") if _feature_cache_dir(config) else nullcontext():
-            datamodule, model = prepare_for_speed(config, images, model)           #    feature cache / compile
+        extracting = extracts_features(config.optimisation, config.cache, config.recipe, config.outputs.output_dir,
+                                       self.resume.epoch)
+        with self.timer.phase("feature_cache") if extracting else nullcontext():
+            datamodule, model = prepare_for_speed(config, images, model, self.resume.epoch)  # features / compile
         if self.before_training(images, model, datamodule, trainer_overrides):      #    a look, the LR finder
             return TrainResult(model_dir=Path(config.outputs.model_dir), output_dir=Path(config.outputs.output_dir),
                                class_names=images.class_names, history=[], test_metrics={}, summary=self.notes)
@@ -326,7 +327,8 @@ class _Run:
 
     def callbacks(self, extra: list[Callback], loader: LoaderSettings) -> list[Callback]:
         callbacks = [self.history, *build_callbacks(self.config, self.fingerprint, self.resume.epoch), *extra]
-        if _feature_cache_dir(self.config) is None:  # images decoded every step: was input the bottleneck?
+        config = self.config  # images decoded in (some) steps: was input the bottleneck?
+        if not uses_feature_cache(config.cache, config.optimisation.finetune):
             callbacks.append(DataWaitReport(loader.num_workers))
         return callbacks
 
@@ -384,7 +386,7 @@ class _Run:
                         outcome=outcome, timing=self.timing, resume=self.resume, fit=fit,
                         best=best.record() if (best := best_epoch(trainer)) else None)
                 places = run_places(model_dir=config.outputs.model_dir, output_dir=config.outputs.output_dir,
-                                    reports=reports, cache_dir=_feature_cache_dir(config),
+                                    reports=reports, cache_dir=_cache_dir(config),
                                     checkpoint_dir=config.checkpoints.checkpoint_dir)
                 lines = summary_lines(self.timer, counts, places, [*callback_summary_lines(callbacks), *trust])
             self.exported = True

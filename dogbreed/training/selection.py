@@ -21,7 +21,7 @@ from typing import Any, Callable, cast
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, Timer
-from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.trainer.states import RunningStage, TrainerFn
 
 from dogbreed.config.sections import MONITORS, StoppingOptions, max_time_seconds
 from dogbreed.core.network import HEAD_PREFIX
@@ -46,13 +46,16 @@ class BestEpoch(Callback):
 
     The candidate is copied at the end of each validation, while the validated weights are in place; it must
     therefore come before :class:`~dogbreed.training.callbacks.EMAWeights` in the callback list (which swaps the
-    raw weights back in at the same hook). When the backbone is frozen only the head is copied.
+    raw weights back in at the same hook). When the backbone is frozen only the head is copied, unless
+    ``whole_network`` (``--finetune gradual``: the backbone trains later, so a head epoch's best weights must keep
+    the backbone they were validated with).
     """
 
-    def __init__(self, monitor: str = "val_acc") -> None:
+    def __init__(self, monitor: str = "val_acc", whole_network: bool = False) -> None:
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {tuple(MONITORS)}, got {monitor!r}")
         self.monitor, self.mode = monitor, MONITORS[monitor]
+        self.whole_network = whole_network
         self.epoch = 0
         self.value: float | None = None
         self.weights: dict[str, torch.Tensor] | None = None
@@ -74,7 +77,8 @@ class BestEpoch(Callback):
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
         net = cast(torch.nn.Module, pl_module.net)
-        head_only = not any(p.requires_grad for name, p in net.named_parameters() if not name.startswith(HEAD_PREFIX))
+        head_only = not self.whole_network and not any(p.requires_grad for name, p in net.named_parameters()
+                                                       if not name.startswith(HEAD_PREFIX))
         self._candidate = {name: tensor.detach().to("cpu", copy=True) for name, tensor in net.state_dict().items()
                            if not head_only or name.startswith(HEAD_PREFIX)}
 
@@ -141,6 +145,12 @@ class TimeBudget(Timer):
         self.stopped_in: int | None = None  # the epoch (from 1) in which the budget ran out
         self.line: str | None = None
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The clock starts once per fit: Lightning calls this hook again when it fetches the loaders again (gradual
+        fine-tuning's switch from cached features to images), which would restart the budget."""
+        if self.start_time(RunningStage.TRAINING) is None:
+            super().on_train_start(trainer, pl_module)
+
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, *args, **kwargs)
         remaining = self.time_remaining()
@@ -159,9 +169,10 @@ class TimeBudget(Timer):
         return [self.line] if self.line is not None else []
 
 
-def stopping_callbacks(stopping: StoppingOptions) -> list[Callback]:
-    """The best epoch always; early stopping and the time budget when asked for."""
-    callbacks: list[Callback] = [BestEpoch(stopping.monitor)]
+def stopping_callbacks(stopping: StoppingOptions, *, backbone_trains_later: bool = False) -> list[Callback]:
+    """The best epoch always (``backbone_trains_later``: see :class:`BestEpoch`'s ``whole_network``); early stopping
+    and the time budget when asked for."""
+    callbacks: list[Callback] = [BestEpoch(stopping.monitor, whole_network=backbone_trains_later)]
     if stopping.early_stopping > 0:
         callbacks.append(EarlyStop(stopping.monitor, stopping.early_stopping))
     if stopping.max_time:

@@ -1,13 +1,16 @@
 """What the artifact will serve with: the temperature and the abstention rule, each applied only when it helps on
 validation images it was not fitted on.
 
-- **Calibration**: the validation split is cut in two halves (alternately within each breed). A temperature fitted
-  on one half is checked on the other, both ways (2-fold cross-fitting); the temperature fitted on the whole split
-  is applied only when the held-out NLL improves, the split has at least :data:`MIN_CALIBRATION_IMAGES` images, the
-  model beats chance on validation, and the fit did not stop at a search bound (that is a warning). Else T = 1.
+- **Calibration**: the validation split is cut in two halves (right answers alternately within each breed, wrong
+  answers alternately over all breeds, so both halves hold wrong answers). A temperature fitted on one half is
+  checked on the other, both ways (2-fold cross-fitting); the temperature fitted on the whole split is applied only
+  when the pooled held-out NLL improves, the split has at least :data:`MIN_CALIBRATION_IMAGES` images and
+  :data:`MIN_CALIBRATION_WRONG` wrong answers, the model beats chance on validation, and the fit did not stop at a
+  search bound (that is a warning). Else T = 1.
 - **Abstention**: the score and threshold are chosen on one half of validation against one half of the non-dog
   selection set, and checked on the other halves: the rule is applied only when the held-out AUROC is at least
-  :data:`MIN_ABSTENTION_AUROC` and each held-out part has enough images. The report set (test split vs the
+  :data:`MIN_ABSTENTION_AUROC`, the rule turns away at least :data:`MIN_ABSTENTION_REJECT` of the held-out non-dog
+  images, and each held-out part has enough images. The report set (test split vs the
   non-dog report set) measures the chosen score; it never chooses anything. Test is never fitted on.
 """
 
@@ -33,9 +36,11 @@ from dogbreed.training.significance import ALPHA, auroc_interval, ece_interval, 
 logger = logging.getLogger(__name__)
 
 MIN_CALIBRATION_IMAGES = 20  # validation images: at least 10 to fit on and 10 to check on
+MIN_CALIBRATION_WRONG = 4  # wrong validation answers: at least 2 in the half fitted on and 2 in the half checked on
 MIN_ABSTENTION_VALID = 20  # validation images: 10 to choose the rule on, 10 to check it on
 MIN_ABSTENTION_OOD = 10  # non-dog images in each half of the selection set
 MIN_ABSTENTION_AUROC = 0.70  # held-out AUROC below this: the score does not separate dogs from non-dogs
+MIN_ABSTENTION_REJECT = 0.25  # held-out non-dog images the rule must turn away: fewer, and it only costs answers
 
 
 @dataclass(frozen=True)
@@ -103,28 +108,44 @@ def at_search_bound(temperature: float) -> bool:
     return temperature <= low * (1 + 1e-6) or temperature >= high * (1 - 1e-6)
 
 
-def _cross_fitted_nll(valid: SplitLogits) -> dict[str, Any]:
-    """Each half's temperature checked on the other half: held-out NLL at T = 1 and at the other half's T.
+def calibration_halves(valid: SplitLogits) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint halves that share the wrong answers as evenly as the right ones: right answers alternate within
+    each breed, wrong answers alternate over all breeds (in index order, the first to the second half). Deterministic.
 
-    A half in which every answer is right cannot fit a temperature (its NLL keeps falling as T shrinks: there is
-    no minimum, only where the optimiser stops); the check fitted on it is skipped, and recorded as skipped."""
-    first, second = halves(valid.labels)
-    rows, skipped = [], []
-    for name, fit_on, check_on in (("first", first, second), ("second", second, first)):
-        fitting = valid.part(fit_on)
-        if bool((fitting.logits.argmax(dim=1) == fitting.labels).all()):
-            skipped.append(name)
-            continue
-        temperature = fit_temperature(fitting.logits, fitting.labels)
+    Each half then holds wrong answers to fit on and to check on: a half of right answers only has no NLL minimum
+    (T -> 0 keeps helping) and, as the check half, rewards any sharpening."""
+    wrong = valid.logits.argmax(dim=1) != valid.labels
+    first: list[int] = []
+    second: list[int] = []
+    for label in valid.labels.unique(sorted=True).tolist():
+        members = torch.nonzero((valid.labels == label) & ~wrong).flatten().tolist()
+        first += members[0::2]
+        second += members[1::2]
+    errors = torch.nonzero(wrong).flatten().tolist()
+    second += errors[0::2]
+    first += errors[1::2]
+    return torch.tensor(sorted(first), dtype=torch.long), torch.tensor(sorted(second), dtype=torch.long)
+
+
+def _wrong_answers(split: SplitLogits) -> int:
+    return int((split.logits.argmax(dim=1) != split.labels).sum())
+
+
+def _cross_fitted_nll(valid: SplitLogits) -> dict[str, Any]:
+    """Each half's temperature checked on the other half (2-fold cross-fitting, both ways): held-out NLL at T = 1
+    and at the other half's T, pooled over both halves (every validation image is held out once)."""
+    first, second = calibration_halves(valid)
+    rows = []
+    for fit_on, check_on in ((first, second), (second, first)):
+        temperature = fit_temperature(valid.part(fit_on).logits, valid.part(fit_on).labels)
         held_out = valid.part(check_on)
         rows.append((temperature, len(check_on), negative_log_likelihood(held_out.logits, held_out.labels, 1.0),
                      negative_log_likelihood(held_out.logits, held_out.labels, temperature)))
     total = sum(row[1] for row in rows)
-    check: dict[str, Any] = {"temperatures": [row[0] for row in rows], "skipped_error_free_halves": skipped}
-    if total:
-        check["held_out_nll_before"] = sum(row[1] * row[2] for row in rows) / total
-        check["held_out_nll_after"] = sum(row[1] * row[3] for row in rows) / total
-    return check
+    return {"temperatures": [row[0] for row in rows],
+            "wrong_answers": [_wrong_answers(valid.part(first)), _wrong_answers(valid.part(second))],
+            "held_out_nll_before": sum(row[1] * row[2] for row in rows) / total,
+            "held_out_nll_after": sum(row[1] * row[3] for row in rows) / total}
 
 
 def decide_temperature(valid: SplitLogits, *, calibrate: bool) -> tuple[float, dict[str, Any]]:
@@ -137,10 +158,18 @@ def decide_temperature(valid: SplitLogits, *, calibrate: bool) -> tuple[float, d
         return 1.0, {**report, "applied": False, "temperature": 1.0,
                      "reason": f"{images} validation images: at least {MIN_CALIBRATION_IMAGES} are needed to fit a "
                                "temperature on one half and check it on the other"}
+    wrong = _wrong_answers(valid)
+    quality = _valid_quality(valid)
+    report["min_wrong_answers"] = MIN_CALIBRATION_WRONG
+    if wrong < MIN_CALIBRATION_WRONG and quality["p_value"] < ALPHA:
+        return 1.0, {**report, "applied": False, "temperature": 1.0, "wrong_answers": wrong,
+                     "reason": f"{wrong} wrong answer{'s' if wrong != 1 else ''} in {images} validation images: at "
+                               f"least {MIN_CALIBRATION_WRONG} are needed (half to fit a temperature on, half to check "
+                               "it on); with fewer, every right answer rewards sharpening and nothing held out can "
+                               "show that a temperature is too low"}
     fitted = fit_temperature(valid.logits, valid.labels)
     check = _cross_fitted_nll(valid)
-    quality = _valid_quality(valid)
-    report.update(fitted_temperature=fitted, check=check)
+    report.update(fitted_temperature=fitted, wrong_answers=wrong, check=check)
     if at_search_bound(fitted):
         logger.warning("the temperature fit stopped at its search bound (T = %.3g, bounds %s): the validation "
                        "logits carry no usable confidence signal; the temperature is not applied", fitted,
@@ -153,9 +182,6 @@ def decide_temperature(valid: SplitLogits, *, calibrate: bool) -> tuple[float, d
                   "its guesses")
     elif at_search_bound(fitted):
         reason = f"the fitted temperature {fitted:.3g} is at a search bound {TEMPERATURE_BOUNDS}"
-    elif "held_out_nll_after" not in check:
-        reason = ("every answer in both validation halves is right: a temperature fitted on either has nothing to "
-                  "learn from, so it cannot be checked")
     elif check["held_out_nll_after"] >= check["held_out_nll_before"]:
         reason = (f"it does not help on held-out validation images (NLL {check['held_out_nll_before']:.4f} -> "
                   f"{check['held_out_nll_after']:.4f} when fitted on the other half)")
@@ -194,6 +220,7 @@ def decide_abstention(valid: SplitLogits, ood_selection: torch.Tensor, *, temper
                       accept_rate: float) -> tuple[AbstentionRule | None, dict[str, Any]]:
     """(the rule to serve or None, the ``abstention`` report): chosen on halves, checked on the other halves."""
     report: dict[str, Any] = {"target_accept_rate": accept_rate, "min_auroc": MIN_ABSTENTION_AUROC,
+                              "min_reject_ood": MIN_ABSTENTION_REJECT,
                               "min_images": {"valid": MIN_ABSTENTION_VALID, "ood_selection": 2 * MIN_ABSTENTION_OOD}}
     reason = _too_few(valid, ood_selection)
     if reason:
@@ -212,6 +239,13 @@ def decide_abstention(valid: SplitLogits, ood_selection: torch.Tensor, *, temper
         report.update(applied=False, reason=f"the {chosen} score does not separate held-out validation images from "
                                             f"non-dog images (AUROC {checked:.3f} < {MIN_ABSTENTION_AUROC}): "
                                             "every image is answered, with no abstention rule")
+        return None, report
+    rejected = 1.0 - report["accept_rate_check"]["ood"]
+    if rejected < MIN_ABSTENTION_REJECT:
+        report.update(applied=False, reason=f"the {chosen} rule would turn away only {rejected:.0%} of the held-out "
+                                            f"non-dog images (at least {MIN_ABSTENTION_REJECT:.0%} are needed for it "
+                                            "to be worth the answers it refuses): every image is answered, with no "
+                                            "abstention rule")
         return None, report
     report.update(applied=True, threshold=threshold)
     return AbstentionRule(chosen, threshold, accept_rate), report

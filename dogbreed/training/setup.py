@@ -11,6 +11,7 @@ output config it is that config's local path, which SageMaker syncs to S3 while 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Mapping
@@ -32,6 +33,10 @@ MAX_WORKERS = 16
 # enough that one slow image (a 12-megapixel JPEG) does not stall a step of small batches.
 PREFETCH_IMAGES_PER_WORKER = 128
 MIN_PREFETCH_BATCHES, MAX_PREFETCH_BATCHES = 2, 8
+# An explicit --num-workers is capped at this many per CPU of the training process: decoding is CPU-bound, so
+# beyond it workers only add processes and memory (the range check refuses more than 256 outright).
+WORKERS_PER_CPU = 2
+logger = logging.getLogger(__name__)
 
 
 def resolve_num_workers(requested: int, cpu_count: int, *, processes: int = 1, on_gpu: bool = False) -> int:
@@ -39,11 +44,16 @@ def resolve_num_workers(requested: int, cpu_count: int, *, processes: int = 1, o
 
     On a GPU, every one of them (the training process mostly waits for the GPU; a 4-vCPU T4 machine gets 4
     workers), at most 16. On the CPU, the network needs the cores: two or fewer decode in-process, else one
-    fewer than the cores, at most 8.
+    fewer than the cores, at most 8. An explicit count above :data:`WORKERS_PER_CPU` x those CPUs is capped there,
+    with one log line (the DataLoaders cap it again at the batches of an epoch).
     """
+    cpus = max(1, cpu_count // max(1, processes))
+    if requested > WORKERS_PER_CPU * cpus:
+        logger.info("--num-workers %d capped at %d (%d x the %d CPU(s) of each training process): more workers "
+                    "only add processes and memory", requested, WORKERS_PER_CPU * cpus, WORKERS_PER_CPU, cpus)
+        return WORKERS_PER_CPU * cpus
     if requested >= 0:
         return requested
-    cpus = max(1, cpu_count // max(1, processes))
     if on_gpu:
         return min(MAX_WORKERS, cpus)
     return 0 if cpus <= 2 else min(8, cpus - 1)

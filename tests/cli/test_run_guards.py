@@ -191,7 +191,7 @@ def test_predict_decompression_bomb_is_one_line(tiny_model_dir: Path, tmp_path: 
 
 def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
     assert hpo_cli.main(["--local", "--trials", "0", "--data-dir", str(tiny_tree)]) == 2
-    assert _one_error_line(capsys) == "error: --trials 0: run at least 1 trial"
+    assert _one_error_line(capsys) == "error: --trials 0: run 1 to 1000 trials (each is a whole training run)"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -160,22 +160,38 @@ def test_answers_without_a_rule_say_so_and_carry_no_rejection(tiny_model_dir, tm
 
 
 @pytest.mark.slow
-def test_trained_model_rejects_non_dog_images_far_more_often_than_held_out_dogs(trained, tmp_path):
-    """The session's trained model (3 pattern breeds, 48 px): its own metrics.json says test-vs-OOD AUROC, and the
-    served answers reject generated noise/texture images far more often than the held-out test images."""
-    config, result = trained
+def test_the_trained_models_rule_is_checked_on_held_out_images_and_left_off_when_it_turns_away_few(trained,
+                                                                                                   tmp_path):
+    """The session's trained model (3 pattern breeds, 48 px): its scores separate test images from generated
+    non-dog images on the report set, but the rule chosen on one half turns away 1 of the 12 held-out non-dog
+    images (8%, below 25%): no rule is written, and the served answers say so instead of claiming confidence."""
+    _, result = trained
     report = json.loads((result.output_dir / "metrics.json").read_text())["abstention"]
-    # The rule is applied only after its held-out check (>= 0.7 on the halves it was not chosen on). On the report
-    # set the shared fixture measured 0.842 with a fitted temperature and 32 + 32 images; with every validation
-    # answer right the temperature is now not applied and the set is sized to the 24 validation images: 0.799.
-    # The rejection-rate check below is the behaviour that matters.
-    assert report["applied"] is True and report["auroc_check"] >= 0.7
-    assert report["auroc_test_vs_ood"][report["score"]] > 0.75
-    predictor = Predictor.from_model_dir(result.model_dir, device="cpu")
-    assert read_model_config(result.model_dir).abstention is not None
-    test_images = sorted(p for p in (config.data.data_dir / "test").rglob("*") if p.is_file())
-    ood_images = generated_ood_images(24, seed=123)  # neither set used in training
-    rejected_test = np.mean([not a.confident for a in predictor.predict_answers(test_images)])
-    rejected_ood = np.mean([not a.confident for a in predictor.predict_answers(ood_images)])
-    # Measured on this fixture: 0.29 of the generated images rejected vs 0.04 of the held-out test images.
-    assert rejected_ood > rejected_test + 0.2 and rejected_ood >= 4 * rejected_test, (rejected_test, rejected_ood)
+    assert report["auroc_check"] >= 0.7 and report["auroc_test_vs_ood"][report["score"]] > 0.75
+    assert report["applied"] is False and "threshold" not in report
+    assert report["reason"].startswith(f"the {report['score']} rule would turn away only 8% of the held-out non-dog "
+                                       "images (at least 25% are needed")
+    assert read_model_config(result.model_dir).abstention is None
+    answer = Predictor.from_model_dir(result.model_dir, device="cpu").predict_answers(generated_ood_images(1, seed=5))
+    assert answer[0].confident is None
+
+
+def test_a_rule_that_separates_but_turns_away_few_non_dog_images_is_off():
+    """Every non-dog image scores between the validation images' 5th percentile and their median: the held-out AUROC
+    passes (about 0.8) but at a 95% accept rate the rule would turn away none of them, so no rule is written."""
+    labels = torch.arange(60) % 3
+    margins = torch.linspace(3.0, 8.0, 60)
+    valid = SplitLogits(torch.eye(3)[labels] * margins[:, None], labels)
+    ood = torch.eye(3)[torch.arange(40) % 3] * torch.linspace(3.6, 5.0, 40)[:, None]
+    fit = fit_serving(valid, valid, ood, ood, calibrate=False, score="max_probability", accept_rate=0.95)
+    report = fit.report["abstention"]
+    assert report["auroc_check"] >= 0.7 and report["accept_rate_check"]["ood"] == 1.0
+    assert fit.abstention is None and report["applied"] is False and "threshold" not in report
+    assert report["min_reject_ood"] == 0.25
+    assert report["reason"] == ("the max_probability rule would turn away only 0% of the held-out non-dog images (at "
+                                "least 25% are needed for it to be worth the answers it refuses): every image is "
+                                "answered, with no abstention rule")
+    # The same validation images against non-dog images scoring below the threshold: applied.
+    low = torch.eye(3)[torch.arange(40) % 3] * torch.linspace(0.0, 2.0, 40)[:, None]
+    assert fit_serving(valid, valid, low, low, calibrate=False, score="max_probability",
+                       accept_rate=0.95).report["abstention"]["applied"] is True

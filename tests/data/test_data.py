@@ -129,7 +129,7 @@ def test_missing_test_split_is_carved_from_train_by_default(tiny_tree):
 
 def test_explicit_split_dirs(tmp_path):
     write_tree(tmp_path / "a", {"train": 2})
-    write_tree(tmp_path / "b", {"valid": 2})
+    write_tree(tmp_path / "b", {"valid": 2}, seed=1)  # other images: the same seed would copy train into valid
     dm = make_dm(SplitDirs(train=tmp_path / "a" / "train", valid=tmp_path / "b" / "valid"))
     dm.setup()
     images, labels = next(iter(dm.train_dataloader()))

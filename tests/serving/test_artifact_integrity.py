@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -82,11 +83,18 @@ def test_unreadable_config_file_is_an_artifact_error(model_dir: Path, content: b
     assert message in str(caught.value)
 
 
+class _RunsACommand:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
 @pytest.mark.parametrize("weights, message", [
     (b"", "cannot be loaded as a state_dict"),
     ("truncated", "cannot be loaded as a state_dict"),
     ("tensor", "is not a state_dict (a dict of tensors), got Tensor"),
-    ("pickle", "it holds Python objects, not only tensors"),
+    ("pickle", "it holds pickled Python objects, starting with dogbreed.core.errors.ArtifactError, not only tensors; "
+               "dogbreed loads weights only and never runs code from a weights file"),
+    ("payload", "it holds pickled Python objects, starting with posix.system, not only tensors"),
 ])
 def test_broken_weights_are_one_artifact_error_without_torch_advice(model_dir: Path, weights, message: str) -> None:
     path = model_dir / "model.pth"
@@ -97,13 +105,16 @@ def test_broken_weights_are_one_artifact_error_without_torch_advice(model_dir: P
         torch.save(torch.zeros(3), path)
     elif weights == "pickle":
         torch.save({"fc.weight": ArtifactError("not a tensor")}, path)  # a class of ours: refused
+    elif weights == "payload":  # the attack: a pickle that would run a command (torch blocks the module os)
+        torch.save({"fc.weight": _RunsACommand()}, path)
     else:
         path.write_bytes(weights)
     data.pop("weights_sha256")  # an older artifact without the hash: the load itself must fail cleanly
     _write_config(model_dir, data)
     with pytest.raises(ArtifactError) as caught:
         load_artifact(model_dir)
-    assert message in str(caught.value) and "weights_only=False" not in str(caught.value)
+    # torch's own text advises "re-running torch.load with weights_only set to False": never repeated to a user
+    assert message in str(caught.value) and "weights_only" not in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
@@ -170,10 +181,10 @@ def test_interrupted_export_keeps_the_previous_artifact_whole(model_dir: Path, m
     net, config = load_artifact(model_dir)
     real_write = atomic_write
 
-    def failing_config_write(path: Path, write) -> None:
+    def failing_config_write(path: Path, write, **options) -> None:
         if path.name == "model_config.json":
             return real_write(path, _write_half_then_fail)
-        return real_write(path, write)
+        return real_write(path, write, **options)
 
     monkeypatch.setattr("dogbreed.serving.artifact.atomic_write", failing_config_write)
     with torch.no_grad():
@@ -186,7 +197,7 @@ def test_interrupted_export_keeps_the_previous_artifact_whole(model_dir: Path, m
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
     with pytest.raises(ArtifactError, match="does not belong"):
         Predictor.from_model_dir(model_dir, device="cpu")
-    monkeypatch.setattr("dogbreed.serving.artifact.atomic_write", lambda path, write: real_write(
+    monkeypatch.setattr("dogbreed.serving.artifact.atomic_write", lambda path, write, **options: real_write(
         path, _write_half_then_fail))
     (model_dir / "model.pth").write_bytes(before["model.pth"])
     with pytest.raises(_HalfWritten):  # a weights write that fails half-way keeps the old weights
@@ -248,3 +259,18 @@ def test_all_finite_finds_nan_and_inf_in_every_float_dtype(dtype, bad) -> None:
     broken = torch.zeros(7, dtype=dtype)
     broken[5] = bad
     assert not all_finite([*good, broken])
+
+
+@pytest.mark.parametrize("field, text, message", [
+    ("num_classes", "1" * 5000, "is not valid JSON (a number of more than 4300 digits)"),
+    ("num_classes", "1" * 400, "num_classes must be between 2 and 100000, got an integer of about 399 digits"),
+    ("temperature", "1" * 400, 'field "temperature" is invalid (int too large to convert to float)'),
+])
+def test_huge_numbers_in_the_config_are_one_artifact_error(model_dir: Path, field, text, message) -> None:
+    data = _config(model_dir)
+    data[field] = 0
+    raw = json.dumps(data).replace(f'"{field}": 0', f'"{field}": {text}')
+    (model_dir / "model_config.json").write_text(raw)
+    with pytest.raises(ArtifactError) as caught:
+        read_model_config(model_dir)
+    assert message in str(caught.value) and "\n" not in str(caught.value) and "sys.set_int" not in str(caught.value)

@@ -32,7 +32,7 @@ def test_workers_follow_the_cpus_each_training_process_gets(cpus, processes, on_
 
 
 def test_an_explicit_worker_count_is_kept():
-    assert resolve_num_workers(5, 2, on_gpu=False) == 5 and resolve_num_workers(0, 64, on_gpu=True) == 0
+    assert resolve_num_workers(4, 2, on_gpu=False) == 4 and resolve_num_workers(0, 64, on_gpu=True) == 0
 
 
 @pytest.mark.parametrize("batch_size,expected", [(1, 8), (8, 8), (16, 8), (32, 4), (64, 2), (100, 2), (512, 2)])

@@ -87,6 +87,10 @@ def test_calibration_counts_are_readable_and_empty_bins_marked(tmp_path, drawn):
     empty = [p for p in before.patches if p.get_hatch() == "//"]
     assert len(empty) == 13
     assert "empty bin (no images)" in [t.get_text() for t in before.get_legend().get_texts()]
+    assert before.get_title().startswith("before scaling (T = 1)")
+    assert drawn[0].axes[1].get_title().startswith("served: T = 1 (not applied)")
+    plots.plot_reliability(tmp_path, logits, labels, temperature=1.7)
+    assert drawn[1].axes[1].get_title().startswith("after scaling (T = 1.7)")
 
 
 def test_gradient_norms_give_each_of_12_layers_its_own_colour():

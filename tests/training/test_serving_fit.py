@@ -11,6 +11,7 @@ import torch
 from dogbreed.training.serving_fit import (
     MIN_CALIBRATION_IMAGES,
     SplitLogits,
+    calibration_halves,
     decide_temperature,
     fit_serving,
     halves,
@@ -42,17 +43,35 @@ def test_a_temperature_that_helps_held_out_images_is_applied():
     assert all(t == pytest.approx(3.0, rel=0.3) for t in report["check"]["temperatures"])
 
 
+def _with_errors(tight: list[int], confident: list[int], count: int = 120) -> SplitLogits:
+    """``count`` images of 3 breeds, right answers with margin 4; wrong answers at ``tight`` indices by a margin
+    of 0.1, at ``confident`` indices by a margin of 4."""
+    labels = torch.arange(count) % 3
+    logits = torch.eye(3)[labels] * 4.0
+    for index, margin in [(i, 0.1) for i in tight] + [(i, 4.0) for i in confident]:
+        logits[index] = torch.eye(3)[(labels[index] + 1) % 3] * margin
+    return SplitLogits(logits, labels)
+
+
+def test_calibration_halves_share_the_wrong_answers():
+    """Right answers alternate within each breed, wrong answers alternate over all breeds, first to the second half."""
+    valid = _with_errors(tight=[1, 4], confident=[6], count=9)
+    first, second = calibration_halves(valid)
+    # right: label 0 at 0, 3 -> 0 | 3; label 1 at 7 -> 7 | -; label 2 at 2, 5, 8 -> 2, 8 | 5; wrong 1, 4, 6 -> 4 | 1, 6
+    assert first.tolist() == [0, 2, 4, 7, 8] and second.tolist() == [1, 3, 5, 6]
+
+
 def test_a_temperature_that_does_not_help_held_out_images_is_not_applied():
-    """One half is always right (its temperature sharpens), the other mostly wrong: fitted on one half, the
-    temperature makes the other half's NLL worse, both ways."""
-    labels = torch.arange(120) % 3
-    first, second = halves(labels)
-    logits = torch.zeros(120, 3)
-    logits[first, labels[first]] = 4.0
-    wrong = (labels[second] + (torch.arange(len(second)) % 4 != 0).long()) % 3  # 1 in 4 right
-    logits[second, wrong] = 4.0
-    temperature, report = decide_temperature(SplitLogits(logits, labels), calibrate=True)
+    """The wrong answers of one half are near ties (its temperature sharpens), those of the other are confidently
+    wrong (its temperature flattens): each half's temperature makes the other half's NLL worse."""
+    valid = _with_errors(tight=[11, 31, 51, 71], confident=[10, 30, 50, 70])
+    first, second = calibration_halves(valid)
+    assert set(second.tolist()) >= {10, 30, 50, 70} and set(first.tolist()) >= {11, 31, 51, 71}
+    temperature, report = decide_temperature(valid, calibrate=True)
     assert temperature == 1.0 and report["applied"] is False and report["temperature"] == 1.0
+    assert report["check"]["wrong_answers"] == [4, 4] and report["wrong_answers"] == 8
+    first_t, second_t = report["check"]["temperatures"]
+    assert first_t < 1.0 < second_t
     assert report["check"]["held_out_nll_after"] > report["check"]["held_out_nll_before"]
     assert report["reason"].startswith("it does not help on held-out validation images (NLL ")
 
@@ -114,26 +133,17 @@ def test_the_calibration_report_and_summary_line_say_why_nothing_was_applied():
     assert "; no abstention rule (the " in line and "does not separate" in line
 
 
-def _one_error(all_right: bool = False) -> SplitLogits:
-    """60 images, 3 breeds, underconfident right answers; one wrong answer in the first half (none with
-    ``all_right``), so the second half is error-free."""
-    labels = torch.arange(60) % 3
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.eye(3)[labels] * (1.0 + 3.0 * torch.rand(60, 1, generator=generator))
-    logits += 0.3 * torch.randn(60, 3, generator=generator)
-    if not all_right:
-        wrong = halves(labels)[0][0]
-        logits[wrong] = torch.eye(3)[(labels[wrong] + 1) % 3] * 1.5
-    return SplitLogits(logits, labels)
-
-
-def test_a_half_with_no_wrong_answer_fits_no_temperature_and_its_check_is_skipped():
-    """As in the demo: one validation error. The error-free half has no NLL minimum (T -> 0 keeps helping), so
-    only the temperature fitted on the other half is checked, on the error-free half, where it helps."""
-    temperature, report = decide_temperature(_one_error(), calibrate=True)
-    assert report["check"]["skipped_error_free_halves"] == ["second"] and len(report["check"]["temperatures"]) == 1
-    assert report["check"]["held_out_nll_after"] < report["check"]["held_out_nll_before"]
-    assert report["applied"] is True and temperature == report["fitted_temperature"] < 1.0
-    temperature, report = decide_temperature(_one_error(all_right=True), calibrate=True)
-    assert report["check"]["skipped_error_free_halves"] == ["first", "second"]
-    assert temperature == 1.0 and report["reason"].startswith("every answer in both validation halves is right")
+def test_too_few_wrong_answers_keep_temperature_one():
+    """As in the demo: a good model with one validation error. Fitted on it, T shrinks towards 0 (every right answer
+    rewards sharpening) and a check on a half without wrong answers would pass any sharpening: not applied."""
+    temperature, report = decide_temperature(_with_errors(tight=[5], confident=[]), calibrate=True)
+    assert (temperature, report["applied"], report["wrong_answers"]) == (1.0, False, 1)
+    assert "fitted_temperature" not in report and "check" not in report
+    assert report["reason"] == ("1 wrong answer in 120 validation images: at least 4 are needed (half to fit a "
+                                "temperature on, half to check it on); with fewer, every right answer rewards "
+                                "sharpening and nothing held out can show that a temperature is too low")
+    assert decide_temperature(_with_errors(tight=[5, 9, 40], confident=[]), calibrate=True)[1]["reason"].startswith(
+        "3 wrong answers in 120 validation images: at least 4 are needed")
+    # 4 wrong answers pass this gate (2 in each half); the check decides.
+    report = decide_temperature(_with_errors(tight=[5, 9, 40, 41], confident=[]), calibrate=True)[1]
+    assert report["check"]["wrong_answers"] == [2, 2] and "at least 4" not in report.get("reason", "")
