@@ -95,7 +95,7 @@ def _locations(ctx: Ctx) -> dict[str, Path]:
 
     config = ctx.config
     return output_locations(config.outputs, checkpoint_dir=config.checkpoints.checkpoint_dir,
-                            debug_dir=config.diagnostics.debug_dir, cache_dir=run_module._feature_cache_dir(config),
+                            debug_dir=config.diagnostics.debug_dir, cache_dir=run_module._cache_dir(config),
                             profile_dir=config.diagnostics.profile_dir_for(config.outputs.output_dir)
                             if config.diagnostics.profiler else None)
 
@@ -203,6 +203,19 @@ def _check_skip_bad_images(ctx: Ctx) -> None:
     datamodule = _datamodule(ctx, setup=True)  # without the option the data check refuses the broken file
     assert datamodule.skip_bad_images is True
     assert all(d.skip_bad_images for d in datamodule.datasets.values())
+
+
+def _check_allow_duplicates(ctx: Ctx) -> None:
+    from dogbreed.core.errors import DataError
+
+    tree = write_tree(ctx.tmp / "dup", {"train": 2, "valid": 1, "test": 1})
+    breed = "001.Affenpinscher"
+    (tree / "valid" / breed / "copy.jpg").write_bytes((tree / "train" / breed / "000.jpg").read_bytes())
+    config = ctx.config.replace(data_dir=tree)
+    datamodule = _datamodule(Ctx(config, ctx.tmp, tree, ctx.monkeypatch, ctx.value), setup=True)
+    assert datamodule.allow_duplicates is True and len(datamodule.datasets["valid"]) == 4
+    with pytest.raises(DataError):  # without it the byte-identical copy across splits is refused
+        _datamodule(Ctx(config.replace(allow_duplicates=False), ctx.tmp, tree, ctx.monkeypatch, False), setup=True)
 
 
 def _check_demo(ctx: Ctx) -> None:
@@ -389,8 +402,8 @@ def _check_mix(ctx: Ctx) -> None:
 def _check_num_workers(ctx: Ctx) -> None:
     from dogbreed.training.setup import run_loader_settings
 
-    loader = run_loader_settings(ctx.config.runtime, ctx.config.optimisation.batch_size, Runtime(cpu_count=1))
-    assert (loader.num_workers, loader.prefetch_factor) == (3, 8)  # 128 / 4 per batch = 32, at most 8
+    loader = run_loader_settings(ctx.config.runtime, ctx.config.optimisation.batch_size, Runtime(cpu_count=4))
+    assert (loader.num_workers, loader.prefetch_factor) == (3, 8)  # 3 <= 2 x 4 CPUs; 128 / 4 per batch, at most 8
 
 
 def _check_accelerator(ctx: Ctx) -> None:
@@ -428,12 +441,12 @@ def _check_resume_anyway(ctx: Ctx) -> None:
 
 
 def _check_cached_views(ctx: Ctx) -> None:
-    assert run_module._feature_cache_dir(ctx.config) is None  # 0: head-only training decodes images
-    assert run_module._feature_cache_dir(ctx.config.replace(cached_views=1)) is not None
+    assert run_module._cache_dir(ctx.config) is None  # 0: head-only training decodes images
+    assert run_module._cache_dir(ctx.config.replace(cached_views=1)) is not None
 
 
 def _check_cache_dir(ctx: Ctx) -> None:
-    assert run_module._feature_cache_dir(ctx.config) == ctx.value
+    assert run_module._cache_dir(ctx.config) == ctx.value
     assert _locations(ctx)["--cache-dir"] == ctx.value
 
 
@@ -543,6 +556,7 @@ TRAINING_CASES: dict[str, Case] = {
     "augment": Case("trivialaugment", _check_augment),
     "random_erasing": Case(0.3, lambda ctx: _preprocessing(ctx, "random_erasing")),
     "skip_bad_images": Case(True, _check_skip_bad_images),
+    "allow_duplicates": Case(True, _check_allow_duplicates),
     "demo": Case(True, _check_demo),
     "download": Case(True, _check_download),
     "dataset_url": Case("https://example.com/dogs.zip", _check_download, requires={"download": True}),

@@ -24,27 +24,27 @@ BOUNDS: dict[str, tuple[list[tuple[float, float]], dict]] = {
     "crop_scale": ([(UP, 0.0), (1.0, ABOVE_ONE)], {}),
     "crop_min_side": ([(0.0, DOWN), (1.0, ABOVE_ONE)], {}),
     "random_erasing": ([(0.0, DOWN), (1.0, ABOVE_ONE)], {}),
-    "top_k": ([(1, 0)], {}),
-    "epochs": ([(1, 0)], {}),
-    "batch_size": ([(1, 0)], {}),  # head: batch 1 is allowed (2 with full: the next test)
+    "top_k": ([(1, 0), (1000, 1001)], {}),
+    "epochs": ([(1, 0), (10_000, 10_001)], {}),
+    "batch_size": ([(1, 0), (4096, 4097)], {}),  # head: batch 1 is allowed (2 with full: the next test)
     "lr": ([(UP, 0.0), (1e308, math.inf)], {}),
     "weight_decay": ([(0.0, DOWN), (1e308, math.inf)], {}),
     "backbone_lr_scale": ([(0.0, DOWN), (1e308, math.inf)], {}),
     "label_smoothing": ([(0.0, DOWN), (BELOW_ONE, 1.0)], {}),
     "freeze_epochs": ([(0, -1)], {}),
     "warmup_epochs": ([(0, -1), (4, 5)], {}),  # less than --epochs (5)
-    "accumulate_grad_batches": ([(1, 0)], {}),
+    "accumulate_grad_batches": ([(1, 0), (1024, 1025)], {}),
     "seed": ([(0, -1), (MAX_SEED, MAX_SEED + 1)], {}),
-    "early_stopping": ([(0, -1)], {}),
+    "early_stopping": ([(0, -1), (10_000, 10_001)], {}),
     "ema_decay": ([(0.0, DOWN), (BELOW_ONE, 1.0)], {}),
     "mixup_alpha": ([(0.0, DOWN)], FULL),
     "cutmix_alpha": ([(0.0, DOWN)], FULL),
-    "num_workers": ([(-1, -2)], {}),
-    "cached_views": ([(0, -1)], {}),
+    "num_workers": ([(-1, -2), (256, 257)], {}),
+    "cached_views": ([(0, -1), (100, 101)], {}),
     "accept_rate": ([(UP, 0.0), (1.0, ABOVE_ONE)], {}),
-    "debug_train_interval": ([(1, 0)], {}),
-    "debug_eval_interval": ([(1, 0)], {}),
-    "monitor_interval_ms": ([(1, 0)], {}),
+    "debug_train_interval": ([(1, 0), (1_000_000, 1_000_001)], {}),
+    "debug_eval_interval": ([(1, 0), (1_000_000, 1_000_001)], {}),
+    "monitor_interval_ms": ([(1, 0), (3_600_000, 3_600_001)], {}),
 }
 # Ranges that depend on another option: (options, last accepted, first refused) for the first option named.
 DEPENDENT: list[tuple[str, dict, float, float]] = [
