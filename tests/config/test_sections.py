@@ -45,6 +45,9 @@ def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():
 def test_an_unknown_option_is_refused_by_name():
     with pytest.raises(TypeError, match=r"unknown training option\(s\): batchsize"):
         TrainConfig(batchsize=64)
+    with pytest.raises(TypeError) as refused:  # every unknown name, sorted, the whole message
+        TrainConfig(lr_rate=0.1, batchsize=64)
+    assert str(refused.value) == "unknown training option(s): batchsize, lr_rate"
 
 
 def test_a_whole_section_can_be_given_and_flat_options_then_change_it():
