@@ -3,7 +3,8 @@
 Everything it writes stays in ``work_dir``: the model (``ml/model``), TorchServe's config, model
 store, logs and temp files. The one deviation from the container is the config path: the toolkit
 hard-codes ``/etc/sagemaker-ts.properties``, so a tiny wrapper points it into ``work_dir`` and
-then calls the unmodified ``serving.main()``. Only one TorchServe may run per machine.
+then does what the toolkit's ``serving.main()`` does (``torchserve.start_torchserve`` with the toolkit's handler
+service, retried the same way) without importing torch in the launcher. Only one TorchServe may run per machine.
 
 Clients talk to ``--port``, where :mod:`dogbreed.serving.front` answers only the SageMaker routes (with header and
 body timeouts) and forwards them to TorchServe's inference API on ``--port + 1`` (loopback only).
@@ -47,13 +48,22 @@ __all__ = ["HOST", "LocalEndpoint", "ServeError", "check_java", "check_ports_fre
 MODEL_NAME = "model"
 WRAPPER = """
 import sys
+from importlib.util import find_spec
+from subprocess import CalledProcessError
+from retrying import retry
 from sagemaker_inference import model_server
-from sagemaker_pytorch_serving_container import serving, torchserve
+from sagemaker_pytorch_serving_container import torchserve
 work = sys.argv[1]
 torchserve.TS_CONFIG_FILE = work + "/sagemaker-ts.properties"
 torchserve.DEFAULT_TS_CONFIG_FILE = work + "/default-ts.properties"
 model_server.REQUIREMENTS_PATH = work + "/requirements-already-installed.txt"
-serving.main()
+# serving.main() of the toolkit, minus its import of the handler service: that import (torch) only serves to name
+# the handler's file, and cost the launcher ~1.5 s before TorchServe could start. Same retry as the toolkit's.
+handler = find_spec("sagemaker_pytorch_serving_container.handler_service").origin
+@retry(stop_max_delay=1000 * 30, retry_on_exception=lambda error: isinstance(error, CalledProcessError))
+def start():
+    torchserve.start_torchserve(handler_service=handler)
+start()
 """
 # Signals that stop `serve` cleanly: Ctrl-C, kill, and the terminal closing (SIGHUP).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
