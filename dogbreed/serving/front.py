@@ -201,6 +201,8 @@ class EndpointFront:
             await _linger(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:  # stop() while the client keeps the connection open: close it quietly
+            pass
         finally:
             self._connections -= 1
             try:

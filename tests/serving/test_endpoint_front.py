@@ -160,3 +160,23 @@ def test_a_client_that_sends_an_oversize_body_anyway_reads_the_413(front):
     response = connection.getresponse()  # no connection reset: the refused body was read and dropped
     assert response.status == 413 and b"over the 1000 byte limit" in response.read()
     connection.close()
+
+
+def test_stopping_with_a_keep_alive_connection_open_closes_it_without_a_traceback(caplog):
+    """The endpoint stops while a client keeps its connection open for the next request: the connection is closed
+    and nothing is logged (a cancelled handler used to reach asyncio's 'Exception in callback' traceback)."""
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    server = EndpointFront("127.0.0.1", free_port(), backend.server_address[1], max_body_bytes=1000,
+                           backend_timeout=5.0, header_timeout=30.0, body_timeout=30.0).start()
+    try:
+        with caplog.at_level("DEBUG", logger="asyncio"), \
+                socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+            sock.sendall(b"GET /ping HTTP/1.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            server.stop()
+            assert sock.recv(65536) == b""  # closed by the server, not left hanging
+        assert [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "WARNING")] == []
+    finally:
+        backend.shutdown()
+        backend.server_close()
