@@ -6,7 +6,6 @@ prepared dataset's manifest already records each file's SHA-256 (``output_sha256
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -14,19 +13,12 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from dogbreed.core.errors import DataError
+from dogbreed.data.prepared_image import file_sha256
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "prepared_manifest.json"  # dogbreed.data.prepare writes it (that module imports this package)
 MAX_LISTED = 10
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _manifest_digests(root: Path) -> dict[Path, tuple[int, str]]:
@@ -53,7 +45,7 @@ def cross_split_duplicates(files: Mapping[str, Sequence[Path]],
             continue
         for split, path in members:
             recorded = known.get(path)
-            by_digest[recorded[1] if recorded and recorded[0] == size else _sha256(path)].append((split, path))
+            by_digest[recorded[1] if recorded and recorded[0] == size else file_sha256(path)].append((split, path))
     return [group for group in by_digest.values() if len({split for split, _ in group}) > 1]
 
 
