@@ -1,6 +1,7 @@
-"""The network: a torchvision ResNet50 with a new head, its backbone weights, and the fine-tuning split.
+"""The network: a ResNet50 (torchvision's, written out in :mod:`dogbreed.core.resnet`) with a new head, its backbone
+weights, and the fine-tuning split.
 
-Torch and torchvision only. The LightningModule that trains it lives in :mod:`dogbreed.training.module`;
+Torch only: torchvision is not imported. The LightningModule that trains it lives in :mod:`dogbreed.training.module`;
 serving rebuilds the same network from the artifact without Lightning.
 """
 
@@ -12,23 +13,25 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import ResNet, ResNet50_Weights, resnet50
 
 from dogbreed.core.errors import WeightsError, torch_load_reason
+from dogbreed.core.resnet import FEATURES, ResNet
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_WEIGHTS_URL = ResNet50_Weights.IMAGENET1K_V2.url
+# torchvision's ResNet50_Weights.IMAGENET1K_V2 and _V1 (tests/core/test_resnet.py checks them against torchvision).
+IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/resnet50-11ad3fa6.pth"
 # --weights names of torchvision's two ImageNet ResNet50 checkpoints ("imagenet" is V2: 80.9% top-1 vs 76.1%).
 IMAGENET_WEIGHTS_URLS = {"imagenet": IMAGENET_WEIGHTS_URL, "imagenet-v2": IMAGENET_WEIGHTS_URL,
-                         "imagenet-v1": ResNet50_Weights.IMAGENET1K_V1.url}
+                         "imagenet-v1": "https://download.pytorch.org/models/resnet50-0676ba61.pth"}
 HEAD_PREFIX = "fc."
 
 
 def build_resnet50(num_classes: int) -> ResNet:
-    """A torchvision ResNet50 whose classifier is replaced by a ``num_classes`` head."""
-    net = resnet50(weights=None)
-    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    """A ResNet50 whose classifier is replaced by a ``num_classes`` head (built as torchvision builds it, then
+    a fresh head: the same draws from torch's RNG as ``torchvision.models.resnet50()`` followed by a new ``fc``)."""
+    net = ResNet(1000)
+    net.fc = nn.Linear(FEATURES, num_classes)
     return net
 
 

@@ -1,4 +1,11 @@
-"""The one preprocessing definition. Its parameters travel inside the model artifact."""
+"""The one preprocessing definition. Its parameters travel inside the model artifact.
+
+Evaluation and serving preprocess with Pillow and NumPy only: torchvision's ``Resize`` + ``CenterCrop`` on a PIL
+image, written out (:func:`resize_short_side`, :func:`center_crop`; tests/core/test_preprocessing_recipe.py checks
+them pixel for pixel against torchvision), so that serving never imports torchvision (about 1.3 s of an endpoint
+worker's cold start). Training's augmentation is torchvision ``transforms.v2`` (:mod:`dogbreed.core.augment`,
+imported when a training transform is built).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms as T
 
-from dogbreed.core.augment import TrainTransform
 from dogbreed.core.constants import (
     AUGMENT_POLICIES,
     DEFAULT_CROP_SCALE,
@@ -86,8 +91,53 @@ class Preprocessing:
         return (DRAFT_OVERSAMPLE * self.resize_size, DRAFT_OVERSAMPLE * self.resize_size)
 
 
-def _interpolation(name: str) -> T.InterpolationMode:
-    return T.InterpolationMode(name)
+# torchvision's InterpolationMode value -> the Pillow filter its PIL resize uses (torchvision's pil_modes_mapping).
+PIL_FILTERS = {"nearest": Image.Resampling.NEAREST, "nearest-exact": Image.Resampling.NEAREST,
+               "bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+               "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING, "lanczos": Image.Resampling.LANCZOS}
+
+
+def resize_short_side(image: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
+    """torchvision's ``Resize(size)`` on a PIL image: the short side becomes ``size``, the long side
+    ``int(size * long / short)`` (truncated); an image already that size is returned as it is."""
+    width, height = image.size
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = size, int(size * long / short)
+    new_size = (new_short, new_long) if width <= height else (new_long, new_short)
+    if new_size == (width, height):
+        return image
+    return image.resize(new_size, PIL_FILTERS[interpolation])
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """torchvision's ``CenterCrop(size)`` on a PIL image: the offsets round half to even; a side shorter than
+    ``size`` is padded with zeros (the extra pixel, when odd, on the right or bottom)."""
+    width, height = image.size
+    if size == width == height:
+        return image
+    pad_left = (size - width) // 2 if size > width else 0
+    pad_top = (size - height) // 2 if size > height else 0
+    padded_width, padded_height = max(width, size), max(height, size)
+    left = int(round((padded_width - size) / 2.0)) - pad_left
+    top = int(round((padded_height - size) / 2.0)) - pad_top
+    return image.crop((left, top, left + size, top + size))  # Pillow fills outside the image with zeros
+
+
+class EvalTransform:
+    """PIL image -> normalised tensor: short side to ``resize_size``, centre crop ``crop_size``, normalise."""
+
+    def __init__(self, resize_size: int, crop_size: int, pre: "Preprocessing") -> None:
+        self.resize_size = resize_size
+        self.crop_size = crop_size
+        self.interpolation = pre.interpolation
+        self.normalize = ToNormalizedTensor(pre.mean, pre.std)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.normalize(self.crop(image))
+
+    def crop(self, image: Image.Image) -> Image.Image:
+        """The resized and cropped PIL image, before normalisation."""
+        return center_crop(resize_short_side(image, self.resize_size, self.interpolation), self.crop_size)
 
 
 class ToNormalizedTensor:
@@ -111,10 +161,6 @@ class ToNormalizedTensor:
         return torch.from_numpy(np.ascontiguousarray(chw))
 
 
-def _normalize(pre: Preprocessing) -> list[Callable]:
-    return [ToNormalizedTensor(pre.mean, pre.std)]
-
-
 def decode_eval_image(source: ImageSource, pre: Preprocessing, *, policy: ImagePolicy = DECODE_POLICY) -> Image.Image:
     """Decode for evaluation and serving (the one shared definition): JPEGs much larger than
     needed are decoded at a reduced DCT scale, never below ``pre.draft_size``. The ``policy`` is checked on the
@@ -130,6 +176,8 @@ def build_train_transform(pre: Preprocessing, *,
     decoding at the scale the crop allows: :mod:`dogbreed.core.augment`). ``augment="none"``: the eval transform."""
     if pre.augment == "none":
         return build_eval_transform(pre)
+    from dogbreed.core.augment import TrainTransform  # torchvision: training only
+
     return TrainTransform(pre.image_size, mean=pre.mean, std=pre.std, interpolation=pre.interpolation,
                           scale=scale or pre.crop_scale, min_side=pre.crop_min_side, policy=pre.augment,
                           erasing=pre.random_erasing)
@@ -137,10 +185,4 @@ def build_train_transform(pre: Preprocessing, *,
 
 def build_eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
     """Evaluation and serving: resize the short side to ``resize_size``, centre-crop, normalise."""
-    return T.Compose(
-        [
-            T.Resize(pre.resize_size, interpolation=_interpolation(pre.interpolation), antialias=True),
-            T.CenterCrop(pre.image_size),
-            *_normalize(pre),
-        ]
-    )
+    return EvalTransform(pre.resize_size, pre.image_size, pre)

@@ -6,7 +6,7 @@ Modes (stored in the artifact as ``"tta"``, chosen at training with ``--tta``):
 - ``flip``: the evaluation view and its horizontal mirror (2 forwards per image).
 - ``tencrop``: the four corner crops and the centre crop of the image resized to ``round(image_size * 256/224)``
   (the classic ResNet evaluation scale, so the corners differ from the centre), each also mirrored
-  (torchvision's ``ten_crop``; 10 forwards per image).
+  (torchvision's ``ten_crop``, written out in :func:`ten_crop`; 10 forwards per image).
 
 Logits (not probabilities) are averaged, and temperature scaling then applies to the averaged logits: the
 temperature is fitted on exactly what serving computes.
@@ -18,11 +18,9 @@ from typing import Callable
 
 import torch
 from PIL import Image
-from torchvision import transforms as T
-from torchvision.transforms import functional as TF
 
 from dogbreed.core.constants import TTA_MODES
-from dogbreed.core.transforms import Preprocessing, ToNormalizedTensor, build_eval_transform
+from dogbreed.core.transforms import EvalTransform, Preprocessing, build_eval_transform
 
 __all__ = ["TTA_MODES", "average_views", "build_tta_transform", "tta_logits", "tta_views", "views_per_image"]
 VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
@@ -50,11 +48,22 @@ def build_tta_transform(pre: Preprocessing, mode: str) -> Callable[[Image.Image]
     if check_tta_mode(mode) != "tencrop":
         return build_eval_transform(pre)
     side = canvas_size(pre, mode)
-    return T.Compose([
-        T.Resize(side, interpolation=T.InterpolationMode(pre.interpolation), antialias=True),
-        T.CenterCrop(side),
-        ToNormalizedTensor(pre.mean, pre.std),
-    ])
+    return EvalTransform(side, side, pre)
+
+
+def _five_crop(batch: torch.Tensor, size: int) -> list[torch.Tensor]:
+    height, width = batch.shape[-2:]
+    if size > height or size > width:
+        raise ValueError(f"crop size {size} is bigger than the canvas ({height}x{width})")
+    top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+    return [batch[..., :size, :size], batch[..., :size, width - size:], batch[..., height - size:, :size],
+            batch[..., height - size:, width - size:], batch[..., top:top + size, left:left + size]]
+
+
+def ten_crop(batch: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """torchvision's ``ten_crop`` on (..., H, W): top-left, top-right, bottom-left, bottom-right and centre crops,
+    then the same five of the horizontally mirrored canvas."""
+    return _five_crop(batch, size) + _five_crop(batch.flip(-1), size)
 
 
 def tta_views(batch: torch.Tensor, mode: str, image_size: int) -> torch.Tensor:
@@ -64,7 +73,7 @@ def tta_views(batch: torch.Tensor, mode: str, image_size: int) -> torch.Tensor:
         return batch
     if mode == "flip":
         return torch.stack([batch, batch.flip(-1)], dim=1).flatten(0, 1)
-    return torch.stack(TF.ten_crop(batch, [image_size, image_size]), dim=1).flatten(0, 1)
+    return torch.stack(ten_crop(batch, image_size), dim=1).flatten(0, 1)
 
 
 def average_views(logits: torch.Tensor, views: int) -> torch.Tensor:

@@ -16,7 +16,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-from torchvision.models import ResNet
 
 from dogbreed import __version__
 from dogbreed.core.abstention import AbstentionRule
@@ -25,6 +24,7 @@ from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFI
 from dogbreed.core.errors import ArtifactError, torch_load_reason
 from dogbreed.core.fileio import atomic_write, strict_json
 from dogbreed.core.network import build_resnet50
+from dogbreed.core.resnet import ResNet
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.core.tta import check_tta_mode
 from dogbreed.serving.model_schema import MAX_CONFIG_BYTES, REEXPORT, validate_model_config
@@ -155,7 +155,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save_artifact(model_dir: Path | str, net: ResNet, config: ModelConfig) -> Path:
+def save_artifact(model_dir: Path | str, net: torch.nn.Module, config: ModelConfig) -> Path:
     """Write weights then config, as one unit: the config records the SHA-256 of the weights it belongs to.
 
     Each file is written atomically; an interruption between the two leaves new weights with the old config,

@@ -17,10 +17,10 @@ from typing import Sequence
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.models import ResNet
 
 from dogbreed.config.sections import CalibrationOptions
 from dogbreed.core.images import ImageSource
+from dogbreed.core.resnet import ResNet
 from dogbreed.core.transforms import Preprocessing, decode_eval_image
 from dogbreed.core.tta import build_tta_transform, tta_logits, views_per_image
 from dogbreed.data.datamodule import DogBreedDataModule

@@ -29,13 +29,13 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.models import ResNet
 
 from dogbreed.config.sections import CacheOptions
 from dogbreed.core.augment import TrainTransform
 from dogbreed.core.fileio import atomic_write
 from dogbreed.core.images import open_image
 from dogbreed.core.network import HEAD_PREFIX
+from dogbreed.core.resnet import ResNet
 from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform, decode_eval_image
 from dogbreed.data.datamodule import DogBreedDataModule, ImageFileDataset, SplitLoaders
 from dogbreed.data.progress import Progress
@@ -139,8 +139,8 @@ def load_features(path: Path, key: str, count: int, views: int) -> CachedFeature
 def feature_extractor(net: ResNet, device: torch.device) -> nn.Module:
     """A copy of ``net`` without its head, in eval mode (BatchNorm uses running stats), channels-last."""
     backbone = copy.deepcopy(net)
-    backbone.fc = nn.Identity()
-    return backbone.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+    backbone.fc = nn.Identity()  # type: ignore[assignment]  # this copy hands out the pooled features
+    return backbone.to(device).to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
 class _SeededView(Dataset):

@@ -11,7 +11,13 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
-from dogbreed.core.transforms import Preprocessing, build_eval_transform, build_train_transform
+from dogbreed.core.transforms import (
+    Preprocessing,
+    build_eval_transform,
+    build_train_transform,
+    center_crop,
+    resize_short_side,
+)
 from dogbreed.data.splits import display_name, list_class_dirs
 
 MEAN = (0.485, 0.456, 0.406)
@@ -42,6 +48,29 @@ def test_eval_transform_is_resize_then_centre_crop_then_imagenet_normalisation(i
     expected = reference_eval(resize, image_size)(image)
     assert ours.shape == (3, image_size, image_size)
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming",
+                                           "lanczos"])
+@pytest.mark.parametrize("width, height", [(300, 200), (199, 301), (33, 33), (41, 40), (20, 90)])
+def test_pil_resize_and_centre_crop_are_torchvisions_pixel_for_pixel(interpolation, width, height):
+    """Serving resizes and crops without torchvision: the same pixels as T.Resize + T.CenterCrop on a PIL image,
+    for every interpolation the schema allows, odd offsets, an image already the size, and crops larger than the
+    resized image (torchvision pads with zeros)."""
+    image = photo(width, height, seed=width)
+    for size, crop in [(33, 32), (37, 37), (32, 40), (50, 45)]:
+        mode = T.InterpolationMode(interpolation)
+        expected = T.CenterCrop(crop)(T.Resize(size, interpolation=mode, antialias=True)(image))
+        ours = center_crop(resize_short_side(image, size, interpolation), crop)
+        assert ours.size == expected.size == (crop, crop)
+        assert np.array_equal(np.asarray(ours), np.asarray(expected)), (size, crop)
+
+
+def test_centre_crop_pads_odd_differences_on_the_right_and_bottom():
+    image = Image.new("RGB", (3, 2), (255, 255, 255))
+    out = np.asarray(center_crop(image, 6))[..., 0]
+    # width 3 -> 6: 1 column of zeros on the left, 2 on the right; height 2 -> 6: 2 rows on top, 2 below
+    assert out.tolist() == [[0] * 6] * 2 + [[0, 255, 255, 255, 0, 0]] * 2 + [[0] * 6] * 2
 
 
 def test_eval_transform_of_a_flat_grey_image_is_minus_mean_over_std():
