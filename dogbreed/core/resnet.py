@@ -72,6 +72,8 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(STAGE_WIDTHS[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(FEATURES, num_classes)
+        if self.fc.weight.is_meta:  # shapes only, every tensor is assigned later (load_artifact); initialising meta
+            return  # tensors would import torch._dynamo (torch._refs.normal_), ~1.3 s of a worker's cold start
         for m in self.modules():  # torchvision's initialisation, in its order
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -207,7 +207,7 @@ class EndpointFront:
             self._connections -= 1
             try:
                 await asyncio.wait_for(writer.drain(), 5)
-            except (ConnectionError, asyncio.TimeoutError):
+            except (ConnectionError, asyncio.TimeoutError, asyncio.CancelledError):  # stop() while closing: done
                 pass
             writer.close()
 

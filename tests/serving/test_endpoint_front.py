@@ -180,3 +180,43 @@ def test_stopping_with_a_keep_alive_connection_open_closes_it_without_a_tracebac
     finally:
         backend.shutdown()
         backend.server_close()
+
+
+def test_a_handler_already_closing_when_the_endpoint_stops_ends_quietly():
+    """stop() cancels every task at once: a handler whose client just left (it is draining in its ``finally``) and
+    the drain itself are both cancelled; the handler still closes the socket and ends without an exception (it
+    used to end cancelled, which asyncio logs as 'Exception in callback ... CancelledError')."""
+    import asyncio
+
+    class Reader:
+        async def readuntil(self, *args: object) -> bytes:
+            raise ConnectionResetError("client left")
+
+    class Writer:
+        closed = False
+
+        async def drain(self) -> None:
+            await asyncio.Event().wait()  # the peer's window is full: never drains
+
+        def write(self, data: bytes) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    async def scenario() -> tuple[Writer, BaseException | None, int]:
+        front = EndpointFront("127.0.0.1", 1, 2, max_body_bytes=1000, backend_timeout=5.0, header_timeout=5.0,
+                              body_timeout=5.0)
+        writer = Writer()
+        handler = asyncio.ensure_future(front._handle(Reader(), writer))  # type: ignore[arg-type]
+        for _ in range(5):  # into the finally's drain
+            await asyncio.sleep(0)
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        assert len(tasks) == 2  # the handler and its drain, as stop() finds them
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return writer, None if handler.cancelled() else handler.exception(), front._connections
+
+    writer, error, connections = asyncio.run(scenario())
+    assert writer.closed and error is None and connections == 0
