@@ -13,14 +13,20 @@ Datasets: the generated demo (``--demo``'s 5 breeds, 64 px) and small photo-like
     python bench/bench_loop_ablation.py --seeds 0 --rows full,full_es
     python bench/bench_loop_ablation.py --smoke               # 2 rows, 1 seed, tiny sizes, 2 epochs (a CI run)
 
-``--weights`` (head and gradual rows; default imagenet, downloaded once) may be a resnet50 state_dict path; the
-smoke run saves a random one, so its head rows are at chance and only show that the rows run.
+``--weights`` (head and gradual rows; default imagenet, downloaded once) may be a resnet50 state_dict path, or
+``pretrain``: offline (no ImageNet weights), a backbone trained here from scratch on a third, disjoint generated
+dataset (20 classes of photo-like JPEGs, seed 99, 48 px, 12 epochs) stands in for a pretrained one; its model.pth is
+the state_dict (the 20-class head is dropped by --weights). The smoke run saves a random one, so its head rows are at
+chance and only show that the rows run. ``--threads N`` sets each training run's torch threads (OMP_NUM_THREADS), so
+two ablations over different seeds can share a machine without oversubscribing it; accuracy is what is compared,
+and ``wall s`` is only comparable between rows of one invocation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -76,6 +82,33 @@ def datasets(out: Path, smoke: bool) -> dict[str, Path]:
     return {"demo": demo, "scans32": scans}
 
 
+PRETRAIN_DATA: dict[str, Any] = {"num_classes": 20, "per_split": {"train": 40, "valid": 10, "test": 10},
+                                 "min_side": 40, "max_side": 80, "seed": 99}
+PRETRAIN_IMAGE_SIZE = 48
+
+
+def pretrained_stand_in(out: Path, threads: int | None) -> str:
+    """Train the stand-in backbone once (reused when its model dir exists) and return its state_dict path."""
+    model = out / "pretrain" / "model" / "model.pth"
+    if model.is_file():
+        return str(model)
+    data = make_dataset(out / "pretrain_data", **PRETRAIN_DATA)
+    command = [sys.executable, "-m", "entry_points.train", "--data-dir", str(data), "--model-dir", str(model.parent),
+               "--output-dir", str(out / "pretrain" / "reports"), "--image-size", str(PRETRAIN_IMAGE_SIZE),
+               "--seed", "0", "--num-workers", "0", "--calibrate", "false", *FULL, "--epochs", "12",
+               "--batch-size", "16"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=_env(threads))
+    if done.returncode != 0:
+        raise SystemExit(f"pretraining the stand-in backbone failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+    test = json.loads((out / "pretrain" / "reports" / "metrics.json").read_text())["test"]["acc"]
+    print(f"stand-in backbone: 20 generated classes, test acc {test:.3f} ({model})", flush=True)
+    return str(model)
+
+
+def _env(threads: int | None) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else dict(os.environ)
+
+
 def last_epoch_accuracy(checkpoint_dir: Path, model_dir: Path, test_dir: Path) -> float:
     """Test accuracy of the newest checkpoint's weights, served like the exported model."""
     newest = max(checkpoint_dir.glob("epoch=*.ckpt"), key=lambda p: int(p.stem.split("=")[1]))
@@ -93,7 +126,7 @@ def last_epoch_accuracy(checkpoint_dir: Path, model_dir: Path, test_dir: Path) -
 
 
 def run(row: str, flags: list[str], data_dir: Path, image_size: int, seed: int, out: Path,
-        settings: dict[str, int]) -> dict[str, Any]:
+        settings: dict[str, int], threads: int | None = None) -> dict[str, Any]:
     run_dir = out / f"{data_dir.name}_{row}_seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     command = [sys.executable, "-m", "entry_points.train", "--data-dir", str(data_dir), "--model-dir",
@@ -102,7 +135,7 @@ def run(row: str, flags: list[str], data_dir: Path, image_size: int, seed: int, 
                "--seed", str(seed), "--num-workers", "0", "--calibrate", "false",
                *[x for k, v in settings.items() for x in (f"--{k}", str(v))], *flags]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=_env(threads))
     if done.returncode != 0:
         raise SystemExit(f"{row} failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
     metrics = json.loads((run_dir / "reports" / "metrics.json").read_text())
@@ -137,9 +170,18 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="1 seed, 4/2/2 images per class, 2 epochs")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     parser.add_argument("--rows", default="", help="comma-separated subset of " + ",".join(r for r, _, _ in ROWS))
-    parser.add_argument("--weights", default="imagenet", help="--weights of the head and gradual rows")
+    parser.add_argument("--weights", default="imagenet",
+                        help="--weights of the head and gradual rows: imagenet, a state_dict path, or pretrain")
+    parser.add_argument("--datasets", default="", help="comma-separated subset of " + ",".join(DATASETS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per training run")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--combine", type=Path, nargs="+", default=None,
+                        help="only print the table of these result JSON files together (runs split over processes)")
     args = parser.parse_args()
+    if args.combine:
+        combined = [r for f in args.combine for r in json.loads(f.read_text())["results"]]
+        print(markdown(combined, sorted({r["seed"] for r in combined})))
+        return
     machine = print_machine()
     out = args.out / ("loop_smoke" if args.smoke else "loop")
     out.mkdir(parents=True, exist_ok=True)
@@ -150,23 +192,32 @@ def main() -> None:
 
         weights = str(out / "random_resnet50.pt")
         torch.save(build_resnet50(1000).state_dict(), weights)
+    elif weights == "pretrain":
+        weights = pretrained_stand_in(args.out / "loop", args.threads)
     wanted = {r for r in args.rows.split(",") if r} or (SMOKE_ROWS if args.smoke else set())
+    wanted_data = {d for d in args.datasets.split(",") if d}
     settings = SMOKE_SETTINGS if args.smoke else SETTINGS
     results = []
     for name, data_dir in datasets(out, args.smoke).items():
+        if wanted_data and name not in wanted_data:
+            continue
         for row, _, flags in ROWS:
             if wanted and row not in wanted:
                 continue
             for seed in seeds:
                 size = SMOKE_IMAGE_SIZE if args.smoke else DATASETS[name]
-                result = run(row, [f.format(weights=weights) for f in flags], data_dir, size, seed, out, settings)
+                result = run(row, [f.format(weights=weights) for f in flags], data_dir, size, seed, out, settings,
+                             args.threads)
                 print(f"{name} {row} seed {seed}: test acc best {result['test_acc_best']:.3f}, last "
                       f"{result['test_acc_last']:.3f}, {result['epochs_run']} epochs", flush=True)
                 results.append(result)
     table = markdown(results, seeds)
     print(table)
-    (out / "bench_loop_ablation.md").write_text(table + "\n")
-    write_result("bench_loop_ablation" + ("_smoke" if args.smoke else ""),
+    part = "" if args.smoke or not (args.seeds != "0,1,2" or wanted_data or args.rows) else \
+        "_" + "_".join(x for x in (f"seeds{'-'.join(map(str, seeds))}", "-".join(sorted(wanted_data)),
+                                   "-".join(sorted(wanted))) if x)  # parts run in parallel keep their own files
+    (out / f"bench_loop_ablation{part}.md").write_text(table + "\n")
+    write_result("bench_loop_ablation" + ("_smoke" if args.smoke else part),
                  {"machine": machine, "settings": settings, "results": results}, args.out)
 
 

@@ -31,9 +31,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from benchlib import OUT_DIR, draw_photo_like, make_dataset, print_machine, write_result
-from torchvision.models.resnet import Bottleneck
 
 from dogbreed.core.network import build_resnet50
+from dogbreed.core.resnet import Bottleneck
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.serving.artifact import ModelConfig, save_artifact
 from dogbreed.serving.precision import BF16_CPU_FLAGS, cpu_flags
