@@ -20,7 +20,7 @@ EXPANSION = 4
 FEATURES = STAGE_WIDTHS[-1] * EXPANSION  # what the pooled backbone hands the classifier: 2048
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+def conv3x3(in_planes: int, out_planes: int, stride: int) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
@@ -30,8 +30,6 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 (stride here) -> 1x1 (x4 channels), plus the identity or a projection of it."""
-
-    expansion = EXPANSION
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
@@ -43,7 +41,6 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * EXPANSION)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x

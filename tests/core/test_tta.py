@@ -30,6 +30,22 @@ def test_flip_tta_equals_the_mean_of_the_flipped_and_unflipped_forward(net):
     assert not torch.allclose(got, net(batch), atol=1e-4)  # the mirror really changed something
 
 
+@pytest.mark.parametrize("height, width", [(40, 40), (37, 37), (40, 45), (33, 32)])
+def test_all_twenty_tencrop_views_equal_torchvisions_ten_crop_image_by_image(height, width):
+    """Every view, in torchvision's order (4 corners, centre, then the same of the mirror), odd offsets included."""
+    torch.manual_seed(height * width)
+    batch = torch.randn(2, 3, height, width)
+    views = tta_views(batch, "tencrop", 32)
+    expected = torch.cat([torch.stack(TF.ten_crop(image, [32, 32])) for image in batch])
+    assert views.shape == expected.shape == (20, 3, 32, 32)
+    assert torch.equal(views, expected)
+
+
+def test_a_canvas_smaller_than_the_crop_is_refused():
+    with pytest.raises(ValueError, match=r"crop size 32 is bigger than the canvas \(31x40\)"):
+        tta_views(torch.zeros(1, 3, 31, 40), "tencrop", 32)
+
+
 def test_tencrop_views_are_torchvision_ten_crops_of_each_canvas(net):
     batch = torch.randn(2, 3, 40, 40)
     views = tta_views(batch, "tencrop", 32)
