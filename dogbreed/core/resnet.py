@@ -56,7 +56,7 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet50 with a ``num_classes`` classifier ``fc``; attribute names are torchvision's (conv1 ... layer4, fc)."""
 
-    def __init__(self, num_classes: int = 1000, layers: tuple[int, ...] = RESNET50_LAYERS) -> None:
+    def __init__(self, num_classes: int, layers: tuple[int, ...] = RESNET50_LAYERS) -> None:
         super().__init__()
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
@@ -79,10 +79,10 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * EXPANSION:
-            downsample = nn.Sequential(conv1x1(self.inplanes, planes * EXPANSION, stride),
-                                       nn.BatchNorm2d(planes * EXPANSION))
+        # Every stage's first block changes the channel count (64 -> 256, 256 -> 512, 512 -> 1024, 1024 -> 2048), so
+        # in ResNet50 each one has a projection (torchvision's condition, stride != 1 or a channel change, always holds)
+        downsample = nn.Sequential(conv1x1(self.inplanes, planes * EXPANSION, stride),
+                                   nn.BatchNorm2d(planes * EXPANSION))
         layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * EXPANSION
         layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
