@@ -95,9 +95,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--backbone", type=Path, default=None, help="a resnet50 state_dict (default: random init)")
     args = parser.parse_args()
     print_machine()
-    result = train_baseline(args.data_dir, epochs=args.epochs, lr=args.lr, image_size=args.image_size)
+    backbone = torch.load(args.backbone, map_location="cpu", weights_only=True) if args.backbone else None
+    result = train_baseline(args.data_dir, epochs=args.epochs, lr=args.lr, image_size=args.image_size,
+                            backbone_state=backbone)
     print(f"baseline: {result['seconds']:.1f} s, epochs {[round(s, 1) for s in result['epoch_seconds']]}, "
           f"val_acc {result['val_acc']:.3f}")
 

@@ -15,6 +15,9 @@ EXPECTED_LINES = {
     "make_dataset.py": ["dataset:"],
     "bench_loop_ablation.py": ["| dataset | row | test acc, best epoch (mean ± sd over 1 seed(s))",
                                "| scans32 | gradual |", "demo full_es seed 0: test acc best"],
+    # 2 epochs x (4 train + 2 valid) x 3 classes = 36 forwards; (4 + 2 + 2) x 3 = 24: written out by hand
+    "bench_small_run.py": ["backbone forwards: plain loop 36, dogbreed 24: forward-count ideal 1.50x",
+                           "of the ideal (target >= 0.9)", "export + reports", "start-up (imports) and exit"],
     "bench_calibration_phase.py": ["of the run; target <= 10%", "ratio old/new calibration phase:"],
     "bench_head_training.py": ["P1 ratio baseline/ours:", "HPO 2 trials with the cache", "val_acc ours"],
     "bench_decode.py": ["eval: torchvision ImageFolder", "train: torchvision ImageFolder", "ratio"],
