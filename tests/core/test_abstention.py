@@ -163,14 +163,18 @@ def test_answers_without_a_rule_say_so_and_carry_no_rejection(tiny_model_dir, tm
 def test_the_trained_models_rule_is_checked_on_held_out_images_and_left_off_when_it_turns_away_few(trained,
                                                                                                    tmp_path):
     """The session's trained model (3 pattern breeds, 48 px): its scores separate test images from generated
-    non-dog images on the report set, but the rule chosen on one half turns away 1 of the 12 held-out non-dog
-    images (8%, below 25%): no rule is written, and the served answers say so instead of claiming confidence."""
+    non-dog images on the report set, but the rule chosen on one half turns away few of the 12 held-out non-dog
+    images (1 on an AVX2 CPU, 2 on an AVX-512/AMX one: below 25% either way): no rule is written, and the served
+    answers say so instead of claiming confidence."""
     _, result = trained
     report = json.loads((result.output_dir / "metrics.json").read_text())["abstention"]
     assert report["auroc_check"] >= 0.7 and report["auroc_test_vs_ood"][report["score"]] > 0.75
     assert report["applied"] is False and "threshold" not in report
-    assert report["reason"].startswith(f"the {report['score']} rule would turn away only 8% of the held-out non-dog "
-                                       "images (at least 25% are needed")
+    turned_away = round(12 * (1 - report["accept_rate_check"]["ood"]))  # of the 12 held-out non-dog images
+    assert 0 <= turned_away < 3 and report["accept_rate_check"]["ood"] == pytest.approx(1 - turned_away / 12)
+    percent = {0: "0%", 1: "8%", 2: "17%"}[turned_away]
+    assert report["reason"].startswith(f"the {report['score']} rule would turn away only {percent} of the held-out "
+                                       "non-dog images (at least 25% are needed")
     assert read_model_config(result.model_dir).abstention is None
     answer = Predictor.from_model_dir(result.model_dir, device="cpu").predict_answers(generated_ood_images(1, seed=5))
     assert answer[0].confident is None
