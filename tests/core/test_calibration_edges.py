@@ -1,0 +1,98 @@
+"""dogbreed.core.calibration at its edges: the defaults, the dtypes, the refusals and the fit's bounds, each written
+out (issue 24: the mutants that survived tests/core/test_calibration.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dogbreed.core.calibration import (
+    ECE_BINS,
+    TEMPERATURE_BOUNDS,
+    calibrated_probabilities,
+    check_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    reliability_bins,
+)
+
+
+def test_the_pinned_constants():
+    assert TEMPERATURE_BOUNDS == (0.01, 100.0)
+    assert ECE_BINS == 15
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1.0, float("nan"), float("inf"), True, False, "2", None])
+def test_a_bad_temperature_is_refused_with_the_default_name(value):
+    with pytest.raises(ValueError) as refused:
+        check_temperature(value)
+    assert str(refused.value) == f"temperature must be a finite number > 0, got {value!r}"
+
+
+def test_a_bad_temperature_is_refused_under_the_given_name():
+    with pytest.raises(ValueError, match=r"^model_config\.json temperature must be a finite number > 0, got -2$"):
+        check_temperature(-2, "model_config.json temperature")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(2, 2.0), (1e-9, 1e-9), (0.5, 0.5)])
+def test_a_good_temperature_comes_back_as_a_float(value, expected):
+    checked = check_temperature(value)
+    assert checked == expected and type(checked) is float
+
+
+def test_probabilities_default_to_temperature_1_over_the_last_dimension():
+    logits = torch.tensor([1.0, 2.0, 3.0])  # one image's logits: 1-d
+    e = [math.exp(1.0), math.exp(2.0), math.exp(3.0)]
+    expected = torch.tensor([v / sum(e) for v in e])
+    assert torch.allclose(calibrated_probabilities(logits), expected, atol=1e-7)
+    batch = torch.tensor([[0.0, math.log(3.0)], [math.log(4.0), 0.0]])
+    assert torch.allclose(calibrated_probabilities(batch), torch.tensor([[0.25, 0.75], [0.8, 0.2]]), atol=1e-7)
+    # T = 2 halves the logits: [0, log 3] / 2 -> probabilities 1 : sqrt(3)
+    halved = calibrated_probabilities(batch, 2.0)[0]
+    assert halved[1].item() == pytest.approx(math.sqrt(3) / (1 + math.sqrt(3)), abs=1e-7)
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [(torch.float16, torch.float32), (torch.bfloat16, torch.float32),
+                                                 (torch.float32, torch.float32), (torch.float64, torch.float64)])
+def test_probabilities_are_float32_unless_the_logits_are_float64(dtype, expected):
+    assert calibrated_probabilities(torch.zeros(2, 3, dtype=dtype)).dtype == expected
+
+
+def test_nll_defaults_to_temperature_1():
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    # -log softmax: log(1 + e^-2) = 0.126928, log(1 + e^-1) = 0.313262; mean 0.220095
+    assert negative_log_likelihood(logits, labels) == pytest.approx((0.1269280110 + 0.3132616875) / 2, abs=1e-9)
+    # T = 2: log(1 + e^-1) and log(1 + e^-0.5) = 0.474077
+    assert negative_log_likelihood(logits, labels, 2.0) == pytest.approx((0.3132616875 + 0.4740769842) / 2,
+                                                                           abs=1e-9)
+
+
+def test_the_fit_stops_at_its_bounds():
+    # Every answer right by a small margin (0.01): the NLL keeps falling as T -> 0 and its gradient is still large
+    # at T = 0.01 (margin / T = 1), so the fit ends at the lower bound. (With a wide margin LBFGS stops earlier, on
+    # a vanishing gradient.)
+    logits = torch.tensor([[0.01, 0.0], [0.0, 0.01]] * 4)
+    labels = torch.tensor([0, 1] * 4)
+    assert fit_temperature(logits, labels) == 0.01
+    # Every answer wrong: the NLL keeps falling as T -> infinity (uniform), so it ends at the upper bound.
+    assert fit_temperature(logits, 1 - labels) == 100.0
+
+
+def test_the_fit_recovers_a_known_temperature_from_float32_inference_logits():
+    torch.manual_seed(0)
+    true_logits = torch.randn(400, 5) * 2
+    labels = torch.distributions.Categorical(logits=true_logits).sample()
+    with torch.inference_mode():
+        scaled = (true_logits * 3).float()  # 3x overconfident
+    assert fit_temperature(scaled, labels) == pytest.approx(3.0, rel=0.15)
+
+
+def test_an_empty_split_has_no_calibration_error_and_empty_bins():
+    empty = torch.zeros(0, 3)
+    assert expected_calibration_error(empty, torch.zeros(0, dtype=torch.long)) == 0.0
+    rows = reliability_bins(empty, torch.zeros(0, dtype=torch.long))
+    assert len(rows) == 15 and all(r["count"] == 0 and r["confidence"] == 0.0 and r["accuracy"] == 0.0 for r in rows)
+    assert rows[0]["lower"] == 0.0 and rows[-1]["upper"] == 1.0 and rows[1]["lower"] == pytest.approx(1 / 15)
