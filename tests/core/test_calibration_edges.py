@@ -96,3 +96,43 @@ def test_an_empty_split_has_no_calibration_error_and_empty_bins():
     rows = reliability_bins(empty, torch.zeros(0, dtype=torch.long))
     assert len(rows) == 15 and all(r["count"] == 0 and r["confidence"] == 0.0 and r["accuracy"] == 0.0 for r in rows)
     assert rows[0]["lower"] == 0.0 and rows[-1]["upper"] == 1.0 and rows[1]["lower"] == pytest.approx(1 / 15)
+
+
+def test_the_fit_refuses_an_empty_split_and_fits_a_single_image():
+    with pytest.raises(ValueError) as refused:
+        fit_temperature(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    assert str(refused.value) == "need (N, C) logits and N labels, got (0, 3) and (0,)"
+    with pytest.raises(ValueError, match=r"^need \(N, C\) logits and N labels, got \(2, 3\) and \(3,\)$"):
+        fit_temperature(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^need \(N, C\) logits and N labels, got \(3,\) and \(3,\)$"):
+        fit_temperature(torch.zeros(3), torch.zeros(3, dtype=torch.long))
+    single = fit_temperature(torch.tensor([[2.0, 0.0]]), torch.tensor([0]))  # right: sharpening helps, T < 1
+    assert 0.01 <= single < 1.0
+
+
+def test_the_fit_takes_float64_logits_and_labels_made_in_inference_mode():
+    """Inference tensors cannot be saved for backward: the fit must copy them, even when no dtype changes."""
+    with torch.inference_mode():
+        logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]], dtype=torch.float64)
+        labels = torch.tensor([0, 1, 1])
+    assert logits.is_inference() and labels.is_inference()
+    fitted = fit_temperature(logits, labels)
+    assert 0.01 <= fitted <= 100.0 and fitted != 1.0
+    assert logits.tolist() == [[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]  # the caller's logits untouched
+
+
+def test_a_fit_that_ends_on_nan_serves_temperature_1():
+    assert fit_temperature(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]), torch.tensor([0, 1])) == 1.0
+
+
+def test_the_lowest_and_highest_confidences_land_in_the_first_and_last_bins():
+    uniform = torch.full((4, 20), 1 / 20, dtype=torch.float64)  # top-1 probability 0.05 < 1/15: bin 0
+    labels = torch.zeros(4, dtype=torch.long)
+    counts = [row["count"] for row in reliability_bins(uniform, labels)]
+    assert counts[0] == 4 and sum(counts) == 4
+    confident = torch.tensor([[0.97, 0.03], [1.0 + 1e-12, 0.0], [0.9334, 0.0666]], dtype=torch.float64)
+    rows = reliability_bins(confident, torch.tensor([0, 0, 1]))
+    # 0.97 and 1 (+ rounding above 1) -> bin 14 (0.9333, 1]; 0.9334 -> bin 14 too; nothing is dropped
+    assert [row["count"] for row in rows][13:] == [0, 3]
+    assert rows[14]["accuracy"] == pytest.approx(2 / 3) and rows[14]["confidence"] == pytest.approx(
+        (0.97 + 1.0 + 0.9334) / 3)
