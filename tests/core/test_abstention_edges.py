@@ -98,3 +98,17 @@ def test_a_record_without_score_and_threshold_is_refused(data):
 def test_a_score_equal_to_the_threshold_is_accepted():
     rule = AbstentionRule("max_probability", 0.5, 0.95)
     assert rule.accepts(torch.tensor([0.49, 0.5, 0.51])).tolist() == [False, True, True]
+
+
+def test_the_rounding_guard_is_only_for_float_rounding():
+    # 0.5 x 2 = 1 up to 1e-9: keeps 1 image; 1.5e-9 over 1 is a real excess: keeps 2
+    assert accept_threshold(torch.tensor([2.0, 1.0]), 0.5 + 4e-10) == 2.0
+    assert accept_threshold(torch.tensor([2.0, 1.0]), 0.5 + 7.5e-10) == 1.0
+
+
+def test_the_rule_is_immutable():
+    import dataclasses
+
+    rule = AbstentionRule("energy", 2.5, 0.9)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.threshold = 0.0  # type: ignore[misc]
