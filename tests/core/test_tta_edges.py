@@ -91,3 +91,13 @@ def test_tta_logits_are_float32_even_from_a_reduced_precision_network():
     batch = torch.ones(3, 2, 4, 4)
     out = tta_logits(Half(), batch, "flip", 4)
     assert out.dtype == torch.float32 and out.shape == (3, 2) and torch.equal(out, torch.ones(3, 2))
+
+
+def test_ten_crop_takes_a_single_image_without_a_batch_dimension():
+    from dogbreed.core.tta import ten_crop
+
+    image = torch.arange(3 * 5 * 6, dtype=torch.float32).reshape(3, 5, 6)
+    views = ten_crop(image, 4)
+    assert len(views) == 10 and all(view.shape == (3, 4, 4) for view in views)
+    assert torch.equal(views[0], image[:, :4, :4]) and torch.equal(views[3], image[:, 1:, 2:])
+    assert torch.equal(views[4], image[:, 0:4, 1:5])  # centre: (5 - 4) / 2 = 0.5 -> 0, (6 - 4) / 2 = 1
