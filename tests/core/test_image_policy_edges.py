@@ -93,3 +93,21 @@ def test_an_animated_image_is_refused_only_when_stills_are_required():
 def test_the_header_check_applies_the_size_bounds():
     with pytest.raises(ImageRefused, match=r"^image is 60x2, an aspect ratio of 30:1, over the 20:1 limit"):
         ImagePolicy().check_header(opened("PNG", size=(60, 2)))
+
+
+def test_the_default_subject_is_image_and_the_policy_is_immutable():
+    import dataclasses
+
+    with pytest.raises(ImageRefused, match=r"^image has size 0x1: send an image with pixels$"):
+        ImagePolicy().check_size(0, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ImagePolicy().max_pixels = 1  # type: ignore[misc]
+
+
+def test_an_animated_image_that_does_not_count_its_frames_says_at_least_2():
+    class Animated:  # an image plugin that flags animation without n_frames
+        format, is_animated, size = "GIF", True, (4, 4)
+
+    with pytest.raises(ImageRefused) as refused:
+        ImagePolicy(formats=None).check_header(Animated())  # type: ignore[arg-type]
+    assert refused.value.message.startswith("image is animated (2 frames): ")
