@@ -7,7 +7,6 @@ serving rebuilds the same network from the artifact without Lightning.
 
 from __future__ import annotations
 
-import logging
 import urllib.error
 from pathlib import Path
 
@@ -16,8 +15,6 @@ from torch import nn
 
 from dogbreed.core.errors import WeightsError, torch_load_reason
 from dogbreed.core.resnet import FEATURES, ResNet
-
-logger = logging.getLogger(__name__)
 
 # torchvision's ResNet50_Weights.IMAGENET1K_V2 and _V1 (tests/core/test_resnet.py checks them against torchvision).
 IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/resnet50-11ad3fa6.pth"

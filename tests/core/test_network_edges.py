@@ -157,3 +157,35 @@ def test_freezing_batchnorm_touches_only_the_backbones_batchnorm():
     norms = [m for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == 53 and not any(m.training for m in norms)
     assert net.fc[0].training and net.layer1.training and net.conv1.training
+
+
+def test_the_seeded_head_is_drawn_after_a_1000_class_head_like_torchvision():
+    from torchvision.models import resnet50
+
+    torch.manual_seed(5)
+    ours = build_resnet50(3)
+    torch.manual_seed(5)
+    theirs = resnet50()
+    theirs.fc = nn.Linear(2048, 3)
+    assert torch.equal(ours.fc.weight, theirs.fc.weight) and torch.equal(ours.fc.bias, theirs.fc.bias)
+
+
+def test_a_weights_file_is_loaded_weights_only(tmp_path):
+    import datetime
+
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"conv1.weight": torch.ones(1), "saved": datetime.datetime(2026, 1, 1)}, pickled)
+    with pytest.raises(WeightsError, match=rf"^--weights {pickled}: cannot load it as a state_dict \("):
+        load_backbone_state_dict(str(pickled))
+
+
+def test_at_most_three_missing_and_unexpected_keys_are_named(state):
+    net = build_resnet50(3)
+    dropped = ["bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.weight"]
+    short = {k: v for k, v in state.items() if k not in dropped}
+    extra = {**short, **{f"extra{i}": torch.zeros(1) for i in range(4)}}
+    with pytest.raises(WeightsError) as refused:
+        apply_backbone_weights(net, extra)
+    assert str(refused.value) == (
+        "backbone weights do not fit ResNet50: 4 missing (e.g. ['bn1.weight', 'bn1.bias', 'bn1.running_mean']), "
+        "4 unexpected (e.g. ['extra0', 'extra1', 'extra2']). Pass a torchvision resnet50 state_dict")
