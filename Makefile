@@ -47,16 +47,18 @@ lint: install
 # `make mutation PACKAGE=config` (tests/config), `make mutation PACKAGE=serving MUTATION_TESTS="tests/serving"`.
 # mutmut 2.x edits the files in place and restores them: run it in a separate worktree when you keep working.
 # Results: `.venv/bin/mutmut results`, `.venv/bin/mutmut show ID`. Hours for the big packages on 2 cores.
-# One module: `make mutation MUTATE=dogbreed/core/resnet.py MUTATION_TESTS=tests/core/test_resnet.py`.
+# One module, its tests in the order to run them (the fast edge tests first): `make mutation PACKAGE=core
+# MUTATE=dogbreed/core/tta.py MUTATION_TESTS="tests/core/test_tta_edges.py tests/core/test_tta.py"`.
 PACKAGE ?= config
 MUTATE ?= dogbreed/$(PACKAGE)/
 MUTATION_TESTS ?= tests/$(PACKAGE)
+MUTATION_TESTS_DIR ?= tests/$(PACKAGE)  # what mutmut hashes to notice changed tests
 MUTATION_TIMEOUT ?= 1200
 MUTATION_PYTEST_ARGS ?= -m 'not slow'  # config: --noconftest (its tests need no fixture; no torch at start-up)
 mutation: install
 	$(PY) -m pip install --quiet -e ".[mutation]"
 	nice -n 19 timeout $(MUTATION_TIMEOUT) $(VENV)/bin/mutmut run --paths-to-mutate $(MUTATE) \
-		--tests-dir $(MUTATION_TESTS) \
+		--tests-dir $(MUTATION_TESTS_DIR) \
 		--runner "$(PY) tools/mutation_tests.py -x -q -p no:cacheprovider $(MUTATION_PYTEST_ARGS) $(MUTATION_TESTS)" || true
 	$(VENV)/bin/mutmut results
 
