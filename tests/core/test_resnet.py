@@ -25,6 +25,14 @@ def torchvision_net(num_classes: int) -> nn.Module:
     return net
 
 
+def test_every_module_is_torchvisions_with_the_same_settings():
+    """Module by module: the same name, class name and settings (extra_repr: channels, strides, eps, momentum,
+    ReLU(inplace=True), ...), so memory use and printing match torchvision's too, not only the numbers."""
+    ours = [(name, type(m).__name__, m.extra_repr()) for name, m in ResNet(1000).named_modules()]
+    theirs = [(name, type(m).__name__, m.extra_repr()) for name, m in resnet50().named_modules()]
+    assert len(ours) == 151 and ours == theirs
+
+
 def test_state_dict_keys_and_shapes_are_torchvision_resnet50s():
     ours, theirs = ResNet(1000).state_dict(), resnet50(weights=None).state_dict()
     assert list(ours) == list(theirs)  # same names in the same order
