@@ -132,3 +132,22 @@ def test_the_train_transform_takes_every_training_field():
     assert made.mean.flatten().tolist() == pytest.approx([25.5, 51.0, 76.5])
     assert build_train_transform(pre, scale=(0.6, 1.0)).scale == (0.6, 1.0)
     assert isinstance(build_train_transform(Preprocessing(image_size=24, augment="none")), EvalTransform)
+
+
+def test_an_image_smaller_than_the_crop_is_padded_left_top_by_the_floor_of_half():
+    image = Image.fromarray(np.arange(1, 7, dtype=np.uint8).reshape(2, 3) * 10)  # 3 wide, 2 high
+    # torchvision's CenterCrop(5): pad 1 left and 1 right (3 -> 5), 1 top and 2 bottom (2 -> 5: 3 // 2 = 1 on top)
+    assert np.asarray(center_crop(image, 5)).tolist() == [[0, 0, 0, 0, 0], [0, 10, 20, 30, 0], [0, 40, 50, 60, 0],
+                                                          [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+
+
+def test_every_field_survives_the_dict_round_trip_and_the_preprocessing_is_immutable():
+    import dataclasses
+
+    pre = Preprocessing(image_size=40, resize_size=50, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6),
+                        interpolation="bicubic", crop_scale=(0.3, 0.9), crop_min_side=0.25, augment="randaugment",
+                        random_erasing=0.5)
+    back = Preprocessing.from_dict(pre.to_dict())
+    assert back == pre and back.resize_size == 50 and back.mean == (0.1, 0.2, 0.3) and back.std == (0.4, 0.5, 0.6)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pre.image_size = 64  # type: ignore[misc]
