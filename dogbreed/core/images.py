@@ -44,7 +44,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB: alpha is composited on white, 16-bit is scaled to 8-bit."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = _sixteen_bit_to_l(image)
-    if image.mode == "P" and "transparency" in image.info:
+    if image.mode in ("P", "L", "RGB") and "transparency" in image.info:  # a palette entry or a colour key (PNG tRNS)
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")

@@ -168,3 +168,50 @@ def test_a_refused_file_is_closed(tmp_path, monkeypatch):
     with pytest.raises(ImageDecodeError):
         open_image(Path(thin))
     assert closed
+
+
+def test_importing_the_module_lets_training_read_truncated_files():
+    import subprocess
+    import sys
+
+    probe = "import dogbreed.core.images; from PIL import ImageFile; print(ImageFile.LOAD_TRUNCATED_IMAGES is True)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
+
+
+def test_eight_bit_data_in_an_int_image_is_kept():
+    image = Image.fromarray(np.full((2, 2), 255, dtype=np.int32))
+    assert image.mode == "I" and open_image(image).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(("mode", "dtype"), [("I;16B", ">u2"), ("I;16L", "<u2")])
+def test_big_and_little_endian_sixteen_bit_images_are_scaled_not_clipped(mode, dtype):
+    image = Image.frombytes(mode, (2, 2), np.full(4, 257, dtype=dtype).tobytes())
+    assert open_image(image).getpixel((0, 0)) == (1, 1, 1)  # PIL's own convert would clip 257 to 255
+
+
+@pytest.mark.parametrize("mode", ["RGBa", "PA"])
+def test_premultiplied_and_palette_alpha_are_composited_on_white(mode):
+    image = Image.new(mode, (2, 2), (0, 0, 0, 0) if mode == "RGBa" else (0, 0))
+    if mode == "PA":
+        image.putpalette([10, 20, 30] * 256)
+    assert open_image(image).getpixel((0, 0)) == (255, 255, 255)  # PIL's convert("RGB") drops the alpha instead
+
+
+def test_a_strict_decode_of_garbage_is_not_called_truncated():
+    with pytest.raises(ImageDecodeError) as refused:
+        open_image(b"not an image at all", strict=True)
+    assert str(refused.value).startswith("cannot decode image: ")
+
+
+@pytest.mark.parametrize(("mode", "key", "other"), [("RGB", (10, 20, 30), (1, 2, 3)), ("L", 7, 9)])
+def test_a_png_colour_key_is_transparent_like_a_palette_entry(mode, key, other, tmp_path):
+    """PNG's tRNS chunk on a grey or RGB image: pixels of the key colour are transparent, so they become white
+    like transparent palette entries and alpha (they used to keep the key colour)."""
+    image = Image.new(mode, (2, 1), key)
+    image.putpixel((1, 0), other)
+    path = tmp_path / "keyed.png"
+    image.save(path, transparency=key)
+    decoded = open_image(path)
+    grey = (other,) * 3 if mode == "L" else other
+    assert decoded.getpixel((0, 0)) == (255, 255, 255) and decoded.getpixel((1, 0)) == grey
