@@ -51,3 +51,23 @@ def test_orientations_5_to_8_swap_width_and_height(orientation, size):
 
 def test_an_image_without_exif_keeps_its_size():
     assert oriented_size(Image.new("RGB", (7, 3))) == (7, 3)
+
+
+def test_a_plan_whose_hook_did_not_run_draws_its_box_on_the_decoded_image():
+    from dogbreed.core.augment import TrainTransform, _CropPlan
+
+    plan = _CropPlan(TrainTransform(16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
+    torch.manual_seed(3)
+    top, left, h, w = plan.box_on(Image.new("RGB", (40, 30)))
+    assert plan.full_size == (40, 30) and plan.box == (top, left, h, w)
+    assert 0 <= top and top + h <= 30 and 0 <= left and left + w <= 40 and h > 0 and w > 0
+
+
+def test_a_box_drawn_on_the_full_image_moves_to_the_reduced_grid_rounding_half_up():
+    from dogbreed.core.augment import TrainTransform, _CropPlan
+
+    plan = _CropPlan(TrainTransform(16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
+    plan.full_size, plan.box = (800, 600), (3, 5, 400, 400)  # top 3, left 5, 400 x 400
+    # 1/4 scale: top 0.75 -> 1, left 1.25 -> 1, bottom 100.75 -> 101, right 101.25 -> 101
+    assert plan.box_on(Image.new("RGB", (200, 150))) == (1, 1, 100, 100)
+    assert plan.box_on(Image.new("RGB", (800, 600))) == (3, 5, 400, 400)  # full size: the box as drawn
