@@ -99,6 +99,30 @@ def test_early_stopping_stops_and_exports_the_best_epochs_weights(tree, tmp_path
     assert f"best epoch: {best_epoch} (val_acc=" in "\n".join(result.summary)
 
 
+def test_issue_22_acceptance_a_flat_tree_splits_stops_early_and_exports_the_best_epoch(tmp_path, capsys):
+    """The issue's acceptance run in one: a flat tree of 3 classes, --valid-pct 0.2 --test-pct 0.2
+    --early-stopping 2 --epochs 20: stops before epoch 20, writes splits.json and metrics.json["best"], and the
+    exported weights are the best epoch's."""
+    flat = write_tree(tmp_path / "flat", {"": 10}, seed=2)  # class folders only: 10 images each
+    config = fast_config(tmp_path, flat, epochs=20, early_stopping=2, valid_pct=0.2, test_pct=0.2, lr=3e-3, seed=7)
+    recorder = ValidatedWeights()
+    result = train(config, extra_callbacks=[recorder])
+    epochs = len(result.history)
+    best_epoch = _first_best(result.history, "val_acc")
+    assert epochs < 20 and epochs == best_epoch + 2
+    splits = json.loads((config.outputs.output_dir / "splits.json").read_text())
+    assert splits["carved"] == ["valid", "test"] and splits["seed"] == 7
+    assert [sum(splits["counts"][split].values()) for split in ("train", "valid", "test")] == [18, 6, 6]
+    metrics = json.loads((config.outputs.output_dir / "metrics.json").read_text())
+    assert metrics["best"] == {"epoch": best_epoch, "monitor": "val_acc",
+                               "value": pytest.approx(result.history[best_epoch - 1]["val_acc"])}
+    exported = _exported(config.outputs.model_dir)
+    for name, value in recorder.by_epoch[best_epoch].items():
+        assert torch.equal(exported[name], value), name
+    assert not torch.equal(exported["fc.weight"], recorder.by_epoch[epochs]["fc.weight"])
+    assert f"stopped after epoch {epochs} of 20" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_head_only_cached_run_with_ema_exports_the_best_epochs_average(tree, tmp_path):
     config = fast_config(tmp_path, tree, epochs=4, finetune="head", cached_views=1, ema_decay=0.5, lr=0.05,
