@@ -37,10 +37,14 @@ def large_jpegs(tmp_path_factory) -> list[Path]:
 
 
 @pytest.mark.parametrize("size,scale", [((500, 375), (0.08, 1.0)), ((375, 500), (0.25, 1.0)),
-                                        ((64, 1000), (0.08, 1.0)), ((1000, 64), (0.5, 1.0)), ((33, 33), (0.9, 1.0))])
+                                        ((64, 1000), (0.08, 1.0)), ((1000, 64), (0.5, 1.0)), ((33, 33), (0.9, 1.0)),
+                                        # tiny images (boxes a pixel wide, or none drawn) and thin ones (the fallback)
+                                        ((1, 1), (0.08, 1.0)), ((2, 3), (0.01, 0.2)), ((3, 2), (0.05, 0.5)),
+                                        ((1, 5), (0.5, 1.0)), ((1000, 10), (0.9, 1.0)), ((10, 1000), (0.9, 1.0)),
+                                        ((4, 3), (1.0, 1.0))])
 def test_crop_box_is_torchvisions_for_the_same_seed(size, scale):
     width, height = size
-    for seed in range(20):
+    for seed in range(30):
         torch.manual_seed(seed)
         expected = T.RandomResizedCrop.get_params(torch.empty(0, height, width), list(scale), [3 / 4, 4 / 3])
         torch.manual_seed(seed)
