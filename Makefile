@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # override with `make TORCH_SPEC="torch==2.8.0 torchvision==0.23.0" test`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-quick lint clean mutation
+.PHONY: install demo test test-quick lint clean mutation mutation-sample
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,23 @@ mutation: install
 		--tests-dir $(MUTATION_TESTS_DIR) \
 		--runner "$(PY) tools/mutation_tests.py -x -q -p no:cacheprovider $(MUTATION_PYTEST_ARGS) $(MUTATION_TESTS)" || true
 	$(VENV)/bin/mutmut results
+
+# A seeded random sample of each subpackage's mutants (mutmut's operators), each run against the fast tests that
+# cover its line (a coverage map with one context per test, built once): a score per subpackage with its 95%
+# interval in minutes rather than hours. `make mutation-sample PACKAGES="serving data" SAMPLE=20`; run it in a
+# separate worktree when you keep working (mutants are written into this tree's files, restored after each).
+PACKAGES ?= cli config core data diagnostics explain export sagemaker serving training tuning
+SAMPLE ?= 20
+SEED ?= 24
+MUTATION_OUT ?= outputs/mutation
+mutation-sample: install
+	$(PY) -m pip install --quiet -e ".[mutation]"
+	test -f $(MUTATION_OUT)/map.json || nice -n 19 $(PY) tools/mutation_sample.py map --out $(MUTATION_OUT)/map.json
+	for package in $(PACKAGES); do \
+		nice -n 19 $(PY) tools/mutation_sample.py run --package $$package --sample $(SAMPLE) --seed $(SEED) \
+			--map $(MUTATION_OUT)/map.json --results $(MUTATION_OUT)/$$package.jsonl --resume || exit 1; \
+	done
+	$(PY) tools/mutation_sample.py report $(MUTATION_OUT)/*.jsonl
 
 clean:
 	rm -rf outputs .pytest_cache site

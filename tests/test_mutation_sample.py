@@ -1,0 +1,116 @@
+"""tools/mutation_sample.py: a seeded sample of mutmut's mutants, each run against the tests covering its line and,
+when those pass, the package's test folder. Run here on a three-mutant toy package in a temporary tree."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+sys.path.insert(0, str(TOOLS))
+
+import mutation_sample  # noqa: E402
+
+ARITH = "def add(a, b):\n    return a + b\n\n\ndef double(a):\n    return a * 2\n"
+TESTS = ("from dogbreed.toy.arith import add, double\n\n\n"
+         "def test_add():\n    assert add(2, 3) == 5\n\n\n"
+         "def test_double():\n    assert double(3) > 3\n")
+
+
+@pytest.mark.parametrize("killed, total, low, high", [
+    (18, 20, 0.6990, 0.9721),
+    (20, 20, 0.8389, 1.0),
+    (0, 10, 0.0, 0.2775),
+    (5, 10, 0.2366, 0.7634),
+    (0, 0, 0.0, 1.0),
+])
+def test_wilson_interval_matches_hand_computed_values(killed, total, low, high):
+    assert mutation_sample.wilson_interval(killed, total) == (pytest.approx(low, abs=1e-4),
+                                                             pytest.approx(high, abs=1e-4))
+
+
+@pytest.mark.parametrize("context, nodeid", [
+    ("tests/a.py::test_b|run", "tests/a.py::test_b"),
+    ("tests/a.py::test_b[x|y]|setup", "tests/a.py::test_b[x|y]"),
+    ("tests/a.py::C::test_d[1]|teardown", "tests/a.py::C::test_d[1]"),
+])
+def test_a_coverage_context_gives_the_node_id(context, nodeid):
+    assert mutation_sample.context_nodeid(context) == nodeid
+
+
+def test_covering_tests_run_fastest_first_and_unknown_durations_last():
+    coverage_map = {"durations": {"t::slow": 5.0, "t::fast": 0.1},
+                    "lines": {"m.py": {"3": ["t::slow", "t::unknown", "t::fast"]}}}
+    mutant = {"file": "m.py", "line_number": 3}
+    assert mutation_sample.covering_tests(mutant, coverage_map) == ["t::fast", "t::slow", "t::unknown"]
+    assert mutation_sample.covering_tests({"file": "m.py", "line_number": 4}, coverage_map) == []
+
+
+@pytest.fixture
+def toy_tree(tmp_path: Path) -> Path:
+    (tmp_path / "dogbreed" / "toy").mkdir(parents=True)
+    (tmp_path / "dogbreed" / "__init__.py").write_text("")
+    (tmp_path / "dogbreed" / "toy" / "__init__.py").write_text("")
+    (tmp_path / "dogbreed" / "toy" / "arith.py").write_text(ARITH)
+    (tmp_path / "tests" / "toy").mkdir(parents=True)
+    (tmp_path / "tests" / "toy" / "test_arith.py").write_text(TESTS)
+    (tmp_path / "tools").mkdir()
+    shutil.copy(TOOLS / "mutation_tests.py", tmp_path / "tools" / "mutation_tests.py")
+    # Line 2 (add) is covered by test_add; line 6 (double) by nothing, as a module-level or subprocess-only line.
+    (tmp_path / "map.json").write_text(json.dumps({
+        "durations": {"tests/toy/test_arith.py::test_add": 0.01},
+        "lines": {"dogbreed/toy/arith.py": {"2": ["tests/toy/test_arith.py::test_add"]}}}))
+    return tmp_path
+
+
+def run_args(tree: Path, *extra: str) -> list[str]:
+    return ["run", "--package", "toy", "--sample", "10", "--root", str(tree), "--map", str(tree / "map.json"),
+            "--results", str(tree / "out" / "toy.jsonl"), "--timeout", "120", *extra]
+
+
+def test_a_sampled_run_kills_through_covering_tests_then_the_folder_and_reports_the_survivor(toy_tree, capsys):
+    mutation_sample.main(run_args(toy_tree))
+    records = [json.loads(line) for line in (toy_tree / "out" / "toy.jsonl").read_text().splitlines()]
+    assert [(r["line_number"], r["index"], r["status"], r["covered"]) for r in records] == [
+        (2, 0, "killed", True), (6, 0, "killed", False), (6, 1, "survived", False)]
+    assert [r["diff"] for r in records] == ["-    return a + b | +    return a - b",
+                                            "-    return a * 2 | +    return a / 2",
+                                            "-    return a * 2 | +    return a * 3"]
+    assert [[(s["stage"], s["status"]) for s in r["stages"]] for r in records] == [
+        [("covering", "killed")], [("folder", "killed")], [("folder", "survived")]]
+    assert records[0]["stages"][0]["tests"] == 1 and records[1]["stages"][0]["tests"] == "tests/toy"
+    assert {r["population"] for r in records} == {3}
+    # Every mutant was restored: the file is byte for byte what it was.
+    assert (toy_tree / "dogbreed" / "toy" / "arith.py").read_text() == ARITH
+    capsys.readouterr()
+
+    mutation_sample.main(["report", str(toy_tree / "out" / "toy.jsonl")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["toy", "3", "3", "2", "0", "67%", "[21%,", "94%]"]
+    assert lines[2].split(None, 2) == ["survived", "dogbreed/toy/arith.py:6", "-    return a * 2 | +    return a * 3"]
+    assert len(lines) == 3
+
+
+def test_a_run_refuses_to_append_without_resume_and_resume_runs_only_what_is_missing(toy_tree, capsys):
+    results = toy_tree / "out" / "toy.jsonl"
+    results.parent.mkdir()
+    results.write_text(json.dumps({"file": "dogbreed/toy/arith.py", "line_number": 2, "index": 0}) + "\n")
+    with pytest.raises(SystemExit, match="toy.jsonl exists: pass --resume"):
+        mutation_sample.main(run_args(toy_tree))
+    mutation_sample.main(run_args(toy_tree, "--resume"))
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["line_number"], r["index"]) for r in records] == [(2, 0), (6, 0), (6, 1)]
+    assert "[1/3]" not in capsys.readouterr().out
+
+
+def test_the_sample_is_seeded_and_sized(toy_tree):
+    first, population = mutation_sample.sample_mutants(toy_tree, "toy", 2, seed=24)
+    again, _ = mutation_sample.sample_mutants(toy_tree, "toy", 2, seed=24)
+    assert population == 3 and len(first) == 2 and first == again
+    seeds = {tuple((m["line_number"], m["index"]) for m in mutation_sample.sample_mutants(toy_tree, "toy", 2, s)[0])
+             for s in range(12)}
+    assert len(seeds) == 3  # all three pairs appear over twelve seeds
