@@ -36,8 +36,6 @@ import sys
 import time
 from pathlib import Path
 
-STAGE_NAMES = ("covering", "folder")
-
 
 def wilson_interval(killed: int, total: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of a proportion: sound at 0 and at n, unlike the normal approximation."""
@@ -200,7 +198,8 @@ def run_sample(args: argparse.Namespace) -> None:
             status = "survived"
             if tests:
                 status, seconds = run_tests(root, tests, args.timeout, args.python)
-                stages.append({"stage": "covering", "tests": len(tests), "status": status, "seconds": round(seconds, 1)})
+                stages.append({"stage": "covering", "tests": len(tests), "status": status,
+                               "seconds": round(seconds, 1)})
             if status == "survived":
                 status, seconds = run_tests(root, [folder], args.timeout, args.python)
                 stages.append({"stage": "folder", "tests": folder, "status": status, "seconds": round(seconds, 1)})
