@@ -77,7 +77,7 @@ mutation-sample: install
 		nice -n 19 $(PY) tools/mutation_sample.py run --package $$package --sample $(SAMPLE) --seed $(SEED) \
 			--map $(MUTATION_OUT)/map.json --results $(MUTATION_OUT)/$$package.jsonl --resume || exit 1; \
 	done
-	$(PY) tools/mutation_sample.py report $(MUTATION_OUT)/*.jsonl
+	$(PY) tools/mutation_sample.py report $(MUTATION_OUT)/*.jsonl --equivalents tools/mutation_equivalents.json
 
 clean:
 	rm -rf outputs .pytest_cache site

@@ -90,9 +90,45 @@ def test_a_sampled_run_kills_through_covering_tests_then_the_folder_and_reports_
 
     mutation_sample.main(["report", str(toy_tree / "out" / "toy.jsonl")])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["toy", "3", "3", "2", "0", "67%", "[21%,", "94%]"]
+    assert lines[1].split() == ["toy", "3", "3", "2", "0", "67%", "[21%,", "94%]", "0", "67%"]
     assert lines[2].split(None, 2) == ["survived", "dogbreed/toy/arith.py:6", "-    return a * 2 | +    return a * 3"]
     assert len(lines) == 3
+
+    # A survivor judged equivalent leaves the score's denominator and is listed with its reason.
+    equivalents = toy_tree / "equivalents.json"
+    equivalents.write_text(json.dumps([{"file": "dogbreed/toy/arith.py", "diff": records[2]["diff"],
+                                        "reason": "any factor over 1 passes"}]))
+    mutation_sample.main(["report", str(toy_tree / "out" / "toy.jsonl"), "--equivalents", str(equivalents)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["toy", "3", "3", "2", "1", "100%", "[34%,", "100%]", "0", "100%"]
+    assert lines[2].split(None, 2) == ["equivalent", "dogbreed/toy/arith.py:6", "any factor over 1 passes"]
+
+
+def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy_tree, capsys):
+    mutation_sample.main(run_args(toy_tree))
+    results = toy_tree / "out" / "toy.jsonl"
+    # A test written to kill the survivor (double(3) == 6 tells * 3 from * 2), and a line added above it.
+    (toy_tree / "tests" / "toy" / "test_arith.py").write_text(TESTS + "\n\ndef test_double_exactly():\n"
+                                                               "    assert double(3) == 6\n")
+    (toy_tree / "dogbreed" / "toy" / "arith.py").write_text("LIMIT = 1\n" + ARITH)
+    capsys.readouterr()
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--timeout", "120"])
+    assert capsys.readouterr().out.split(None, 2)[:2] == ["killed", "dogbreed/toy/arith.py:7"]
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r.get("recheck") for r in records] == [None, None, "killed"]
+    assert (toy_tree / "dogbreed" / "toy" / "arith.py").read_text() == "LIMIT = 1\n" + ARITH
+    mutation_sample.main(["report", str(results)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["toy", "3", "3", "2", "0", "67%", "[21%,", "94%]", "1", "100%"]
+    assert lines[2].split()[:2] == ["killed", "dogbreed/toy/arith.py:6"]
+
+    # The mutated line itself changed: the survivor is gone from today's source and says so.
+    (toy_tree / "dogbreed" / "toy" / "arith.py").write_text(ARITH.replace("a * 2", "2 * a"))
+    for record in records:
+        record.pop("recheck", None)
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree)])
+    assert capsys.readouterr().out.split()[:2] == ["gone", "dogbreed/toy/arith.py:?"]
 
 
 def test_a_run_refuses_to_append_without_resume_and_resume_runs_only_what_is_missing(toy_tree, capsys):

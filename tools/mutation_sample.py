@@ -11,13 +11,16 @@ subpackage on 2 cores. This tool estimates a subpackage's score in minutes and s
    covers: code reached only through a subprocess or a session fixture's first user) is run again against the
    subpackage's whole fast test folder before it is called a survivor. Each result is appended to a JSON-lines file,
    so a stopped run keeps what it measured and ``--resume`` continues it.
-3. ``report``: per subpackage, killed / sampled, the Wilson 95% interval of the score, and every survivor (file, line,
-   the mutated line) to kill with a test or explain as equivalent.
+3. ``recheck``: each survivor applied again to today's tree (found by its line's text) and run against its package's
+   test folder, after tests were written to kill it.
+4. ``report``: per subpackage, killed / sampled, the Wilson 95% interval of the score, the survivors killed since
+   (``recheck``), and every survivor left: to kill with a test, or to list in ``--equivalents`` with the reason.
 
     python tools/mutation_sample.py map --out outputs/mutation/map.json
     python tools/mutation_sample.py run --package serving --sample 20 --map outputs/mutation/map.json \\
         --results outputs/mutation/serving.jsonl
-    python tools/mutation_sample.py report outputs/mutation/*.jsonl
+    python tools/mutation_sample.py recheck outputs/mutation/serving.jsonl
+    python tools/mutation_sample.py report outputs/mutation/*.jsonl --equivalents tools/mutation_equivalents.json
 
 Not in CI (minutes per mutant on 2 cores). Run it in a separate worktree when you keep working: mutants are
 written into the files of the tree it runs in.
@@ -214,34 +217,97 @@ def run_sample(args: argparse.Namespace) -> None:
               f"{record['diff'][:120]}", flush=True)
 
 
+# --- recheck ----------------------------------------------------------------------------------------------------
+
+
+def find_mutant(record: dict, root: Path) -> dict | None:
+    """The record's mutant in today's source: mutmut names a mutant by its line's text and its index on the line,
+    so it is found again after lines above it moved; None when the line itself changed."""
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        for mutant in list_mutants(Path(record["file"])):
+            if mutant["line"] == record["line"] and mutant["index"] == record["index"]:
+                return mutant
+    finally:
+        os.chdir(cwd)
+    return None
+
+
+def recheck(args: argparse.Namespace) -> None:
+    """Each survivor of the result files, applied again to today's tree and run against its package's test folder
+    (where the tests written to kill it live): ``recheck`` is ``killed``, ``survived`` or ``gone`` (its line
+    changed; look at it again)."""
+    root = Path(args.root).resolve()
+    for results in map(Path, args.results):
+        records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+        for record in records:
+            if record["status"] != "survived":
+                continue
+            mutant = find_mutant(record, root)
+            if mutant is None:
+                record["recheck"] = "gone"
+            else:
+                folder = args.folder or f"tests/{record['package'].split('/')[0].removesuffix('.py')}"
+                path = root / mutant["file"]
+                original, mutated = mutated_source(mutant, root)
+                try:
+                    path.write_text(mutated)
+                    record["recheck"], _ = run_tests(root, [folder], args.timeout, args.python)
+                finally:
+                    path.write_text(original)
+            print(f"{record['recheck']:8s} {record['file']}:{mutant['line_number'] if mutant else '?'} "
+                  f"{record['diff'][:120]}", flush=True)
+            results.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
 # --- report -----------------------------------------------------------------------------------------------------
 
 
-def summarise(records: list[dict]) -> list[dict]:
+def load_equivalents(path: str | None) -> dict[tuple[str, str], str]:
+    """``[{"file", "diff", "reason"}]``: survivors read and judged equivalent (no test can tell them apart)."""
+    if not path:
+        return {}
+    return {(e["file"], e["diff"]): e["reason"] for e in json.loads(Path(path).read_text())}
+
+
+def summarise(records: list[dict], equivalents: dict[tuple[str, str], str] | None = None) -> list[dict]:
+    equivalents = equivalents or {}
     by_package: dict[str, list[dict]] = {}
     for record in records:
         by_package.setdefault(record["package"], []).append(record)
     rows = []
     for package, items in sorted(by_package.items()):
         killed = sum(r["status"] in ("killed", "timeout") for r in items)
-        equivalent = sum(r.get("verdict") == "equivalent" for r in items)
-        judged = len(items) - equivalent
+        survived = [r for r in items if r["status"] == "survived"]
+        equivalent = [r for r in survived if (r["file"], r["diff"]) in equivalents]
+        live = [r for r in survived if (r["file"], r["diff"]) not in equivalents]
+        later = sum(r.get("recheck") in ("killed", "timeout") for r in live)
+        judged = len(items) - len(equivalent)
         low, high = wilson_interval(killed, judged)
         rows.append({"package": package, "population": items[0]["population"], "sampled": len(items),
-                     "killed": killed, "equivalent": equivalent, "score": killed / judged if judged else float("nan"),
-                     "low": low, "high": high,
-                     "survivors": [r for r in items if r["status"] == "survived" and r.get("verdict") != "equivalent"]})
+                     "killed": killed, "equivalent": len(equivalent), "killed_later": later,
+                     "score": killed / judged if judged else float("nan"), "low": low, "high": high,
+                     "score_now": (killed + later) / judged if judged else float("nan"),
+                     "survivors": live, "equivalents": equivalent})
     return rows
 
 
-def report(paths: list[str]) -> None:
+def report(paths: list[str], equivalents_path: str | None = None) -> None:
     records = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
-    print(f"{'package':14s} {'mutants':>7s} {'sampled':>7s} {'killed':>6s} {'equiv':>5s} {'score':>6s}  95% interval")
-    for row in summarise(records):
+    equivalents = load_equivalents(equivalents_path)
+    print(f"{'package':14s} {'mutants':>7s} {'sampled':>7s} {'killed':>6s} {'equiv':>5s} {'score':>6s}  "
+          f"{'95% interval':13s} {'+tests':>6s} {'now':>5s}")
+    for row in summarise(records, equivalents):
         print(f"{row['package']:14s} {row['population']:7d} {row['sampled']:7d} {row['killed']:6d} "
-              f"{row['equivalent']:5d} {row['score']:6.0%}  [{row['low']:.0%}, {row['high']:.0%}]")
+              f"{row['equivalent']:5d} {row['score']:6.0%}  [{row['low']:.0%}, {row['high']:.0%}]".ljust(69)
+              + f" {row['killed_later']:6d} {row['score_now']:5.0%}")
         for survivor in row["survivors"]:
-            print(f"    survived {survivor['file']}:{survivor['line_number']}  {survivor['diff'][:150]}")
+            state = survivor.get("recheck", "survived")
+            print(f"    {state:8s} {survivor['file']}:{survivor['line_number']}  {survivor['diff'][:150]}")
+        for survivor in row["equivalents"]:
+            print(f"    equivalent {survivor['file']}:{survivor['line_number']}  "
+                  f"{equivalents[(survivor['file'], survivor['diff'])]}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,15 +328,25 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--folder", help="the second stage's tests (default: tests/<package>)")
     run_parser.add_argument("--timeout", type=float, default=900.0, help="seconds per test run")
     run_parser.add_argument("--python", default=sys.executable)
+    recheck_parser = commands.add_parser("recheck", help="apply each survivor again and run its package's tests")
+    recheck_parser.add_argument("results", nargs="+")
+    recheck_parser.add_argument("--root", default=".")
+    recheck_parser.add_argument("--folder")
+    recheck_parser.add_argument("--timeout", type=float, default=900.0)
+    recheck_parser.add_argument("--python", default=sys.executable)
     report_parser = commands.add_parser("report", help="scores and survivors from result files")
     report_parser.add_argument("results", nargs="+")
+    report_parser.add_argument("--equivalents", help="a JSON list of {file, diff, reason}: survivors judged "
+                               "equivalent, left out of the score")
     args = parser.parse_args(argv)
     if args.command == "map":
         build_map(Path(args.out), args.pytest_args)
     elif args.command == "run":
         run_sample(args)
+    elif args.command == "recheck":
+        recheck(args)
     else:
-        report(args.results)
+        report(args.results, args.equivalents)
 
 
 if __name__ == "__main__":
