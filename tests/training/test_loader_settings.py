@@ -93,6 +93,12 @@ def test_data_wait_line_says_whether_input_is_the_bottleneck():
     assert data_wait_line(None, [], 1) == "data wait: not measured (it needs two training batches in one epoch)"
 
 
+@pytest.mark.parametrize("fraction, share", [(0.1, "10%"), (0.0999, "10.0%"), (0.0004, "0.0%"), (0.996, "100%")])
+def test_data_wait_share_has_one_decimal_below_10_percent_only(fraction, share):
+    assert data_wait_line(fraction, [0.1, 0.3], 1).startswith(
+        f"data wait: {share} of training step time (2 steps, mean step 200 ms, 1 DataLoader worker): ")
+
+
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
 def test_head_training_on_cached_features_prints_no_data_wait(tiny_tree, tmp_path, capsys):
     train(fast_config(tmp_path, tiny_tree, finetune="head", cached_views=1, epochs=1, batch_size=4))
@@ -106,3 +112,9 @@ def test_auto_precision_on_a_t4_is_fp16_not_emulated_bf16(monkeypatch):
     assert resolve_precision("auto", "auto") == "16-mixed"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A10G
     assert resolve_precision("auto", "gpu") == "bf16-mixed"
+
+
+@pytest.mark.parametrize("fraction, verdict", [(0.30, "input-bound. Raise --num-workers (now 1)"),
+                                               (0.2999, "input is not the bottleneck")])
+def test_input_is_called_the_bottleneck_from_30_percent_of_step_time(fraction, verdict):
+    assert verdict in data_wait_line(fraction, [0.1, 0.3], 1)

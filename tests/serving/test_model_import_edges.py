@@ -1,0 +1,55 @@
+"""build_imported_net at its edges, fast (a random 3-class ResNet50, no files): each refusal's exact message, and
+a finite, matching state loads strictly into an eval-mode network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dogbreed.core.errors import ArtifactError
+from dogbreed.core.network import build_resnet50
+from dogbreed.serving.model_import import build_imported_net
+
+NAMES = ["Affenpinscher", "Afghan hound", "Airedale terrier"]
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return build_resnet50(3).state_dict()
+
+
+def test_a_matching_finite_state_loads_into_an_eval_network(state):
+    net = build_imported_net(state, NAMES, "weights.pt")
+    assert net.training is False
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_weight_anywhere_is_refused(state, bad):
+    broken = dict(state)
+    broken["layer3.2.bn2.running_var"] = state["layer3.2.bn2.running_var"].clone()
+    broken["layer3.2.bn2.running_var"][5] = bad
+    with pytest.raises(ArtifactError) as caught:
+        build_imported_net(broken, NAMES, "--state-dict weights.pt")
+    assert str(caught.value) == "--state-dict weights.pt contains NaN or infinite weights: nothing was imported"
+
+
+def test_each_refusal_names_the_source_and_the_problem(state):
+    without_head = {k: v for k, v in state.items() if k != "fc.weight"}
+    flat_head = {**state, "fc.weight": state["fc.weight"].flatten()}
+    missing = {k: v for k, v in state.items() if k != "conv1.weight"}
+    cases = [
+        (without_head, NAMES, "w.pt: no classifier weight fc.weight: not a torchvision ResNet50 state_dict"),
+        (flat_head, NAMES, "w.pt: no classifier weight fc.weight: not a torchvision ResNet50 state_dict"),
+        (state, NAMES[:2], "w.pt has a 3-class head but the classes file names 2 classes: give one name per "
+                           "output, in output order"),
+    ]
+    for bad_state, names, message in cases:
+        with pytest.raises(ArtifactError) as caught:
+            build_imported_net(bad_state, names, "w.pt")
+        assert str(caught.value) == message
+    with pytest.raises(ArtifactError) as caught:
+        build_imported_net(missing, NAMES, "w.pt")
+    assert str(caught.value) == ("w.pt is not a torchvision ResNet50 (Error(s) in loading state_dict for ResNet:): "
+                                 "dogbreed imports resnet50 weights only")
