@@ -75,8 +75,10 @@ def run_args(tree: Path, *extra: str) -> list[str]:
 def test_a_sampled_run_kills_through_covering_tests_then_the_folder_and_reports_the_survivor(toy_tree, capsys):
     mutation_sample.main(run_args(toy_tree))
     records = [json.loads(line) for line in (toy_tree / "out" / "toy.jsonl").read_text().splitlines()]
+    records.sort(key=lambda r: (r["line_number"], r["index"]))
     assert [(r["line_number"], r["index"], r["status"], r["covered"]) for r in records] == [
         (2, 0, "killed", True), (6, 0, "killed", False), (6, 1, "survived", False)]
+    assert sorted(r["draw"] for r in records) == [0, 1, 2]
     assert [r["diff"] for r in records] == ["-    return a + b | +    return a - b",
                                             "-    return a * 2 | +    return a / 2",
                                             "-    return a * 2 | +    return a * 3"]
@@ -115,7 +117,8 @@ def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy
     mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--timeout", "120"])
     assert capsys.readouterr().out.split(None, 2)[:2] == ["killed", "dogbreed/toy/arith.py:7"]
     records = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r.get("recheck") for r in records] == [None, None, "killed"]
+    assert {(r["line_number"], r["index"]): r.get("recheck") for r in records} == {
+        (2, 0): None, (6, 0): None, (6, 1): "killed"}
     assert (toy_tree / "dogbreed" / "toy" / "arith.py").read_text() == "LIMIT = 1\n" + ARITH
     mutation_sample.main(["report", str(results)])
     lines = capsys.readouterr().out.splitlines()
@@ -139,14 +142,20 @@ def test_a_run_refuses_to_append_without_resume_and_resume_runs_only_what_is_mis
         mutation_sample.main(run_args(toy_tree))
     mutation_sample.main(run_args(toy_tree, "--resume"))
     records = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [(r["line_number"], r["index"]) for r in records] == [(2, 0), (6, 0), (6, 1)]
-    assert "[1/3]" not in capsys.readouterr().out
+    assert [(r["line_number"], r["index"]) for r in records[:1]] == [(2, 0)]
+    assert sorted((r["line_number"], r["index"]) for r in records[1:]) == [(6, 0), (6, 1)]
+    out = capsys.readouterr().out
+    assert "return a - b" not in out and out.count("return a * 2") == 2
 
 
 def test_the_sample_is_seeded_and_sized(toy_tree):
     first, population = mutation_sample.sample_mutants(toy_tree, "toy", 2, seed=24)
     again, _ = mutation_sample.sample_mutants(toy_tree, "toy", 2, seed=24)
     assert population == 3 and len(first) == 2 and first == again
+    assert [m["draw"] for m in first] == [0, 1]
+    # A smaller sample is the first draws of a bigger one: a stopped run measured a random sample too.
+    whole, _ = mutation_sample.sample_mutants(toy_tree, "toy", 3, seed=24)
+    assert whole[:2] == first
     seeds = {tuple((m["line_number"], m["index"]) for m in mutation_sample.sample_mutants(toy_tree, "toy", 2, s)[0])
              for s in range(12)}
-    assert len(seeds) == 3  # all three pairs appear over twelve seeds
+    assert len(seeds) == 6  # all six ordered pairs appear over twelve seeds: draw order is kept

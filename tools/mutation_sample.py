@@ -168,8 +168,9 @@ def sample_mutants(root: Path, package: str, size: int, seed: int) -> tuple[list
         finally:
             os.chdir(cwd)
     rng = random.Random(f"{package}:{seed}")
+    # In draw order, not file order: a run stopped part way has still measured a random sample (its first draws).
     chosen = rng.sample(everything, min(size, len(everything)))
-    return sorted(chosen, key=lambda m: (m["file"], m["line_number"], m["index"])), len(everything)
+    return [{**mutant, "draw": draw} for draw, mutant in enumerate(chosen)], len(everything)
 
 
 def run_sample(args: argparse.Namespace) -> None:
