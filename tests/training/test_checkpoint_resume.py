@@ -314,3 +314,26 @@ def test_failed_checkpoint_write_keeps_the_previous_and_leaves_no_partial_file(r
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch=1.ckpt"]
     assert plan_resume(tmp_path / "ckpt", torch.load(tmp_path / "ckpt" / "epoch=1.ckpt", weights_only=True)
                        ["dogbreed"]["fingerprint"], num_classes=3).epoch == 1
+
+
+def test_a_loaded_checkpoint_puts_back_the_torch_python_and_numpy_random_states(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    from dogbreed.training.checkpoints import EpochCheckpoint
+
+    callback = EpochCheckpoint(tmp_path, {"class_dirs": ["a", "b"]})
+    torch.manual_seed(3), random.seed(3), np.random.seed(3)
+    saved: dict = {}
+    callback.on_save_checkpoint(_FakeTrainer(), None, saved)  # type: ignore[arg-type]
+    expected = (torch.rand(4).tolist(), random.random(), np.random.rand(2).tolist())
+    torch.rand(100), random.random(), np.random.rand(7)  # the process moves on
+    callback.on_load_checkpoint(None, None, saved)  # type: ignore[arg-type]
+    assert (torch.rand(4).tolist(), random.random(), np.random.rand(2).tolist()) == expected
+    assert saved["dogbreed"]["epoch"] == 5 and saved["dogbreed"]["fingerprint"] == {"class_dirs": ["a", "b"]}
+
+
+class _FakeTrainer:
+    current_epoch = 4

@@ -1,0 +1,50 @@
+"""validate_model_config at the artifact format's edges: a newer format is refused with the versions and what to
+do, the current and an absent version load, another architecture is refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dogbreed.core.errors import ArtifactError
+from dogbreed.serving.model_schema import validate_model_config
+
+
+@pytest.fixture
+def config(tiny_model_dir) -> dict:
+    return json.loads((tiny_model_dir / "model_config.json").read_text())
+
+
+@pytest.mark.parametrize("version", [1, None])
+def test_the_current_format_and_an_unversioned_config_are_valid(config, version):
+    if version is None:
+        config.pop("format_version", None)
+    else:
+        config["format_version"] = version
+    assert validate_model_config(config) is config
+
+
+@pytest.mark.parametrize("version", [2, 1000000])
+def test_a_newer_format_says_to_upgrade(config, version):
+    config["format_version"] = version
+    with pytest.raises(ArtifactError) as caught:
+        validate_model_config(config)
+    assert str(caught.value) == f"artifact format {version} is newer than this dogbreed understands (1): upgrade dogbreed"
+
+
+@pytest.mark.parametrize("version, problem", [(0, "must be between 1 and 1000000, got 0"),
+                                              (1000001, "must be between 1 and 1000000, got 1000001"),
+                                              (1.0, "must be an integer, got 1.0")])
+def test_a_format_version_out_of_its_range_names_the_field(config, version, problem):
+    config["format_version"] = version
+    with pytest.raises(ArtifactError) as caught:
+        validate_model_config(config)
+    assert str(caught.value).startswith(f"model_config.json: format_version {problem}: re-export the model")
+
+
+def test_another_architecture_is_refused_by_name(config):
+    config["architecture"] = "vit_b_16"
+    with pytest.raises(ArtifactError) as caught:
+        validate_model_config(config)
+    assert str(caught.value) == "unsupported architecture 'vit_b_16': this dogbreed serves resnet50"
