@@ -30,7 +30,8 @@ def test_a_newer_format_says_to_upgrade(config, version):
     config["format_version"] = version
     with pytest.raises(ArtifactError) as caught:
         validate_model_config(config)
-    assert str(caught.value) == f"artifact format {version} is newer than this dogbreed understands (1): upgrade dogbreed"
+    assert str(caught.value) == (f"artifact format {version} is newer than this dogbreed understands (1): "
+                                 "upgrade dogbreed")
 
 
 @pytest.mark.parametrize("version, problem", [(0, "must be between 1 and 1000000, got 0"),
