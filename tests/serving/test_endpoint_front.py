@@ -43,7 +43,7 @@ def free_port() -> int:
 @pytest.fixture
 def front():
     backend = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     server = EndpointFront("127.0.0.1", free_port(), backend.server_address[1], max_body_bytes=1000,
                            backend_timeout=5.0, header_timeout=0.5, body_timeout=0.5).start()
     yield server
@@ -166,7 +166,7 @@ def test_stopping_with_a_keep_alive_connection_open_closes_it_without_a_tracebac
     """The endpoint stops while a client keeps its connection open for the next request: the connection is closed
     and nothing is logged (a cancelled handler used to reach asyncio's 'Exception in callback' traceback)."""
     backend = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     server = EndpointFront("127.0.0.1", free_port(), backend.server_address[1], max_body_bytes=1000,
                            backend_timeout=5.0, header_timeout=30.0, body_timeout=30.0).start()
     try:

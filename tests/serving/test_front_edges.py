@@ -53,7 +53,7 @@ def raw_front():
 
     def start(answer: bytes) -> tuple[EndpointFront, RawBackend]:
         backend = RawBackend(answer)
-        threading.Thread(target=backend.serve_forever, daemon=True).start()
+        threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         front = EndpointFront("127.0.0.1", free_port(), backend.server_address[1], max_body_bytes=1000,
                               backend_timeout=5.0, header_timeout=0.5, body_timeout=0.5).start()
         started.append((front, backend))

@@ -114,7 +114,7 @@ class _Server:
         handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
         handler.log_message = lambda *a, **k: None
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def __enter__(self):
         self.thread.start()
