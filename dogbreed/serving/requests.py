@@ -23,7 +23,6 @@ from dogbreed.core.errors import ConfigError, DogBreedError
 from dogbreed.core.image_policy import (
     DEFAULT_MAX_ASPECT_RATIO,
     DEFAULT_MAX_PIXELS,
-    SERVED_FORMATS,
     ImagePolicy,
     ImageRefused,
 )
@@ -33,7 +32,6 @@ JSON = "application/json"
 NPY = "application/x-npy"
 SUPPORTED_CONTENT_TYPES = IMAGE_CONTENT_TYPES + (JSON, NPY)
 SUPPORTED_ACCEPTS = (JSON, NPY)
-ALLOWED_IMAGE_FORMATS = SERVED_FORMATS  # the input policy's (dogbreed.core.image_policy)
 SEND_INSTEAD = (
     "send image bytes (Content-Type image/jpeg, image/png, image/webp, application/x-image or "
     'application/octet-stream), JSON {"image": "<base64>"} or {"instances": ["<base64>", ...]} '
