@@ -186,3 +186,12 @@ def test_train_refuses_a_pct_for_an_existing_split_in_one_line(tiny_tree, tmp_pa
     assert status == 2 and len(err) == 1, err
     assert err[0].startswith("error: --valid-pct 0.2 was given but the data has its own validation split")
     assert not (tmp_path / "model").exists() and not (tmp_path / "reports" / "splits.json").exists()
+
+
+def test_split_dirs_are_an_immutable_value(tmp_path):
+    import dataclasses
+
+    dirs = SplitDirs(train=tmp_path / "train", valid=tmp_path / "valid")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dirs.test = tmp_path / "test"  # type: ignore[misc]
+    assert {dirs: 1}[SplitDirs(train=tmp_path / "train", valid=tmp_path / "valid")] == 1
