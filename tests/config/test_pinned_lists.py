@@ -110,3 +110,20 @@ def test_option_choices_and_presets():
                                       "batch_size": 16, "finetune": "full", "lr": 2e-3, "backbone_lr_scale": 1.0}
     assert parser.LAUNCHER_OPTION.pattern == r"^--(_|sagemaker_)"
     assert (parser._TRUE, parser._FALSE) == ({"true", "1", "yes", "y", "on"}, {"false", "0", "no", "n", "off"})
+
+
+def test_option_aliases_other_tools_use():
+    from dogbreed.config.parser import ALIASES
+
+    assert ALIASES == {
+        "--learning-rate": "--lr", "--lrate": "--lr", "--base-lr": "--lr",
+        "--topk": "--top-k", "--k": "--top-k",
+        "--num-epochs": "--epochs", "--n-epochs": "--epochs", "--max-epochs": "--epochs", "--epoch": "--epochs",
+        "--bs": "--batch-size", "--batch": "--batch-size", "--train-batch-size": "--batch-size",
+        "--wd": "--weight-decay", "--img-size": "--image-size", "--resolution": "--image-size",
+        "--data": "--data-dir", "--dataset": "--data-dir", "--data-path": "--data-dir",
+        "--model": "--model-dir", "--model-path": "--model-dir", "--output": "--output-dir", "--out": "--output-dir",
+        "--gpu": "--accelerator", "--gpus": "--accelerator", "--device": "--accelerator",
+        "--workers": "--num-workers", "--smoothing": "--label-smoothing", "--checkpoint": "--checkpoint-dir",
+        "--cuda": "--device", "--host-port": "--port", "--http-port": "--port",
+    }

@@ -1,0 +1,35 @@
+"""Small data facts the runs depend on: the demo's drawn images (the README quotes numbers measured on them), an
+OOD folder split alternately into two disjoint halves, the split defaults a DataModule falls back to."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dogbreed.data.auto_split import AutoSplit
+from dogbreed.data.demo import draw_breed_image
+from dogbreed.data.ood import ood_sets
+from tests.helpers.builders import save_image
+
+
+@pytest.mark.parametrize("breed, size, mean", [
+    # Measured once from the generator (numpy's PCG64 with seed 7 is the same everywhere); a change to the drawing
+    # (palette jitter, pattern, noise) moves the channel means by whole levels and must be made on purpose.
+    (0, (139, 174), (137.899, 118.678, 123.543)),
+    (1, (139, 174), (227.480, 123.475, 107.796)),
+])
+def test_a_demo_image_is_what_the_quoted_numbers_were_measured_on(breed, size, mean):
+    pixels = np.asarray(draw_breed_image(breed, np.random.default_rng(7))).astype(np.float64)
+    assert pixels.shape[:2] == size
+    assert pixels.reshape(-1, 3).mean(0) == pytest.approx(mean, abs=0.05)
+
+
+def test_an_ood_folder_is_split_alternately_into_two_disjoint_halves(tmp_path):
+    paths = [save_image(tmp_path / "ood" / f"{i}.png") for i in range(7)]
+    selection, report, description = ood_sets(tmp_path / "ood", seed=3)
+    assert (selection, report) == (paths[0::2], paths[1::2])
+    assert description == f"{tmp_path / 'ood'} (7 images: 4 to choose and check the rule, 3 to report on)"
+
+
+def test_the_split_defaults_a_datamodule_falls_back_to():
+    assert AutoSplit() == AutoSplit(valid_pct=None, test_pct=None, seed=0)
