@@ -125,6 +125,18 @@ def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy
     assert lines[1].split() == ["toy", "3", "3", "2", "0", "67%", "[21%,", "94%]", "1", "100%"]
     assert lines[2].split()[:2] == ["killed", "dogbreed/toy/arith.py:6"]
 
+    # Several paths for the second stage: the survivor is killed by a test outside its package's folder.
+    (toy_tree / "tests" / "toy" / "test_arith.py").write_text(TESTS)
+    (toy_tree / "tests" / "test_docs.py").write_text("from dogbreed.toy.arith import double\n\n\n"
+                                                     "def test_doc():\n    assert double(5) == 10\n")
+    for record in records:
+        record.pop("recheck", None)
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree)])
+    assert capsys.readouterr().out.split()[0] == "survived"
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", "tests/toy tests/test_docs.py"])
+    assert capsys.readouterr().out.split()[0] == "killed"
+
     # The mutated line itself changed: the survivor is gone from today's source and says so.
     (toy_tree / "dogbreed" / "toy" / "arith.py").write_text(ARITH.replace("a * 2", "2 * a"))
     for record in records:

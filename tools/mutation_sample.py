@@ -205,7 +205,7 @@ def run_sample(args: argparse.Namespace) -> None:
                 stages.append({"stage": "covering", "tests": len(tests), "status": status,
                                "seconds": round(seconds, 1)})
             if status == "survived":
-                status, seconds = run_tests(root, [folder], args.timeout, args.python)
+                status, seconds = run_tests(root, folder.split(), args.timeout, args.python)
                 stages.append({"stage": "folder", "tests": folder, "status": status, "seconds": round(seconds, 1)})
         finally:
             path.write_text(original)
@@ -254,7 +254,7 @@ def recheck(args: argparse.Namespace) -> None:
                 original, mutated = mutated_source(mutant, root)
                 try:
                     path.write_text(mutated)
-                    record["recheck"], _ = run_tests(root, [folder], args.timeout, args.python)
+                    record["recheck"], _ = run_tests(root, folder.split(), args.timeout, args.python)
                 finally:
                     path.write_text(original)
             print(f"{record['recheck']:8s} {record['file']}:{mutant['line_number'] if mutant else '?'} "
@@ -326,13 +326,14 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--results", required=True)
     run_parser.add_argument("--resume", action="store_true")
     run_parser.add_argument("--root", default=".", help="the working tree to mutate (default: here)")
-    run_parser.add_argument("--folder", help="the second stage's tests (default: tests/<package>)")
+    run_parser.add_argument("--folder", help="the second stage's tests, space-separated paths (default: "
+                            "tests/<package>)")
     run_parser.add_argument("--timeout", type=float, default=900.0, help="seconds per test run")
     run_parser.add_argument("--python", default=sys.executable)
     recheck_parser = commands.add_parser("recheck", help="apply each survivor again and run its package's tests")
     recheck_parser.add_argument("results", nargs="+")
     recheck_parser.add_argument("--root", default=".")
-    recheck_parser.add_argument("--folder")
+    recheck_parser.add_argument("--folder", help="space-separated test paths (default: tests/<package>)")
     recheck_parser.add_argument("--timeout", type=float, default=900.0)
     recheck_parser.add_argument("--python", default=sys.executable)
     report_parser = commands.add_parser("report", help="scores and survivors from result files")

@@ -73,3 +73,17 @@ def test_without_a_content_length_the_bar_has_no_total(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "Progress", RecordingBar)
     sources.download_dataset("http://example.com/x/dogImages.zip", tmp_path / "data")
     assert RecordingBar.made[0].total is None and len(RecordingBar.made[0].updates) == 3
+
+
+def test_download_without_a_url_fetches_the_public_dogimages_zip_into_data(monkeypatch, tiny_tree):
+    from pathlib import Path
+
+    from dogbreed.config.parser import parse_config
+
+    seen = []
+    monkeypatch.setattr(sources, "download_dataset", lambda url, dest: seen.append((url, dest)) or tiny_tree)
+    assert sources.resolve_splits(parse_config(["--download"]).data, seed=0).train == tiny_tree / "train"
+    sources.resolve_splits(parse_config(["--download", "--dataset-url", "https://example.com/d.zip", "--data-dir",
+                                         "elsewhere"]).data, seed=0)
+    assert seen == [("https://s3-us-west-1.amazonaws.com/udacity-aind/dog-project/dogImages.zip", Path("data")),
+                    ("https://example.com/d.zip", Path("elsewhere"))]

@@ -139,8 +139,9 @@ def test_model_environment_carries_the_worker_count_and_explicit_env_wins(offlin
 def test_model_builder_refuses_a_second_copy_of_the_code_and_local_archives(offline_session):
     with pytest.raises(TypeError, match="already contains code/inference.py"):
         build_model_builder("s3://b/model.tar.gz", ROLE, offline_session, source_code=object())
-    with pytest.raises(ConfigError, match="expected the s3:// URI of a model.tar.gz"):
+    with pytest.raises(ConfigError) as caught:
         build_model_builder("outputs/model.tar.gz", ROLE, offline_session)
+    assert str(caught.value) == "model_data 'outputs/model.tar.gz': expected the s3:// URI of a model.tar.gz"
 
 
 def test_training_inputs_add_a_weights_channel_and_refuse_local_paths():
