@@ -137,6 +137,17 @@ def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy
     mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", "tests/toy tests/test_docs.py"])
     assert capsys.readouterr().out.split()[0] == "killed"
 
+    # A slow test kills it: only a recheck with --slow runs it (make test's set, as the independent check does).
+    (toy_tree / "tests" / "test_docs.py").write_text("import pytest\n\nfrom dogbreed.toy.arith import double\n\n\n"
+                                                     "@pytest.mark.slow\ndef test_doc():\n"
+                                                     "    assert double(5) == 10\n")
+    for folder, slow, state in [("tests", [], "survived"), ("tests", ["--slow"], "killed")]:
+        mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", folder, *slow])
+        assert capsys.readouterr().out.split()[0] == state
+        (survivor,) = [r for r in map(json.loads, results.read_text().splitlines()) if r["status"] == "survived"]
+        assert survivor["recheck_tests"] == "tests" + (
+            " (slow tests too)" if slow else "")
+
     # The mutated line itself changed: the survivor is gone from today's source and says so.
     (toy_tree / "dogbreed" / "toy" / "arith.py").write_text(ARITH.replace("a * 2", "2 * a"))
     for record in records:

@@ -134,13 +134,14 @@ def covering_tests(mutant: dict, coverage_map: dict) -> list[str]:
     return sorted(tests, key=lambda t: (durations.get(t, 1e9), t))
 
 
-def run_tests(root: Path, tests: list[str], timeout: float, python: str) -> tuple[str, float]:
-    """``killed`` (any failure), ``survived`` (all passed) or ``timeout``, and the seconds it took."""
+def run_tests(root: Path, tests: list[str], timeout: float, python: str, slow: bool = False) -> tuple[str, float]:
+    """``killed`` (any failure), ``survived`` (all passed) or ``timeout``, and the seconds it took; the fast tests
+    only unless ``slow``."""
     args_file = root / ".mutation-sample-args"
     args_file.write_text("\n".join(tests) + "\n")
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    command = [python, "tools/mutation_tests.py", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-               f"@{args_file.name}"]
+    command = [python, "tools/mutation_tests.py", "-x", "-q", "-p", "no:cacheprovider",
+               *([] if slow else ["-m", "not slow"]), f"@{args_file.name}"]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -254,7 +255,8 @@ def recheck(args: argparse.Namespace) -> None:
                 original, mutated = mutated_source(mutant, root)
                 try:
                     path.write_text(mutated)
-                    record["recheck"], _ = run_tests(root, folder.split(), args.timeout, args.python)
+                    record["recheck"], _ = run_tests(root, folder.split(), args.timeout, args.python, args.slow)
+                    record["recheck_tests"] = f"{folder}{' (slow tests too)' if args.slow else ''}"
                 finally:
                     path.write_text(original)
             print(f"{record['recheck']:8s} {record['file']}:{mutant['line_number'] if mutant else '?'} "
@@ -334,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     recheck_parser.add_argument("results", nargs="+")
     recheck_parser.add_argument("--root", default=".")
     recheck_parser.add_argument("--folder", help="space-separated test paths (default: tests/<package>)")
+    recheck_parser.add_argument("--slow", action="store_true", help="run the slow tests too (make test's set)")
     recheck_parser.add_argument("--timeout", type=float, default=900.0)
     recheck_parser.add_argument("--python", default=sys.executable)
     report_parser = commands.add_parser("report", help="scores and survivors from result files")
