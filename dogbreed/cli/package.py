@@ -53,14 +53,21 @@ def dataset_images(data_dir: Path, model_dir: Path) -> tuple[list[Path], list[Pa
     return images(splits.train), images(valid)
 
 
+def check_precision_data(precision: str | None, data_dir: Path | None) -> Path | None:
+    """bf16 and int8 are measured against fp32 on the validation split: they need ``--data-dir``."""
+    if precision in ("bf16", "int8") and data_dir is None:
+        raise ConfigError(f"--precision {precision} needs --data-dir DIR (with train/ and valid/): the reduced "
+                          "model is checked against fp32 on the validation split")
+    return data_dir
+
+
 def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> str:
     """Measure and record ``precision`` in the model dir (the serving module refuses it below 99.5%)."""
     from dogbreed.serving.precision_check import reduce_model_dir, spread
 
     if precision == "fp32":
         return reduce_model_dir(model_dir, precision, []).precision
-    if data_dir is None:
-        raise ConfigError(f"--precision {precision} needs --data-dir DIR")
+    data_dir = check_precision_data(precision, data_dir)
     train, valid = dataset_images(data_dir, model_dir)
     calibration = spread(train) if precision == "int8" else []
     return reduce_model_dir(model_dir, precision, valid, calibration).line()
@@ -84,9 +91,7 @@ def package_command(argv: Sequence[str] | None) -> str:
     from dogbreed.serving.packaging import build_model_archive, check_model_dir
 
     measured = ""
-    if args.precision in ("bf16", "int8") and args.data_dir is None:
-        raise ConfigError(f"--precision {args.precision} needs --data-dir DIR (with train/ and valid/): the reduced "
-                          "model is checked against fp32 on the validation split")
+    check_precision_data(args.precision, args.data_dir)  # before anything is read
     if args.precision is not None:
         check_model_dir(args.model_dir)
         measured = f" ({reduce_precision(args.model_dir, args.precision, args.data_dir)})"

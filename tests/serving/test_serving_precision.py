@@ -205,10 +205,18 @@ def test_a_damaged_reduced_model_is_refused_and_nothing_is_written(model_dir, da
     assert not (model_dir / "model_int8.pth").exists() and not output.exists()
 
 
-def test_reduced_precision_needs_the_data_dir(model_dir, tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"--precision int8 needs --data-dir DIR"):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_needs_the_data_dir(model_dir, tmp_path, precision) -> None:
+    message = (f"--precision {precision} needs --data-dir DIR (with train/ and valid/): the reduced model is checked "
+               "against fp32 on the validation split")
+    with pytest.raises(ConfigError) as caught:
         package_cli.package_command(["--model-dir", str(model_dir), "--output", str(tmp_path / "m.tar.gz"),
-                                     "--precision", "int8"])
+                                     "--precision", precision])
+    assert str(caught.value) == message
+    with pytest.raises(ConfigError) as caught:
+        package_cli.reduce_precision(model_dir, precision, None)
+    assert str(caught.value) == message
+    assert not (tmp_path / "m.tar.gz").exists()
 
 
 # ---------------------------------------------------------------- int8 end to end
