@@ -53,9 +53,9 @@ def dataset_images(data_dir: Path, model_dir: Path) -> tuple[list[Path], list[Pa
     return images(splits.train), images(valid)
 
 
-def check_precision_data(precision: str | None, data_dir: Path | None) -> Path | None:
+def require_data_dir(precision: str, data_dir: Path | None) -> Path:
     """bf16 and int8 are measured against fp32 on the validation split: they need ``--data-dir``."""
-    if precision in ("bf16", "int8") and data_dir is None:
+    if data_dir is None:
         raise ConfigError(f"--precision {precision} needs --data-dir DIR (with train/ and valid/): the reduced "
                           "model is checked against fp32 on the validation split")
     return data_dir
@@ -67,8 +67,7 @@ def reduce_precision(model_dir: Path, precision: str, data_dir: Path | None) -> 
 
     if precision == "fp32":
         return reduce_model_dir(model_dir, precision, []).precision
-    data_dir = check_precision_data(precision, data_dir)
-    train, valid = dataset_images(data_dir, model_dir)
+    train, valid = dataset_images(require_data_dir(precision, data_dir), model_dir)
     calibration = spread(train) if precision == "int8" else []
     return reduce_model_dir(model_dir, precision, valid, calibration).line()
 
@@ -91,7 +90,8 @@ def package_command(argv: Sequence[str] | None) -> str:
     from dogbreed.serving.packaging import build_model_archive, check_model_dir
 
     measured = ""
-    check_precision_data(args.precision, args.data_dir)  # before anything is read
+    if args.precision in ("bf16", "int8"):
+        require_data_dir(args.precision, args.data_dir)  # before anything is read
     if args.precision is not None:
         check_model_dir(args.model_dir)
         measured = f" ({reduce_precision(args.model_dir, args.precision, args.data_dir)})"
