@@ -106,3 +106,21 @@ def test_train_and_eval_losses_each_have_their_own_step_axis():
     assert [(ax.get_xlabel(), ax.get_title()) for ax in fig.axes] == [("TRAIN step", "TRAIN loss"),
                                                                       ("EVAL step", "EVAL loss")]
     assert [list(ax.lines[0].get_xdata()) for ax in fig.axes] == [[0, 1, 2, 3], [0, 1]]
+
+
+def test_the_batch_gallery_shows_each_input_unnormalised_under_its_breed(tmp_path, drawn):
+    values = [-3.0, -0.6, -0.2, 0.2, 0.6, 4.0]  # the first and last beyond the displayable range
+    images = torch.stack([torch.full((3, 6, 6), v) for v in values])
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    path = plots.plot_batch(tmp_path, images, labels, ["Affenpinscher", "Afghan hound", "Airedale terrier"],
+                            mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])
+    [fig] = drawn
+    # 4 columns of 2.4 in and 2 rows of 2.6 in: 6 inputs, the last two panels blank
+    assert tuple(fig.get_size_inches()) == pytest.approx((9.6, 5.2))
+    assert [ax.get_title() for ax in fig.axes] == ["Affenpinscher", "Afghan hound", "Airedale terrier",
+                                                   "Affenpinscher", "Afghan hound", "Airedale terrier", "", ""]
+    shown = [ax.get_images()[0].get_array()[0, 0, 0] for ax in fig.axes[:6]]
+    # x * 0.2 + 0.5, clamped to [0, 1]
+    assert shown == pytest.approx([0.0, 0.38, 0.46, 0.54, 0.62, 1.0])
+    assert fig._suptitle.get_text() == "training inputs after augmentation (6 px)"
+    assert path == tmp_path / "batch.png" and path.is_file()
