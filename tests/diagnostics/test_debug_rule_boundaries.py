@@ -258,3 +258,17 @@ def test_poor_weight_initialization_gradient_spread_boundary():
     assert fired_at(result) == 0 and result.detail.startswith("gradients' 5th-95th percentile spread 0.00081 <")
     wide = FakeTrial([("TRAIN", {"gradient/fc.weight": np.linspace(-1.0, 1.0, 100)})])
     assert fired_at(run(PoorWeightInitialization, wide)) is None
+
+
+def test_vanishing_gradient_names_the_first_of_equally_small_gradients():
+    trial = FakeTrial([("TRAIN", {"gradient/a.weight": np.full(4, 0.5), "gradient/b.weight": np.full(4, -0.5),
+                                  "gradient/c.weight": np.full(4, 2.0)})])
+    result = run(VanishingGradient, trial)
+    assert (result.status, result.detail) == (NO_ISSUES_FOUND, "smallest mean |gradient| 0.5 (gradient/a.weight)")
+
+
+def test_the_rule_statuses_are_sagemakers_names():
+    from dogbreed.diagnostics.rules import ERROR
+
+    assert (ISSUES_FOUND, NO_ISSUES_FOUND, ERROR, NOT_EVALUATED) == ("IssuesFound", "NoIssuesFound", "Error",
+                                                                     "NotEvaluated")

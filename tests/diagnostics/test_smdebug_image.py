@@ -47,6 +47,8 @@ def test_the_al2023_versions_are_both_named():
 @pytest.mark.parametrize("table, expected", [
     (PT28_WITH_SMDEBUG, []),
     ({"numpy": "2.3.0rc1", "protobuf": "3.20.3"}, ["numpy 2.3.0rc1 (smdebug needs numpy<2.3)"]),
+    ({"numpy": "2.3", "protobuf": "3.20"}, ["numpy 2.3 (smdebug needs numpy<2.3)"]),  # the bound itself, written short
+    ({"numpy": "2.2", "protobuf": "not-a-version"}, []),  # unparseable: not called too new
     ({"numpy": "2.2.99", "protobuf": "3.20.4"}, ["protobuf 3.20.4 (smdebug needs protobuf<=3.20.3)"]),
     ({"numpy": "1.26.4"}, []),  # protobuf not installed: nothing to conflict
 ])

@@ -1,0 +1,74 @@
+"""Diagnostics at their edges, fast: the monitor's interval floor, the batch-size advice at the 70% line, what a
+source without profile data is said to hold, the profiler's fit-stage test, a debug report into a new nested dir."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from dogbreed.core.errors import ConfigError
+from dogbreed.diagnostics import rule_report
+from dogbreed.diagnostics.profile_data import no_profile_data
+from dogbreed.diagnostics.profile_report import RunFacts, _batch_advice
+from dogbreed.diagnostics.profiling import OperatorTableProfiler, SystemMonitor
+
+HINT = ("run a profiled training first (python -m entry_points.profiled_train ..., or any training command with "
+        "--profiler pytorch) and pass its --profile-dir (default <output-dir>/profile), the job's output.tar.gz, or "
+        "its s3://.../<job-name>/tensorboard-output/ prefix")
+
+
+def test_the_monitor_samples_every_10_ms_at_the_most():
+    with pytest.raises(ConfigError) as caught:
+        SystemMonitor(9)
+    assert str(caught.value) == "--monitor-interval-ms 9: use at least 10 ms"
+    assert SystemMonitor(10).interval_s == 0.01
+
+
+FACTS = RunFacts(batch_size=32, num_workers=2, profiler="pytorch", device="cpu")
+
+
+@pytest.mark.parametrize("cpu, advice", [
+    (69.9, "No GPU, and the CPU is under-used (p95 70%): try --batch-size 64 (now 32), or a smaller instance."),
+    (70.0, "The CPU is busy (p95 70%): keep --batch-size 32."),
+])
+def test_cpu_batch_advice_changes_at_70_percent(cpu, advice):
+    assert _batch_advice(cpu, cpu, None, None, FACTS) == advice
+
+
+@pytest.mark.parametrize("gpu, memory, advice", [
+    (69.9, 69.9, "The GPU is under-used (p95 utilisation 70%, memory 70%): try --batch-size 64 (now 32)."),
+    (69.9, 70.0, "The GPU is busy (p95 utilisation 70%, memory 70%): keep --batch-size 32."),
+    (70.0, 10.0, "The GPU is busy (p95 utilisation 70%, memory 10%): keep --batch-size 32."),
+    (20.0, 8.0, "The GPU is under-used (p95 utilisation 20%, memory 8%): try --batch-size 256 (now 32)."),
+])
+def test_gpu_batch_advice_needs_both_under_70_percent(gpu, memory, advice):
+    assert _batch_advice(50.0, 50.0, gpu, memory, FACTS) == advice
+
+
+@pytest.mark.parametrize("found, seen", [
+    ([], "nothing"),
+    (["f", "e", "d", "c", "b", "a"], "a, b, c, d, e, f"),
+    (["g", "f", "e", "d", "c", "b", "a"], "a, b, c, d, e, f and 1 more"),
+])
+def test_a_source_without_profile_data_says_what_it_held(found, seen):
+    assert str(no_profile_data("out/", found)) == (
+        f"out/ holds no profile data (no profile_run.json; found {seen}): {HINT}")
+
+
+@pytest.mark.parametrize("stage, fitting", [("fit", True), (SimpleNamespace(value="fit"), True),
+                                            ("validate", False), (SimpleNamespace(value="test"), False), (None, False)])
+def test_the_operator_profiler_knows_when_it_is_fitting(stage, fitting):
+    assert OperatorTableProfiler._fitting(SimpleNamespace(_stage=stage)) is fitting  # type: ignore[arg-type]
+
+
+def test_the_debug_report_goes_into_a_new_nested_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(rule_report, "load_trial", lambda path: "trial")
+    monkeypatch.setattr(rule_report, "run_rules", lambda trial: [])
+    monkeypatch.setattr(rule_report, "_loss_series", lambda trial: {})
+    monkeypatch.setattr(rule_report, "_gradient_norms", lambda trial: {})
+    out = tmp_path / "a" / "b" / "report"
+    rows, plots = rule_report.write_debug_report("s3://bucket/trial", out)
+    assert (rows, plots) == ([], [])
+    assert json.loads((out / "debug_rules.json").read_text()) == {"trial": "s3://bucket/trial", "rules": []}
