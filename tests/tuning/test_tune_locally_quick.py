@@ -90,3 +90,15 @@ def test_a_sweep_trains_each_trial_quietly_keeps_the_best_and_writes_what_reprod
     assert best["command"].startswith("python -m entry_points.train ")
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [(r["trial"], float(r["value"])) for r in rows] == [("1", 0.5), ("2", 0.75), ("3", 0.625)]
+
+
+def test_the_best_model_is_tested_once_with_the_logits_for_its_reliability_plot(tiny_model_dir, tiny_tree, tmp_path):
+    from dogbreed.data.splits import SplitDirs
+    from dogbreed.tuning.best_model import evaluate_model_dir
+
+    config = fast_config(tmp_path, tiny_tree, logger="none")
+    tested = evaluate_model_dir(config, tiny_model_dir, splits=SplitDirs.from_data_dir(tiny_tree),
+                                runtime=Runtime.local())
+    assert tested.class_names == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
+    assert tuple(tested.logits.logits.shape) == (6, 3) and tested.logits.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert tested.metrics["acc"] == pytest.approx(tested.logits.accuracy)
