@@ -96,3 +96,12 @@ def test_transform_job_request_and_output_assembly_against_moto(tmp_path):
     assert created["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert records == [{"image": "batch/in/001.Affenpinscher/0.jpg", "predictions": TOP},
                        {"image": "batch/in/002.Afghan_hound/1.png", "error": MISSING_OUTPUT}]
+
+
+def test_the_transformer_sends_one_image_per_request_within_6_mb(offline_session):
+    from dogbreed.sagemaker.batch import build_transformer
+
+    transformer = build_transformer("dogbreed-model", output_path="s3://b/out/", sagemaker_session=offline_session)
+    assert (transformer.max_payload, transformer.strategy, transformer.assemble_with, transformer.accept,
+            transformer.instance_type, transformer.instance_count, transformer.output_path) == (
+        6, "SingleRecord", "None", "application/json", "ml.m5.large", 1, "s3://b/out/")
