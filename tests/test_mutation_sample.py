@@ -132,9 +132,14 @@ def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy
     for record in records:
         record.pop("recheck", None)
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
-    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree)])
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", "tests/toy"])
     assert capsys.readouterr().out.split()[0] == "survived"
     mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", "tests/toy tests/test_docs.py"])
+    assert capsys.readouterr().out.split()[0] == "killed"
+    # by default the second stage is the package's folder and the top-level test files
+    assert mutation_sample.default_folder(toy_tree, "toy") == "tests/toy tests/test_docs.py"
+    assert mutation_sample.default_folder(toy_tree, "toy/arith.py") == "tests/toy tests/test_docs.py"
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree)])
     assert capsys.readouterr().out.split()[0] == "killed"
 
     # A slow test kills it: only a recheck with --slow runs it (make test's set, as the independent check does).

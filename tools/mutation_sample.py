@@ -8,9 +8,10 @@ subpackage on 2 cores. This tool estimates a subpackage's score in minutes and s
 2. ``run``: mutmut 2.5.1's own mutation operators list every mutant of the subpackage's files; a seeded random sample
    of them is applied one at a time (in the working tree given, restored after each) and the tests that cover the
    mutated line run, fastest first, stopping at the first failure. A mutant that survives them (or whose line no test
-   covers: code reached only through a subprocess or a session fixture's first user) is run again against the
-   subpackage's whole fast test folder before it is called a survivor. Each result is appended to a JSON-lines file,
-   so a stopped run keeps what it measured and ``--resume`` continues it.
+   covers: code reached only through a subprocess or a session fixture's first user, or run at import) is run again
+   against the subpackage's whole fast test folder and the top-level test files before it is called a survivor.
+   Each result is appended to a JSON-lines file, so a stopped run keeps what it measured and ``--resume``
+   continues it.
 3. ``recheck``: each survivor applied again to today's tree (found by its line's text) and run against its package's
    test folder, after tests were written to kill it.
 4. ``report``: per subpackage, killed / sampled, the Wilson 95% interval of the score, the survivors killed since
@@ -153,6 +154,14 @@ def run_tests(root: Path, tests: list[str], timeout: float, python: str, slow: b
     return ("survived" if done.returncode == 0 else "killed"), time.perf_counter() - start
 
 
+def default_folder(root: Path, package: str) -> str:
+    """The second stage's tests: the package's folder and the top-level test files (the docs, the architecture,
+    the README's numbers), which check module-level definitions (option help, constants) that run at import, where
+    no test's coverage context sees them."""
+    top_level = sorted(p.name for p in (root / "tests").glob("test_*.py"))
+    return " ".join([f"tests/{package.split('/')[0].removesuffix('.py')}", *(f"tests/{name}" for name in top_level)])
+
+
 def package_files(root: Path, package: str) -> list[Path]:
     base = root / "dogbreed" / package
     files = [base] if base.suffix == ".py" else sorted(base.rglob("*.py"))
@@ -186,7 +195,7 @@ def run_sample(args: argparse.Namespace) -> None:
     elif results.exists():
         raise SystemExit(f"{results} exists: pass --resume to continue it or choose another --results")
     chosen, population = sample_mutants(root, args.package, args.sample, args.seed)
-    folder = args.folder or f"tests/{args.package.split('/')[0].removesuffix('.py')}"
+    folder = args.folder or default_folder(root, args.package)
     print(f"{args.package}: {population} mutants, {len(chosen)} sampled (seed {args.seed}); second stage {folder}",
           flush=True)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +259,7 @@ def recheck(args: argparse.Namespace) -> None:
             if mutant is None:
                 record["recheck"] = "gone"
             else:
-                folder = args.folder or f"tests/{record['package'].split('/')[0].removesuffix('.py')}"
+                folder = args.folder or default_folder(root, record["package"])
                 path = root / mutant["file"]
                 original, mutated = mutated_source(mutant, root)
                 try:
