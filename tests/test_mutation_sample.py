@@ -187,3 +187,15 @@ def test_the_sample_is_seeded_and_sized(toy_tree):
     seeds = {tuple((m["line_number"], m["index"]) for m in mutation_sample.sample_mutants(toy_tree, "toy", 2, s)[0])
              for s in range(12)}
     assert len(seeds) == 6  # all six ordered pairs appear over twelve seeds: draw order is kept
+
+
+def test_the_second_stage_adds_the_tests_executing_the_file_outside_the_folders_fastest_first():
+    coverage_map = {"durations": {"tests/a/test_x.py::t1": 2.0, "tests/b/test_y.py::t2": 1.0,
+                                  "tests/test_docs.py::t3": 0.5, "tests/c/test_z.py::t4": 0.1},
+                    "lines": {"f.py": {"1": ["tests/a/test_x.py::t1", "tests/c/test_z.py::t4"],
+                                       "5": ["tests/b/test_y.py::t2", "tests/test_docs.py::t3"]},
+                              "g.py": {"1": ["tests/d/test_w.py::t5"]}}}
+    assert mutation_sample.second_stage("f.py", "tests/a tests/test_docs.py", coverage_map) == [
+        "tests/c/test_z.py::t4", "tests/b/test_y.py::t2", "tests/a", "tests/test_docs.py"]
+    assert mutation_sample.second_stage("f.py", "tests/a", None) == ["tests/a"]
+    assert mutation_sample.second_stage("h.py", "tests/a", coverage_map) == ["tests/a"]

@@ -9,7 +9,8 @@ subpackage on 2 cores. This tool estimates a subpackage's score in minutes and s
    of them is applied one at a time (in the working tree given, restored after each) and the tests that cover the
    mutated line run, fastest first, stopping at the first failure. A mutant that survives them (or whose line no test
    covers: code reached only through a subprocess or a session fixture's first user, or run at import) is run again
-   against the subpackage's whole fast test folder and the top-level test files before it is called a survivor.
+   against every fast test that executes its file, the subpackage's test folder and the top-level test files
+   before it is called a survivor.
    Each result is appended to a JSON-lines file, so a stopped run keeps what it measured and ``--resume``
    continues it.
 3. ``recheck``: each survivor applied again to today's tree (found by its line's text) and run against its package's
@@ -135,6 +136,20 @@ def covering_tests(mutant: dict, coverage_map: dict) -> list[str]:
     return sorted(tests, key=lambda t: (durations.get(t, 1e9), t))
 
 
+def second_stage(file: str, folder: str, coverage_map: dict | None) -> list[str]:
+    """The tests a survivor of the covering tests meets next: every fast test that executes any line of its file
+    (a decorator or a constant runs at import, outside any test's context, but is used by the tests of the file's
+    functions), fastest first, then ``folder``'s paths."""
+    paths = folder.split()
+    if coverage_map is None:
+        return paths
+    durations = coverage_map["durations"]
+    tests = {t for lines in coverage_map["lines"].get(file, {}).values() for t in lines}
+    inside = [t for t in tests if any(t == p or t.startswith(p.rstrip("/") + "/") or t.startswith(p + "::")
+                                      for p in paths)]
+    return sorted(tests - set(inside), key=lambda t: (durations.get(t, 1e9), t)) + paths
+
+
 def run_tests(root: Path, tests: list[str], timeout: float, python: str, slow: bool = False) -> tuple[str, float]:
     """``killed`` (any failure), ``survived`` (all passed) or ``timeout``, and the seconds it took; the fast tests
     only unless ``slow``."""
@@ -215,8 +230,10 @@ def run_sample(args: argparse.Namespace) -> None:
                 stages.append({"stage": "covering", "tests": len(tests), "status": status,
                                "seconds": round(seconds, 1)})
             if status == "survived":
-                status, seconds = run_tests(root, folder.split(), args.timeout, args.python)
-                stages.append({"stage": "folder", "tests": folder, "status": status, "seconds": round(seconds, 1)})
+                second = second_stage(mutant["file"], folder, coverage_map)
+                status, seconds = run_tests(root, second, args.timeout, args.python)
+                stages.append({"stage": "folder", "tests": folder, "file_tests": len(second) - len(folder.split()),
+                               "status": status, "seconds": round(seconds, 1)})
         finally:
             path.write_text(original)
         record = {**mutant, "package": args.package, "population": population, "seed": args.seed,
@@ -250,6 +267,7 @@ def recheck(args: argparse.Namespace) -> None:
     (where the tests written to kill it live): ``recheck`` is ``killed``, ``survived`` or ``gone`` (its line
     changed; look at it again)."""
     root = Path(args.root).resolve()
+    coverage_map = json.loads(Path(args.map).read_text()) if args.map else None
     for results in map(Path, args.results):
         records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
         for record in records:
@@ -264,7 +282,8 @@ def recheck(args: argparse.Namespace) -> None:
                 original, mutated = mutated_source(mutant, root)
                 try:
                     path.write_text(mutated)
-                    record["recheck"], _ = run_tests(root, folder.split(), args.timeout, args.python, args.slow)
+                    second = second_stage(mutant["file"], folder, coverage_map)
+                    record["recheck"], _ = run_tests(root, second, args.timeout, args.python, args.slow)
                     record["recheck_tests"] = f"{folder}{' (slow tests too)' if args.slow else ''}"
                 finally:
                     path.write_text(original)
@@ -346,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     recheck_parser.add_argument("--root", default=".")
     recheck_parser.add_argument("--folder", help="space-separated test paths (default: tests/<package>)")
     recheck_parser.add_argument("--slow", action="store_true", help="run the slow tests too (make test's set)")
+    recheck_parser.add_argument("--map", help="a coverage map of today's tree: the tests executing the survivor's file "
+                                "run too")
     recheck_parser.add_argument("--timeout", type=float, default=900.0)
     recheck_parser.add_argument("--python", default=sys.executable)
     report_parser = commands.add_parser("report", help="scores and survivors from result files")
