@@ -337,3 +337,22 @@ def test_a_loaded_checkpoint_puts_back_the_torch_python_and_numpy_random_states(
 
 class _FakeTrainer:
     current_epoch = 4
+
+
+def test_the_files_fingerprint_is_stable_across_versions_and_machines(tmp_path: Path) -> None:
+    """Checkpoints written by an earlier dogbreed must still resume: the digest of (split, relative path, label,
+    size) lines is written out here; changing its format refuses every existing checkpoint as another run."""
+    from dogbreed.training.checkpoints import run_fingerprint
+
+    (tmp_path / "elsewhere" / "train" / "001.A").mkdir(parents=True)
+    (tmp_path / "valid" / "001.A").mkdir(parents=True)
+    train_file = tmp_path / "elsewhere" / "train" / "001.A" / "x.jpg"
+    valid_file = tmp_path / "valid" / "001.A" / "y.jpg"
+    train_file.write_bytes(b"a" * 10)
+    valid_file.write_bytes(b"b" * 7)
+    fingerprint = run_fingerprint({"lr": 0.01, "model_dir": "m"}, ["001.A"],
+                                  {"valid": [(valid_file, 0)], "train": [(train_file, 0)]},
+                                  {"train": tmp_path / "elsewhere" / "train", "valid": tmp_path / "valid"})
+    assert fingerprint == {"options": {"lr": 0.01}, "class_dirs": ["001.A"], "images": {"train": 1, "valid": 1},
+                           # sha256 of "train\0" "001.A/x.jpg\0" "0\0" "10\n" "valid\0" "001.A/y.jpg\0" "0\0" "7\n"
+                           "files": "56c74de3b4fd15b9f8acac0bdbe7841533fa3ada3eabd23062cb0c5ce8f8ff8a"}
