@@ -356,3 +356,19 @@ def test_the_files_fingerprint_is_stable_across_versions_and_machines(tmp_path: 
     assert fingerprint == {"options": {"lr": 0.01}, "class_dirs": ["001.A"], "images": {"train": 1, "valid": 1},
                            # sha256 of "train\0" "001.A/x.jpg\0" "0\0" "10\n" "valid\0" "001.A/y.jpg\0" "0\0" "7\n"
                            "files": "56c74de3b4fd15b9f8acac0bdbe7841533fa3ada3eabd23062cb0c5ce8f8ff8a"}
+
+
+@pytest.mark.parametrize("saved, epochs, part", [
+    ([], 5, "no epoch completed, so {dir} holds no checkpoint of this run yet"),
+    ([1], 5, "checkpoint {dir}/epoch=1.ckpt holds epoch 1: run the same command to resume from epoch 2"),
+    ([1, 2], 5, "checkpoint {dir}/epoch=2.ckpt holds epochs 1-2: run the same command to resume from epoch 3"),
+    ([4], 5, "checkpoint {dir}/epoch=4.ckpt holds epochs 1-4: run the same command to resume from epoch 5"),
+    ([4, 5], 5, "checkpoint {dir}/epoch=5.ckpt holds all 5 epochs: run the same command to test and export"),
+])
+def test_an_interrupted_run_says_which_epoch_a_rerun_resumes_from(tmp_path: Path, saved, epochs, part) -> None:
+    from dogbreed.training.checkpoints import _checkpoint_part
+
+    for epoch in saved:
+        (tmp_path / f"epoch={epoch}.ckpt").write_bytes(b"x")
+    assert _checkpoint_part(tmp_path, epochs) == part.format(dir=tmp_path)
+    assert _checkpoint_part(None, epochs) == "no checkpoint was written (pass --checkpoint-dir to make a run resumable)"

@@ -124,3 +124,17 @@ def test_the_batch_gallery_shows_each_input_unnormalised_under_its_breed(tmp_pat
     assert shown == pytest.approx([0.0, 0.38, 0.46, 0.54, 0.62, 1.0])
     assert fig._suptitle.get_text() == "training inputs after augmentation (6 px)"
     assert path == tmp_path / "batch.png" and path.is_file()
+
+
+def test_the_confusion_matrix_names_its_axes_breeds_counts_and_scores(tmp_path, drawn):
+    confusion = torch.tensor([[3, 1, 0], [0, 4, 0], [2, 0, 2]])
+    plots.plot_confusion_matrix(tmp_path, confusion, ["Affenpinscher", "Afghan hound", "Airedale terrier"],
+                                {"acc": 0.75, "acc_top5": 1.0})
+    ax = drawn[0].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted breed", "true breed")
+    assert ax.get_title() == "test confusion matrix, 3 breeds\ntest top-1 0.750, top-5 1.000"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
+    cells = {(t.get_position(), t.get_text(), t.get_color()) for t in ax.texts}
+    # counts in the cells; white on dark cells (over half of the true breed's images)
+    assert cells == {((0, 0), "3", "white"), ((1, 0), "1", "black"), ((1, 1), "4", "white"),
+                     ((0, 2), "2", "black"), ((2, 2), "2", "black")}
