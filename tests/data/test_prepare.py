@@ -255,3 +255,18 @@ def test_an_unknown_option_is_one_error_line(capsys):
         "error: unknown option(s) --shortside (did you mean --short-side?). Options of python -m entry_points.prepare: "
         "--data-dir, --help, --image-size, --output, --quality, --short-side, --skip-bad-images, --workers "
         "(hyphens or underscores)")
+
+
+@pytest.mark.parametrize("counts, source, output, line", [
+    ({}, 0, 0, "prepared dataset out (short side 258; nothing to do): 0.0 MB of source images -> 0.0 MB. "
+               "Train with --data-dir out"),
+    ({"unchanged": 4, "resized": 10, "copied": 0}, 52_300_000, 7_845_000,
+     "prepared dataset out (short side 258; 10 resized, 4 unchanged): 52.3 MB of source images -> 7.8 MB (15.0%). "
+     "Train with --data-dir out"),
+])
+def test_the_prepare_summary_reads_back(counts, source, output, line):
+    from dogbreed.data.prepare import PrepareReport
+
+    report = PrepareReport(output=Path("out"), short_side=258, counts=counts, source_bytes=source,
+                           output_bytes=output)
+    assert report.summary() == line
