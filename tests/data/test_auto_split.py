@@ -195,3 +195,19 @@ def test_split_dirs_are_an_immutable_value(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         dirs.test = tmp_path / "test"  # type: ignore[misc]
     assert {dirs: 1}[SplitDirs(train=tmp_path / "train", valid=tmp_path / "valid")] == 1
+
+
+@pytest.mark.parametrize("folders, found", [
+    ([], "no folders"),
+    (["valid", "Test"], "['test', 'valid']"),
+    ([f"d{i:02d}" for i in range(12)], "['d00', 'd01', 'd02', 'd03', 'd04', 'd05', 'd06', 'd07', 'd08', 'd09', '...']"),
+])
+def test_a_dir_without_a_train_split_says_what_it_found(tmp_path, folders, found):
+    for name in folders:
+        (tmp_path / name / "sub").mkdir(parents=True)  # split-like or empty folders: no images, not a class tree
+    with pytest.raises(DataError) as caught:
+        SplitDirs.from_data_dir(tmp_path)
+    assert str(caught.value) == (
+        f"no train split in {tmp_path} (found: {found}): create train/<class>/<images>, e.g. "
+        "train/001.Affenpinscher/x.jpg, or put the class folders directly in it to have the validation and test "
+        "splits made automatically")
