@@ -17,11 +17,21 @@ from tests.helpers.builders import save_image
     # (palette jitter, pattern, noise) moves the channel means by whole levels and must be made on purpose.
     (0, (139, 174), (137.899, 118.678, 123.543)),
     (1, (139, 174), (227.480, 123.475, 107.796)),
+    (2, (139, 174), (133.356, 144.322, 142.623)),
+    (3, (139, 174), (141.335, 158.799, 137.361)),
+    (4, (139, 174), (174.520, 176.586, 182.854)),
 ])
 def test_a_demo_image_is_what_the_quoted_numbers_were_measured_on(breed, size, mean):
     pixels = np.asarray(draw_breed_image(breed, np.random.default_rng(7))).astype(np.float64)
     assert pixels.shape[:2] == size
     assert pixels.reshape(-1, 3).mean(0) == pytest.approx(mean, abs=0.05)
+
+
+def test_the_demo_breeds_are_pinned():
+    from dogbreed.data.demo import BREEDS
+
+    assert [breed[0] for breed in BREEDS] == ["001.Zebra_Terrier", "002.Picket_Pointer", "003.Checkered_Collie",
+                                              "004.Ringed_Retriever", "005.Spotted_Spaniel"]
 
 
 def test_an_ood_folder_is_split_alternately_into_two_disjoint_halves(tmp_path):

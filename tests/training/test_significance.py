@@ -32,6 +32,8 @@ def test_binomial_p_value_is_the_exact_upper_tail():
     expected = sum(math.comb(24, k) * (1 / 3) ** k * (2 / 3) ** (24 - k) for k in range(8, 25))
     assert binomial_p_value(8, 24, 1 / 3) == pytest.approx(expected, rel=1e-9)
     assert binomial_p_value(3, 0, 0.5) == 1.0
+    # one image: right with probability chance, so P(X >= 1) = chance
+    assert binomial_p_value(1, 1, 0.25) == pytest.approx(0.25) and binomial_p_value(0, 1, 0.25) == 1.0
 
 
 def test_chance_is_the_larger_of_one_over_classes_and_the_majority_share():
