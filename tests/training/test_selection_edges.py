@@ -27,3 +27,25 @@ def test_an_empty_state_means_nothing_validated_yet():
     assert (fresh.epoch, fresh.value, fresh.weights, fresh.record()) == (0, None, None, None)
     assert fresh.summary_lines() == ["best epoch: none (no epoch was validated): the last weights were exported"]
     assert fresh.restore(torch.nn.Linear(2, 2)) is False
+
+
+def test_early_stopping_says_what_did_not_improve_and_where_it_stopped():
+    from types import SimpleNamespace
+
+    from dogbreed.training.selection import EarlyStop
+
+    said: list[str] = []
+    stop = EarlyStop("val_f1_macro", 3, emit=said.append)
+    assert (stop.monitor, stop.mode, stop.patience) == ("val/f1_macro", "max", 3)
+    stop.on_fit_end(SimpleNamespace(max_epochs=20, is_global_zero=True), None)  # type: ignore[arg-type]
+    assert (said, stop.summary_lines()) == ([], [])  # it never stopped the run
+    stop.stopped_epoch, stop.best_score = 7, torch.tensor(0.812345)
+    stop.on_fit_end(SimpleNamespace(max_epochs=20, is_global_zero=True), None)  # type: ignore[arg-type]
+    line = "early stopping: val_f1_macro did not improve for 3 epoch(s) (best 0.8123): stopped after epoch 8 of 20"
+    assert said == [line] and stop.summary_lines() == [line]
+    quiet = EarlyStop("val_loss", 2, emit=said.append)
+    quiet.stopped_epoch, quiet.best_score = 3, torch.tensor(0.5)
+    quiet.on_fit_end(SimpleNamespace(max_epochs=9, is_global_zero=False), None)  # type: ignore[arg-type]
+    assert len(said) == 1 and quiet.summary_lines() == [
+        "early stopping: val_loss did not improve for 2 epoch(s) (best 0.5000): stopped after epoch 4 of 9"]
+    assert quiet.mode == "min"
