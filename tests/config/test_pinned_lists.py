@@ -127,3 +127,15 @@ def test_option_aliases_other_tools_use():
         "--workers": "--num-workers", "--smoothing": "--label-smoothing", "--checkpoint": "--checkpoint-dir",
         "--cuda": "--device", "--host-port": "--port", "--http-port": "--port",
     }
+
+
+def test_a_null_in_a_config_file_names_the_option_as_typed():
+    import pytest
+
+    from dogbreed.config.parser import _file_value
+    from dogbreed.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        _file_value("random_erasing", None, Path("run.json"))
+    assert str(caught.value) == "run.json: option random-erasing cannot be null"
+    assert _file_value("cache_dir", None, Path("run.json")) is None

@@ -211,3 +211,12 @@ def test_a_dir_without_a_train_split_says_what_it_found(tmp_path, folders, found
         f"no train split in {tmp_path} (found: {found}): create train/<class>/<images>, e.g. "
         "train/001.Affenpinscher/x.jpg, or put the class folders directly in it to have the validation and test "
         "splits made automatically")
+
+
+@pytest.mark.parametrize("valid", [0.0, 1.0, 1.5])
+def test_a_carved_validation_share_must_lie_strictly_between_0_and_1(tmp_path, valid):
+    from dogbreed.data.auto_split import AutoSplit, resolve_fractions
+
+    with pytest.raises(ConfigError) as caught:
+        resolve_fractions(SplitDirs(train=tmp_path), AutoSplit(valid_pct=valid, test_pct=0.0))
+    assert str(caught.value) == f"--valid-pct must be in (0, 1) when the data has no validation split, got {valid:g}"

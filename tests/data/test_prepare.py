@@ -270,3 +270,15 @@ def test_the_prepare_summary_reads_back(counts, source, output, line):
     report = PrepareReport(output=Path("out"), short_side=258, counts=counts, source_bytes=source,
                            output_bytes=output)
     assert report.summary() == line
+
+
+def test_the_manifest_totals_are_the_sums_of_its_files(source, tmp_path):
+    out = tmp_path / "prepared"
+    report = prepare_dataset(source, out, short_side=N)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    source_bytes = sum(entry["source_bytes"] for entry in manifest["files"].values())
+    output_bytes = sum((out / name).stat().st_size for name in manifest["files"])
+    assert manifest["totals"] == {"images": 18, "source_bytes": source_bytes, "output_bytes": output_bytes,
+                                  "output_share": round(output_bytes / source_bytes, 4)}
+    assert (report.source_bytes, report.output_bytes) == (source_bytes, output_bytes)
+    assert 0 < manifest["totals"]["output_share"] < 1 and manifest["complete"] is True

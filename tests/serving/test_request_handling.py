@@ -227,3 +227,14 @@ def test_top_k_from_request_then_environment(predictor, monkeypatch, request_top
 def test_bad_top_k_in_the_request_is_400(top_k):
     status, message = status_of(json_body(image=b64(dog_jpeg()), top_k=top_k), "application/json")
     assert status == 400 and message.startswith('"top_k" must be a positive integer, got ')
+
+
+def test_malformed_json_says_what_to_send():
+    from dogbreed.serving.requests import decode_json
+
+    with pytest.raises(RequestError) as caught:
+        decode_json(b"{", ServingLimits.from_env({}))
+    assert caught.value.status_code == 400
+    assert caught.value.message == ('malformed JSON (Expecting property name enclosed in double quotes: line 1 '
+                                    'column 2 (char 1)): send {"image": "<base64>"} or '
+                                    '{"instances": ["<base64>", ...]}')
