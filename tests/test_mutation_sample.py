@@ -132,8 +132,14 @@ def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy
     for record in records:
         record.pop("recheck", None)
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (toy_tree / "tests" / "test_docs.py").write_text("import pytest\n\n\n@pytest.mark.skip\ndef test_doc():\n"
+                                                     "    pass\n\n\ndef test_elsewhere():\n"
+                                                     "    assert __import__('dogbreed.toy.arith').toy.arith."
+                                                     "double(5) == 10\n")
     mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", "tests/toy"])
-    assert capsys.readouterr().out.split()[0] == "survived"
+    assert capsys.readouterr().out.split()[0] == "killed"  # the file names the module: it joins the second stage
+    (toy_tree / "tests" / "test_docs.py").write_text("from dogbreed.toy.arith import double\n\n\n"
+                                                     "def test_doc():\n    assert double(5) == 10\n")
     mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--folder", "tests/toy tests/test_docs.py"])
     assert capsys.readouterr().out.split()[0] == "killed"
     # by default the second stage is the package's folder and the top-level test files
@@ -199,3 +205,18 @@ def test_the_second_stage_adds_the_tests_executing_the_file_outside_the_folders_
         "tests/c/test_z.py::t4", "tests/b/test_y.py::t2", "tests/a", "tests/test_docs.py"]
     assert mutation_sample.second_stage("f.py", "tests/a", None) == ["tests/a"]
     assert mutation_sample.second_stage("h.py", "tests/a", coverage_map) == ["tests/a"]
+
+
+def test_test_files_naming_the_module_outside_its_folder_join_the_second_stage(tmp_path):
+    for name, text in {"tests/serving/test_a.py": "from dogbreed.serving.front import ROUTES\n",
+                       "tests/config/test_pinned.py": "from dogbreed.serving.front import ROUTES\n",
+                       "tests/config/test_other.py": "from dogbreed.serving.frontier import X\n",
+                       "tests/test_docs.py": "import dogbreed.serving.artifact\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    # the folder's own files are there already; "frontier" names another module but contains the name: kept, a
+    # superset is only slower
+    assert mutation_sample.importing_tests(tmp_path, "dogbreed/serving/front.py") == [
+        "tests/config/test_other.py", "tests/config/test_pinned.py"]
+    assert mutation_sample.second_stage("dogbreed/serving/front.py", "tests/serving", None, tmp_path) == [
+        "tests/serving", "tests/config/test_other.py", "tests/config/test_pinned.py"]

@@ -9,8 +9,8 @@ subpackage on 2 cores. This tool estimates a subpackage's score in minutes and s
    of them is applied one at a time (in the working tree given, restored after each) and the tests that cover the
    mutated line run, fastest first, stopping at the first failure. A mutant that survives them (or whose line no test
    covers: code reached only through a subprocess or a session fixture's first user, or run at import) is run again
-   against every fast test that executes its file, the subpackage's test folder and the top-level test files
-   before it is called a survivor.
+   against every fast test that executes its file, the subpackage's test folder, the top-level test files and any
+   other test file naming the module (a pinned list) before it is called a survivor.
    Each result is appended to a JSON-lines file, so a stopped run keeps what it measured and ``--resume``
    continues it.
 3. ``recheck``: each survivor applied again to today's tree (found by its line's text) and run against its package's
@@ -136,11 +136,28 @@ def covering_tests(mutant: dict, coverage_map: dict) -> list[str]:
     return sorted(tests, key=lambda t: (durations.get(t, 1e9), t))
 
 
-def second_stage(file: str, folder: str, coverage_map: dict | None) -> list[str]:
+def importing_tests(root: Path, file: str) -> list[str]:
+    """Test files outside the package's folder that name the module (``dogbreed.serving.front``): a pinned list
+    or constant is read there without running any of the module's lines."""
+    module = file.removesuffix(".py").replace("/", ".")
+    package = f"tests/{file.split('/')[1]}/" if file.count("/") >= 2 else ""
+    found = []
+    for path in sorted((root / "tests").rglob("test_*.py")):
+        relative = path.relative_to(root).as_posix()
+        if package and relative.startswith(package):
+            continue
+        if module in path.read_text(encoding="utf-8", errors="replace"):
+            found.append(relative)
+    return found
+
+
+def second_stage(file: str, folder: str, coverage_map: dict | None, root: Path | None = None) -> list[str]:
     """The tests a survivor of the covering tests meets next: every fast test that executes any line of its file
     (a decorator or a constant runs at import, outside any test's context, but is used by the tests of the file's
-    functions), fastest first, then ``folder``'s paths."""
+    functions), fastest first, then ``folder``'s paths and the other test files that name the module."""
     paths = folder.split()
+    if root is not None:
+        paths += [t for t in importing_tests(root, file) if t not in paths]
     if coverage_map is None:
         return paths
     durations = coverage_map["durations"]
@@ -230,9 +247,9 @@ def run_sample(args: argparse.Namespace) -> None:
                 stages.append({"stage": "covering", "tests": len(tests), "status": status,
                                "seconds": round(seconds, 1)})
             if status == "survived":
-                second = second_stage(mutant["file"], folder, coverage_map)
+                second = second_stage(mutant["file"], folder, coverage_map, root)
                 status, seconds = run_tests(root, second, args.timeout, args.python)
-                stages.append({"stage": "folder", "tests": folder, "file_tests": len(second) - len(folder.split()),
+                stages.append({"stage": "folder", "tests": folder, "second_stage": len(second),
                                "status": status, "seconds": round(seconds, 1)})
         finally:
             path.write_text(original)
@@ -282,7 +299,7 @@ def recheck(args: argparse.Namespace) -> None:
                 original, mutated = mutated_source(mutant, root)
                 try:
                     path.write_text(mutated)
-                    second = second_stage(mutant["file"], folder, coverage_map)
+                    second = second_stage(mutant["file"], folder, coverage_map, root)
                     record["recheck"], _ = run_tests(root, second, args.timeout, args.python, args.slow)
                     record["recheck_tests"] = f"{folder}{' (slow tests too)' if args.slow else ''}"
                 finally:

@@ -249,3 +249,17 @@ def test_int8_end_to_end(model_dir, data_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("DOGBREED_PRECISION")
     with pytest.raises(ArtifactError, match="model_int8.pth does not belong to model_config.json"):
         Predictor.from_model_dir(served, device="cpu")
+
+
+@pytest.mark.parametrize("precision, served", [("int8", "fp32"), ("bf16", "bf16"), ("fp32", "fp32")])
+def test_without_the_x86_quantized_engine_only_int8_falls_back(monkeypatch, caplog, precision, served) -> None:
+    import torch
+
+    from dogbreed.serving.precision import runnable_precision
+
+    monkeypatch.setattr(type(torch.backends.quantized), "supported_engines", property(lambda self: ["none"]))
+    with caplog.at_level("WARNING", logger="dogbreed"):
+        assert runnable_precision(precision, torch.device("cpu"), flags=frozenset({"amx_bf16"})) == served
+    expected = ["int8 needs the x86 quantized engine, which this torch build lacks: serving fp32"] \
+        if precision == "int8" else []
+    assert [r.getMessage() for r in caplog.records] == expected
