@@ -45,3 +45,50 @@ def test_the_notebook_figure_titles_each_overlay_with_its_top_breed(tiny_model_d
     assert [ax.get_title() for ax in shown] == [f"{p.breed} {p.probability:.2f}" for p in top]
     assert len(figure.axes) == 4 and tuple(figure.get_size_inches()) == pytest.approx((6.4, 6.8))
     assert [ax.images[0].get_array().shape[:2] for ax in shown] == [(40, 48)] * 3
+
+
+@pytest.mark.parametrize("head_scale", [1.0, 0.01])  # peaks above and below 1: both scaled to exactly 1
+def test_the_cam_is_relu_d_and_scaled_to_a_peak_of_1(head_scale):
+    from captum.attr import LayerGradCam
+
+    from dogbreed.core.network import build_resnet50
+    from dogbreed.explain.gradcam import layer_gradcam
+
+    torch.manual_seed(0)
+    net = build_resnet50(3).eval()
+    with torch.no_grad():
+        net.fc.weight.mul_(head_scale)
+    batch = torch.randn(1, 3, 96, 96)
+    raw = LayerGradCam(net, net.layer4).attribute(batch.clone(), target=0, relu_attributions=True)[0, 0].detach()
+    assert (float(raw.max()) > 1) == (head_scale == 1.0)
+    cam = layer_gradcam(net, batch, 0)
+    assert cam.shape == (3, 3) and float(cam.max()) == 1.0 and float(cam.min()) >= 0.0
+    assert torch.allclose(cam, raw / raw.max())
+
+
+def test_hot_heat_blends_half_the_colour_map_over_the_photo():
+    photo = Image.new("RGB", (32, 32), (200, 100, 40))
+    overlay, heat = render_overlay(photo, torch.ones(4, 4), Preprocessing(image_size=32, resize_size=32))
+    # heat 1 inside the crop: rgb * (1 - 0.5) + jet(1) * 0.5, jet(1) = (127.5, 0, 0)
+    assert heat.min() == 1.0
+    assert np.asarray(overlay)[5, 5].tolist() == [163, 50, 20]
+
+
+def test_the_labels_use_a_font_of_a_sixteenth_of_the_short_side_and_keep_2_px_swatches(monkeypatch):
+    from PIL import ImageDraw
+
+    fonts, boxes = [], []
+    real_text, real_rectangle = ImageDraw.ImageDraw.text, ImageDraw.ImageDraw.rectangle
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text",
+                        lambda self, xy, text, *a, **k: fonts.append(k["font"].size) or real_text(self, xy, text, *a,
+                                                                                                    **k))
+    monkeypatch.setattr(ImageDraw.ImageDraw, "rectangle",
+                        lambda self, xy, *a, **k: boxes.append(xy) or real_rectangle(self, xy, *a, **k))
+    key = tuple((v, (0, 0, 0)) for v in (0.0, 0.25, 0.5, 0.75, 1.0))
+    draw_labels(Image.new("RGB", (480, 640)), "#1 Affenpinscher 0.91", key)
+    assert fonts == [30, 30, 30]  # min(480, 640) // 16
+    fonts.clear(), boxes.clear()
+    draw_labels(Image.new("RGB", (30, 30)), "#1 Affenpinscher 0.91", key)
+    # a 30 px panel: text size 10 (the floor), swatches max(2, (30 - 10) // 10) = 2 px from x = 5 + 30
+    assert fonts == [10, 10, 10]
+    assert [box[0] for box in boxes[1:]] == [35, 37, 39, 41, 43] and all(box[2] - box[0] == 2 for box in boxes[1:])
