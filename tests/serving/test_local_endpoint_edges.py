@@ -67,3 +67,41 @@ def test_torchserve_gets_its_addresses_workers_and_dirs_from_the_environment(tmp
         "PATH": f"{Path(sys.executable).parent}:/usr/bin",
     }
     assert env["DOGBREED_TOP_K"] == "3"  # the caller's environment passes through
+
+
+def _fake_java(home: Path, version_line: str) -> Path:
+    java = home / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f"#!/bin/sh\necho '{version_line}' >&2\n")
+    java.chmod(0o755)
+    return java
+
+
+@pytest.mark.parametrize("version_line, major", [
+    ('openjdk version "17.0.2" 2022-01-18', 17), ('openjdk version "11" 2018-09-25', 11),
+    ('java version "1.8.0_292"', 8), ('openjdk version "10.0.2" 2018-07-17', 10), ("no version here", 0),
+])
+def test_java_home_comes_first_and_java_11_is_the_floor(tmp_path, monkeypatch, version_line, major):
+    from dogbreed.serving.torchserve_setup import check_java
+
+    java = _fake_java(tmp_path / "jdk", version_line)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no other java to find
+    if major >= 11:
+        assert check_java() == str(java)
+        return
+    with pytest.raises(ServeError) as caught:
+        check_java()
+    assert str(caught.value) == (f"{java} is Java {major or 'of unknown version'}: TorchServe needs Java 11+ "
+                                 "(apt-get install -y openjdk-17-jre-headless)")
+
+
+def test_without_java_home_or_java_on_path_it_says_how_to_install_it(tmp_path, monkeypatch):
+    from dogbreed.serving.torchserve_setup import check_java
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ServeError) as caught:
+        check_java()
+    assert str(caught.value) == ("java not found on PATH: TorchServe needs Java 11+; install it with "
+                                 "apt-get install -y openjdk-17-jre-headless")

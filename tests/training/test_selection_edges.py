@@ -49,3 +49,17 @@ def test_early_stopping_says_what_did_not_improve_and_where_it_stopped():
     assert len(said) == 1 and quiet.summary_lines() == [
         "early stopping: val_loss did not improve for 2 epoch(s) (best 0.5000): stopped after epoch 4 of 9"]
     assert quiet.mode == "min"
+
+
+def test_the_epoch_history_survives_a_checkpoint_round_trip():
+    from dogbreed.training.callbacks import EpochHistory
+
+    before = EpochHistory(quiet=True)
+    before.history = [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.75}]
+    after = EpochHistory(quiet=True)
+    after.load_state_dict(before.state_dict())
+    assert after.history == [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.75}]
+    assert after.history is not before.history  # a copy: the resumed run appends to its own list
+    empty = EpochHistory(quiet=True)
+    empty.load_state_dict({})
+    assert empty.history == []

@@ -56,3 +56,11 @@ def test_chance_warning_word_for_word():
     assert chance_warning(0.25, 4, 40) == (
         "warning: the best trial's val_acc 0.2500 is at chance level (1/4 = 0.2500, +/- 0.1369 on 40 validation "
         "images): no trial learned the breeds; train longer (--epochs), widen the search (--trials) or check the data")
+
+
+def test_the_first_trial_names_itself_best_and_a_pruned_first_trial_names_none():
+    study = _study([])
+    first = _trial_line(FinishingTrial(0), 4, False, 0.5, 1.0, study, started=0.0)
+    assert first.startswith("trial 1/4 COMPLETE val_acc=0.5000 in ") and " (best 0.5000, trial 1), ETA " in first
+    pruned = _trial_line(FinishingTrial(0), 4, True, 0.5, 1.0, study, started=0.0)
+    assert pruned.startswith("trial 1/4 PRUNED val_acc=0.5000 in ") and "(best" not in pruned
