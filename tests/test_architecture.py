@@ -45,6 +45,7 @@ print(json.dumps({"body": json.loads(body), "content_type": content_type, "dogbr
 """
 
 
+@pytest.mark.slow  # subprocesses importing the serving and training stacks: make test, not test-quick
 def test_packaged_handlers_serve_with_the_training_stack_blocked(tiny_model_dir, tmp_path):
     archive = build_model_archive(tiny_model_dir, tmp_path / "model.tar.gz")
     extracted = tmp_path / "extracted"

@@ -196,6 +196,7 @@ def _shell_command(page: str, marker: str) -> str:
     return next(line for line in page.splitlines() if marker in line)
 
 
+@pytest.mark.slow  # subprocesses importing the serving and training stacks: make test, not test-quick
 def test_the_serving_isolation_check_prints_0_and_would_catch_the_training_stack():
     command = _shell_command((REPO / "docs" / "sagemaker.md").read_text(encoding="utf-8"), "-X importtime")
     command = command.split("   # ")[0].replace("python ", f"{sys.executable} ", 1)

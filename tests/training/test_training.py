@@ -16,6 +16,7 @@ from dogbreed.training.run import train
 from tests.helpers.builders import BREED_DIRS, fast_config
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_short_training_learns_fake_data(trained):
     _, result = trained
     chance = 1 / len(BREED_DIRS)
@@ -23,6 +24,7 @@ def test_short_training_learns_fake_data(trained):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_artifact_is_self_describing(trained):
     config, _ = trained
     model_config = json.loads((config.outputs.model_dir / CONFIG_FILENAME).read_text())
@@ -35,12 +37,14 @@ def test_artifact_is_self_describing(trained):
     assert {"torch", "torchvision", "pytorch_lightning", "dogbreed"} <= set(model_config["versions"])
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_weights_load_with_weights_only(trained):
     config, _ = trained
     state = torch.load(config.outputs.model_dir / WEIGHTS_FILENAME, weights_only=True)
     assert state["fc.weight"].shape == (3, 2048)
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_artifact_round_trip_gives_identical_predictions(trained, learnable_tree):
     config, _ = trained
     images = sorted((learnable_tree / "test").rglob("*.jpg"))[:6]
@@ -51,6 +55,7 @@ def test_artifact_round_trip_gives_identical_predictions(trained, learnable_tree
     assert first.predict(images, k=3) == second.predict(images, k=3)
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_training_and_serving_preprocess_identically(trained, learnable_tree):
     config, _ = trained
     predictor = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
@@ -63,6 +68,7 @@ def test_training_and_serving_preprocess_identically(trained, learnable_tree):
         assert torch.equal(from_training, predictor.preprocess([path.read_bytes()])[0])
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_predictions_name_breeds_best_first(trained, learnable_tree):
     config, _ = trained
     predictor = Predictor.from_model_dir(config.outputs.model_dir, device="cpu")
@@ -79,6 +85,7 @@ def test_incomplete_model_dir_is_reported(tmp_path):
         load_artifact(tmp_path)
 
 
+@pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
 def test_model_dir_config_without_weights(trained, tmp_path):
     config, _ = trained
     (tmp_path / CONFIG_FILENAME).write_text((config.outputs.model_dir / CONFIG_FILENAME).read_text())
