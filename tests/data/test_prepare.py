@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,35 @@ def test_the_manifest_totals_are_the_sums_of_its_files(source, tmp_path):
                                   "output_share": round(output_bytes / source_bytes, 4)}
     assert (report.source_bytes, report.output_bytes) == (source_bytes, output_bytes)
     assert 0 < manifest["totals"]["output_share"] < 1 and manifest["complete"] is True
+
+
+def _same_size_jpeg(path: Path, image: Image.Image) -> None:
+    """Replace ``path`` with ``image`` as a JPEG of exactly the old byte count (zeros after the end-of-image
+    marker, which decoders ignore): only the modification time and the content tell the change."""
+    size = path.stat().st_size
+    for quality in range(92, 10, -5):
+        image.save(path, quality=quality)
+        data = path.read_bytes()
+        if len(data) <= size:
+            path.write_bytes(data + b"\0" * (size - len(data)))
+            return
+    raise AssertionError("no quality gives a JPEG small enough")
+
+
+def test_a_source_rewritten_at_the_same_size_is_prepared_again_and_a_touched_one_is_not(source, tmp_path):
+    out = tmp_path / "prepared"
+    prepare_dataset(source, out, short_side=N)
+    rewritten = source / "valid" / CLASSES[1] / "big_0.jpg"
+    size = rewritten.stat().st_size
+    _same_size_jpeg(rewritten, _photo(300, 100, seed=42))
+    os.utime(rewritten, ns=(10**18, 10**18))  # a new modification time, the size unchanged
+    assert rewritten.stat().st_size == size
+    touched = source / "train" / CLASSES[0] / "big_2.jpg"
+    os.utime(touched, ns=(2 * 10**18, 2 * 10**18))  # same bytes, new time
+    report = prepare_dataset(source, out, short_side=N)
+    assert report.counts == {"unchanged": 17, "resized": 1}  # the touched one is unchanged, its bytes are the same
+    with Image.open(out / "valid" / CLASSES[1] / "big_0.jpg") as image:
+        assert image.size == (144, 48)  # the new content, not the old 160 x 120 photo
+    entries = json.loads((out / MANIFEST_NAME).read_text())["files"]
+    assert entries[f"train/{CLASSES[0]}/big_2.jpg"]["source_mtime_ns"] == 2 * 10**18  # hashed once, time recorded
+    assert entries[f"valid/{CLASSES[1]}/big_0.jpg"]["source_mtime_ns"] == 10**18

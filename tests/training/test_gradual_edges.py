@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dogbreed.training.gradual import HeadPhaseData
+from dogbreed.training.gradual import GradualUnfreeze, HeadPhaseData
 
 
 @pytest.mark.parametrize("testing, epoch, features", [
@@ -22,3 +22,38 @@ def test_features_are_served_in_the_head_phase_only_and_never_to_test(testing, e
 
 def test_without_a_trainer_it_serves_features():
     assert HeadPhaseData(images=SimpleNamespace(), feature_data=SimpleNamespace(), freeze_epochs=2).serves_features()
+
+
+def _switching_trainer(epoch: int, reload_every: int, *, sanity: bool = False) -> SimpleNamespace:
+    data = HeadPhaseData(images=SimpleNamespace(), feature_data=SimpleNamespace(), freeze_epochs=2)
+    return SimpleNamespace(datamodule=data, current_epoch=epoch, reload_dataloaders_every_n_epochs=reload_every,
+                           sanity_checking=sanity)
+
+
+def test_the_loaders_are_fetched_again_at_the_switch_and_the_trainers_setting_comes_back_after_it():
+    callback = GradualUnfreeze(freeze_epochs=2, emit=lambda line: None)
+    trainer = _switching_trainer(epoch=0, reload_every=3)
+    callback.on_train_epoch_end(trainer, None)  # epoch 1 of 2 in the head phase: nothing to do yet
+    assert trainer.reload_dataloaders_every_n_epochs == 3
+    trainer.current_epoch = 1  # the last head epoch ends: the next epoch must fetch image loaders
+    callback.on_train_epoch_end(trainer, None)
+    assert trainer.reload_dataloaders_every_n_epochs == 1
+    trainer.current_epoch, trainer.sanity_checking = 2, True  # a sanity check does not count
+    callback.on_validation_start(trainer, None)
+    assert trainer.reload_dataloaders_every_n_epochs == 1
+    trainer.sanity_checking = False
+    callback.on_validation_start(trainer, None)  # both loaders of the first full epoch are fetched by now
+    assert trainer.reload_dataloaders_every_n_epochs == 3
+    trainer.reload_dataloaders_every_n_epochs, trainer.current_epoch = 5, 3
+    callback.on_validation_start(trainer, None)  # nothing pending: the Trainer's setting is left alone
+    assert trainer.reload_dataloaders_every_n_epochs == 5
+
+
+def test_without_the_feature_switch_the_trainers_reload_setting_is_never_touched():
+    callback = GradualUnfreeze(freeze_epochs=2, emit=lambda line: None)
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(), current_epoch=1, reload_dataloaders_every_n_epochs=0,
+                              sanity_checking=False)
+    callback.on_train_epoch_end(trainer, None)  # images throughout (no HeadPhaseData): no reload needed
+    trainer.current_epoch = 2
+    callback.on_validation_start(trainer, None)
+    assert trainer.reload_dataloaders_every_n_epochs == 0
