@@ -220,3 +220,14 @@ def test_a_carved_validation_share_must_lie_strictly_between_0_and_1(tmp_path, v
     with pytest.raises(ConfigError) as caught:
         resolve_fractions(SplitDirs(train=tmp_path), AutoSplit(valid_pct=valid, test_pct=0.0))
     assert str(caught.value) == f"--valid-pct must be in (0, 1) when the data has no validation split, got {valid:g}"
+
+
+def test_the_carved_split_sizes_are_logged_in_split_order(tmp_path, caplog):
+    root = flat_tree(tmp_path / "flat", 20)
+    with caplog.at_level("INFO", logger="dogbreed.data.datamodule"):
+        carved(root)
+    assert f"splits made from {root}: 42 train, 12 valid, 6 test" in caplog.messages
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dogbreed.data.datamodule"):
+        carved(root, test_pct=0.0)  # no test split carved: the line names the two there are
+    assert f"splits made from {root}: 48 train, 12 valid" in caplog.messages
