@@ -229,5 +229,16 @@ def test_the_carved_split_sizes_are_logged_in_split_order(tmp_path, caplog):
     assert f"splits made from {root}: 42 train, 12 valid, 6 test" in caplog.messages
     caplog.clear()
     with caplog.at_level("INFO", logger="dogbreed.data.datamodule"):
-        carved(root, test_pct=0.0)  # no test split carved: the line names the two there are
+        dm = carved(root, test_pct=0.0)  # no test split carved: the line names the two there are
     assert f"splits made from {root}: 48 train, 12 valid" in caplog.messages
+    assert (f"no test split: final test metrics are computed on the validation split {root}" in caplog.messages)
+    assert files(dm, "test") == files(dm, "valid")
+
+
+def test_without_a_test_folder_and_with_test_pct_0_it_tests_on_the_validation_folder_and_says_so(tmp_path, caplog):
+    root = write_tree(tmp_path / "data", {"train": 3, "valid": 2})
+    with caplog.at_level("INFO", logger="dogbreed.data.datamodule"):
+        dm = carved(root, test_pct=0.0)
+    assert caplog.messages[-1] == ("no test split: final test metrics are computed on the validation split "
+                                   f"{root / 'valid'}")
+    assert dm.datasets["test"].samples == dm.datasets["valid"].samples

@@ -315,3 +315,19 @@ def test_a_source_rewritten_at_the_same_size_is_prepared_again_and_a_touched_one
     entries = json.loads((out / MANIFEST_NAME).read_text())["files"]
     assert entries[f"train/{CLASSES[0]}/big_2.jpg"]["source_mtime_ns"] == 2 * 10**18  # hashed once, time recorded
     assert entries[f"valid/{CLASSES[1]}/big_0.jpg"]["source_mtime_ns"] == 10**18
+
+
+def test_a_settings_change_and_the_images_left_out_are_logged_with_their_values(source, tmp_path, caplog):
+    out = tmp_path / "prepared"
+    prepare_dataset(source, out, short_side=N)
+    bad = source / "valid" / CLASSES[0] / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    with caplog.at_level("INFO", logger="dogbreed.data.prepare"):
+        report = prepare_dataset(source, out, short_side=40, jpeg_quality=90, skip_bad_images=True)
+    assert ("settings changed ({'short_side': 48, 'jpeg_quality': 95} -> {'short_side': 40, 'jpeg_quality': 90}): "
+            "preparing every image again") in caplog.messages
+    assert f"preparing 19 of 19 images into {out} (short side 40, 1 worker(s))" in caplog.messages
+    (reason,) = report.failed.values()
+    assert (f"left out 1 image(s) that could not be decoded:\n  valid/{CLASSES[0]}/broken.jpg: {reason}"
+            in caplog.messages)
+    assert report.counts == {"unchanged": 0, "resized": 17, "copied": 1}

@@ -223,3 +223,26 @@ def test_head_training_on_cached_features_counts_steps_on_the_head(tmp_path):
     trial = _trial(tmp_path / "trial")
     assert trial.steps(mode=modes.TRAIN) == [0, 1]
     assert "gradient/Linear_weight" in trial.tensor_names()
+
+
+@needs_smdebug
+def test_the_hook_says_what_it_writes_where_and_how_often(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(tmp_path / "no-such-config.json"))  # no SageMaker Debugger config
+    callback = SmDebugCallback(tmp_path / "trial", train_interval=7, eval_interval=3, collections=("losses", "weights"))
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
+        hook = callback._build_hook()
+    assert hook is not None and callback.source == "local"
+    assert caplog.messages[-1] == (f"smdebug: writing losses, weights to {tmp_path / 'trial'} (TRAIN every 7 steps, "
+                                   "EVAL every 3)")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
+        assert SmDebugCallback(None)._build_hook() is None
+    assert caplog.messages[-1] == "smdebug: no Debugger config and no --debug-dir: tensors are not collected"
+    config = tmp_path / "debughookconfig.json"
+    config.write_text(json.dumps({"LocalPath": str(tmp_path / "sm-trial")}))
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(config))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dogbreed.diagnostics.smdebug_hook"):
+        sagemaker = SmDebugCallback(tmp_path / "ignored")
+        assert sagemaker._build_hook() is not None and sagemaker.source == "sagemaker"
+    assert caplog.messages[-1] == f"smdebug: hook from the SageMaker Debugger config {config}"

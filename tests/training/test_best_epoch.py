@@ -99,17 +99,20 @@ def test_early_stopping_stops_and_exports_the_best_epochs_weights(tree, tmp_path
     assert f"best epoch: {best_epoch} (val_acc=" in "\n".join(result.summary)
 
 
-def test_issue_22_acceptance_a_flat_tree_splits_stops_early_and_exports_the_best_epoch(tmp_path, capsys):
+def test_issue_22_acceptance_a_flat_tree_splits_stops_early_and_exports_the_best_epoch(tmp_path, capsys, caplog):
     """The issue's acceptance run in one: a flat tree of 3 classes, --valid-pct 0.2 --test-pct 0.2
     --early-stopping 2 --epochs 20: stops before epoch 20, writes splits.json and metrics.json["best"], and the
     exported weights are the best epoch's."""
     flat = write_tree(tmp_path / "flat", {"": 10}, seed=2)  # class folders only: 10 images each
     config = fast_config(tmp_path, flat, epochs=20, early_stopping=2, valid_pct=0.2, test_pct=0.2, lr=3e-3, seed=7)
     recorder = ValidatedWeights()
-    result = train(config, extra_callbacks=[recorder])
+    with caplog.at_level("INFO", logger="dogbreed.training.run"):
+        result = train(config, extra_callbacks=[recorder])
     epochs = len(result.history)
     best_epoch = _first_best(result.history, "val_acc")
     assert epochs < 20 and epochs == best_epoch + 2
+    best_value = result.history[best_epoch - 1]["val_acc"]
+    assert f"testing and exporting epoch {best_epoch} (val_acc={best_value:.4f})" in caplog.messages
     splits = json.loads((config.outputs.output_dir / "splits.json").read_text())
     assert splits["carved"] == ["valid", "test"] and splits["seed"] == 7
     assert [sum(splits["counts"][split].values()) for split in ("train", "valid", "test")] == [18, 6, 6]

@@ -69,7 +69,19 @@ def test_no_loadable_checkpoint_starts_from_scratch_with_a_warning(tmp_path: Pat
     with caplog.at_level(logging.WARNING):
         plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
     assert plan.path is None and plan.epoch == 0
-    assert "training starts from epoch 1" in caplog.text
+    assert caplog.messages[-1] == (f"no checkpoint in {tmp_path} can be loaded: training starts from epoch 1 (they "
+                                   "will be replaced)")
+
+
+def test_a_file_that_is_not_a_lightning_checkpoint_is_passed_over_with_its_reason(tmp_path: Path, caplog) -> None:
+    _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2)
+    foreign = tmp_path / "epoch=3.ckpt"
+    torch.save({"weights": torch.zeros(2)}, foreign)  # loads, but holds no state_dict
+    with caplog.at_level(logging.WARNING):
+        plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert (plan.path.name, plan.epoch) == ("epoch=2.ckpt", 2)
+    assert caplog.messages == [f"checkpoint {foreign} cannot be loaded (not a Lightning checkpoint): trying the "
+                               "previous one"]
 
 
 def test_checkpoint_of_another_run_is_refused_naming_dir_and_fix(tmp_path: Path) -> None:

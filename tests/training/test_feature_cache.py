@@ -56,6 +56,16 @@ def test_second_lookup_is_a_hit_with_identical_features(tiny_tree, tmp_path):
     assert len(list(tmp_path.glob("features-*.pt"))) == 1 and not list(tmp_path.glob(".*"))
 
 
+def test_the_miss_and_the_hit_are_logged_with_the_image_and_view_counts(tiny_tree, tmp_path, caplog):
+    net, samples = _net(), _samples(tiny_tree)  # 3 classes x 4 training images
+    with caplog.at_level("INFO", logger="dogbreed.training.head_training"):
+        _cached(tmp_path, net, samples, views=2)
+        _cached(tmp_path, net, samples, views=2)
+    (path,) = tmp_path.glob("features-*.pt")
+    assert [m for m in caplog.messages if m.startswith("feature cache")] == [
+        "feature cache miss: extracting 12 image(s) x 2 view(s) of train", f"feature cache hit: {path}"]
+
+
 def _touch(samples):
     path = samples[0][0]
     stat = path.stat()

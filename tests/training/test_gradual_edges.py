@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from dogbreed.training.gradual import GradualUnfreeze, HeadPhaseData
+from dogbreed.config.parser import parse_config
+from dogbreed.training.gradual import GradualUnfreeze, HeadPhaseData, say_where_the_head_phase_trains
 
 
 @pytest.mark.parametrize("testing, epoch, features", [
@@ -57,3 +58,22 @@ def test_without_the_feature_switch_the_trainers_reload_setting_is_never_touched
     trainer.current_epoch = 2
     callback.on_validation_start(trainer, None)
     assert trainer.reload_dataloaders_every_n_epochs == 0
+
+
+@pytest.mark.parametrize("argv, start_epoch, line", [
+    ([], 0, "--finetune gradual: the head phase (3 epoch(s)) trains on cached backbone features, then the whole "
+            "network on images"),
+    ([], 2, "--finetune gradual: the head phase (3 epoch(s)) trains on cached backbone features, then the whole "
+            "network on images"),
+    ([], 3, "--finetune gradual: resumed after the head phase (3 epoch(s)): no backbone features needed"),
+    (["--cached-views", "0"], 0, "--finetune gradual: the head phase (3 epoch(s)) trains on images, not on cached "
+                                 "backbone features: --cached-views 0 turns the feature cache off"),
+    (["--mixup-alpha", "0.2"], 1, "--finetune gradual: the head phase (3 epoch(s)) trains on images, not on cached "
+                                  "backbone features: --mixup-alpha/--cutmix-alpha mix decoded images, which cached "
+                                  "features are not"),
+])
+def test_the_log_says_where_the_head_phase_trains(argv, start_epoch, line, caplog):
+    config = parse_config(["--finetune", "gradual", "--freeze-epochs", "3", *argv])
+    with caplog.at_level("INFO", logger="dogbreed.training.gradual"):
+        say_where_the_head_phase_trains(config.optimisation.freeze_epochs, config.cache, config.recipe, start_epoch)
+    assert caplog.messages == [line]

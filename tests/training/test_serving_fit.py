@@ -104,7 +104,9 @@ def test_a_temperature_at_its_search_bound_warns(caplog):
     assert report["fitted_temperature"] == pytest.approx(100.0)
     assert temperature == 1.0 and report["applied"] is False
     assert report["warning"] == "temperature at a search bound (100)"
-    assert [r.levelname for r in caplog.records if "search bound" in r.getMessage()] == ["WARNING"]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if "search bound" in r.getMessage()] == [
+        ("WARNING", "the temperature fit stopped at its search bound (T = 100, bounds (0.01, 100.0)): the validation "
+                    "logits carry no usable confidence signal; the temperature is not applied")]
 
 
 def test_a_good_model_whose_temperature_stops_at_a_bound_keeps_temperature_one(monkeypatch):
