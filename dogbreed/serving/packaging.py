@@ -13,6 +13,7 @@ Layout (what the PyTorch serving container expects, so ``PyTorchModel`` needs no
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -112,6 +113,9 @@ def build_model_archive(model_dir: Path | str, output: Path | str) -> Path:
     return output
 
 
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")  # C:/x and C:x (drive-relative) both leave the folder on Windows
+
+
 def _member_path(member: tarfile.TarInfo, archive: Path) -> PurePosixPath | None:
     """The member's relative path, or None for the archive root ("." / "./"). Refuses anything that is not a
     regular file or directory, and any absolute or ``..`` path: checked here for every member, on every Python
@@ -123,7 +127,7 @@ def _member_path(member: tarfile.TarInfo, archive: Path) -> PurePosixPath | None
                             f"files and directories: {REBUILD}")
     name = member.name.replace("\\", "/")
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+    if path.is_absolute() or ".." in path.parts or (path.parts and _WINDOWS_DRIVE.match(path.parts[0])):
         raise ArtifactError(f"{archive}: member {member.name!r} points outside the archive's folder: {REBUILD}")
     parts = [part for part in path.parts if part != "."]
     return PurePosixPath(*parts) if parts else None
