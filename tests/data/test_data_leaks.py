@@ -50,11 +50,14 @@ def test_an_image_copied_into_test_is_refused_by_name(tmp_path: Path) -> None:
 
 def test_allow_duplicates_trains_with_a_warning(tmp_path: Path, caplog) -> None:
     root = write_tree(tmp_path / "data", {"train": 2, "valid": 1, "test": 1})
-    shutil.copy(root / "train" / "001.Affenpinscher" / "001.jpg", root / "valid" / "001.Affenpinscher" / "copy.jpg")
+    source, copy = root / "train" / "001.Affenpinscher" / "001.jpg", root / "valid" / "001.Affenpinscher" / "copy.jpg"
+    shutil.copy(source, copy)
     with caplog.at_level(logging.WARNING, logger="dogbreed.data.duplicates"):
         checked = check_splits(_paths(root), allow_duplicates=True)
     assert len(checked.samples["valid"]) == 4
-    assert caplog.records[0].getMessage().startswith("1 image(s) appear byte for byte in more than one split")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"1 image(s) appear byte for byte in more than one split (train:{source} = valid:{copy}): the metrics of "
+        "those splits are inflated (--allow-duplicates)"]
 
 
 def test_the_prepared_manifest_sha256_is_used_where_it_exists(tmp_path: Path) -> None:

@@ -91,6 +91,23 @@ def test_bf16_runs_where_the_cpu_has_it(flag, caplog) -> None:
     assert caplog.records == []
 
 
+@pytest.mark.parametrize("requested, device, bf16_gpu, line", [
+    ("bf16", "cuda", False, "bf16 requested but this GPU does not support it: serving fp32"),
+    ("int8", "cuda", True, "int8 runs on the CPU only: serving fp32 on cuda"),
+    ("int8", "mps", True, "int8 runs on the CPU only: serving fp32 on mps"),
+])
+def test_an_accelerator_that_cannot_run_the_precision_serves_fp32_with_one_log_line(monkeypatch, caplog, requested,
+                                                                                    device, bf16_gpu, line) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_gpu)
+    with caplog.at_level(logging.INFO, logger="dogbreed.serving.precision"):
+        assert precision.runnable_precision(requested, torch.device(device)) == "fp32"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("WARNING", line)]
+    caplog.clear()
+    if requested == "bf16":  # a GPU that has bf16 keeps it, silently
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+        assert precision.runnable_precision("bf16", torch.device(device)) == "bf16" and caplog.records == []
+
+
 def test_bf16_falls_back_to_fp32_with_one_log_line(caplog) -> None:
     with caplog.at_level(logging.INFO, logger="dogbreed.serving.precision"):
         assert precision.runnable_precision("bf16", torch.device("cpu"), frozenset({"avx2", "avx512f"})) == "fp32"
