@@ -1,12 +1,13 @@
 """Signals, in one place: what SIGTERM, SIGINT and SIGHUP do to a run.
 
 A signal stops training at once, except inside a *critical section* (a checkpoint or the model being written):
-that finishes first, then the run stops. Either way :func:`dogbreed.training.run.train` turns the stop into
-:class:`RunInterrupted` (exit status 128 + signum, one line saying what was and was not saved:
-:func:`dogbreed.training.checkpoints.interrupted`) and never exports a model from an unfinished run; the CLI
-(:mod:`dogbreed.cli.runner`) prints that line and exits with the status. Lightning's own SIGTERM handling (which
-exits with status 0) is chained behind ours. NaN/inf losses and weights stop a run too:
-:class:`dogbreed.training.callbacks.NonFiniteGuard`.
+that finishes first, then the run stops (a second signal during the write stops it at once: a checkpoint is
+written under a partial name and renamed, so no half-written one is left). Either way
+:func:`dogbreed.training.run.train` turns the stop into :class:`RunInterrupted` (exit status 128 + signum, one
+line saying what was and was not saved: :func:`dogbreed.training.checkpoints.interrupted`) and never exports a
+model from an unfinished run; the CLI (:mod:`dogbreed.cli.runner`) prints that line and exits with the status.
+Lightning's own SIGTERM handling (which exits with status 0) is chained behind ours. NaN/inf losses and weights
+stop a run too: :class:`dogbreed.training.callbacks.NonFiniteGuard`.
 """
 
 from __future__ import annotations
