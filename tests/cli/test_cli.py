@@ -88,7 +88,7 @@ def _make_zip(tmp_path: Path) -> Path:
     return archive
 
 
-def test_download_fetches_unpacks_and_then_skips(tmp_path, capsys):
+def test_download_fetches_unpacks_and_then_skips(tmp_path, capsys, caplog):
     _make_zip(tmp_path)
     with _Server(tmp_path / "served") as url:
         root = download_dataset(f"{url}/dogImages.zip", tmp_path / "data")
@@ -97,7 +97,9 @@ def test_download_fetches_unpacks_and_then_skips(tmp_path, capsys):
         assert not list((tmp_path / "data").glob(".download*"))
         assert "downloading dogImages.zip" in capsys.readouterr().err  # the progress bar
     # Second call: the server is gone, but the data is present, so nothing is fetched.
-    assert download_dataset(f"{url}/dogImages.zip", tmp_path / "data") == root
+    with caplog.at_level("INFO", logger="dogbreed.data.sources"):
+        assert download_dataset(f"{url}/dogImages.zip", tmp_path / "data") == root
+    assert caplog.messages == [f"dataset already present in {root}: skipping download"]
 
 
 def test_download_failure_is_clear_and_leaves_no_partial_file(tmp_path):

@@ -223,3 +223,20 @@ def test_local_tuning_trials_share_the_cache_dir_of_train(tmp_path, tiny_tree):
     assert {t.cache.cache_dir for t in trials} == {tmp_path / "feature_cache"} == {default}
     explicit = fast_config(tmp_path, tiny_tree, cache_dir=tmp_path / "c")
     assert _apply(explicit, {}, tmp_path / "t" / "x").cache.cache_dir == tmp_path / "c"
+
+
+def test_compile_is_ignored_on_a_head_only_cached_run_and_says_so(tiny_tree, tmp_path, caplog, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: compiled.append(type(self).__name__))
+    with caplog.at_level("INFO", logger="dogbreed.training.gradual"):
+        train(_head_config(tmp_path, tiny_tree, cached_views=1, epochs=1, compile=True))
+    assert "--compile ignored: with the feature cache only the linear head runs" in caplog.messages
+    assert compiled == []  # only the linear head runs: nothing to compile
+
+
+def test_a_library_caller_training_a_head_on_a_random_backbone_is_told_what_to_expect(tiny_tree, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="dogbreed.training.run"):
+        build_model(_head_config(tmp_path, tiny_tree, weights="none"), 3)
+        build_model(fast_config(tmp_path, tiny_tree, weights="none", finetune="full"), 3)  # from scratch: no warning
+    assert caplog.messages == ["weights none with finetune head trains a linear head on a random frozen ResNet50: "
+                               "expect chance-level accuracy (use finetune full to train from scratch)"]
