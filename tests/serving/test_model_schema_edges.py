@@ -49,3 +49,16 @@ def test_another_architecture_is_refused_by_name(config):
     with pytest.raises(ArtifactError) as caught:
         validate_model_config(config)
     assert str(caught.value) == "unsupported architecture 'vit_b_16': this dogbreed serves resnet50"
+
+
+BF16_RECORD = {"mode": "bf16", "agreement": 0.998, "max_abs_delta_p": 0.0031, "images": 500}
+
+
+def test_a_measured_precision_travels_through_the_config_and_fp32_writes_none(config):
+    from dogbreed.serving.artifact import ModelConfig
+
+    loaded = ModelConfig.from_dict({**config, "precision": BF16_RECORD})
+    assert loaded.precision == BF16_RECORD
+    assert loaded.to_dict()["precision"] == {"mode": "bf16", "agreement": 0.998, "max_abs_delta_p": 0.0031,
+                                             "images": 500}
+    assert "precision" not in ModelConfig.from_dict(config).to_dict()  # nothing measured: no key, not null
