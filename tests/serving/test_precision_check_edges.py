@@ -22,3 +22,26 @@ def test_an_unreadable_file_is_skipped_and_the_rest_still_batched(tiny_model_dir
         f"skipped {bad}: cannot decode image {bad}: cannot identify image file '{bad}'. Use a valid JPEG, PNG or "
         "WebP file"]
     assert batches[2][0].equal(predictor.preprocess([good[4]])[0])
+
+
+def test_the_comparison_says_what_it_measures_on_and_records_it(tiny_model_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from dogbreed.serving.precision_check import reduce_model_dir
+
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    images = [save_image(tmp_path / f"{i}.jpg", color=(30 * i, 120, 60)) for i in range(3)]
+    calibration = [save_image(tmp_path / f"c{i}.jpg", color=(200, 20 * i, 90)) for i in range(2)]
+    capsys.readouterr()
+    reduce_model_dir(model_dir, "int8", images, calibration, minimum=0.0)
+    assert capsys.readouterr().out.splitlines() == [
+        "int8: calibrating activation ranges on 2 training image(s)",
+        "int8: comparing with fp32 on 3 validation image(s)"]
+    record = json.loads((model_dir / "model_config.json").read_text())["precision"]
+    assert (record["mode"], record["images"], record["calibration_images"], record["measured_on"], record["tta"]) == (
+        "int8", 3, 2, "validation split", "none")
+    reduce_model_dir(model_dir, "bf16", images[:2], minimum=0.0)
+    assert capsys.readouterr().out.splitlines() == ["bf16: comparing with fp32 on 2 validation image(s)"]
+    record = json.loads((model_dir / "model_config.json").read_text())["precision"]
+    assert (record["mode"], record["images"], "calibration_images" in record) == ("bf16", 2, False)
