@@ -28,6 +28,8 @@ from dogbreed.core.constants import (
 # pretrained features, a random backbone needs the full rate (0.1 gave 0.17 test accuracy where 1.0 gave 0.77).
 PRETRAINED_BACKBONE_LR_SCALE = 0.1
 SCRATCH_BACKBONE_LR_SCALE = 1.0
+# --weights keywords (any case, spaces around ignored: stored lower-case); anything else is a path to a state_dict
+WEIGHTS_KEYWORDS = ("imagenet", "imagenet-v2", "imagenet-v1", "none")
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PROFILE_SUBDIR = "profile"  # <output-dir>/profile: where a profiled run writes unless --profile-dir says otherwise
@@ -150,6 +152,9 @@ class OptimisationOptions:
     seed: int = _opt(42, "random seed (Python, NumPy, torch, DataLoader workers)")
 
     def __post_init__(self) -> None:
+        keyword = self.weights.strip().lower()
+        if keyword in WEIGHTS_KEYWORDS:  # " None " and "ImageNet" take the keyword's path everywhere, not a file's
+            object.__setattr__(self, "weights", keyword)
         if self.backbone_lr_scale is None:  # not given: whatever suits --weights (every number is checked)
             object.__setattr__(self, "backbone_lr_scale", default_backbone_lr_scale(self.weights))
 

@@ -46,10 +46,11 @@ def download_imagenet_state_dict(url: str = IMAGENET_WEIGHTS_URL) -> dict[str, t
 
 def load_backbone_state_dict(weights: str) -> dict[str, torch.Tensor] | None:
     """Resolve ``--weights``: 'imagenet' (= 'imagenet-v2'), 'imagenet-v1', 'none' or a path to a state_dict."""
-    if weights.lower() == "none":
+    keyword = weights.strip().lower()
+    if keyword == "none":
         return None
-    if weights.lower() in IMAGENET_WEIGHTS_URLS:
-        return download_imagenet_state_dict(IMAGENET_WEIGHTS_URLS[weights.lower()])
+    if keyword in IMAGENET_WEIGHTS_URLS:
+        return download_imagenet_state_dict(IMAGENET_WEIGHTS_URLS[keyword])
     path = Path(weights)
     if not path.is_file():
         raise WeightsError(f"--weights {weights}: no such file. Use imagenet (V2), imagenet-v1, none or a path to "

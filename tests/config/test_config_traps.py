@@ -26,7 +26,7 @@ def test_weights_none_with_a_frozen_backbone_is_refused_naming_the_fix():
     assert "--weights none with --finetune head" in message and "chance-level" in message
     assert "pass --finetune full" in message
     assert parse_config(["--weights", "none", "--finetune", "full"]).optimisation.finetune == "full"
-    assert parse_config(["--weights", "NONE", "--finetune", "full"]).optimisation.weights == "NONE"
+    assert parse_config(["--weights", "NONE", "--finetune", "full"]).optimisation.weights == "none"  # the keyword
 
 
 def test_the_refusal_also_reaches_sagemaker_hyperparameters():
@@ -155,3 +155,15 @@ def test_profiled_train_help_shows_its_own_defaults():
            "(default here: pytorch)" in lines
     assert "(default here: <output-dir>/debug-trial" in lines
     assert "(empty: off)" not in lines
+
+
+@pytest.mark.parametrize("given, stored, scale", [
+    (" None ", "none", 1.0), ("NONE", "none", 1.0), ("ImageNet", "imagenet", 0.1), ("IMAGENET-V1", "imagenet-v1", 0.1),
+    ("Backbone.PTH", "Backbone.PTH", 0.1),  # a path keeps its spelling
+])
+def test_a_weights_keyword_in_any_case_is_stored_as_the_keyword(given, stored, scale):
+    """One spelling everywhere: the record, the fingerprint, the scratch/pretrained decisions and the loader all see
+    the keyword, so " None " cannot pass the config checks as none and then be looked for as a file."""
+    config = parse_config(["--weights", given, "--finetune", "full"])
+    assert config.optimisation.weights == stored and config.optimisation.backbone_lr_scale == scale
+    assert config.to_dict()["weights"] == stored

@@ -139,3 +139,11 @@ def test_a_null_in_a_config_file_names_the_option_as_typed():
         _file_value("random_erasing", None, Path("run.json"))
     assert str(caught.value) == "run.json: option random-erasing cannot be null"
     assert _file_value("cache_dir", None, Path("run.json")) is None
+
+
+def test_weights_keywords_are_the_networks_names_and_none():
+    from dogbreed.config.sections import WEIGHTS_KEYWORDS
+    from dogbreed.core.network import IMAGENET_WEIGHTS_URLS
+
+    assert WEIGHTS_KEYWORDS == ("imagenet", "imagenet-v2", "imagenet-v1", "none")
+    assert set(WEIGHTS_KEYWORDS) == {*IMAGENET_WEIGHTS_URLS, "none"}  # a new download name is a keyword too

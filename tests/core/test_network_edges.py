@@ -47,7 +47,7 @@ def test_the_head_is_sized_for_the_classes():
 
 
 @pytest.mark.parametrize(("name", "url"), [("imagenet", V2), ("ImageNet", V2), ("imagenet-v2", V2),
-                                           ("IMAGENET-V1", V1)])
+                                           ("IMAGENET-V1", V1), (" imagenet-v1\n", V1)])
 def test_imagenet_names_download_their_checkpoint(name, url, monkeypatch):
     asked: list[str] = []
     monkeypatch.setattr(network, "download_imagenet_state_dict", lambda u: asked.append(u) or {"x": torch.ones(1)})
@@ -55,7 +55,7 @@ def test_imagenet_names_download_their_checkpoint(name, url, monkeypatch):
     assert asked == [url]
 
 
-@pytest.mark.parametrize("name", ["none", "None", "NONE"])
+@pytest.mark.parametrize("name", ["none", "None", "NONE", " None ", "none\n"])
 def test_none_means_no_weights(name):
     assert load_backbone_state_dict(name) is None
 
