@@ -72,7 +72,9 @@ def config_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     if not in_sagemaker_training(environ):
         return {}
-    defaults: dict[str, Any] = {"model_dir": Path(environ["SM_MODEL_DIR"])}
+    # The toolkit sets SM_MODEL_DIR; a job named by TRAINING_JOB_NAME alone still has SageMaker's layout.
+    model_dir = Path(environ["SM_MODEL_DIR"]) if "SM_MODEL_DIR" in environ else sagemaker_base_dir(environ) / "model"
+    defaults: dict[str, Any] = {"model_dir": model_dir}
     if "SM_OUTPUT_DATA_DIR" in environ:
         defaults["output_dir"] = Path(environ["SM_OUTPUT_DATA_DIR"])
     if TRAINING_CHANNEL in environ:

@@ -4,6 +4,7 @@
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,6 +92,16 @@ def test_environment_defaults_map_channels_and_dirs(tmp_path):
     assert "test_dir" not in defaults and "data_dir" not in defaults
     assert defaults["checkpoint_dir"] == tmp_path / "ml" / "checkpoints"
     assert config_defaults({}) == {}
+
+
+def test_every_default_dir_follows_the_job_layout_and_a_job_name_alone_means_opt_ml(tmp_path):
+    root = tmp_path / "ml"
+    defaults = config_defaults({"SM_MODEL_DIR": str(root / "model"), "SM_OUTPUT_DATA_DIR": str(root / "output/data")})
+    assert defaults == {"model_dir": root / "model", "output_dir": root / "output" / "data",
+                        "cache_dir": root / "feature_cache", "profile_dir": root / "output" / "tensorboard"}
+    assert config_defaults({"TRAINING_JOB_NAME": "dogbreed-job"}) == {  # SageMaker's fixed layout
+        "model_dir": Path("/opt/ml/model"), "cache_dir": Path("/opt/ml/feature_cache"),
+        "profile_dir": Path("/opt/ml/output/tensorboard")}
 
 
 @pytest.mark.parametrize("env,expected", [
