@@ -4,6 +4,7 @@ source without profile data is said to hold, the profiler's fit-stage test, a de
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -72,3 +73,21 @@ def test_the_debug_report_goes_into_a_new_nested_dir(tmp_path, monkeypatch):
     rows, plots = rule_report.write_debug_report("s3://bucket/trial", out)
     assert (rows, plots) == ([], [])
     assert json.loads((out / "debug_rules.json").read_text()) == {"trial": "s3://bucket/trial", "rules": []}
+
+
+@pytest.mark.parametrize("script, reading", [
+    ('echo "57"', 57.0),            # nvidia-smi's csv,noheader,nounits answer for the device asked
+    ('echo "n/a"', None),           # not a number: no reading, no crash
+    ("exit 9", None),               # failed, printed nothing
+])
+def test_the_gpu_utilisation_is_read_from_nvidia_smis_output(tmp_path, monkeypatch, script, reading):
+    from dogbreed.diagnostics import profiling
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "argv"}\n{script}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(profiling.torch.cuda, "current_device", lambda: 3)
+    assert profiling._nvidia_smi_utilisation() == reading
+    assert (tmp_path / "argv").read_text().split() == [
+        "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "--id=3"]

@@ -58,6 +58,12 @@ def test_jsonl_has_one_object_per_line(tmp_path):
         {"image": "a.jpg", "predictions": TOP}, {"image": "b.jpg", "error": "x"}]
 
 
+def test_the_transform_reads_every_image_under_the_prefix_whole():
+    assert transform_arguments("s3://dogbreed-bt/batch/in/") == {
+        "data": "s3://dogbreed-bt/batch/in/", "data_type": "S3Prefix", "content_type": "application/x-image",
+        "split_type": "None"}  # one object = one request: an image is never split into records
+
+
 def test_s3_uris_are_checked():
     with pytest.raises(ConfigError, match="is not an S3 URI"):
         transform_arguments("outputs/batch")

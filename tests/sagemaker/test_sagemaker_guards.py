@@ -112,6 +112,8 @@ def test_the_staged_source_dir_holds_the_scripts_the_requirements_and_the_packag
     assert (staged / "dogbreed" / "sagemaker" / "jobs.py").read_text() == Path(jobs.__file__).read_text()
     assert not list(staged.rglob("__pycache__"))
     (staged / "dogbreed" / "stale.py").write_text("")
+    assert jobs._IGNORED(str(jobs.PACKAGE_DIR), [".env", ".mypy_cache", "x.pyc", "__pycache__", "run.py", "a.json"]) \
+        == {".env", ".mypy_cache", "x.pyc", "__pycache__"}  # hidden files and bytecode stay home
     assert not (jobs.stage_source_dir(staged) / "dogbreed" / "stale.py").exists()  # restaged, not merged
 
 

@@ -47,6 +47,10 @@ def test_trial_lines_and_the_table_count_from_1():
     (0.36, 4, 40, True),     # 0.25 + 2 x 0.0685 = 0.387: still within guessing on 40 images
     (0.40, 4, 40, False),
     (0.30, 4, 4000, False),  # 0.25 + 2 x 0.0068: clearly above chance on many images
+    (0.75, 2, 16, True),     # two breeds: 0.5 + 2 x 0.125 = 0.75, the edge itself still warns
+    (0.7501, 2, 16, False),
+    (0.0, 1, 16, False),     # one class: no guessing to compare with
+    (0.0, 4, 0, False),      # no validation images: nothing measured
 ])
 def test_chance_warning(best, classes, images, warned):
     assert bool(chance_warning(best, classes, images)) is warned
