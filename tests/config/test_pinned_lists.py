@@ -147,3 +147,45 @@ def test_weights_keywords_are_the_networks_names_and_none():
 
     assert WEIGHTS_KEYWORDS == ("imagenet", "imagenet-v2", "imagenet-v1", "none")
     assert set(WEIGHTS_KEYWORDS) == {*IMAGENET_WEIGHTS_URLS, "none"}  # a new download name is a keyword too
+
+
+def test_lists_that_decide_behaviour_elsewhere_in_the_package():
+    """Each literal below decides something a user sees; a change to any of them must be a change to this test."""
+    import errno
+
+    from dogbreed.core.fileio import WRITE_ERRNOS
+    from dogbreed.data.ood import DRAW, KINDS
+    from dogbreed.diagnostics.smdebug_hook import LOCAL_COLLECTIONS
+    from dogbreed.sagemaker.deploy import _SIZE_VCPUS
+    from dogbreed.serving.artifact import RECORDED_DISTRIBUTIONS
+    from dogbreed.serving.front import REASONS
+    from dogbreed.serving.model_import import _PREFIXES, _WRAPPER_KEYS
+    from dogbreed.serving.torchserve_setup import LOG_NOISE, WORKER_FAILED
+    from dogbreed.training.metric_lines import EPOCH_LINE_KEYS, TEST_LINE_KEYS
+    from dogbreed.training.reports import PHASE_LABELS
+    from dogbreed.training.setup import _EXTRA_FOR
+
+    # a write error the user must fix (one line with its cause), not a traceback
+    assert WRITE_ERRNOS == {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded",
+                            errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                            errno.EPERM: "permission denied"}
+    # the generated non-dog images an abstention rule is checked against, one drawing per kind
+    assert KINDS == ("noise", "gradient", "clouds", "shapes") and list(DRAW) == list(KINDS)
+    assert LOCAL_COLLECTIONS == ("losses", "weights", "biases", "gradients")  # what a local smdebug trial holds
+    assert _SIZE_VCPUS == {"medium": 2, "large": 2, "xlarge": 4, "2xlarge": 8}  # serving workers per instance size
+    assert RECORDED_DISTRIBUTIONS == {"torch": "torch", "torchvision": "torchvision",
+                                      "pytorch_lightning": "pytorch-lightning", "torchmetrics": "torchmetrics",
+                                      "pillow": "Pillow"}
+    assert REASONS == {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                       408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
+                       431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable"}
+    assert _WRAPPER_KEYS == ("state_dict", "model_state_dict", "model")  # import-model unwraps these, in this order
+    assert _PREFIXES == ("module.", "_orig_mod.", "model.")  # and strips these from the keys
+    assert LOG_NOISE == ("ACCESS_LOG", "TS_METRICS", "MetricCollector")  # TorchServe lines not shown
+    assert WORKER_FAILED == ("Load model failed", "Backend worker process died")  # lines that end a start-up
+    assert EPOCH_LINE_KEYS == ("train_loss", "train_acc", "val_loss", "val_acc", "val_acc_top5", "val_f1_macro")
+    assert TEST_LINE_KEYS == ("test_loss", "test_acc", "test_acc_top5", "test_f1_macro")
+    assert PHASE_LABELS == {"demo_data": "demo data", "download": "download", "data_check": "data check",
+                            "feature_cache": "feature cache", "fit": "fit", "test": "test",
+                            "export": "export + reports"}
+    assert _EXTRA_FOR == {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow-skinny")}
