@@ -52,7 +52,7 @@ def test_pruning_reports_val_acc_by_printed_epoch_and_stops_when_told(sanity, me
 
 
 def test_a_sweep_trains_each_trial_quietly_keeps_the_best_and_writes_what_reproduces_it(tiny_tree, tmp_path,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, caplog):
     calls = []
 
     def train(config, *, splits, runtime, extra_callbacks, test, epoch_lines):
@@ -74,8 +74,10 @@ def test_a_sweep_trains_each_trial_quietly_keeps_the_best_and_writes_what_reprod
     monkeypatch.setattr(export_module, "record_test_metrics", lambda model_dir, metrics: None)
     monkeypatch.setattr(reports_module, "write_reports", lambda *args: None)
     out = tmp_path / "hpo"
-    result = tune_locally(fast_config(tmp_path, tiny_tree), 3, out, seed=4, runtime=Runtime.local())
+    with caplog.at_level("INFO", logger="dogbreed.tuning.local"):
+        result = tune_locally(fast_config(tmp_path, tiny_tree), 3, out, seed=4, runtime=Runtime.local())
 
+    assert "testing the best model (trial 2) on the test split" in caplog.messages
     assert len(calls) == 3
     assert [c[0].outputs.model_dir for c in calls] == [out / "trials" / f"trial_{n:03d}" / "model" for n in (1, 2, 3)]
     assert all(c[1].progress_bar is False and c[3] is False and c[4] is False for c in calls)
