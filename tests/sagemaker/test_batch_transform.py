@@ -59,8 +59,9 @@ def test_jsonl_has_one_object_per_line(tmp_path):
 
 
 def test_s3_uris_are_checked():
-    with pytest.raises(ConfigError, match="is not an S3 URI"):
+    with pytest.raises(ConfigError) as refused:
         transform_arguments("outputs/batch")
+    assert str(refused.value) == "'outputs/batch' is not an S3 URI: expected s3://bucket/prefix"
 
 
 @pytest.mark.slow

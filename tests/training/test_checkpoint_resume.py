@@ -98,8 +98,12 @@ def test_checkpoint_of_another_run_is_refused_naming_dir_and_fix(tmp_path: Path)
 
 def test_checkpoint_without_fingerprint_is_refused(tmp_path: Path) -> None:
     _fake_checkpoint(tmp_path / "epoch=1.ckpt", 1, fingerprint=None)
-    with pytest.raises(CheckpointError, match="it records no dogbreed run fingerprint"):
+    with pytest.raises(CheckpointError) as refused:
         plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert str(refused.value) == (
+        f"checkpoint dir {tmp_path} holds another run (epoch=1.ckpt: it records no dogbreed run fingerprint): pass "
+        "another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless (its weights, "
+        "optimizer and schedule state win)")
 
 
 def test_resume_anyway_accepts_another_run_and_records_the_differences(tmp_path: Path, caplog) -> None:
@@ -114,8 +118,10 @@ def test_resume_anyway_accepts_another_run_and_records_the_differences(tmp_path:
 
 def test_another_class_count_is_refused_even_with_resume_anyway(tmp_path: Path) -> None:
     _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2, classes=5)
-    with pytest.raises(CheckpointError, match="epoch=2.ckpt is a 5-class model and this data has 2 classes"):
+    with pytest.raises(CheckpointError) as refused:
         plan_resume(tmp_path, FINGERPRINT, resume_anyway=True, num_classes=2)
+    assert str(refused.value) == (f"checkpoint dir {tmp_path}: epoch=2.ckpt is a 5-class model and this data has 2 "
+                                  "classes, so it cannot be resumed: pass another --checkpoint-dir")
 
 
 def test_finished_run_is_refused_unless_resume_anyway(tmp_path: Path) -> None:
