@@ -92,8 +92,10 @@ def test_model_dir_config_without_weights(trained, tmp_path):
     config, _ = trained
     (tmp_path / CONFIG_FILENAME).write_text((config.outputs.model_dir / CONFIG_FILENAME).read_text())
     assert read_model_config(tmp_path).num_classes == 3
-    with pytest.raises(ArtifactError, match="model.pth"):
+    with pytest.raises(ArtifactError) as refused:
         load_artifact(tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'model.pth'} not found: the model dir is incomplete, re-export the "
+                                  "model")
 
 
 def test_training_rejects_bad_data_before_building_a_model(tmp_path, tiny_tree):
