@@ -171,8 +171,9 @@ def test_a_run_refuses_to_append_without_resume_and_resume_runs_only_what_is_mis
     results = toy_tree / "out" / "toy.jsonl"
     results.parent.mkdir()
     results.write_text(json.dumps({"file": "dogbreed/toy/arith.py", "line_number": 2, "index": 0}) + "\n")
-    with pytest.raises(SystemExit, match="toy.jsonl exists: pass --resume"):
+    with pytest.raises(SystemExit) as refused:
         mutation_sample.main(run_args(toy_tree))
+    assert str(refused.value) == f"{results} exists: pass --resume to continue it or choose another --results"
     mutation_sample.main(run_args(toy_tree, "--resume"))
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["line_number"], r["index"]) for r in records[:1]] == [(2, 0)]

@@ -104,8 +104,10 @@ def test_download_fetches_unpacks_and_then_skips(tmp_path, capsys, caplog):
 
 def test_download_failure_is_clear_and_leaves_no_partial_file(tmp_path):
     with _Server(tmp_path) as url:
-        with pytest.raises(DownloadError, match="could not download"):
+        with pytest.raises(DownloadError) as refused:
             download_dataset(f"{url}/missing.zip", tmp_path / "data")
+    assert str(refused.value) == (f"could not download {url}/missing.zip (HTTP Error 404: File not found). Check the "
+                                  "network, or download the zip yourself, unpack it and pass --data-dir")
     assert not list((tmp_path / "data").glob(".download*"))
 
 
@@ -115,8 +117,9 @@ def test_download_refuses_zip_slip(tmp_path):
     with zipfile.ZipFile(served / "evil.zip", "w") as zf:
         zf.writestr("../../evil.txt", "x")
     with _Server(served) as url:
-        with pytest.raises(DownloadError, match="outside"):
+        with pytest.raises(DownloadError) as refused:
             download_dataset(f"{url}/evil.zip", tmp_path / "data")
+    assert str(refused.value) == f"refusing to extract '../../evil.txt': it points outside {tmp_path / 'data'}"
     assert not (tmp_path / "evil.txt").exists()
 
 

@@ -43,12 +43,18 @@ def test_a_model_dir_with_another_runs_model_refuses_in_one_line_naming_its_date
 def test_the_same_run_again_is_not_another_run(tmp_path):
     resumed = model_of_another_run(tmp_path / "resumed", demo=False, checkpoint_dir=str(tmp_path / "ckpt"))
     check_model_dir_free(TrainConfig(model_dir=resumed, checkpoint_dir=tmp_path / "ckpt"))
-    with pytest.raises(ConfigError, match="holds the model of another run"):
+    with pytest.raises(ConfigError) as caught:
         check_model_dir_free(TrainConfig(model_dir=resumed, checkpoint_dir=tmp_path / "other"))
+    assert str(caught.value) == (
+        f"--model-dir {resumed} holds the model of another run (written 2026-05-28 20:26 UTC): pass --overwrite "
+        "to replace it, or choose another --model-dir")
     demo = model_of_another_run(tmp_path / "demo", demo=True, checkpoint_dir=None)
     check_model_dir_free(TrainConfig(model_dir=demo, demo=True))  # make demo twice
-    with pytest.raises(ConfigError, match="holds the model of another run"):
+    with pytest.raises(ConfigError) as caught:
         check_model_dir_free(TrainConfig(model_dir=demo))  # a real run over the demo's model
+    assert str(caught.value) == (
+        f"--model-dir {demo} holds the model of another run (written 2026-05-28 20:26 UTC): pass --overwrite "
+        "to replace it, or choose another --model-dir")
 
 
 def test_the_cli_refuses_before_training(tmp_path, capsys):

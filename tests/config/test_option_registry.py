@@ -15,6 +15,7 @@ prepare, export, import_model, package) are in ``tests/cli/test_command_option_r
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -272,9 +273,12 @@ def _check_overwrite(ctx: Ctx) -> None:
     model_dir = Path(ctx.config.outputs.model_dir)
     model_dir.mkdir(parents=True)
     (model_dir / "model.pth").write_bytes(b"another run's weights")
+    os.utime(model_dir / "model.pth", (1_700_000_000, 1_700_000_000))  # 2023-11-14 22:13:20 UTC, named in the refusal
     check_model_dir_free(ctx.config)  # --overwrite: a model of another run may be replaced
-    with pytest.raises(ConfigError, match="--overwrite"):
+    with pytest.raises(ConfigError) as refused:
         check_model_dir_free(ctx.config.replace(overwrite=False))
+    assert str(refused.value) == (f"--model-dir {model_dir} holds the model of another run (written 2023-11-14 22:13 "
+                                  "UTC): pass --overwrite to replace it, or choose another --model-dir")
 
 
 def _check_epochs(ctx: Ctx) -> None:

@@ -43,8 +43,9 @@ def test_flat_keywords_land_in_their_sections_and_the_rest_keeps_its_default():
 
 
 def test_an_unknown_option_is_refused_by_name():
-    with pytest.raises(TypeError, match=r"unknown training option\(s\): batchsize"):
+    with pytest.raises(TypeError) as refused:
         TrainConfig(batchsize=64)
+    assert str(refused.value) == "unknown training option(s): batchsize"
     with pytest.raises(TypeError) as refused:  # every unknown name, sorted, the whole message
         TrainConfig(lr_rate=0.1, batchsize=64)
     assert str(refused.value) == "unknown training option(s): batchsize, lr_rate"
@@ -53,8 +54,9 @@ def test_an_unknown_option_is_refused_by_name():
 def test_a_whole_section_can_be_given_and_flat_options_then_change_it():
     config = TrainConfig(data=DataOptions(image_size=64, demo=True), image_size=96)
     assert (config.data.image_size, config.data.demo) == (96, True)
-    with pytest.raises(TypeError, match=r"TrainConfig\(data=\.\.\.\) takes a DataOptions, got dict"):
+    with pytest.raises(TypeError) as refused:
         TrainConfig(data={"image_size": 64})
+    assert str(refused.value) == "TrainConfig(data=...) takes a DataOptions, got dict"
 
 
 def test_replace_changes_flat_options_and_keeps_everything_else():

@@ -33,8 +33,9 @@ def test_a_bad_temperature_is_refused_with_the_default_name(value):
 
 
 def test_a_bad_temperature_is_refused_under_the_given_name():
-    with pytest.raises(ValueError, match=r"^model_config\.json temperature must be a finite number > 0, got -2$"):
+    with pytest.raises(ValueError) as refused:
         check_temperature(-2, "model_config.json temperature")
+    assert str(refused.value) == "model_config.json temperature must be a finite number > 0, got -2"
 
 
 @pytest.mark.parametrize(("value", "expected"), [(2, 2.0), (1e-9, 1e-9), (0.5, 0.5)])
@@ -102,10 +103,12 @@ def test_the_fit_refuses_an_empty_split_and_fits_a_single_image():
     with pytest.raises(ValueError) as refused:
         fit_temperature(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
     assert str(refused.value) == "need (N, C) logits and N labels, got (0, 3) and (0,)"
-    with pytest.raises(ValueError, match=r"^need \(N, C\) logits and N labels, got \(2, 3\) and \(3,\)$"):
+    with pytest.raises(ValueError) as refused:
         fit_temperature(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"^need \(N, C\) logits and N labels, got \(3,\) and \(3,\)$"):
+    assert str(refused.value) == "need (N, C) logits and N labels, got (2, 3) and (3,)"
+    with pytest.raises(ValueError) as refused:
         fit_temperature(torch.zeros(3), torch.zeros(3, dtype=torch.long))
+    assert str(refused.value) == "need (N, C) logits and N labels, got (3,) and (3,)"
     single = fit_temperature(torch.tensor([[2.0, 0.0]]), torch.tensor([0]))  # right: sharpening helps, T < 1
     assert 0.01 <= single < 1.0
 

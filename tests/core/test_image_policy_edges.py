@@ -91,15 +91,18 @@ def test_an_animated_image_is_refused_only_when_stills_are_required():
 
 
 def test_the_header_check_applies_the_size_bounds():
-    with pytest.raises(ImageRefused, match=r"^image is 60x2, an aspect ratio of 30:1, over the 20:1 limit"):
+    with pytest.raises(ImageRefused) as refused:
         ImagePolicy().check_header(opened("PNG", size=(60, 2)))
+    assert str(refused.value) == ("image is 60x2, an aspect ratio of 30:1, over the 20:1 limit: crop it to the dog "
+                                  "before sending")
 
 
 def test_the_default_subject_is_image_and_the_policy_is_immutable():
     import dataclasses
 
-    with pytest.raises(ImageRefused, match=r"^image has size 0x1: send an image with pixels$"):
+    with pytest.raises(ImageRefused) as refused:
         ImagePolicy().check_size(0, 1)
+    assert str(refused.value) == "image has size 0x1: send an image with pixels"
     with pytest.raises(dataclasses.FrozenInstanceError):
         ImagePolicy().max_pixels = 1  # type: ignore[misc]
 

@@ -64,8 +64,10 @@ def test_garbage_is_named_with_what_to_send(tmp_path):
     assert str(refused.value).endswith(". Use a valid JPEG, PNG or WebP file")
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"junk")
-    with pytest.raises(ImageDecodeError, match=rf"^cannot decode image {bad}: "):
+    with pytest.raises(ImageDecodeError) as refused:
         open_image(bad)
+    assert str(refused.value) == (f"cannot decode image {bad}: cannot identify image file '{bad}'. Use a valid JPEG, "
+                                  "PNG or WebP file")
 
 
 def test_a_truncated_jpeg_is_refused_when_strict_and_padded_otherwise():

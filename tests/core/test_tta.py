@@ -42,8 +42,9 @@ def test_all_twenty_tencrop_views_equal_torchvisions_ten_crop_image_by_image(hei
 
 
 def test_a_canvas_smaller_than_the_crop_is_refused():
-    with pytest.raises(ValueError, match=r"crop size 32 is bigger than the canvas \(31x40\)"):
+    with pytest.raises(ValueError) as refused:
         tta_views(torch.zeros(1, 3, 31, 40), "tencrop", 32)
+    assert str(refused.value) == "crop size 32 is bigger than the canvas (31x40)"
 
 
 def test_tencrop_views_are_torchvision_ten_crops_of_each_canvas(net):

@@ -34,10 +34,12 @@ def test_an_unknown_mode_is_refused_naming_the_choices(mode):
     with pytest.raises(ValueError) as refused:
         check_tta_mode(mode)
     assert str(refused.value) == f"tta must be one of none, flip, tencrop, got {mode!r}"
-    with pytest.raises(ValueError, match=r"^--tta must be one of none, flip, tencrop, got 'x'$"):
+    with pytest.raises(ValueError) as refused:
         check_tta_mode("x", "--tta")
-    with pytest.raises(ValueError, match="^tta must be one of"):
+    assert str(refused.value) == "--tta must be one of none, flip, tencrop, got 'x'"
+    with pytest.raises(ValueError) as refused:
         views_per_image(mode)  # type: ignore[arg-type]
+    assert str(refused.value) == f"tta must be one of none, flip, tencrop, got {mode!r}"
 
 
 def test_a_known_mode_comes_back_as_a_string():
@@ -62,10 +64,12 @@ def test_a_crop_the_size_of_the_canvas_is_every_view_of_it():
         for view in range(5):
             assert torch.equal(views[image * 10 + view], batch[image])
             assert torch.equal(views[image * 10 + 5 + view], batch[image].flip(-1))
-    with pytest.raises(ValueError, match=r"^crop size 5 is bigger than the canvas \(4x4\)$"):
+    with pytest.raises(ValueError) as refused:
         tta_views(batch, "tencrop", 5)
-    with pytest.raises(ValueError, match=r"^crop size 4 is bigger than the canvas \(4x3\)$"):
+    assert str(refused.value) == "crop size 5 is bigger than the canvas (4x4)"
+    with pytest.raises(ValueError) as refused:
         tta_views(batch[..., :3], "tencrop", 4)
+    assert str(refused.value) == "crop size 4 is bigger than the canvas (4x3)"
 
 
 def test_none_returns_the_batch_and_flip_interleaves_the_mirror():

@@ -170,8 +170,12 @@ def test_a_corrupt_source_is_reported_by_name_and_the_rest_is_prepared(source, t
     bad = source / "valid" / CLASSES[0] / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     out = tmp_path / "prepared"
-    with pytest.raises(DataError, match=r"1 image\(s\) in .* could not be decoded") as raised:
+    with pytest.raises(DataError) as raised:
         prepare_dataset(source, out, short_side=N)
+    assert str(raised.value) == (
+        f"1 image(s) in {source} could not be decoded (the others are prepared in {out}):\n"
+        f"  valid/001.Affenpinscher/broken.jpg: cannot decode image {bad}: Truncated File Read\n"
+        "Fix or delete them and run prepare again, or pass --skip-bad-images to leave them out")
     assert "valid/001.Affenpinscher/broken.jpg" in str(raised.value)
     assert "--skip-bad-images" in str(raised.value)
     manifest = json.loads((out / MANIFEST_NAME).read_text())
@@ -191,17 +195,23 @@ def test_refuses_an_output_that_is_not_a_prepared_dataset_or_overlaps_the_source
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "mine.txt").write_text("keep me")
-    with pytest.raises(DataError, match="not empty and holds no prepared_manifest.json"):
+    with pytest.raises(DataError) as refused:
         prepare_dataset(source, occupied, short_side=N)
+    assert str(refused.value) == (f"--output {occupied} is not empty and holds no prepared_manifest.json: it is not a "
+                                  "prepared dataset. Choose a new or empty folder")
     assert (occupied / "mine.txt").read_text() == "keep me"
-    with pytest.raises(DataError, match="overlaps --data-dir"):
+    with pytest.raises(DataError) as refused:
         prepare_dataset(source, source / "prepared", short_side=N)
+    assert str(refused.value) == (f"--output {source / 'prepared'} overlaps --data-dir {source}: choose a folder "
+                                  "outside the dataset")
     out = tmp_path / "prepared"
     prepare_dataset(source, out, short_side=N)
     stray = out / "train" / CLASSES[0] / "stray.jpg"
     _photo(60, 60, seed=3).save(stray)
-    with pytest.raises(DataError, match="were not written by prepare") as raised:
+    with pytest.raises(DataError) as raised:
         prepare_dataset(source, out, short_side=N)
+    assert str(raised.value) == (f"1 file(s) in {out} were not written by prepare and training would read them:\n"
+                                 f"  {stray}: not from the data dir\nRemove them or choose a new --output")
     assert "stray.jpg" in str(raised.value)
 
 

@@ -115,8 +115,10 @@ def test_finished_trial_dir_is_refused_with_a_clear_error(tmp_path, tiny_tree):
     trial_dir = tmp_path / "old-trial"
     trial_dir.mkdir()
     (trial_dir / "training_job_end.ts").write_text("0")
-    with pytest.raises(ConfigError, match=r"--debug-dir .*old-trial already holds a finished smdebug trial"):
+    with pytest.raises(ConfigError) as refused:
         _run(tmp_path, tiny_tree, debug_dir=trial_dir)
+    assert str(refused.value) == (f"--debug-dir {trial_dir} already holds a finished smdebug trial; pass a new "
+                                  "directory or delete the old one")
 
 
 class _TinyClassifier:

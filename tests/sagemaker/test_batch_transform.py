@@ -65,8 +65,9 @@ def test_the_transform_reads_every_image_under_the_prefix_whole():
 
 
 def test_s3_uris_are_checked():
-    with pytest.raises(ConfigError, match="is not an S3 URI"):
+    with pytest.raises(ConfigError) as refused:
         transform_arguments("outputs/batch")
+    assert str(refused.value) == "'outputs/batch' is not an S3 URI: expected s3://bucket/prefix"
 
 
 @pytest.mark.slow

@@ -53,9 +53,12 @@ def test_the_group_is_created_only_when_it_does_not_exist(groups, error, result)
 
 
 def test_any_other_error_is_raised_and_nothing_created(groups):
-    fake = groups(PermissionError("AccessDeniedException: not authorized to perform DescribeModelPackageGroup"))
-    with pytest.raises(PermissionError, match="AccessDenied"):
+    denied = PermissionError("AccessDeniedException: not authorized to perform DescribeModelPackageGroup")
+    fake = groups(denied)
+    with pytest.raises(PermissionError) as raised:
         registry.ensure_group("dogs", session="S")
+    assert raised.value is denied  # the very error, not one wrapping it
+    assert str(raised.value) == "AccessDeniedException: not authorized to perform DescribeModelPackageGroup"
     assert [name for name, _ in fake.calls] == ["get"]
 
 

@@ -126,8 +126,13 @@ def test_torn_artifact_new_weights_old_config_is_refused(model_dir: Path, tmp_pa
         class_names=["Affenpinscher", "Afghan hound", "Airedale terrier"], preprocessing=Preprocessing(image_size=32)))
     shutil.copy(tmp_path / "newer" / "model.pth", model_dir / "model.pth")
     assert (model_dir / "model_config.json").read_bytes() == old_config
-    with pytest.raises(ArtifactError, match="model.pth does not belong to model_config.json"):
+    with pytest.raises(ArtifactError) as refused:
         load_artifact(model_dir)
+    assert str(refused.value) == (
+        f"{model_dir / 'model.pth'} does not belong to model_config.json (its SHA-256 differs from the one the config "
+        "records: an export was interrupted between the two files, or one was replaced): re-export the model "
+        "(python -m entry_points.train --model-dir ...), or for weights from elsewhere make the model dir with "
+        "python -m entry_points.import_model")
 
 
 def test_config_records_the_sha256_of_the_weights(model_dir: Path) -> None:
@@ -141,8 +146,10 @@ def test_nan_weights_are_refused_and_predict_never_prints_nan(model_dir: Path, t
     with torch.no_grad():
         net.fc.weight.fill_(float("nan"))
     save_artifact(model_dir, net, config)  # a consistent artifact (hash matches) of a diverged model
-    with pytest.raises(ArtifactError, match="contains NaN or infinite values"):
+    with pytest.raises(ArtifactError) as refused:
         load_artifact(model_dir)
+    assert str(refused.value) == (f"{model_dir / 'model.pth'} contains NaN or infinite values (training diverged): "
+                                  "retrain with a lower --lr")
     image = tmp_path / "dog.png"
     from PIL import Image
 
@@ -195,8 +202,13 @@ def test_interrupted_export_keeps_the_previous_artifact_whole(model_dir: Path, m
     # and the pair is refused as torn instead of serving new weights under the old config.
     assert (model_dir / "model_config.json").read_bytes() == before["model_config.json"]
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
-    with pytest.raises(ArtifactError, match="does not belong"):
+    with pytest.raises(ArtifactError) as refused:
         Predictor.from_model_dir(model_dir, device="cpu")
+    assert str(refused.value) == (
+        f"{model_dir / 'model.pth'} does not belong to model_config.json (its SHA-256 differs from the one the config "
+        "records: an export was interrupted between the two files, or one was replaced): re-export the model "
+        "(python -m entry_points.train --model-dir ...), or for weights from elsewhere make the model dir with "
+        "python -m entry_points.import_model")
     monkeypatch.setattr("dogbreed.serving.artifact.atomic_write", lambda path, write, **options: real_write(
         path, _write_half_then_fail))
     (model_dir / "model.pth").write_bytes(before["model.pth"])

@@ -34,15 +34,19 @@ def test_port_in_use_is_reported_before_starting() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        with pytest.raises(ServeError, match=f"port {port} on 127.0.0.1 is in use"):
+        with pytest.raises(ServeError) as caught:
             check_ports_free([port])
+    assert str(caught.value) == (f"port {port} on 127.0.0.1 is in use (Address already in use): stop what uses it or "
+                                 "pass another --port (the endpoint uses --port..--port+4)")
 
 
 def test_missing_java_is_reported(monkeypatch) -> None:
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(ServeError, match="java not found on PATH.*openjdk-17-jre-headless"):
+    with pytest.raises(ServeError) as caught:
         check_java()
+    assert str(caught.value) == ("java not found on PATH: TorchServe needs Java 11+; install it with apt-get install "
+                                 "-y openjdk-17-jre-headless")
 
 
 @pytest.fixture(scope="module")

@@ -158,8 +158,10 @@ def test_pixel_limit_boundary(monkeypatch):
 @pytest.mark.parametrize("value", ["0", "-3", "lots"])
 def test_bad_limit_variables_are_refused(monkeypatch, value):
     monkeypatch.setenv("DOGBREED_MAX_BATCH", value)
-    with pytest.raises(Exception, match=f"DOGBREED_MAX_BATCH='{value}' must be a positive integer"):
+    with pytest.raises(Exception) as refused:
         ServingLimits.from_env()
+    assert str(refused.value) == (f"environment variable DOGBREED_MAX_BATCH='{value}' must be a positive integer "
+                                  "(default 16)")
 
 
 # --- Accept negotiation

@@ -95,8 +95,11 @@ def test_request_pixel_budget_is_configurable(monkeypatch) -> None:
     monkeypatch.setenv("DOGBREED_MAX_REQUEST_PIXELS", "5000")
     one = base64.b64encode(encode(Image.new("RGB", (50, 50)), "PNG")).decode()
     handlers.input_fn(json.dumps({"instances": [one, one]}), "application/json")  # 5000 pixels: at the limit
-    with pytest.raises(GenericInferenceToolkitError, match="3 image\\(s\\) of this request hold 0.0 megapixels"):
+    with pytest.raises(GenericInferenceToolkitError) as refused:
         handlers.input_fn(json.dumps({"instances": [one] * 3}), "application/json")
+    assert (refused.value.status_code, refused.value.message) == (
+        413, "the 3 image(s) of this request hold 0.0 megapixels together, over the 0.005 megapixel limit per "
+             "request: send fewer or smaller images per request")
 
 
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick

@@ -53,14 +53,17 @@ def test_monitor_names_the_logged_metric_and_the_options_are_checked():
         ("val_loss", 3, "01:02:03")
     assert config.to_dict()["monitor"] == "val_loss"  # -> the run's hyperparameters record
     assert parse_config([]).stopping.monitor == "val_acc" and parse_config([]).stopping.early_stopping == 0
-    with pytest.raises(ConfigError, match="--early-stopping must be >= 0"):
+    with pytest.raises(ConfigError) as refused:
         parse_config(["--early-stopping", "-1"])
-    with pytest.raises(ConfigError, match="--max-time must be HH:MM:SS"):
-        parse_config(["--max-time", "90"])
-    with pytest.raises(ConfigError, match="--max-time must be HH:MM:SS"):
-        parse_config(["--max-time", "00:61:00"])
-    with pytest.raises(ConfigError, match="invalid choice"):
+    assert str(refused.value) == "--early-stopping must be >= 0 (epochs of patience; 0 = off)"
+    for max_time in ("90", "00:61:00"):
+        with pytest.raises(ConfigError) as refused:
+            parse_config(["--max-time", max_time])
+        assert str(refused.value) == f"--max-time must be HH:MM:SS (e.g. 00:30:00) and more than zero, got '{max_time}'"
+    with pytest.raises(ConfigError) as refused:
         parse_config(["--monitor", "train_acc"])
+    assert str(refused.value) == ("argument --monitor: invalid choice: 'train_acc' (choose from 'val_acc', 'val_loss', "
+                                  "'val_f1_macro') (see python -m entry_points.train --help)")
 
 
 def test_best_epoch_keeps_the_first_best_value_and_its_record():

@@ -98,8 +98,12 @@ def test_checkpoint_of_another_run_is_refused_naming_dir_and_fix(tmp_path: Path)
 
 def test_checkpoint_without_fingerprint_is_refused(tmp_path: Path) -> None:
     _fake_checkpoint(tmp_path / "epoch=1.ckpt", 1, fingerprint=None)
-    with pytest.raises(CheckpointError, match="it records no dogbreed run fingerprint"):
+    with pytest.raises(CheckpointError) as refused:
         plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert str(refused.value) == (
+        f"checkpoint dir {tmp_path} holds another run (epoch=1.ckpt: it records no dogbreed run fingerprint): pass "
+        "another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless (its weights, "
+        "optimizer and schedule state win)")
 
 
 def test_resume_anyway_accepts_another_run_and_records_the_differences(tmp_path: Path, caplog) -> None:
@@ -114,8 +118,10 @@ def test_resume_anyway_accepts_another_run_and_records_the_differences(tmp_path:
 
 def test_another_class_count_is_refused_even_with_resume_anyway(tmp_path: Path) -> None:
     _fake_checkpoint(tmp_path / "epoch=2.ckpt", 2, classes=5)
-    with pytest.raises(CheckpointError, match="epoch=2.ckpt is a 5-class model and this data has 2 classes"):
+    with pytest.raises(CheckpointError) as refused:
         plan_resume(tmp_path, FINGERPRINT, resume_anyway=True, num_classes=2)
+    assert str(refused.value) == (f"checkpoint dir {tmp_path}: epoch=2.ckpt is a 5-class model and this data has 2 "
+                                  "classes, so it cannot be resumed: pass another --checkpoint-dir")
 
 
 def test_finished_run_is_refused_unless_resume_anyway(tmp_path: Path) -> None:
@@ -228,11 +234,18 @@ def test_rerun_into_a_finished_runs_dir_is_refused_before_training(uninterrupted
     config, _, _ = uninterrupted
     before = (config.outputs.model_dir / "model.pth").stat().st_mtime_ns
     checkpoint_dir = config.checkpoints.checkpoint_dir
-    with pytest.raises(CheckpointError, match=f"checkpoint dir {checkpoint_dir} holds a finished run"):
+    with pytest.raises(CheckpointError) as refused:
         train(config)
-    with pytest.raises(CheckpointError, match=r"holds another run \(epoch=3.ckpt: --lr 0.002 in the checkpoint, "
-                                              r"0.01 now\)"):
+    assert str(refused.value) == (
+        f"checkpoint dir {checkpoint_dir} holds a finished run (3 epoch(s), model exported to "
+        f"{config.outputs.model_dir}): nothing is left to train. pass another --checkpoint-dir for this run, or "
+        "--resume-anyway to continue from it regardless (its weights, optimizer and schedule state win)")
+    with pytest.raises(CheckpointError) as refused:
         train(dataclasses.replace(config, lr=0.01))
+    assert str(refused.value) == (
+        f"checkpoint dir {checkpoint_dir} holds another run (epoch=3.ckpt: --lr 0.002 in the checkpoint, 0.01 now): "
+        "pass another --checkpoint-dir for this run, or --resume-anyway to continue from it regardless (its "
+        "weights, optimizer and schedule state win)")
     assert (config.outputs.model_dir / "model.pth").stat().st_mtime_ns == before
     assert "epoch=" not in capsys.readouterr().out  # no epoch ran
 
@@ -320,8 +333,11 @@ def test_failed_checkpoint_write_keeps_the_previous_and_leaves_no_partial_file(r
 
     monkeypatch.setattr("dogbreed.core.fileio.os.fsync", fsync_failing_on_second_checkpoint)
     config = fast_config(tmp_path, resume_tree, epochs=3, checkpoint_dir=tmp_path / "ckpt")
-    with pytest.raises(OutputError, match=r"^no space left writing .*ckpt \(needs about \d+ MB\): free some space"):
+    with pytest.raises(OutputError) as refused:
         train(config)
+    # the size is the checkpoint's, which the test does not fix; the rest is exact
+    assert re.fullmatch(rf"no space left writing {re.escape(str(tmp_path / 'ckpt'))} \(needs about [1-9]\d* MB\): "
+                        r"free some space there or write elsewhere", str(refused.value)), str(refused.value)
     monkeypatch.undo()
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch=1.ckpt"]
     assert plan_resume(tmp_path / "ckpt", torch.load(tmp_path / "ckpt" / "epoch=1.ckpt", weights_only=True)

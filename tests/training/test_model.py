@@ -100,13 +100,19 @@ def test_weights_from_a_file(tmp_path):
 def test_weights_file_that_does_not_fit(tmp_path):
     path = tmp_path / "small.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, path)
-    with pytest.raises(WeightsError, match="do not fit ResNet50"):
+    with pytest.raises(WeightsError) as refused:
         apply_backbone_weights(build_resnet50(3), load_backbone_state_dict(str(path)))
+    assert str(refused.value) == (
+        "backbone weights do not fit ResNet50 (Error(s) in loading state_dict for ResNet:\n\tsize mismatch for "
+        "conv1.weight: copying a param with shape torch.Size([1]) from checkpoint, the shape in current model is "
+        "torch.Size([64, 3, 7, 7]).). Pass a torchvision resnet50 state_dict")
 
 
 def test_missing_weights_file():
-    with pytest.raises(WeightsError, match="no such file"):
+    with pytest.raises(WeightsError) as refused:
         load_backbone_state_dict("/nonexistent/resnet.pth")
+    assert str(refused.value) == ("--weights /nonexistent/resnet.pth: no such file. Use imagenet (V2), imagenet-v1, "
+                                  "none or a path to a state_dict")
 
 
 class _Server:

@@ -81,8 +81,10 @@ def test_predictions_name_breeds_best_first(trained, learnable_tree):
 
 
 def test_incomplete_model_dir_is_reported(tmp_path):
-    with pytest.raises(ArtifactError, match="model_config.json"):
+    with pytest.raises(ArtifactError) as refused:
         load_artifact(tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'model_config.json'} not found: a model dir needs model.pth and "
+                                  "model_config.json, as written by python -m entry_points.train --model-dir")
 
 
 @pytest.mark.slow  # the shared `trained` fixture: a real training run (make test, not test-quick)
@@ -90,14 +92,20 @@ def test_model_dir_config_without_weights(trained, tmp_path):
     config, _ = trained
     (tmp_path / CONFIG_FILENAME).write_text((config.outputs.model_dir / CONFIG_FILENAME).read_text())
     assert read_model_config(tmp_path).num_classes == 3
-    with pytest.raises(ArtifactError, match="model.pth"):
+    with pytest.raises(ArtifactError) as refused:
         load_artifact(tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'model.pth'} not found: the model dir is incomplete, re-export the "
+                                  "model")
 
 
 def test_training_rejects_bad_data_before_building_a_model(tmp_path, tiny_tree):
     (tiny_tree / "train" / BREED_DIRS[0] / "bad.jpg").write_bytes(b"junk")
-    with pytest.raises(DataError, match="bad.jpg"):
+    with pytest.raises(DataError) as refused:
         train(fast_config(tmp_path, tiny_tree))
+    bad = tiny_tree / "train" / BREED_DIRS[0] / "bad.jpg"
+    assert str(refused.value) == (f"1 unreadable image file(s):\n  {bad}: UnidentifiedImageError: cannot identify "
+                                  f"image file '{bad}'\nFix or delete them, or pass --skip-bad-images to train "
+                                  "without them")
     assert not (tmp_path / "model").exists()
 
 
