@@ -8,6 +8,7 @@ library only.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,13 @@ def float_or_auto(text: str) -> float:
     as a number)."""
     if str(text).strip().lower() == "auto":
         return AUTO_LR
-    value = float(text)
-    if value == AUTO_LR:
-        raise ValueError(f"{text} is not a learning rate")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+    if value == AUTO_LR:  # the sentinel; any other negative number meets the range check with the same words
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text} (or auto: the learning-rate "
+                                         "finder)")
     return value
 
 

@@ -66,7 +66,7 @@ class Preprocessing:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
         object.__setattr__(self, "crop_scale", (low, high))
         if self.augment not in AUGMENT_POLICIES:
-            raise ValueError(f"augment must be one of {AUGMENT_POLICIES}, got {self.augment!r}")
+            raise ValueError(f"augment must be one of {', '.join(AUGMENT_POLICIES)}, got {self.augment!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

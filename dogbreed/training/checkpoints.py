@@ -242,7 +242,7 @@ def _checked_plan(checkpoint_dir: Path, path: Path, epoch: int, checkpoint: Mapp
                                   f"{'; '.join(differences)}): {_RESUME_FIX}")
         if finished is not None:
             raise CheckpointError(f"checkpoint dir {checkpoint_dir} holds a finished run ({finished}): nothing is "
-                                  f"left to train. {_RESUME_FIX}")
+                                  f"left to train: {_RESUME_FIX}")
     elif differences or finished is not None:
         logger.warning("--resume-anyway: resuming %s although %s", path,
                        "; ".join(differences + ([f"its run finished ({finished})"] if finished else [])))

@@ -213,7 +213,7 @@ def test_random_erasing_blanks_a_patch_to_the_mean_and_none_is_the_eval_view():
     assert torch.equal(none(image), none(image))  # deterministic: resize and centre crop
     with pytest.raises(ValueError) as refused:
         Preprocessing(image_size=32, augment="autoaugment")
-    assert str(refused.value) == ("augment must be one of ('none', 'default', 'trivialaugment', 'randaugment'), got "
+    assert str(refused.value) == ("augment must be one of none, default, trivialaugment, randaugment, got "
                                   "'autoaugment'")
 
 

@@ -61,7 +61,7 @@ def test_crop_scales_at_the_bounds_are_kept_as_float_tuples(scale, kept):
 def test_an_unknown_augmentation_is_refused_naming_the_choices():
     with pytest.raises(ValueError) as refused:
         Preprocessing(augment="auto")
-    assert str(refused.value) == ("augment must be one of ('none', 'default', 'trivialaugment', 'randaugment'), "
+    assert str(refused.value) == ("augment must be one of none, default, trivialaugment, randaugment, "
                                   "got 'auto'")
 
 

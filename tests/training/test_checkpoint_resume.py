@@ -238,7 +238,7 @@ def test_rerun_into_a_finished_runs_dir_is_refused_before_training(uninterrupted
         train(config)
     assert str(refused.value) == (
         f"checkpoint dir {checkpoint_dir} holds a finished run (3 epoch(s), model exported to "
-        f"{config.outputs.model_dir}): nothing is left to train. pass another --checkpoint-dir for this run, or "
+        f"{config.outputs.model_dir}): nothing is left to train: pass another --checkpoint-dir for this run, or "
         "--resume-anyway to continue from it regardless (its weights, optimizer and schedule state win)")
     with pytest.raises(CheckpointError) as refused:
         train(dataclasses.replace(config, lr=0.01))

@@ -62,7 +62,8 @@ def test_new_options_parse_with_range_checks_and_reach_the_record():
            "--random-erasing augments training images, but --augment none turns augmentation off: choose one",
            ("--crop-min-side", "2"): "--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off)",
            ("--lr", "-2"): "--lr must be a positive finite number, got -2.0 (or auto: the learning-rate finder)",
-           ("--lr", "-1"): "argument --lr: invalid float_or_auto value: '-1' (see python -m entry_points.train --help)"}
+           ("--lr", "-1"): "argument --lr: must be a positive finite number, got -1 (or auto: the learning-rate "
+                           "finder) (see python -m entry_points.train --help)"}
     for argv, message in bad.items():
         with pytest.raises(ConfigError) as refused:
             parse_config(list(argv))
