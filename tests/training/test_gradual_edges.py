@@ -77,3 +77,34 @@ def test_the_log_says_where_the_head_phase_trains(argv, start_epoch, line, caplo
     with caplog.at_level("INFO", logger="dogbreed.training.gradual"):
         say_where_the_head_phase_trains(config.optimisation.freeze_epochs, config.cache, config.recipe, start_epoch)
     assert caplog.messages == [line]
+
+
+class _Module:
+    def __init__(self, frozen: bool) -> None:
+        self.backbone_frozen, self.calls = frozen, []
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        self.calls.append(trainable)
+        self.backbone_frozen = not trainable
+
+
+def _trainer_at(epoch: int, rebuilt: list) -> SimpleNamespace:
+    groups = [{"lr": 0.003}, {"lr": 0.0003}]  # head, backbone: what the rebuilt optimiser holds
+    return SimpleNamespace(current_epoch=epoch, is_global_zero=True, optimizers=[SimpleNamespace(param_groups=groups)],
+                           strategy=SimpleNamespace(setup_optimizers=lambda trainer: rebuilt.append(trainer)))
+
+
+def test_the_whole_network_trains_from_the_first_epoch_after_the_head_phase_with_a_fresh_optimiser():
+    lines, rebuilt = [], []
+    callback = GradualUnfreeze(freeze_epochs=2, emit=lines.append)
+    module = _Module(frozen=True)
+    for epoch in (0, 1):  # the head phase: the backbone stays frozen
+        callback.on_train_epoch_start(_trainer_at(epoch, rebuilt), module)
+    assert module.calls == [] and rebuilt == [] and lines == []
+    trainer = _trainer_at(2, rebuilt)
+    callback.on_train_epoch_start(trainer, module)
+    assert module.calls == [True] and rebuilt == [trainer]
+    assert lines == ["gradual fine-tuning: from epoch 3 the whole network trains (head lr 0.003, backbone lr "
+                     "0.0003, a fresh schedule)"]
+    callback.on_train_epoch_start(_trainer_at(3, rebuilt), module)  # already unfrozen: nothing again
+    assert module.calls == [True] and len(rebuilt) == 1 and len(lines) == 1

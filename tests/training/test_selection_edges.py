@@ -63,3 +63,17 @@ def test_the_epoch_history_survives_a_checkpoint_round_trip():
     empty = EpochHistory(quiet=True)
     empty.load_state_dict({})
     assert empty.history == []
+
+
+def test_the_stopping_callbacks_are_the_best_epoch_then_what_was_asked_for():
+    from dogbreed.config.sections import StoppingOptions
+    from dogbreed.training.selection import EarlyStop, TimeBudget, stopping_callbacks
+
+    (only,) = stopping_callbacks(StoppingOptions(monitor="val_loss"))
+    assert type(only) is BestEpoch and only.monitor == "val_loss" and only.whole_network is False
+    best, early, budget = stopping_callbacks(StoppingOptions(monitor="val_f1_macro", early_stopping=3,
+                                                             max_time="00:02:30"), backbone_trains_later=True)
+    assert type(best) is BestEpoch and best.whole_network is True
+    assert type(early) is EarlyStop and (early.option, early.patience, early.mode) == ("val_f1_macro", 3, "max")
+    assert type(budget) is TimeBudget and budget.budget == "00:02:30"
+    assert budget._duration == 150.0  # seconds, parsed from HH:MM:SS
