@@ -113,4 +113,5 @@ def test_an_animated_image_that_does_not_count_its_frames_says_at_least_2():
 
     with pytest.raises(ImageRefused) as refused:
         ImagePolicy(formats=None).check_header(Animated())  # type: ignore[arg-type]
-    assert refused.value.message.startswith("image is animated (2 frames): ")
+    assert refused.value.message == ("image is animated (2 frames): send a still JPEG, PNG or WebP image (one frame "
+                                     "of it)")

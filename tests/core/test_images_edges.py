@@ -4,6 +4,7 @@ vs padded truncation, EXIF orientation and draft decoding, written out (issue 24
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,9 @@ def test_a_missing_path_and_a_directory_are_named(tmp_path):
 def test_garbage_is_named_with_what_to_send(tmp_path):
     with pytest.raises(ImageDecodeError) as refused:
         open_image(b"not an image at all")
-    assert str(refused.value).startswith("cannot decode image: ")
-    assert str(refused.value).endswith(". Use a valid JPEG, PNG or WebP file")
+    # PIL names the in-memory file by its repr, whose address changes each run: only that is left open.
+    assert re.fullmatch(r"cannot decode image: cannot identify image file <_io\.BytesIO object at 0x[0-9a-f]+>\. Use a "
+                        r"valid JPEG, PNG or WebP file", str(refused.value)), str(refused.value)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"junk")
     with pytest.raises(ImageDecodeError) as refused:
@@ -75,8 +77,8 @@ def test_a_truncated_jpeg_is_refused_when_strict_and_padded_otherwise():
     truncated = data[: len(data) // 2]
     with pytest.raises(ImageDecodeError) as refused:
         open_image(truncated, strict=True)
-    assert str(refused.value).startswith("image is truncated (") and str(refused.value).endswith(
-        "): use the complete file")
+    assert str(refused.value) == ("image is truncated (image file is truncated (2 bytes not processed)): use the "
+                                  "complete file")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the global is restored after a strict load
     assert open_image(truncated).size == (256, 256)
 
@@ -85,8 +87,8 @@ def test_too_many_pixels_for_pil_is_named(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL refuses above twice this
     with pytest.raises(ImageDecodeError) as refused:
         open_image(jpeg((20, 20)))
-    assert str(refused.value).startswith("image has too many pixels to decode safely (")
-    assert str(refused.value).endswith("): resize it")
+    assert str(refused.value) == ("image has too many pixels to decode safely (Image size (400 pixels) exceeds limit "
+                                  "of 200 pixels, could be decompression bomb DOS attack.): resize it")
 
 
 def test_alpha_is_composited_on_white():
@@ -148,12 +150,14 @@ def test_the_header_check_says_none_or_the_reason(tmp_path):
     assert check_image_header(good) is None
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"junk")
-    assert check_image_header(bad).startswith("UnidentifiedImageError: cannot identify image file")
+    assert check_image_header(bad) == f"UnidentifiedImageError: cannot identify image file '{bad}'"
     thin = tmp_path / "thin.png"
     Image.new("L", (100, 2)).save(thin)
     assert check_image_header(thin) == ("image is 100x2, an aspect ratio of 50:1, over the 20:1 limit: crop it to "
                                         "the dog before sending")
-    assert check_image_header(tmp_path / "missing.jpg").startswith("FileNotFoundError: ")
+    missing = tmp_path / "missing.jpg"  # the OS's words for a missing file are left open
+    assert re.fullmatch(rf"FileNotFoundError: \[Errno 2\] [^\n]+: '{re.escape(str(missing))}'",
+                        check_image_header(missing)), check_image_header(missing)
 
 
 def test_a_refused_file_is_closed(tmp_path, monkeypatch):
@@ -203,7 +207,8 @@ def test_premultiplied_and_palette_alpha_are_composited_on_white(mode):
 def test_a_strict_decode_of_garbage_is_not_called_truncated():
     with pytest.raises(ImageDecodeError) as refused:
         open_image(b"not an image at all", strict=True)
-    assert str(refused.value).startswith("cannot decode image: ")
+    assert re.fullmatch(r"cannot decode image: cannot identify image file <_io\.BytesIO object at 0x[0-9a-f]+>\. Use a "
+                        r"valid JPEG, PNG or WebP file", str(refused.value)), str(refused.value)
 
 
 @pytest.mark.parametrize(("mode", "key", "other"), [("RGB", (10, 20, 30), (1, 2, 3)), ("L", 7, 9)])

@@ -123,16 +123,17 @@ def test_minimum_class_size(valid, test, needed):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--valid-pct", "1.5"], "--valid-pct must be in (0, 1)"),
-    (["--valid-pct", "0"], "--valid-pct must be in (0, 1)"),
-    (["--test-pct", "-0.1"], "--test-pct must be in [0, 1)"),
-    (["--valid-pct", "nan"], "--valid-pct must be in (0, 1)"),
-    (["--valid-pct", "0.6", "--test-pct", "0.4"], "--valid-pct and --test-pct together must stay below 1"),
+    (["--valid-pct", "1.5"], "--valid-pct must be in (0, 1) (e.g. 0.2), got 1.5"),
+    (["--valid-pct", "0"], "--valid-pct must be in (0, 1) (e.g. 0.2), got 0.0"),
+    (["--test-pct", "-0.1"], "--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got -0.1"),
+    (["--valid-pct", "nan"], "--valid-pct must be in (0, 1) (e.g. 0.2), got nan"),
+    (["--valid-pct", "0.6", "--test-pct", "0.4"],
+     "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
 ])
 def test_pct_out_of_range_is_refused(argv, message):
     with pytest.raises(ConfigError) as err:
         parse_config(argv)
-    assert message in str(err.value)
+    assert str(err.value) == message
 
 
 def test_the_pcts_are_options_in_the_data_section_and_the_record():
@@ -202,7 +203,9 @@ def test_train_refuses_a_pct_for_an_existing_split_in_one_line(tiny_tree, tmp_pa
                    "--accelerator", "cpu", "--logger", "none"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1, err
-    assert err[0].startswith("error: --valid-pct 0.2 was given but the data has its own validation split")
+    assert err[0] == (
+        f"error: --valid-pct 0.2 was given but the data has its own validation split ({tiny_tree / 'valid'}): "
+        "drop --valid-pct to use that folder, or remove the folder to split automatically")
     assert not (tmp_path / "model").exists() and not (tmp_path / "reports" / "splits.json").exists()
 
 

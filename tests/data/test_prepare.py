@@ -176,8 +176,6 @@ def test_a_corrupt_source_is_reported_by_name_and_the_rest_is_prepared(source, t
         f"1 image(s) in {source} could not be decoded (the others are prepared in {out}):\n"
         f"  valid/001.Affenpinscher/broken.jpg: cannot decode image {bad}: Truncated File Read\n"
         "Fix or delete them and run prepare again, or pass --skip-bad-images to leave them out")
-    assert "valid/001.Affenpinscher/broken.jpg" in str(raised.value)
-    assert "--skip-bad-images" in str(raised.value)
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest["complete"] is False and list(manifest["failed"]) == ["valid/001.Affenpinscher/broken.jpg"]
     assert len(manifest["files"]) == 18 and not (out / "valid" / CLASSES[0] / "broken.jpg").exists()
@@ -185,7 +183,10 @@ def test_a_corrupt_source_is_reported_by_name_and_the_rest_is_prepared(source, t
     status = prepare_main(["--data-dir", str(source), "--output", str(out), "--short-side", str(N), "--workers", "1"])
     assert status == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: 1 image(s)") and "broken.jpg" in error
+    assert error == (
+        f"error: 1 image(s) in {source} could not be decoded (the others are prepared in {out}): "
+        f"valid/001.Affenpinscher/broken.jpg: cannot decode image {bad}: Truncated File Read; "
+        "Fix or delete them and run prepare again, or pass --skip-bad-images to leave them out")
     skipped = prepare_dataset(source, out, short_side=N, skip_bad_images=True)
     assert skipped.counts["unchanged"] == 18 and list(skipped.failed) == ["valid/001.Affenpinscher/broken.jpg"]
     assert json.loads((out / MANIFEST_NAME).read_text())["complete"] is True
@@ -212,7 +213,6 @@ def test_refuses_an_output_that_is_not_a_prepared_dataset_or_overlaps_the_source
         prepare_dataset(source, out, short_side=N)
     assert str(raised.value) == (f"1 file(s) in {out} were not written by prepare and training would read them:\n"
                                  f"  {stray}: not from the data dir\nRemove them or choose a new --output")
-    assert "stray.jpg" in str(raised.value)
 
 
 def test_prepare_with_worker_processes_writes_the_same_files(source, tmp_path):
@@ -248,7 +248,9 @@ def test_training_warns_when_the_prepared_short_side_is_below_the_eval_resize(tm
     prepare_dataset(source, out, short_side=40)
     with caplog.at_level(logging.WARNING):
         DogBreedDataModule(SplitDirs.from_data_dir(out), preprocessing=Preprocessing(image_size=64)).setup()
-    assert "prepared with short side 40, smaller than the 66 px that --image-size 64 evaluates at" in caplog.text
+    assert caplog.messages == [
+        f"{out} was prepared with short side 40, smaller than the 66 px that --image-size 64 evaluates at: images are "
+        "enlarged. Prepare it again with --image-size 64"]
 
 
 def test_prepare_help_answers_without_loading_torch():

@@ -26,8 +26,10 @@ def _trainer(session, **kwargs):
 def test_several_instances_without_torchrun_are_refused_when_building_the_trainer(offline_session, tmp_path):
     with pytest.raises(ConfigError) as error:
         _trainer(offline_session, instance_count=2)
-    assert str(error.value).startswith("instance_count=2 without distributed=True: each instance would train alone")
-    assert "Pass distributed=True" in str(error.value)
+    assert str(error.value) == (
+        "instance_count=2 without distributed=True: each instance would train alone as node 0 and wait for the others "
+        "until the job times out. Pass distributed=True (torchrun on every instance, DDP across all GPUs) or "
+        "instance_count=1")
     trainer = _trainer(offline_session, instance_count=2, distributed=True, instance_type="ml.g5.12xlarge",
                        source_dir=tmp_path / "src")
     assert trainer.compute.instance_count == 2 and type(trainer.distributed).__name__ == "Torchrun"
@@ -57,8 +59,10 @@ def test_the_script_refuses_several_hosts_with_one_line_and_exit_2(tmp_path, tin
     status = main(["--data-dir", str(tiny_tree), "--output-dir", str(tmp_path / "reports"), "--weights", "none",
                    "--finetune", "full"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and err[-1].startswith("error: this job has 2 instances")
-    assert "build the trainer with distributed=True" in err[-1]
+    assert status == 2 and err[-1] == (
+        "error: this job has 2 instances (SM_HOSTS=algo-1,algo-2) but the script was not started by torchrun, so "
+        "every instance would train alone as node 0 and hang waiting for the others: build the trainer with "
+        "distributed=True (torchrun), or use instance_count=1")
     assert not (tmp_path / "model" / "model.pth").exists()
 
 

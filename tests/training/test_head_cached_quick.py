@@ -3,6 +3,8 @@ backbone runs once per image into the cache, the head trains on it, the artifact
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from dogbreed.serving.artifact import load_artifact
@@ -21,7 +23,11 @@ def test_a_tiny_head_only_run_caches_features_once_and_reuses_them(tiny_tree, tm
                          logger="none", cache_dir=tmp_path / "cache")
     with caplog.at_level("INFO", logger="dogbreed"):
         first = train(config)
-    assert "feature cache" in caplog.text and "train built, valid built, test built" in caplog.text
+    assert [m for m in caplog.messages if m.startswith("feature cache")] == [
+        "feature cache miss: extracting 12 image(s) x 1 view(s) of train",
+        "feature cache miss: extracting 6 image(s) x 1 view(s) of valid",
+        "feature cache miss: extracting 6 image(s) x 1 view(s) of test",
+        f"feature cache {tmp_path / 'cache'}: train built, valid built, test built"]
     assert [h["epoch"] for h in first.history] == [1, 2]
     net, model_config = load_artifact(tmp_path / "a" / "model")
     assert model_config.class_names == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
@@ -30,4 +36,8 @@ def test_a_tiny_head_only_run_caches_features_once_and_reuses_them(tiny_tree, tm
     with caplog.at_level("INFO", logger="dogbreed"):
         train(fast_config(tmp_path / "b", tiny_tree, finetune="head", epochs=2, cached_views=1, calibrate=False,
                           logger="none", cache_dir=tmp_path / "cache"))
-    assert "train hit, valid hit, test hit" in caplog.text
+    # Each hit names its file, called by a hash the cache picks: that name is the only part left open.
+    cached = [m for m in caplog.messages if m.startswith("feature cache")]
+    assert len(cached) == 4 and cached[3] == f"feature cache {tmp_path / 'cache'}: train hit, valid hit, test hit"
+    assert all(re.fullmatch(rf"feature cache hit: {re.escape(str(tmp_path / 'cache'))}/features-[0-9a-f]+\.pt", m)
+               for m in cached[:3]), cached

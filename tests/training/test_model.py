@@ -1,5 +1,6 @@
 import hashlib
 import http.server
+import re
 import threading
 from functools import partial
 from pathlib import Path
@@ -152,7 +153,12 @@ def test_imagenet_weights_offline_suggests_alternatives(tmp_path, monkeypatch):
         pass  # server closed: the port now refuses connections
     with pytest.raises(WeightsError) as err:
         download_imagenet_state_dict(f"{url}/resnet50-11ad3fa6.pth")
-    assert "--weights none" in str(err.value) and "--weights PATH" in str(err.value)
+    # The reason in the parentheses is urllib's and the OS's (connection refused): the rest is exact.
+    assert re.fullmatch(
+        rf"could not download the ImageNet ResNet50 weights from {re.escape(url)}/resnet50-11ad3fa6\.pth \([^\n]+\)\. "
+        r"Without internet, pass --weights none --finetune full to train from scratch, or --weights PATH to a local "
+        r"resnet50 state_dict \(or copy the file into the torch hub cache, \$TORCH_HOME/hub/checkpoints\)",
+        str(err.value)), str(err.value)
 
 
 def test_metrics_stay_independent_after_an_all_correct_first_batch():
