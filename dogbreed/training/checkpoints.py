@@ -36,7 +36,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from dogbreed.core.constants import CONFIG_FILENAME
-from dogbreed.core.errors import CheckpointError, RunInterrupted
+from dogbreed.core.errors import CheckpointError, RunInterrupted, torch_load_reason
 from dogbreed.core.fileio import atomic_write, write_under_final_name
 from dogbreed.training.guards import critical_section
 
@@ -216,7 +216,7 @@ def plan_resume(checkpoint_dir: Path | None, fingerprint: Mapping[str, Any], *, 
         try:
             checkpoint = _load(path)
         except Exception as exc:  # noqa: BLE001 - truncated, empty or foreign files: all mean "try the previous one"
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            reason = torch_load_reason(exc)  # our words: never torch's advice to load with weights_only=False
             logger.warning("checkpoint %s cannot be loaded (%s): trying the previous one", path, reason)
             continue
         return _checked_plan(checkpoint_dir, path, epoch, checkpoint, fingerprint, resume_anyway, num_classes)
