@@ -134,3 +134,16 @@ def test_decoding_names_urls_and_missing_files(tmp_path):
     with pytest.raises(ImageDecodeError) as refused:
         open_image(str(tmp_path / "missing.jpg"))
     assert str(refused.value) == f"image {tmp_path / 'missing.jpg'} not found: check the path"
+
+
+def test_a_file_that_cannot_be_read_is_named_by_the_os_reason_alone(tmp_path):
+    from dogbreed.cli.predict import read_image
+
+    folder = tmp_path / "looks_like.jpg"
+    folder.mkdir()
+    with pytest.raises(ValueError) as refused:
+        read_image(str(folder))
+    assert str(refused.value) == "cannot read the file (Is a directory)"  # not "[Errno 21] Is a directory: '...'"
+    with pytest.raises(ValueError) as refused:
+        read_image(str(tmp_path / "gone.jpg"))
+    assert str(refused.value) == "file not found"

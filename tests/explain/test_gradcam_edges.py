@@ -92,3 +92,29 @@ def test_the_labels_use_a_font_of_a_sixteenth_of_the_short_side_and_keep_2_px_sw
     # a 30 px panel: text size 10 (the floor), swatches max(2, (30 - 10) // 10) = 2 px from x = 5 + 30
     assert fonts == [10, 10, 10]
     assert [box[0] for box in boxes[1:]] == [35, 37, 39, 41, 43] and all(box[2] - box[0] == 2 for box in boxes[1:])
+
+
+def test_the_caption_the_key_ends_and_the_swatches_sit_where_the_layout_says(monkeypatch):
+    from PIL import ImageDraw
+
+    texts, boxes = [], []
+    real_text, real_rectangle = ImageDraw.ImageDraw.text, ImageDraw.ImageDraw.rectangle
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text",
+                        lambda self, xy, text, *a, **k: texts.append((tuple(xy), text)) or real_text(self, xy, text,
+                                                                                                   *a, **k))
+    monkeypatch.setattr(ImageDraw.ImageDraw, "rectangle",
+                        lambda self, xy, *a, **k: boxes.append(list(xy)) or real_rectangle(self, xy, *a, **k))
+    key = tuple((v, (0, 0, 0)) for v in (0.0, 0.25, 0.5, 0.75, 1.0))
+    draw_labels(Image.new("RGB", (480, 640)), "#1 Affenpinscher 0.91", key)
+    # text size 30; band min(640, 2 x 30 + 3 x 15) = 105 rows from y 535; caption 15 px in, 7 px down; the key's
+    # row at 640 - 30 - 7 = 603; swatches (480 - 30) // 10 = 45 px wide from x 15 + 90 = 105; "high" 7 px after
+    assert texts == [((15, 542), "#1 Affenpinscher 0.91"), ((15, 603), "low"), ((337, 603), "high")]
+    assert boxes[0] == [0, 535, 480, 640]
+    assert boxes[1:] == [[105 + 45 * i, 603, 150 + 45 * i, 633] for i in range(5)]
+
+
+def test_a_photo_one_pixel_wide_still_gets_its_heat_over_that_pixel():
+    photo = Image.new("RGB", (1, 40), (10, 20, 30))
+    overlay, heat = render_overlay(photo, torch.ones(7, 7), Preprocessing(image_size=32, resize_size=32))
+    assert overlay.size == (1, 40) and heat.shape == (40, 1)
+    assert heat.max() == pytest.approx(1.0, abs=0.01)  # the crop's 1 px column carries the cam

@@ -62,3 +62,21 @@ def test_a_measured_precision_travels_through_the_config_and_fp32_writes_none(co
     assert loaded.to_dict()["precision"] == {"mode": "bf16", "agreement": 0.998, "max_abs_delta_p": 0.0031,
                                              "images": 500}
     assert "precision" not in ModelConfig.from_dict(config).to_dict()  # nothing measured: no key, not null
+
+
+@pytest.mark.parametrize("quality, warning", [
+    ({"better_than_chance": False, "test": {"acc": 0.25, "chance": 0.3333333}},
+     "warning: this model was no better than chance when trained (test accuracy 0.250, chance 0.333): its answers "
+     "are guesses; retrain it (more data, more epochs, pretrained weights) before relying on them"),
+    ({"better_than_chance": False},
+     "warning: this model was no better than chance when trained: its answers are guesses; retrain it (more data, "
+     "more epochs, pretrained weights) before relying on them"),
+    ({"better_than_chance": True, "test": {"acc": 0.9, "chance": 0.1}}, None),
+    ({"better_than_chance": None}, None),  # not measured: no claim either way
+    ("not a record", None),
+])
+def test_the_chance_warning_comes_only_from_a_recorded_no(config, quality, warning):
+    from dogbreed.serving.artifact import ModelConfig, quality_warning
+
+    loaded = ModelConfig.from_dict({**config, "metrics": {**config.get("metrics", {}), "quality": quality}})
+    assert quality_warning(loaded) == warning
