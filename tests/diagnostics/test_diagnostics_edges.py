@@ -91,3 +91,37 @@ def test_the_gpu_utilisation_is_read_from_nvidia_smis_output(tmp_path, monkeypat
     assert profiling._nvidia_smi_utilisation() == reading
     assert (tmp_path / "argv").read_text().split() == [
         "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "--id=3"]
+
+
+def _event(key, count, self_cpu, cpu_total, self_device=None, device_total=None, cuda=None):
+    fields = {"key": key, "count": count, "self_cpu_time_total": self_cpu, "cpu_time_total": cpu_total}
+    if self_device is not None:
+        fields.update(self_device_time_total=self_device, device_time_total=device_total)
+    if cuda is not None:  # an older torch's names
+        fields.update(self_cuda_time_total=cuda, cuda_time_total=cuda)
+    return SimpleNamespace(**fields)
+
+
+def test_the_top_operators_are_sorted_by_device_then_cpu_time_without_the_profilers_own_ranges(tmp_path):
+    import csv
+
+    from dogbreed.diagnostics.profiling import ANNOTATIONS, _write_operator_table
+
+    assert ANNOTATIONS == ("[pl]", "ProfilerStep")
+    events = [_event("aten::addmm", 10, 1500.0, 2500.0, 0.0, 0.0),
+              _event("[pl][profile]run_training_batch", 5, 9000.0, 9000.0, 0.0, 0.0),
+              _event("aten::convolution", 40, 2250.0, 8000.0, 5125.0, 6000.0),
+              _event("ProfilerStep#3", 1, 9500.0, 9500.0, 0.0, 0.0),
+              _event("aten::relu", 40, 250.0, 250.0, cuda=125.0),
+              _event("aten::copy_", 3, 3000.0, 3000.0)]
+    path = _write_operator_table(events, tmp_path, "fit", limit=3)
+    assert path == tmp_path / "fit-top_operators.csv"
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["operator"], r["calls"], r["self_cpu_us"], r["self_device_us"]) for r in rows] == [
+        ("aten::convolution", "40", "2250.0", "5125.0"), ("aten::relu", "40", "250.0", "125.0"),
+        ("aten::copy_", "3", "3000.0", "0.0")]
+    assert (tmp_path / "fit-top_operators.txt").read_text().splitlines() == [
+        f"{'operator':<45} {'calls':>7} {'self CPU ms':>12} {'self device ms':>15}",
+        f"{'aten::convolution':<45} {40:>7} {'2.25':>12} {'5.12':>15}",
+        f"{'aten::relu':<45} {40:>7} {'0.25':>12} {'0.12':>15}",
+        f"{'aten::copy_':<45} {3:>7} {'3.00':>12} {'0.00':>15}"]
