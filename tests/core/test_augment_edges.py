@@ -58,3 +58,13 @@ def test_a_box_drawn_on_the_full_image_moves_to_the_reduced_grid_rounding_half_u
     # 1/4 scale: top 0.75 -> 1, left 1.25 -> 1, bottom 100.75 -> 101, right 101.25 -> 101
     assert plan.box_on(Image.new("RGB", (200, 150))) == (1, 1, 100, 100)
     assert plan.box_on(Image.new("RGB", (800, 600))) == (3, 5, 400, 400)  # full size: the box as drawn
+
+
+def test_a_grey_pil_image_given_directly_is_spread_over_three_channels():
+    from dogbreed.core.augment import TrainTransform
+
+    grey = Image.new("L", (20, 12), 102)  # 102 / 255 = 0.4 everywhere
+    out = TrainTransform(8, mean=(0.5, 0.25, 0.0), std=(0.5, 0.5, 1.0))(grey)
+    assert out.shape == (3, 8, 8)
+    expected = torch.tensor([-0.2, 0.3, 0.4]).view(3, 1, 1).expand(3, 8, 8)  # (0.4 - mean) / std per channel
+    assert torch.allclose(out, expected, atol=1e-6)

@@ -68,3 +68,14 @@ def test_the_first_trial_names_itself_best_and_a_pruned_first_trial_names_none()
     assert first.startswith("trial 1/4 COMPLETE val_acc=0.5000 in ") and " (best 0.5000, trial 1), ETA " in first
     pruned = _trial_line(FinishingTrial(0), 4, True, 0.5, 1.0, study, started=0.0)
     assert pruned.startswith("trial 1/4 PRUNED val_acc=0.5000 in ") and "(best" not in pruned
+
+
+def test_a_trial_line_gives_the_eta_from_the_mean_trial_time_so_far(monkeypatch):
+    from dogbreed.tuning import local
+
+    monkeypatch.setattr(local.time, "monotonic", lambda: 100.0)
+    line = _trial_line(FinishingTrial(1), 6, False, 0.5, 12.0, _study([0.25]), started=60.0)
+    # 40 s for 2 trials: 20 s each, 4 to go -> 80 s
+    assert line == "trial 2/6 COMPLETE val_acc=0.5000 in 12s (best 0.5000, trial 2), ETA 1m20s: lr=0.002"
+    pruned = _trial_line(FinishingTrial(1), 6, True, 0.75, 3.0, _study([0.25]), started=60.0)
+    assert pruned == "trial 2/6 PRUNED val_acc=0.7500 in 3.0s (best 0.2500, trial 1), ETA 1m20s: lr=0.002"

@@ -104,3 +104,18 @@ def test_the_best_model_is_tested_once_with_the_logits_for_its_reliability_plot(
     assert tested.class_names == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
     assert tuple(tested.logits.logits.shape) == (6, 3) and tested.logits.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert tested.metrics["acc"] == pytest.approx(tested.logits.accuracy)
+
+
+def test_a_sweep_where_every_trial_was_pruned_says_so_and_tests_nothing(tiny_tree, tmp_path, monkeypatch):
+    import optuna
+
+    def train(config, **kwargs):
+        raise optuna.TrialPruned()
+
+    tested = []
+    monkeypatch.setattr(run_module, "train", train)
+    monkeypatch.setattr(best_model, "evaluate_model_dir", lambda *args, **kwargs: tested.append(args))
+    with pytest.raises(RuntimeError) as refused:
+        tune_locally(fast_config(tmp_path, tiny_tree), 2, tmp_path / "hpo", seed=4, runtime=Runtime.local())
+    assert str(refused.value) == "no trial completed: every trial was pruned or failed"
+    assert tested == [] and not (tmp_path / "hpo" / "best_model").exists()
