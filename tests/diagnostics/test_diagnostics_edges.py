@@ -125,3 +125,26 @@ def test_the_top_operators_are_sorted_by_device_then_cpu_time_without_the_profil
         f"{'aten::convolution':<45} {40:>7} {'2.25':>12} {'5.12':>15}",
         f"{'aten::relu':<45} {40:>7} {'0.25':>12} {'0.12':>15}",
         f"{'aten::copy_':<45} {3:>7} {'3.00':>12} {'0.00':>15}"]
+
+
+def test_the_utilisation_plot_draws_each_reading_and_gaps_where_one_is_missing(tmp_path, monkeypatch):
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from dogbreed.diagnostics.profile_report import UtilSample, _plot_utilisation
+
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)  # keep the figure to read its lines back
+    samples = [UtilSample(0.5, 80.0, 41.0, 900.0, 55.0, 30.0, 20.0), UtilSample(1.0, 90.0, 42.0, 901.0)]
+    _plot_utilisation(samples, tmp_path / "utilisation.png")
+    (fig,) = kept
+    drawn = {line.get_label(): [None if math.isnan(y) else y for y in line.get_ydata()]
+             for line in fig.axes[0].get_lines()}
+    assert drawn == {"CPU % (machine)": [80.0, 90.0], "CPU % (this process)": [20.0, None],
+                     "memory %": [41.0, 42.0], "GPU %": [55.0, None], "GPU memory %": [30.0, None]}
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [0.5, 1.0]
+    kept.clear()
+    _plot_utilisation([UtilSample(0.5, 80.0, 41.0, 900.0)], tmp_path / "cpu_only.png")  # no GPU: no GPU lines
+    assert [line.get_label() for line in kept[0].axes[0].get_lines()] == [
+        "CPU % (machine)", "CPU % (this process)", "memory %"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,7 @@ def test_the_miss_and_the_hit_are_logged_with_the_image_and_view_counts(tiny_tre
         _cached(tmp_path, net, samples, views=2)
         _cached(tmp_path, net, samples, views=2)
     (path,) = tmp_path.glob("features-*.pt")
+    assert re.fullmatch(r"features-[0-9a-f]{24}\.pt", path.name)  # named by the key's first 24 hex digits
     assert [m for m in caplog.messages if m.startswith("feature cache")] == [
         "feature cache miss: extracting 12 image(s) x 2 view(s) of train", f"feature cache hit: {path}"]
 
