@@ -16,6 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from dogbreed.serving.packaging import build_model_archive
+from tests.cli.test_first_hour_messages import TRAIN_OPTIONS
 from tests.helpers.builders import save_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +85,8 @@ def test_a_mistyped_option_is_one_line_with_a_suggestion_before_torch_loads():
     proc, imported = _imported_modules(["-m", "entry_points.train", "--batchsize", "64"])
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
     assert proc.returncode == 2 and len(errors) == 1
-    assert errors[0].startswith("error: unknown option(s) --batchsize (did you mean --batch-size?)")
+    assert errors[0] == ("error: unknown option(s) --batchsize (did you mean --batch-size?). Options of python -m "
+                         f"entry_points.train: {TRAIN_OPTIONS} (hyphens or underscores)")
     assert imported.isdisjoint(HEAVY)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -83,9 +84,12 @@ def test_a_second_concurrent_run_into_the_same_dirs_stops_at_the_lock(tmp_path):
             with claimed_outputs(config):
                 pass
         message = str(caught.value)
-        assert message.startswith(f"--output-dir {tmp_path / 'reports'} is in use by another run (pid {process.pid}, "
-                                  "started ")
-        assert message.endswith("UTC): wait for it to finish, or choose another --output-dir")
+        # only the holder's start time is unknown here (to the minute, UTC)
+        pattern = (re.escape(f"--output-dir {tmp_path / 'reports'} is in use by another run (pid {process.pid}, ")
+                   + "started "
+                   + r"\d{4}-\d\d-\d\d \d\d:\d\d"
+                   + re.escape(" UTC): wait for it to finish, or choose another --output-dir"))
+        assert re.fullmatch(pattern, message), message
         assert not (tmp_path / "model" / LOCK_FILENAME).exists()  # the first lock was given back
     finally:
         process.kill()

@@ -46,24 +46,83 @@ BOUNDS: dict[str, tuple[list[tuple[float, float]], dict]] = {
     "debug_eval_interval": ([(1, 0), (1_000_000, 1_000_001)], {}),
     "monitor_interval_ms": ([(1, 0), (3_600_000, 3_600_001)], {}),
 }
-# Ranges that depend on another option: (options, last accepted, first refused) for the first option named.
-DEPENDENT: list[tuple[str, dict, float, float]] = [
-    ("batch_size", {"finetune": "full"}, 2, 1),
-    ("freeze_epochs", {"finetune": "gradual"}, 1, 0),
-    ("freeze_epochs", {"finetune": "gradual"}, 4, 5),
-    ("test_pct", {"valid_pct": 0.5}, 0.49, 0.5),  # together below 1
-    ("random_erasing", {"augment": "none"}, 0.0, UP),  # erasing augments: not with --augment none
-    ("batch_size", {"finetune": "gradual"}, 2, 1),
-    ("cached_views", {"finetune": "head", "mixup_alpha": 0.2}, 0, 1),  # mixing needs images, not features
-    ("finetune", {"weights": "none"}, "full", "head"),  # a linear head on a random frozen backbone
+# The whole refusal for each first-refused value in BOUNDS, in the same order: its own check ("--valid-pct must ..."),
+# not another that also refuses the value.
+REFUSALS: dict[str, list[str]] = {
+    "valid_pct": ["--valid-pct must be in (0, 1) (e.g. 0.2), got 0.0",
+                  "--valid-pct must be in (0, 1) (e.g. 0.2), got 1.0"],
+    "test_pct": ["--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got -5e-324",
+                 "--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got 1.0"],
+    "image_size": ["--image-size must be between 32 and 2048", "--image-size must be between 32 and 2048"],
+    "crop_scale": ["--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"] * 2,
+    "crop_min_side": ["--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off)"] * 2,
+    "random_erasing": ["--random-erasing must be in [0, 1]"] * 2,
+    "top_k": ["--top-k must be at least 1", "--top-k must be at most 1000 (breeds listed per image), got 1001"],
+    "epochs": ["--epochs must be at least 1",
+               "--epochs must be at most 10000 (a typo guard: no schedule here needs more), got 10001"],
+    "batch_size": ["--batch-size must be at least 1",
+                   "--batch-size must be at most 4096 (one batch of 4096 224-px images is 2.5 GB before the network"
+                   " runs), got 4097"],
+    "lr": ["--lr must be a positive finite number, got 0.0 (or auto: the learning-rate finder)",
+           "--lr must be a positive finite number, got inf (or auto: the learning-rate finder)"],
+    "weight_decay": ["--weight-decay must be a finite number >= 0, got -5e-324",
+                     "--weight-decay must be a finite number >= 0, got inf"],
+    "backbone_lr_scale": ["--backbone-lr-scale must be a finite number >= 0, got -5e-324",
+                          "--backbone-lr-scale must be a finite number >= 0, got inf"],
+    "label_smoothing": ["--label-smoothing must be in [0, 1)"] * 2,
+    "freeze_epochs": ["--freeze-epochs must be >= 0"],
+    "warmup_epochs": ["--warmup-epochs must be >= 0 and less than --epochs"] * 2,
+    "accumulate_grad_batches": ["--accumulate-grad-batches must be at least 1",
+                                "--accumulate-grad-batches must be at most 1024 (a typo guard), got 1025"],
+    "seed": ["--seed must be between 0 and 4294967295, got -1",
+             "--seed must be between 0 and 4294967295, got 4294967296"],
+    "early_stopping": ["--early-stopping must be >= 0 (epochs of patience; 0 = off)",
+                       "--early-stopping must be at most 10000 epochs (as --epochs), got 10001"],
+    "ema_decay": ["--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"] * 2,
+    "mixup_alpha": ["--mixup-alpha must be >= 0 (0 = off)"],
+    "cutmix_alpha": ["--cutmix-alpha must be >= 0 (0 = off)"],
+    "num_workers": ["--num-workers must be >= 0, or -1 to pick from the CPU count",
+                    "--num-workers must be at most 256 (each worker is a process with its own memory; more than twice"
+                    " the CPUs is capped anyway), got 257"],
+    "cached_views": ["--cached-views must be >= 0 (0 disables the feature cache)",
+                     "--cached-views must be at most 100 (each view is one backbone pass over every training image,"
+                     " kept in memory and on disk), got 101"],
+    "accept_rate": ["--accept-rate must be in (0, 1] (e.g. 0.95)"] * 2,
+    "debug_train_interval": ["--debug-train-interval and --debug-eval-interval must be at least 1",
+                             "--debug-train-interval and --debug-eval-interval must be at most 1000000 steps (a typo"
+                             " guard: nothing would be saved)"],
+    "debug_eval_interval": ["--debug-train-interval and --debug-eval-interval must be at least 1",
+                            "--debug-train-interval and --debug-eval-interval must be at most 1000000 steps (a typo"
+                            " guard: nothing would be saved)"],
+    "monitor_interval_ms": ["--monitor-interval-ms must be at least 1",
+                            "--monitor-interval-ms must be at most 3600000 (one hour: nothing would be sampled)"],
+}
+# Ranges that depend on another option: (options, last accepted, first refused) for the first option named, and the
+# whole refusal.
+DEPENDENT: list[tuple[str, dict, float, float, str]] = [
+    ("batch_size", {"finetune": "full"}, 2, 1,
+     "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 or more"),
+    ("freeze_epochs", {"finetune": "gradual"}, 1, 0,
+     "--finetune gradual needs 1 <= --freeze-epochs < --epochs (head first, then everything), got --freeze-epochs 0"
+     " with --epochs 5"),
+    ("freeze_epochs", {"finetune": "gradual"}, 4, 5,
+     "--finetune gradual needs 1 <= --freeze-epochs < --epochs (head first, then everything), got --freeze-epochs 5"
+     " with --epochs 5"),
+    ("test_pct", {"valid_pct": 0.5}, 0.49, 0.5,  # together below 1
+     "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
+    ("random_erasing", {"augment": "none"}, 0.0, UP,  # erasing augments: not with --augment none
+     "--random-erasing augments training images, but --augment none turns augmentation off: choose one"),
+    ("batch_size", {"finetune": "gradual"}, 2, 1,
+     "--batch-size 1 with --finetune gradual: BatchNorm needs at least 2 images per batch; use --batch-size 2 or"
+     " more"),
+    ("cached_views", {"finetune": "head", "mixup_alpha": 0.2}, 0, 1,  # mixing needs images, not features
+     "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add --cached-views 0"
+     " or use --finetune full"),
+    ("finetune", {"weights": "none"}, "full", "head",  # a linear head on a random frozen backbone
+     "--weights none with --finetune head would train a linear head on a random, frozen ResNet50 (chance-level"
+     " accuracy): pass --finetune full to train from scratch, or keep --finetune head with pretrained --weights"
+     " (imagenet or a PATH to a resnet50 state_dict)"),
 ]
-# How each dependent message ends: the values given, or what to do.
-DEPENDENT_ENDS = {"batch_size": "use --batch-size 2 or more", "freeze_epochs": "with --epochs 5",
-                  "test_pct": "something must be left to train on", "random_erasing": "choose one",
-                  "cached_views": "or use --finetune full", "finetune": "(imagenet or a PATH to a resnet50 state_dict)"}
-# Where a refusal's message starts: its own check ("--valid-pct must ..."), not another that also refuses the value.
-SHARED = "--debug-train-interval and --debug-eval-interval must"
-OWN_MESSAGE = {"debug_train_interval": SHARED, "debug_eval_interval": SHARED}
 # A string option with a range: the time budget is more than zero seconds, and HH:MM:SS.
 MAX_TIME = [("00:00:01", "00:00:00"), ("00:00:01", "soon"), ("01:00:00:00", "00:00:60")]
 NUMERIC = [f.name for f in option_fields() if any(t in str(f.type) for t in ("int", "float"))]
@@ -80,6 +139,8 @@ def _refusal(name: str, value: float, others: dict) -> ConfigError | None:
 def test_every_numeric_option_has_its_boundaries():
     missing = sorted(set(NUMERIC) - set(BOUNDS))
     assert not missing, f"numeric options without range boundaries in BOUNDS: {', '.join(missing)}"
+    unworded = sorted(set(NUMERIC) - set(REFUSALS))
+    assert not unworded, f"numeric options without their refusals in REFUSALS: {', '.join(unworded)}"
 
 
 @pytest.mark.parametrize("name", NUMERIC)
@@ -87,32 +148,35 @@ def test_range_check_at_its_boundary(name):
     if name not in BOUNDS:
         pytest.fail(f"--{name.replace('_', '-')} has no range boundaries in BOUNDS")
     pairs, others = BOUNDS[name]
-    for accepted, refused in pairs:
+    messages = REFUSALS.get(name, [])
+    assert len(messages) == len(pairs), f"--{name}: one refusal in REFUSALS for each boundary in BOUNDS"
+    for (accepted, refused), message in zip(pairs, messages):
         assert _refusal(name, accepted, others) is None, f"--{name} {accepted} refused"
         error = _refusal(name, refused, others)
         assert error is not None, f"--{name} {refused} accepted"
-        assert str(error).startswith(OWN_MESSAGE.get(name, f"--{name.replace('_', '-')} must")), str(error)
+        assert str(error) == message
 
 
-@pytest.mark.parametrize("name,others,accepted,refused", DEPENDENT)
-def test_dependent_range_at_its_boundary(name, others, accepted, refused):
+@pytest.mark.parametrize("name,others,accepted,refused,message", DEPENDENT)
+def test_dependent_range_at_its_boundary(name, others, accepted, refused, message):
     assert _refusal(name, accepted, others) is None
     error = _refusal(name, refused, others)
-    assert error is not None and str(error).startswith("--") and str(error).endswith(DEPENDENT_ENDS[name])
-    assert f"--{name.replace('_', '-')}" in str(error)
+    assert error is not None and str(error) == message
 
 
 @pytest.mark.parametrize("accepted,refused", MAX_TIME)
 def test_max_time_at_its_boundary(accepted, refused):
     assert _refusal("max_time", accepted, {}) is None
     error = _refusal("max_time", refused, {})
-    assert error is not None and str(error).startswith("--max-time must be HH:MM:SS")
+    assert error is not None
+    assert str(error) == f"--max-time must be HH:MM:SS (e.g. 00:30:00) and more than zero, got '{refused}'"
 
 
 def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
     model = tmp_path / "model"
     for inside in (model, model / "profile"):
         error = _refusal("profile_dir", inside, {"model_dir": model})
-        assert error is not None and str(error).startswith(f"--profile-dir {inside} is inside --model-dir {model}")
-        assert str(error).endswith("(default: <output-dir>/profile)")
+        assert error is not None and str(error) == (
+            f"--profile-dir {inside} is inside --model-dir {model}: the model artifact would carry the profile; pass a"
+            " dir outside it (default: <output-dir>/profile)")
     assert _refusal("profile_dir", tmp_path / "profile", {"model_dir": model}) is None  # beside it

@@ -15,6 +15,12 @@ from tests.helpers.profile_files import BOTTLENECK, check_report, write_job_outp
 from tests.helpers.report_checks import check_plot
 from tests.helpers.smdebug_policy import block_smdebug, smdebug_modules_loaded
 
+# how every "no profile here" refusal ends
+RUN_A_PROFILED_TRAINING = (
+    "run a profiled training first (python -m entry_points.profiled_train ..., or any training command with "
+    "--profiler pytorch) and pass its --profile-dir (default <output-dir>/profile), the job's output.tar.gz, or its "
+    "s3://.../<job-name>/tensorboard-output/ prefix")
+
 
 @pytest.fixture(autouse=True)
 def no_smdebug(monkeypatch):
@@ -67,9 +73,8 @@ def test_a_source_without_profile_data_says_what_it_found_and_what_to_run(tmp_pa
     (tmp_path / "reports" / "logs" / "metrics.csv").write_text("epoch\n")
     code, _, err = _report(tmp_path / "reports", tmp_path / "report", capsys)
     assert code == 2
-    assert err.startswith(f"error: {tmp_path / 'reports'} holds no profile data (no profile_run.json; found "
-                          "logs/metrics.csv, metrics.json): run a profiled training first "
-                          "(python -m entry_points.profiled_train ...")
+    assert err == (f"error: {tmp_path / 'reports'} holds no profile data (no profile_run.json; found "
+                   f"logs/metrics.csv, metrics.json): {RUN_A_PROFILED_TRAINING}\n")
     assert len(err.splitlines()) == 1 and not (tmp_path / "report").exists()
 
 
@@ -77,7 +82,8 @@ def test_a_profile_missing_a_csv_names_it(tmp_path, capsys):
     profile = write_profile_files(tmp_path / "profile")
     (profile / "step_times.csv").unlink()
     code, _, err = _report(profile, tmp_path / "report", capsys)
-    assert code == 2 and err.startswith(f"error: {profile} lacks step_times.csv of a profiled run's output: ")
+    assert code == 2
+    assert err == f"error: {profile} lacks step_times.csv of a profiled run's output: {RUN_A_PROFILED_TRAINING}\n"
 
 
 def test_two_profiled_runs_in_one_source_are_named(tmp_path, capsys):
@@ -96,13 +102,17 @@ def test_a_bad_out_or_a_plain_file_as_source_is_one_line(tmp_path, capsys):
     assert code == 2 and err == f"error: --out {tmp_path / 'taken'} is a file, not a directory: pass a directory path\n"
     code, _, err = _report(profile / "step_times.csv", tmp_path / "report", capsys)
     assert code == 2
-    assert err.startswith(f"error: {profile / 'step_times.csv'}: a file, not a dir or a .tar.gz archive; ")
+    assert err == (f"error: {profile / 'step_times.csv'}: a file, not a dir or a .tar.gz archive; "
+                   f"{RUN_A_PROFILED_TRAINING}\n")
 
 
 def test_a_file_that_is_not_an_archive_is_refused(tmp_path, capsys):
     (tmp_path / "output.tar.gz").write_bytes(b"not a tar")
     code, _, err = _report(tmp_path / "output.tar.gz", tmp_path / "report", capsys)
-    assert code == 2 and "output.tar.gz: not a readable tar archive" in err
+    # in parentheses tarfile's reason, one line per method it tried (which methods depends on the Python)
+    pattern = (re.escape(f"error: {tmp_path / 'output.tar.gz'}: not a readable tar archive (file could not be opened "
+                         "successfully: ") + r"([^\n]+)" + re.escape("); pass the job's output.tar.gz\n"))
+    assert code == 2 and re.fullmatch(pattern, err), err
 
 
 def test_an_archive_member_outside_the_destination_is_refused(tmp_path, capsys):
@@ -111,7 +121,11 @@ def test_an_archive_member_outside_the_destination_is_refused(tmp_path, capsys):
     with tarfile.open(tmp_path / "output.tar.gz", "w:gz") as tar:
         tar.add(evil, arcname="../escaped.txt")
     code, _, err = _report(tmp_path / "output.tar.gz", tmp_path / "report", capsys)
-    assert code == 2 and "not a readable tar archive" in err
+    # tarfile's filter names the member and where it would land: under a temp dir the report picks
+    pattern = (re.escape(f"error: {tmp_path / 'output.tar.gz'}: not a readable tar archive ('../escaped.txt' would be "
+                         "extracted to '") + r"(\S+/dogbreed-profile-[^/']+)"
+               + re.escape("/escaped.txt', which is outside the destination); pass the job's output.tar.gz\n"))
+    assert code == 2 and re.fullmatch(pattern, err), err
     assert not (tmp_path.parent / "escaped.txt").exists()
 
 

@@ -94,33 +94,68 @@ def json_body(**payload) -> str:
     return json.dumps(payload)
 
 
-# name -> (body, content type, expected status, fragment of the message)
+SEND_INSTEAD = ("send image bytes (Content-Type image/jpeg, image/png, image/webp, application/x-image or "
+                'application/octet-stream), JSON {"image": "<base64>"} or {"instances": ["<base64>", ...]} '
+                "(application/json), or a uint8 HxWx3 / NxHxWx3 array (application/x-npy)")
+SEND_JSON = 'send {"image": "<base64>"} or {"instances": ["<base64>", ...]}'
+CONTENT_TYPES = ("image/jpeg, image/png, image/webp, application/x-image, application/octet-stream, application/json, "
+                 "application/x-npy")
+SEND_ARRAYS = "send uint8 arrays of shape HxWx3 (one RGB image) or NxHxWx3 (a batch), values 0-255"
+# name -> (body, Content-Type, status, the whole message of the refusal)
 BAD_REQUESTS = {
-    "empty": (b"", "image/jpeg", 400, "empty"),
-    "garbage": (b"this is not an image at all", "image/jpeg", 400, "not an image"),
-    "truncated_jpeg": (truncated_jpeg(), "image/jpeg", 400, "truncated"),
-    "gif": (encode(Image.new("P", (8, 8)), "GIF"), "application/x-image", 400, "JPEG, PNG or WebP"),
-    "huge_png": (huge_png(), "image/png", 413, "megapixel"),
-    "big_png": (huge_png(8000), "image/png", 413, "over the 40 megapixel limit"),
-    "wrong_content_type": (dog_jpeg(), "text/plain", 415, "application/json"),
-    "missing_content_type": (dog_jpeg(), "", 415, "image/jpeg"),
-    "bad_json": ('{"image": ', "application/json", 400, "malformed JSON"),
-    "json_not_object": ("[1, 2]", "application/json", 400, "must be an object"),
-    "json_too_deep": ("[" * 100000 + "]" * 100000, "application/json", 400, "malformed JSON"),
-    "json_url": (json_body(url="http://example.com/dog.jpg"), "application/json", 400, "never fetched"),
-    "json_url_in_image": (json_body(image="https://example.com/d.jpg"), "application/json", 400, "never fetched"),
-    "bad_base64": (json_body(image="not base64 !!"), "application/json", 400, "base64"),
-    "base64_of_garbage": (json_body(image=b64(b"nope")), "application/json", 400, "not an image"),
-    "unknown_key": (json_body(image=b64(dog_jpeg()), topk=3), "application/json", 400, "unknown JSON keys"),
-    "bad_top_k": (json_body(image=b64(dog_jpeg()), top_k=0), "application/json", 400, "top_k"),
-    "empty_instances": (json_body(instances=[]), "application/json", 400, "non-empty list"),
-    "too_many_instances": (json_body(instances=[b64(one_pixel_png())] * 17), "application/json", 413, "limit of 16"),
-    "npy_wrong_shape": (npy(np.zeros((3, 32, 32), np.uint8)), "application/x-npy", 400, "HxWx3"),
-    "npy_wrong_dtype": (npy(np.zeros((32, 32, 3), np.float32)), "application/x-npy", 400, "uint8"),
-    "npy_garbage": (b"\x93NUMPY garbage", "application/x-npy", 400, "not a valid .npy"),
-    "npy_claims_huge": (npy_claiming((100000, 100000, 3)), "application/x-npy", 413, "megapixel"),
-    "npy_truncated": (npy_claiming((64, 64, 3)), "application/x-npy", 400, "truncated"),
-    "oversize_payload": (b"\xff\xd8" + b"\x00" * (7 * 1024 * 1024), "image/jpeg", 413, "byte limit"),
+    "empty": (b"", "image/jpeg", 400, f"empty request body: {SEND_INSTEAD}"),
+    "garbage": (b"this is not an image at all", "image/jpeg", 400,
+                f"body is not an image PIL can identify: {SEND_INSTEAD}"),
+    "truncated_jpeg": (truncated_jpeg(), "image/jpeg", 400,
+                       "image is truncated (image file is truncated (14 bytes not processed)): use the complete file"),
+    "gif": (encode(Image.new("P", (8, 8)), "GIF"), "application/x-image", 400,
+            "image format GIF is not supported: send a JPEG, PNG or WebP image"),
+    "huge_png": (huge_png(), "image/png", 413,  # in parentheses PIL's DecompressionBombError
+                 "image has too many pixels (Image size (400000000 pixels) exceeds limit of 178956970 pixels, could be "
+                 "decompression bomb DOS attack.): resize it to at most 40 megapixels"),
+    "big_png": (huge_png(8000), "image/png", 413,
+                "image is 8000x8000 (64.0 megapixels), over the 40 megapixel limit: resize it before sending"),
+    "wrong_content_type": (dog_jpeg(), "text/plain", 415,
+                           f"Content-Type 'text/plain' is not supported: use one of {CONTENT_TYPES}"),
+    "missing_content_type": (dog_jpeg(), "", 415, f"Content-Type missing is not supported: use one of {CONTENT_TYPES}"),
+    "bad_json": ('{"image": ', "application/json", 400,
+                 f"malformed JSON (Expecting value: line 1 column 11 (char 10)): {SEND_JSON}"),
+    "json_not_object": ("[1, 2]", "application/json", 400, f"JSON body must be an object, got list: {SEND_JSON}"),
+    "json_too_deep": ("[" * 100000 + "]" * 100000, "application/json", 400,  # in parentheses Python's RecursionError
+                      "malformed JSON (maximum recursion depth exceeded while decoding a JSON array from a unicode "
+                      f"string): {SEND_JSON}"),
+    "json_url": (json_body(url="http://example.com/dog.jpg"), "application/json", 400,
+                 'URLs are never fetched: send {"image": "<base64 of the image bytes>"} instead'),
+    "json_url_in_image": (json_body(image="https://example.com/d.jpg"), "application/json", 400,
+                          "\"image\" looks like a URL ('https://example.com/d.jpg'); URLs are never fetched: send the "
+                          "image bytes base64-encoded"),
+    "bad_base64": (json_body(image="not base64 !!"), "application/json", 400,
+                   '"image" is not valid base64 (Only base64 data is allowed): encode the image file with base64'),
+    "base64_of_garbage": (json_body(image=b64(b"nope")), "application/json", 400,
+                          f"body is not an image PIL can identify: {SEND_INSTEAD}"),
+    "unknown_key": (json_body(image=b64(dog_jpeg()), topk=3), "application/json", 400,
+                    "unknown JSON keys ['topk']: allowed keys are image, instances, top_k"),
+    "bad_top_k": (json_body(image=b64(dog_jpeg()), top_k=0), "application/json", 400,
+                  '"top_k" must be a positive integer, got 0'),
+    "empty_instances": (json_body(instances=[]), "application/json", 400,
+                        '"instances" must be a non-empty list of base64 strings'),
+    "too_many_instances": (json_body(instances=[b64(one_pixel_png())] * 17), "application/json", 413,
+                           "17 instances is over the limit of 16 per request: split the batch into several requests"),
+    "npy_wrong_shape": (npy(np.zeros((3, 32, 32), np.uint8)), "application/x-npy", 400,
+                        f"array has shape (3, 32, 32) and dtype uint8: {SEND_ARRAYS}"),
+    "npy_wrong_dtype": (npy(np.zeros((32, 32, 3), np.float32)), "application/x-npy", 400,
+                        f"array has shape (32, 32, 3) and dtype float32: {SEND_ARRAYS}"),
+    "npy_garbage": (b"\x93NUMPY garbage", "application/x-npy", 400,
+                    f"body is not a valid .npy array (its header cannot be parsed): {SEND_ARRAYS} saved with "
+                    "numpy.save"),
+    "npy_claims_huge": (npy_claiming((100000, 100000, 3)), "application/x-npy", 413,
+                        "each image of the array is 100000x100000 (10000.0 megapixels), over the 40 megapixel limit: "
+                        "resize it before sending"),
+    "npy_truncated": (npy_claiming((64, 64, 3)), "application/x-npy", 400,
+                      "array data is truncated (12 of 12288 bytes): send the complete numpy.save output"),
+    "oversize_payload": (b"\xff\xd8" + b"\x00" * (7 * 1024 * 1024), "image/jpeg", 413,
+                         "payload of 7340034 bytes is over the 6291456 byte limit: send a smaller (re-encoded or "
+                         "resized) image, or fewer images per request"),
 }
 
 # Valid but unusual images: each must be answered with 200.

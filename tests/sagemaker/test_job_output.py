@@ -4,6 +4,8 @@ TensorBoard output prefix SageMaker syncs (``<s3_output_path>/<job-name>/tensorb
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dogbreed.core.errors import ConfigError
@@ -83,14 +85,19 @@ def test_an_s3_prefix_without_profile_data_says_so(s3, tmp_path, capsys):
     source = f"s3://{BUCKET}/out/{JOB}/tensorboard-output/"
     code, _, err = _report(source, tmp_path / "report", capsys)
     assert code == 2
-    assert err.startswith(f"error: {source} holds no profile data (no profile_run.json; found "
-                          "events.out.tfevents.1.host): run a profiled training first")
+    assert err == (f"error: {source} holds no profile data (no profile_run.json; found events.out.tfevents.1.host): "
+                   "run a profiled training first (python -m entry_points.profiled_train ..., or any training command "
+                   "with --profiler pytorch) and pass its --profile-dir (default <output-dir>/profile), the job's "
+                   "output.tar.gz, or its s3://.../<job-name>/tensorboard-output/ prefix\n")
 
 
 def test_a_missing_bucket_is_a_one_line_error(s3, tmp_path, capsys):
     code, _, err = _report("s3://no-such-bucket/out/x/tensorboard-output/", tmp_path / "report", capsys)
-    assert code == 2 and err.startswith("error: s3://no-such-bucket/out/x/tensorboard-output/: cannot read it from "
-                                        "S3 (") and len(err.splitlines()) == 1
+    # in parentheses botocore's error: its code and operation are known, the service's description is not ours
+    pattern = (r"error: s3://no-such-bucket/out/x/tensorboard-output/: cannot read it from S3 \(An error occurred "
+               r"\(NoSuchBucket\) when calling the ListObjectsV2 operation: ([^()\n]+)\); check the bucket, the prefix "
+               r"and your AWS credentials\n")
+    assert code == 2 and re.fullmatch(pattern, err) and len(err.splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("uri, parts", [("s3://b/out/job/tensorboard-output", ("b", "out/job/tensorboard-output/")),

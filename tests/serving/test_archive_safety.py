@@ -168,6 +168,7 @@ def test_package_output_inside_the_model_dir_is_refused(tiny_model_dir: Path, tm
     status = package_cli.main(["--model-dir", str(model_dir), "--output", str(model_dir / "model.pth")])
     assert status == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --output ") and "is inside --model-dir" in err and err.count("\n") == 1
+    assert err == (f"error: --output {model_dir / 'model.pth'} is inside --model-dir {model_dir}: write the archive "
+                   "elsewhere (e.g. --output model.tar.gz), so the model dir keeps only the model\n")
     assert (model_dir / "model.pth").read_bytes() == weights
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]

@@ -161,10 +161,10 @@ def test_unsupported_accept_is_406(predictor: Predictor, accept: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(BAD_REQUESTS))
 def test_bad_requests_get_4xx_with_what_to_send(predictor: Predictor, name: str) -> None:
-    body, content_type, status, fragment = BAD_REQUESTS[name]
+    body, content_type, status, message = BAD_REQUESTS[name]
     with pytest.raises(GenericInferenceToolkitError) as caught:  # truncation is found by predict_fn's strict decode
         run(predictor, body, content_type)
-    assert (caught.value.status_code, fragment in caught.value.message) == (status, True), caught.value.message
+    assert (caught.value.status_code, caught.value.message) == (status, message)
 
 
 def test_truncated_jpeg_still_loads_for_training_but_not_for_serving(predictor: Predictor) -> None:

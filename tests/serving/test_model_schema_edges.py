@@ -41,7 +41,9 @@ def test_a_format_version_out_of_its_range_names_the_field(config, version, prob
     config["format_version"] = version
     with pytest.raises(ArtifactError) as caught:
         validate_model_config(config)
-    assert str(caught.value).startswith(f"model_config.json: format_version {problem}: re-export the model")
+    assert str(caught.value) == (
+        f"model_config.json: format_version {problem}: re-export the model (python -m entry_points.train --model-dir "
+        "...), or for weights from elsewhere make the model dir with python -m entry_points.import_model")
 
 
 def test_another_architecture_is_refused_by_name(config):

@@ -57,6 +57,7 @@ def test_sighup_stops_serve_its_server_and_removes_the_work_dir(tiny_model_dir: 
 def test_archive_whose_code_does_not_import_fails_with_the_workers_error(tiny_model_dir: Path,
                                                                           tmp_path: Path) -> None:
     staged = extract_model_archive(build_model_archive(tiny_model_dir, tmp_path / "good.tar.gz"), tmp_path / "staged")
+    broken_line = len((staged / "code" / "inference.py").read_text().splitlines()) + 2  # after a blank line
     with open(staged / "code" / "inference.py", "a") as handle:
         handle.write("\ndef broken(:\n")
     archive = tmp_path / "broken.tar.gz"
@@ -66,11 +67,18 @@ def test_archive_whose_code_does_not_import_fails_with_the_workers_error(tiny_mo
     _, err = serve.communicate(timeout=900)
     assert serve.returncode == 2, err[-3000:]
     lines = err.strip().splitlines()
-    assert lines[0].startswith(f"note: {archive} carries code/inference.py, which the endpoint runs as Python code")
-    assert "--own-code" in lines[0]
+    assert lines[0] == (f"note: {archive} carries code/inference.py, which the endpoint runs as Python code with your "
+                        "rights (that is how SageMaker serves an archive): serve only archives you trust, or pass "
+                        "--own-code to serve its weights with this dogbreed's own handlers")
     error = lines[-1]
-    assert error.startswith("error: the model failed to load in the serving worker: ")
-    assert "def broken(:" in error and "SyntaxError: invalid syntax" in error and "Traceback" not in lines[-1][:60]
+    # The last five lines of the worker's traceback, folded into one line: the first is the end of an earlier frame
+    # (its wording is Python's), the work dir a temp name serve picks.
+    pattern = (r"error: the model failed to load in the serving worker: ([^;]*); "
+               r'File "(\S+/dogbreed-serve-[^/\s]+)/ml/model/code/inference\.py", '
+               + f"line {broken_line}; " + re.escape("def broken(: ^; SyntaxError: invalid syntax; full log: ")
+               + r"\2/serve\.log")
+    assert re.fullmatch(pattern, error), error
+    assert "Traceback" not in lines[-1][:60]
     log = Path(re.search(r"full log: (\S+serve\.log)", error).group(1))
     try:
         assert "SyntaxError: invalid syntax" in log.read_text()  # the log it points to is kept
