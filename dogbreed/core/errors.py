@@ -67,9 +67,9 @@ def torch_load_reason(exc: BaseException) -> str:
     if isinstance(exc, EOFError):  # torch.load of an empty file
         return "the file is empty"
     if "PytorchStreamReader failed" in text:  # torch.save's zip archive, cut short or damaged
-        return "its zip archive is incomplete or damaged (a cut-short or corrupted copy)"
+        return "its zip archive is incomplete or damaged: a cut-short or corrupted copy"
     if "Unsupported operand" in text:  # the unpickler met a byte that no pickle starts with: not a torch file
-        return "it is not a PyTorch file (neither torch.save's zip archive nor a pickle)"
+        return "it is not a PyTorch file: neither torch.save's zip archive nor a pickle"
     if "Weights only load failed" in text or "WeightsUnpickler" in text:
         found = _PICKLED_GLOBAL.search(text)
         named = f", starting with {found.group(1)}" if found else ""

@@ -101,8 +101,8 @@ def test_a_file_that_is_not_a_state_dict_is_named(tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError) as refused:
         load_backbone_state_dict(str(garbage))
-    assert str(refused.value) == (f"--weights {garbage}: cannot load it as a state_dict (it is not a PyTorch file "
-                                  "(neither torch.save's zip archive nor a pickle))")
+    assert str(refused.value) == (f"--weights {garbage}: cannot load it as a state_dict (it is not a PyTorch file: "
+                                  "neither torch.save's zip archive nor a pickle)")
 
 
 def test_a_checkpoint_wrapping_its_state_dict_is_unwrapped(tmp_path):

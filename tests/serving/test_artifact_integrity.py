@@ -95,8 +95,8 @@ class _RunsACommand:
 
 @pytest.mark.parametrize("weights, message", [  # what follows the file's path
     (b"", "cannot be loaded as a state_dict (the file is empty)"),
-    ("truncated", "cannot be loaded as a state_dict (its zip archive is incomplete or damaged (a cut-short or "
-                  "corrupted copy))"),
+    ("truncated", "cannot be loaded as a state_dict (its zip archive is incomplete or damaged: a cut-short or "
+                  "corrupted copy)"),
     ("tensor", "is not a state_dict (a dict of tensors), got Tensor"),
     ("pickle", "cannot be loaded as a state_dict (it holds pickled Python objects, starting with "
                "dogbreed.core.errors.ArtifactError, not only tensors; dogbreed loads weights only and never runs code "

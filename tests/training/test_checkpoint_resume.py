@@ -62,9 +62,9 @@ def test_unloadable_newest_falls_back_to_the_previous_with_a_warning(tmp_path: P
     with caplog.at_level(logging.WARNING):
         plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
     assert (plan.path.name, plan.epoch) == ("epoch=2.ckpt", 2)
-    reason = {"truncated": "its zip archive is incomplete or damaged (a cut-short or corrupted copy)",
-              "empty": "the file is empty", "garbage": "it is not a PyTorch file (neither torch.save's zip archive "
-                                                       "nor a pickle)"}[damage]
+    reason = {"truncated": "its zip archive is incomplete or damaged: a cut-short or corrupted copy",
+              "empty": "the file is empty", "garbage": "it is not a PyTorch file: neither torch.save's zip archive "
+                                                       "nor a pickle"}[damage]
     assert caplog.messages == [f"checkpoint {newest} cannot be loaded ({reason}): trying the previous one"]
 
 
