@@ -164,3 +164,16 @@ def test_the_data_check_reports_progress_over_a_large_tree(tmp_path, monkeypatch
     assert len(index.samples) == 9
     err = capsys.readouterr().err
     assert "checking train images: 9/9 img (100%)" in err and "checking train images: 9 img in " in err
+
+
+def test_closing_twice_says_the_total_once_and_a_closed_counter_prints_nothing_more():
+    out, now = io.StringIO(), [0.0]
+    progress = Progress(4, "checking valid images", stream=out, style="lines", interval_s=0, leave=True,
+                        clock=lambda: now[0])
+    now[0] = 2.0
+    progress.close()
+    progress.close()  # a with-block exit after an explicit close, for example
+    now[0] = 3.0
+    progress.update(4)  # counted, not printed
+    assert out.getvalue().splitlines() == ["checking valid images: 0 img in 2.0s (0.0 img/s)"]
+    assert progress.done == 4

@@ -105,3 +105,18 @@ def test_without_java_home_or_java_on_path_it_says_how_to_install_it(tmp_path, m
         check_java()
     assert str(caught.value) == ("java not found on PATH: TorchServe needs Java 11+; install it with "
                                  "apt-get install -y openjdk-17-jre-headless")
+
+
+def test_the_model_is_staged_where_the_toolkit_looks_for_it_and_a_used_work_dir_is_refused(tiny_model_dir, tmp_path):
+    work = tmp_path / "serve"
+    endpoint = LocalEndpoint(work, model_dir=tiny_model_dir)
+    model_root = endpoint._prepare()
+    # the toolkit serves $SAGEMAKER_BASE_DIR/model (SageMaker's /opt/ml/model)
+    assert model_root == work.resolve() / "ml" / "model"
+    assert Path(endpoint._environment()["SAGEMAKER_BASE_DIR"]) / "model" == model_root
+    assert {"model_config.json", "model.pth", "code"} <= {p.name for p in model_root.iterdir()}
+    assert (model_root / "code" / "inference.py").is_file()
+    assert (work / "tmp").is_dir() and (work / "logs").is_dir()
+    with pytest.raises(ServeError) as refused:
+        LocalEndpoint(work, model_dir=tiny_model_dir)._prepare()
+    assert str(refused.value) == f"{work.resolve()} was used by another run: pass a new or empty work dir"

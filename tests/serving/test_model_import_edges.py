@@ -53,3 +53,19 @@ def test_each_refusal_names_the_source_and_the_problem(state):
         build_imported_net(missing, NAMES, "w.pt")
     assert str(caught.value) == ("w.pt is not a torchvision ResNet50 (Error(s) in loading state_dict for ResNet:): "
                                  "dogbreed imports resnet50 weights only")
+
+
+@pytest.mark.parametrize("text, ending", [
+    ("beagle\nboxer\nbeagle\npug\nboxer\n", "got 5 (repeated: beagle, boxer)"),
+    ('["beagle", "beagle"]', "got 2 (repeated: beagle)"),
+    ("beagle\n\n  \n", "got 1"),
+])
+def test_a_classes_file_with_too_few_or_repeated_names_says_which(tmp_path, text, ending):
+    from dogbreed.serving.model_import import read_class_names
+
+    path = tmp_path / "classes.txt"
+    path.write_text(text)
+    with pytest.raises(ArtifactError) as refused:
+        read_class_names(path)
+    assert str(refused.value) == (f"--classes {path}: expected at least 2 distinct class names, one per line, "
+                                  f"{ending}")
