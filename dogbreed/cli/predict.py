@@ -129,7 +129,9 @@ def read_image(path: str) -> bytes:
     except UnidentifiedImageError:
         raise ValueError("not an image (PIL cannot identify it: use JPEG, PNG or WebP)") from None
     except Image.DecompressionBombError as exc:
-        raise ValueError(f"too many pixels to decode safely ({exc}): resize it") from None
+        from dogbreed.core.images import bomb_size
+
+        raise ValueError(f"too many pixels to decode safely ({bomb_size(exc)}): resize it") from None
     except (OSError, ValueError, SyntaxError) as exc:
         if "truncated" in str(exc).lower():
             raise ValueError("truncated file (it ends inside the image header)") from None

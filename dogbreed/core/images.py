@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -12,6 +13,16 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dogbreed.core.errors import ImageDecodeError
 from dogbreed.core.image_policy import DECODE_POLICY, ImagePolicy
+
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")  # PIL: "Image size (N pixels) exceeds limit of M pixels, ..."
+
+
+def bomb_size(exc: BaseException) -> str:
+    """The size PIL's DecompressionBombError names, in megapixels (PIL's own sentence, with its limit and its
+    talk of attacks, otherwise)."""
+    found = _BOMB_PIXELS.search(str(exc))
+    return f"{int(found.group(1)) / 1e6:g} megapixels" if found else str(exc)
+
 
 # dogImages contains at least one truncated JPEG that still decodes; training loads what is there.
 # Serving decodes strictly (``strict=True``): PIL then raises instead of padding missing data.
@@ -114,7 +125,7 @@ def open_image(source: ImageSource, *, draft_size: DraftSize = None, strict: boo
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"{subject} has too many pixels to decode safely ({exc}): resize it") from exc
+        raise ImageDecodeError(f"{subject} has too many pixels to decode safely ({bomb_size(exc)}): resize it") from exc
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"{subject} not found: check the path") from exc
     except IsADirectoryError as exc:

@@ -26,6 +26,7 @@ from dogbreed.core.image_policy import (
     ImagePolicy,
     ImageRefused,
 )
+from dogbreed.core.images import bomb_size
 
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
 JSON = "application/json"
@@ -162,7 +163,7 @@ def check_image_bytes(data: bytes, limits: ServingLimits) -> bytes:
     except ImageRefused as exc:
         raise RequestError(exc.status_code, exc.message) from exc
     except Image.DecompressionBombError as exc:
-        raise RequestError(413, f"image has too many pixels ({exc}): resize it to at most "
+        raise RequestError(413, f"image has too many pixels ({bomb_size(exc)}): resize it to at most "
                                 f"{limits.max_pixels / 1e6:g} megapixels") from exc
     except UnidentifiedImageError as exc:
         raise RequestError(400, f"body is not an image PIL can identify: {SEND_INSTEAD}{curl_hint(data)}") from exc

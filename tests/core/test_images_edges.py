@@ -87,8 +87,7 @@ def test_too_many_pixels_for_pil_is_named(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL refuses above twice this
     with pytest.raises(ImageDecodeError) as refused:
         open_image(jpeg((20, 20)))
-    assert str(refused.value) == ("image has too many pixels to decode safely (Image size (400 pixels) exceeds limit "
-                                  "of 200 pixels, could be decompression bomb DOS attack.): resize it")
+    assert str(refused.value) == "image has too many pixels to decode safely (0.0004 megapixels): resize it"
 
 
 def test_alpha_is_composited_on_white():
@@ -222,3 +221,12 @@ def test_a_png_colour_key_is_transparent_like_a_palette_entry(mode, key, other, 
     decoded = open_image(path)
     grey = (other,) * 3 if mode == "L" else other
     assert decoded.getpixel((0, 0)) == (255, 255, 255) and decoded.getpixel((1, 0)) == grey
+
+
+def test_a_bomb_size_is_said_in_megapixels_and_any_other_wording_is_kept():
+    from dogbreed.core.images import bomb_size
+
+    pil = Image.DecompressionBombError("Image size (400000000 pixels) exceeds limit of 178956970 pixels, could be "
+                                       "decompression bomb DOS attack.")
+    assert bomb_size(pil) == "400 megapixels"
+    assert bomb_size(Image.DecompressionBombError("1234567 pixels")) == "1234567 pixels"  # unknown shape: as is

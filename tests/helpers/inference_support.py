@@ -111,8 +111,7 @@ BAD_REQUESTS = {
     "gif": (encode(Image.new("P", (8, 8)), "GIF"), "application/x-image", 400,
             "image format GIF is not supported: send a JPEG, PNG or WebP image"),
     "huge_png": (huge_png(), "image/png", 413,  # in parentheses PIL's DecompressionBombError
-                 "image has too many pixels (Image size (400000000 pixels) exceeds limit of 178956970 pixels, could be "
-                 "decompression bomb DOS attack.): resize it to at most 40 megapixels"),
+                 "image has too many pixels (400 megapixels): resize it to at most 40 megapixels"),
     "big_png": (huge_png(8000), "image/png", 413,
                 "image is 8000x8000 (64.0 megapixels), over the 40 megapixel limit: resize it before sending"),
     "wrong_content_type": (dog_jpeg(), "text/plain", 415,
