@@ -45,6 +45,8 @@ def test_the_notebook_figure_titles_each_overlay_with_its_top_breed(tiny_model_d
     assert [ax.get_title() for ax in shown] == [f"{p.breed} {p.probability:.2f}" for p in top]
     assert len(figure.axes) == 4 and tuple(figure.get_size_inches()) == pytest.approx((6.4, 6.8))
     assert [ax.images[0].get_array().shape[:2] for ax in shown] == [(40, 48)] * 3
+    one_row = overlay_figure(tiny_model_dir, [], columns=3)  # fewer images than columns: one row, not two
+    assert len(one_row.axes) == 3 and tuple(one_row.get_size_inches()) == pytest.approx((9.6, 3.4))
 
 
 @pytest.mark.parametrize("head_scale", [1.0, 0.01])  # peaks above and below 1: both scaled to exactly 1
