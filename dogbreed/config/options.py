@@ -73,9 +73,11 @@ def _upper_bound_checks(config: "TrainConfig") -> list[tuple[bool, str]]:
          f"--early-stopping must be at most {MAX_EPOCHS} epochs (as --epochs), got {config.stopping.early_stopping}"),
         (max(diag.debug_train_interval, diag.debug_eval_interval) <= MAX_DEBUG_INTERVAL,
          f"--debug-train-interval and --debug-eval-interval must be at most {MAX_DEBUG_INTERVAL} steps (a typo "
-         "guard: nothing would be saved)"),
+         f"guard: nothing would be saved), got --debug-train-interval {diag.debug_train_interval} and "
+         f"--debug-eval-interval {diag.debug_eval_interval}"),
         (diag.monitor_interval_ms <= MAX_MONITOR_INTERVAL_MS,
-         f"--monitor-interval-ms must be at most {MAX_MONITOR_INTERVAL_MS} (one hour: nothing would be sampled)"),
+         f"--monitor-interval-ms must be at most {MAX_MONITOR_INTERVAL_MS} (one hour: nothing would be sampled), "
+         f"got {diag.monitor_interval_ms}"),
     ]
 
 
@@ -171,20 +173,25 @@ def _loop_checks(config: TrainConfig) -> list[tuple[bool, str]]:
     """The training loop's options: stopping, schedule, augmentation, gradual fine-tuning."""
     data, opt, stopping = config.data, config.optimisation, config.stopping
     return [
-        (stopping.early_stopping >= 0, "--early-stopping must be >= 0 (epochs of patience; 0 = off)"),
+        (stopping.early_stopping >= 0,
+         f"--early-stopping must be >= 0 (epochs of patience; 0 = off), got {stopping.early_stopping}"),
         (not stopping.max_time or (max_time_seconds(stopping.max_time) or 0) > 0,
          f"--max-time must be HH:MM:SS (e.g. 00:30:00) and more than zero, got {stopping.max_time!r}"),
-        (0 <= opt.warmup_epochs < opt.epochs, "--warmup-epochs must be >= 0 and less than --epochs"),
-        (opt.accumulate_grad_batches >= 1, "--accumulate-grad-batches must be at least 1"),
+        (0 <= opt.warmup_epochs < opt.epochs,
+         f"--warmup-epochs must be >= 0 and less than --epochs, got --warmup-epochs {opt.warmup_epochs} with "
+         f"--epochs {opt.epochs}"),
+        (opt.accumulate_grad_batches >= 1,
+         f"--accumulate-grad-batches must be at least 1, got {opt.accumulate_grad_batches}"),
         (_finite(data.crop_min_side) and 0 <= data.crop_min_side <= 1,
-         "--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off)"),
-        (_finite(data.random_erasing) and 0 <= data.random_erasing <= 1, "--random-erasing must be in [0, 1]"),
+         f"--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off), got {data.crop_min_side}"),
+        (_finite(data.random_erasing) and 0 <= data.random_erasing <= 1,
+         f"--random-erasing must be in [0, 1], got {data.random_erasing}"),
         (not (data.random_erasing > 0 and data.augment == "none"),
          "--random-erasing augments training images, but --augment none turns augmentation off: choose one"),
         (not (opt.finetune == "gradual" and not 1 <= opt.freeze_epochs < opt.epochs),
          f"--finetune gradual needs 1 <= --freeze-epochs < --epochs (head first, then everything), got "
          f"--freeze-epochs {opt.freeze_epochs} with --epochs {opt.epochs}"),
-        (opt.freeze_epochs >= 0, "--freeze-epochs must be >= 0"),
+        (opt.freeze_epochs >= 0, f"--freeze-epochs must be >= 0, got {opt.freeze_epochs}"),
     ]
 
 
@@ -193,37 +200,45 @@ def validate_config(config: TrainConfig) -> None:
     parses as inf) or ``nan`` would train a model of NaNs."""
     data, opt, recipe, diag = config.data, config.optimisation, config.recipe, config.diagnostics
     checks = [
-        (opt.epochs >= 1, "--epochs must be at least 1"),
-        (opt.batch_size >= 1, "--batch-size must be at least 1"),
+        (opt.epochs >= 1, f"--epochs must be at least 1, got {opt.epochs}"),
+        (opt.batch_size >= 1, f"--batch-size must be at least 1, got {opt.batch_size}"),
         (_finite(opt.lr) and (opt.lr > 0 or opt.lr == AUTO_LR),
-         f"--lr must be a positive finite number, got {opt.lr} (or auto: the learning-rate finder)"),
+         f"--lr must be a positive finite number (or auto: the learning-rate finder), got {opt.lr}"),
         (_finite(opt.weight_decay) and opt.weight_decay >= 0,
          f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
         (opt.backbone_lr_scale is not None and _finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
          f"--backbone-lr-scale must be a finite number >= 0, got {opt.backbone_lr_scale}"),
-        (32 <= data.image_size <= MAX_IMAGE_SIZE, f"--image-size must be between 32 and {MAX_IMAGE_SIZE}"),
-        (_finite(opt.label_smoothing) and 0 <= opt.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
-        (config.outputs.top_k >= 1, "--top-k must be at least 1"),
-        (config.cache.cached_views >= 0, "--cached-views must be >= 0 (0 disables the feature cache)"),
+        (32 <= data.image_size <= MAX_IMAGE_SIZE,
+         f"--image-size must be between 32 and {MAX_IMAGE_SIZE}, got {data.image_size}"),
+        (_finite(opt.label_smoothing) and 0 <= opt.label_smoothing < 1,
+         f"--label-smoothing must be in [0, 1), got {opt.label_smoothing}"),
+        (config.outputs.top_k >= 1, f"--top-k must be at least 1, got {config.outputs.top_k}"),
+        (config.cache.cached_views >= 0,
+         f"--cached-views must be >= 0 (0 disables the feature cache), got {config.cache.cached_views}"),
         (0 <= opt.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED}, got {opt.seed}"),
-        (config.runtime.num_workers >= -1, "--num-workers must be >= 0, or -1 to pick from the CPU count"),
+        (config.runtime.num_workers >= -1,
+         f"--num-workers must be >= 0, or -1 to pick from the CPU count, got {config.runtime.num_workers}"),
         (diag.debug_train_interval >= 1 and diag.debug_eval_interval >= 1,
-         "--debug-train-interval and --debug-eval-interval must be at least 1"),
-        (diag.monitor_interval_ms >= 1, "--monitor-interval-ms must be at least 1"),
+         f"--debug-train-interval and --debug-eval-interval must be at least 1, got --debug-train-interval "
+         f"{diag.debug_train_interval} and --debug-eval-interval {diag.debug_eval_interval}"),
+        (diag.monitor_interval_ms >= 1, f"--monitor-interval-ms must be at least 1, got {diag.monitor_interval_ms}"),
         (not (opt.finetune in ("full", "gradual") and opt.batch_size < 2),
          f"--batch-size 1 with --finetune {opt.finetune}: BatchNorm needs at least 2 images per batch; use "
          "--batch-size 2 or more"),
-        (0 < data.crop_scale <= 1, "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"),
+        (0 < data.crop_scale <= 1,
+         f"--crop-scale must be in (0, 1] (the smallest share of the image a crop keeps), got {data.crop_scale}"),
         (data.valid_pct is None or (_finite(data.valid_pct) and 0 < data.valid_pct < 1),
          f"--valid-pct must be in (0, 1) (e.g. 0.2), got {data.valid_pct}"),
         (data.test_pct is None or (_finite(data.test_pct) and 0 <= data.test_pct < 1),
          f"--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got {data.test_pct}"),
         ((data.valid_pct or 0) + (data.test_pct or 0) < 1,
-         "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
-        (0 <= recipe.ema_decay < 1, "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"),
-        (recipe.mixup_alpha >= 0, "--mixup-alpha must be >= 0 (0 = off)"),
-        (recipe.cutmix_alpha >= 0, "--cutmix-alpha must be >= 0 (0 = off)"),
-        (0 < config.calibration.accept_rate <= 1, "--accept-rate must be in (0, 1] (e.g. 0.95)"),
+         f"--valid-pct and --test-pct together must stay below 1: something must be left to train on, got "
+         f"{data.valid_pct} + {data.test_pct}"),
+        (0 <= recipe.ema_decay < 1, f"--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off), got {recipe.ema_decay}"),
+        (recipe.mixup_alpha >= 0, f"--mixup-alpha must be >= 0 (0 = off), got {recipe.mixup_alpha}"),
+        (recipe.cutmix_alpha >= 0, f"--cutmix-alpha must be >= 0 (0 = off), got {recipe.cutmix_alpha}"),
+        (0 < config.calibration.accept_rate <= 1,
+         f"--accept-rate must be in (0, 1] (e.g. 0.95), got {config.calibration.accept_rate}"),
         (not (recipe.mixes_batches and opt.finetune == "head" and config.cache.cached_views >= 1),
          "--mixup-alpha/--cutmix-alpha mix images, but --finetune head trains on cached features: add "
          "--cached-views 0 or use --finetune full"),

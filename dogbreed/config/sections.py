@@ -50,8 +50,8 @@ def float_or_auto(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
     if value == AUTO_LR:  # the sentinel; any other negative number meets the range check with the same words
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text} (or auto: the learning-rate "
-                                         "finder)")
+        raise argparse.ArgumentTypeError("must be a positive finite number (or auto: the learning-rate finder), "
+                                         f"got {text}")
     return value
 
 

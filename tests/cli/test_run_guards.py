@@ -29,16 +29,16 @@ from tests.helpers.inference_support import huge_png
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--lr", "inf"], "--lr must be a positive finite number, got inf (or auto: the learning-rate finder)"),
-    (["--lr", "1e309"], "--lr must be a positive finite number, got inf (or auto: the learning-rate finder)"),
-    (["--lr", "nan"], "--lr must be a positive finite number, got nan (or auto: the learning-rate finder)"),
+    (["--lr", "inf"], "--lr must be a positive finite number (or auto: the learning-rate finder), got inf"),
+    (["--lr", "1e309"], "--lr must be a positive finite number (or auto: the learning-rate finder), got inf"),
+    (["--lr", "nan"], "--lr must be a positive finite number (or auto: the learning-rate finder), got nan"),
     (["--backbone-lr-scale", "nan"], "--backbone-lr-scale must be a finite number >= 0, got nan"),
     (["--weight-decay", "inf"], "--weight-decay must be a finite number >= 0, got inf"),
-    (["--label-smoothing", "nan"], "--label-smoothing must be in [0, 1)"),
+    (["--label-smoothing", "nan"], "--label-smoothing must be in [0, 1), got nan"),
     (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
     (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, got 4294967296"),
-    (["--image-size", "100000"], "--image-size must be between 32 and 2048"),
-    (["--num-workers", "-2"], "--num-workers must be >= 0, or -1 to pick from the CPU count"),
+    (["--image-size", "100000"], "--image-size must be between 32 and 2048, got 100000"),
+    (["--num-workers", "-2"], "--num-workers must be >= 0, or -1 to pick from the CPU count, got -2"),
     (["--finetune", "full", "--batch-size", "1"],
      "--batch-size 1 with --finetune full: BatchNorm needs at least 2 images per batch; use --batch-size 2 or more"),
     (["--accelerator", "tpu"], "argument --accelerator: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'gpu', "

@@ -89,9 +89,9 @@ def test_demo_presets_apply_but_explicit_options_win():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
     # -1 is --lr auto's stored value: refused while parsing, in the range check's words, not argparse's type name
-    (["--lr", "-1"], "argument --lr: must be a positive finite number, got -1 (or auto: the learning-rate finder) "
+    (["--lr", "-1"], "argument --lr: must be a positive finite number (or auto: the learning-rate finder), got -1 "
                      "(see python -m entry_points.train --help)"),
     (["--lr", "fast"], "argument --lr: expected a number or auto, got 'fast' (see python -m entry_points.train "
                        "--help)"),

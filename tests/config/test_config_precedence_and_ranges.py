@@ -87,16 +87,16 @@ def test_explicit_option_equal_to_the_default_still_beats_the_preset():
 
 # One case per range check: the last accepted value and the first rejected one, with the exact message.
 RANGE_CHECKS = [
-    ("--epochs", "1", "0", "--epochs must be at least 1"),
-    ("--batch-size", "1", "0", "--batch-size must be at least 1"),
-    ("--lr", "1e-12", "0", "--lr must be a positive finite number, got 0.0 (or auto: the learning-rate finder)"),
+    ("--epochs", "1", "0", "--epochs must be at least 1, got 0"),
+    ("--batch-size", "1", "0", "--batch-size must be at least 1, got 0"),
+    ("--lr", "1e-12", "0", "--lr must be a positive finite number (or auto: the learning-rate finder), got 0.0"),
     ("--weight-decay", "0", "-1e-09", "--weight-decay must be a finite number >= 0, got -1e-09"),
-    ("--image-size", "32", "31", "--image-size must be between 32 and 2048"),
-    ("--image-size", "2048", "2049", "--image-size must be between 32 and 2048"),
-    ("--label-smoothing", "0", "-0.01", "--label-smoothing must be in [0, 1)"),
-    ("--label-smoothing", "0.999", "1", "--label-smoothing must be in [0, 1)"),
-    ("--top-k", "1", "0", "--top-k must be at least 1"),
-    ("--cached-views", "0", "-1", "--cached-views must be >= 0 (0 disables the feature cache)"),
+    ("--image-size", "32", "31", "--image-size must be between 32 and 2048, got 31"),
+    ("--image-size", "2048", "2049", "--image-size must be between 32 and 2048, got 2049"),
+    ("--label-smoothing", "0", "-0.01", "--label-smoothing must be in [0, 1), got -0.01"),
+    ("--label-smoothing", "0.999", "1", "--label-smoothing must be in [0, 1), got 1.0"),
+    ("--top-k", "1", "0", "--top-k must be at least 1, got 0"),
+    ("--cached-views", "0", "-1", "--cached-views must be >= 0 (0 disables the feature cache), got -1"),
 ]
 
 
@@ -114,4 +114,4 @@ def test_range_check_boundary(flag, accepted, rejected, message):
 def test_range_checks_apply_to_environment_values_too():
     with pytest.raises(ConfigError) as refused:
         parse_config([], environment_defaults={"batch_size": 0})
-    assert str(refused.value) == "--batch-size must be at least 1"
+    assert str(refused.value) == "--batch-size must be at least 1, got 0"

@@ -108,10 +108,11 @@ def test_crop_scale_is_an_option_reaching_the_transform_and_the_artifact():
     assert parse_config([]).data.crop_scale == 0.08  # torchvision's ImageNet recipe stays the default
     transform = build_train_transform(Preprocessing(image_size=32, crop_scale=(0.35, 1.0)))
     assert transform.scale == (0.35, 1.0)
-    for bad in ("0", "1.5", "-0.2"):
+    for bad, shown in (("0", "0.0"), ("1.5", "1.5"), ("-0.2", "-0.2")):
         with pytest.raises(ConfigError) as refused:
             parse_config(["--crop-scale", bad])
-        assert str(refused.value) == "--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"
+        assert str(refused.value) == ("--crop-scale must be in (0, 1] (the smallest share of the image a crop keeps), "
+                                      f"got {shown}")
 
 
 def test_crop_scale_changes_only_augmented_feature_caches(tmp_path):

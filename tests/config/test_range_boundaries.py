@@ -53,49 +53,63 @@ REFUSALS: dict[str, list[str]] = {
                   "--valid-pct must be in (0, 1) (e.g. 0.2), got 1.0"],
     "test_pct": ["--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got -5e-324",
                  "--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got 1.0"],
-    "image_size": ["--image-size must be between 32 and 2048", "--image-size must be between 32 and 2048"],
-    "crop_scale": ["--crop-scale must be in (0, 1]: the smallest share of the image a crop keeps"] * 2,
-    "crop_min_side": ["--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off)"] * 2,
-    "random_erasing": ["--random-erasing must be in [0, 1]"] * 2,
-    "top_k": ["--top-k must be at least 1", "--top-k must be at most 1000 (breeds listed per image), got 1001"],
-    "epochs": ["--epochs must be at least 1",
+    "image_size": ["--image-size must be between 32 and 2048, got 31",
+                   "--image-size must be between 32 and 2048, got 2049"],
+    "crop_scale": ["--crop-scale must be in (0, 1] (the smallest share of the image a crop keeps), got 0.0",
+                   "--crop-scale must be in (0, 1] (the smallest share of the image a crop keeps), got"
+                   " 1.0000000000000002"],
+    "crop_min_side": ["--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off), got -5e-324",
+                      "--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off), got 1.0000000000000002"],
+    "random_erasing": ["--random-erasing must be in [0, 1], got -5e-324",
+                       "--random-erasing must be in [0, 1], got 1.0000000000000002"],
+    "top_k": ["--top-k must be at least 1, got 0", "--top-k must be at most 1000 (breeds listed per image), got 1001"],
+    "epochs": ["--epochs must be at least 1, got 0",
                "--epochs must be at most 10000 (a typo guard: no schedule here needs more), got 10001"],
-    "batch_size": ["--batch-size must be at least 1",
+    "batch_size": ["--batch-size must be at least 1, got 0",
                    "--batch-size must be at most 4096 (one batch of 4096 224-px images is 2.5 GB before the network"
                    " runs), got 4097"],
-    "lr": ["--lr must be a positive finite number, got 0.0 (or auto: the learning-rate finder)",
-           "--lr must be a positive finite number, got inf (or auto: the learning-rate finder)"],
+    "lr": ["--lr must be a positive finite number (or auto: the learning-rate finder), got 0.0",
+           "--lr must be a positive finite number (or auto: the learning-rate finder), got inf"],
     "weight_decay": ["--weight-decay must be a finite number >= 0, got -5e-324",
                      "--weight-decay must be a finite number >= 0, got inf"],
     "backbone_lr_scale": ["--backbone-lr-scale must be a finite number >= 0, got -5e-324",
                           "--backbone-lr-scale must be a finite number >= 0, got inf"],
-    "label_smoothing": ["--label-smoothing must be in [0, 1)"] * 2,
-    "freeze_epochs": ["--freeze-epochs must be >= 0"],
-    "warmup_epochs": ["--warmup-epochs must be >= 0 and less than --epochs"] * 2,
-    "accumulate_grad_batches": ["--accumulate-grad-batches must be at least 1",
+    "label_smoothing": ["--label-smoothing must be in [0, 1), got -5e-324",
+                        "--label-smoothing must be in [0, 1), got 1.0"],
+    "freeze_epochs": ["--freeze-epochs must be >= 0, got -1"],
+    "warmup_epochs": ["--warmup-epochs must be >= 0 and less than --epochs, got --warmup-epochs -1 with --epochs 5",
+                      "--warmup-epochs must be >= 0 and less than --epochs, got --warmup-epochs 5 with --epochs 5"],
+    "accumulate_grad_batches": ["--accumulate-grad-batches must be at least 1, got 0",
                                 "--accumulate-grad-batches must be at most 1024 (a typo guard), got 1025"],
     "seed": ["--seed must be between 0 and 4294967295, got -1",
              "--seed must be between 0 and 4294967295, got 4294967296"],
-    "early_stopping": ["--early-stopping must be >= 0 (epochs of patience; 0 = off)",
+    "early_stopping": ["--early-stopping must be >= 0 (epochs of patience; 0 = off), got -1",
                        "--early-stopping must be at most 10000 epochs (as --epochs), got 10001"],
-    "ema_decay": ["--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"] * 2,
-    "mixup_alpha": ["--mixup-alpha must be >= 0 (0 = off)"],
-    "cutmix_alpha": ["--cutmix-alpha must be >= 0 (0 = off)"],
-    "num_workers": ["--num-workers must be >= 0, or -1 to pick from the CPU count",
+    "ema_decay": ["--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off), got -5e-324",
+                  "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off), got 1.0"],
+    "mixup_alpha": ["--mixup-alpha must be >= 0 (0 = off), got -5e-324"],
+    "cutmix_alpha": ["--cutmix-alpha must be >= 0 (0 = off), got -5e-324"],
+    "num_workers": ["--num-workers must be >= 0, or -1 to pick from the CPU count, got -2",
                     "--num-workers must be at most 256 (each worker is a process with its own memory; more than twice"
                     " the CPUs is capped anyway), got 257"],
-    "cached_views": ["--cached-views must be >= 0 (0 disables the feature cache)",
+    "cached_views": ["--cached-views must be >= 0 (0 disables the feature cache), got -1",
                      "--cached-views must be at most 100 (each view is one backbone pass over every training image,"
                      " kept in memory and on disk), got 101"],
-    "accept_rate": ["--accept-rate must be in (0, 1] (e.g. 0.95)"] * 2,
-    "debug_train_interval": ["--debug-train-interval and --debug-eval-interval must be at least 1",
+    "accept_rate": ["--accept-rate must be in (0, 1] (e.g. 0.95), got 0.0",
+                    "--accept-rate must be in (0, 1] (e.g. 0.95), got 1.0000000000000002"],
+    "debug_train_interval": ["--debug-train-interval and --debug-eval-interval must be at least 1, got"
+                             " --debug-train-interval 0 and --debug-eval-interval 10",
                              "--debug-train-interval and --debug-eval-interval must be at most 1000000 steps (a typo"
-                             " guard: nothing would be saved)"],
-    "debug_eval_interval": ["--debug-train-interval and --debug-eval-interval must be at least 1",
+                             " guard: nothing would be saved), got --debug-train-interval 1000001 and"
+                             " --debug-eval-interval 10"],
+    "debug_eval_interval": ["--debug-train-interval and --debug-eval-interval must be at least 1, got"
+                            " --debug-train-interval 100 and --debug-eval-interval 0",
                             "--debug-train-interval and --debug-eval-interval must be at most 1000000 steps (a typo"
-                            " guard: nothing would be saved)"],
-    "monitor_interval_ms": ["--monitor-interval-ms must be at least 1",
-                            "--monitor-interval-ms must be at most 3600000 (one hour: nothing would be sampled)"],
+                            " guard: nothing would be saved), got --debug-train-interval 100 and --debug-eval-interval"
+                            " 1000001"],
+    "monitor_interval_ms": ["--monitor-interval-ms must be at least 1, got 0",
+                            "--monitor-interval-ms must be at most 3600000 (one hour: nothing would be sampled), got"
+                            " 3600001"],
 }
 # Ranges that depend on another option: (options, last accepted, first refused) for the first option named, and the
 # whole refusal.
@@ -109,7 +123,7 @@ DEPENDENT: list[tuple[str, dict, float, float, str]] = [
      "--finetune gradual needs 1 <= --freeze-epochs < --epochs (head first, then everything), got --freeze-epochs 5"
      " with --epochs 5"),
     ("test_pct", {"valid_pct": 0.5}, 0.49, 0.5,  # together below 1
-     "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
+     "--valid-pct and --test-pct together must stay below 1: something must be left to train on, got 0.5 + 0.5"),
     ("random_erasing", {"augment": "none"}, 0.0, UP,  # erasing augments: not with --augment none
      "--random-erasing augments training images, but --augment none turns augmentation off: choose one"),
     ("batch_size", {"finetune": "gradual"}, 2, 1,

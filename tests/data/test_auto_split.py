@@ -128,7 +128,7 @@ def test_minimum_class_size(valid, test, needed):
     (["--test-pct", "-0.1"], "--test-pct must be in [0, 1) (e.g. 0.1; 0 = test on the validation split), got -0.1"),
     (["--valid-pct", "nan"], "--valid-pct must be in (0, 1) (e.g. 0.2), got nan"),
     (["--valid-pct", "0.6", "--test-pct", "0.4"],
-     "--valid-pct and --test-pct together must stay below 1: something must be left to train on"),
+     "--valid-pct and --test-pct together must stay below 1: something must be left to train on, got 0.6 + 0.4"),
 ])
 def test_pct_out_of_range_is_refused(argv, message):
     with pytest.raises(ConfigError) as err:

@@ -55,7 +55,7 @@ def test_monitor_names_the_logged_metric_and_the_options_are_checked():
     assert parse_config([]).stopping.monitor == "val_acc" and parse_config([]).stopping.early_stopping == 0
     with pytest.raises(ConfigError) as refused:
         parse_config(["--early-stopping", "-1"])
-    assert str(refused.value) == "--early-stopping must be >= 0 (epochs of patience; 0 = off)"
+    assert str(refused.value) == "--early-stopping must be >= 0 (epochs of patience; 0 = off), got -1"
     for max_time in ("90", "00:61:00"):
         with pytest.raises(ConfigError) as refused:
             parse_config(["--max-time", max_time])

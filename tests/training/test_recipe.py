@@ -68,7 +68,7 @@ def test_ema_decay_outside_0_1_is_refused():
     assert str(refused.value) == "EMA decay must be in (0, 1), got 1.0"
     with pytest.raises(ConfigError) as refused:
         parse_config(["--ema-decay", "1.5"])
-    assert str(refused.value) == "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off)"
+    assert str(refused.value) == "--ema-decay must be in [0, 1) (e.g. 0.999; 0 = off), got 1.5"
 
 
 class RecordLossTargets(pl.Callback):

@@ -41,7 +41,7 @@ def test_unknown_precision_and_negative_views_are_rejected():
         "'16-true', 'bf16-true', '64-true') (see python -m entry_points.train --help)")
     with pytest.raises(ConfigError) as refused:
         parse_config(["--cached-views", "-1"])
-    assert str(refused.value) == "--cached-views must be >= 0 (0 disables the feature cache)"
+    assert str(refused.value) == "--cached-views must be >= 0 (0 disables the feature cache), got -1"
 
 
 def test_network_and_inputs_are_channels_last():

@@ -55,15 +55,16 @@ def test_new_options_parse_with_range_checks_and_reach_the_record():
     bad = {("--finetune", "gradual", "--freeze-epochs", "5", "--epochs", "5"):
            "--finetune gradual needs 1 <= --freeze-epochs < --epochs (head first, then everything), got "
            "--freeze-epochs 5 with --epochs 5",
-           ("--warmup-epochs", "5", "--epochs", "5"): "--warmup-epochs must be >= 0 and less than --epochs",
-           ("--accumulate-grad-batches", "0"): "--accumulate-grad-batches must be at least 1",
-           ("--random-erasing", "1.5"): "--random-erasing must be in [0, 1]",
+           ("--warmup-epochs", "5", "--epochs", "5"):
+           "--warmup-epochs must be >= 0 and less than --epochs, got --warmup-epochs 5 with --epochs 5",
+           ("--accumulate-grad-batches", "0"): "--accumulate-grad-batches must be at least 1, got 0",
+           ("--random-erasing", "1.5"): "--random-erasing must be in [0, 1], got 1.5",
            ("--augment", "none", "--random-erasing", "0.5"):
            "--random-erasing augments training images, but --augment none turns augmentation off: choose one",
-           ("--crop-min-side", "2"): "--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off)",
-           ("--lr", "-2"): "--lr must be a positive finite number, got -2.0 (or auto: the learning-rate finder)",
-           ("--lr", "-1"): "argument --lr: must be a positive finite number, got -1 (or auto: the learning-rate "
-                           "finder) (see python -m entry_points.train --help)"}
+           ("--crop-min-side", "2"): "--crop-min-side must be in [0, 1] (a share of --image-size; 0 = off), got 2.0",
+           ("--lr", "-2"): "--lr must be a positive finite number (or auto: the learning-rate finder), got -2.0",
+           ("--lr", "-1"): "argument --lr: must be a positive finite number (or auto: the learning-rate finder), "
+                           "got -1 (see python -m entry_points.train --help)"}
     for argv, message in bad.items():
         with pytest.raises(ConfigError) as refused:
             parse_config(list(argv))
