@@ -35,7 +35,8 @@ def hpo_command(argv: Sequence[str] | None) -> str:
         return "\n".join(trained.summary)
     trials, tuning_dir = parsed.extras["trials"], parsed.extras["tuning_dir"]
     if not 1 <= trials <= MAX_TRIALS:
-        raise ConfigError(f"--trials {trials}: run 1 to {MAX_TRIALS} trials (each is a whole training run)")
+        raise ConfigError(f"--trials must be between 1 and {MAX_TRIALS} (each trial is a whole training run), got "
+                          f"{trials}")
     from dogbreed.core.fileio import check_writable_dir
 
     check_writable_dir(tuning_dir, "--tuning-dir")  # before any data is read or any trial runs

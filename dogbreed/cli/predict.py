@@ -196,15 +196,15 @@ def render_text(records: Sequence[dict[str, Any]]) -> str:
 
 def predict_command(argv: Sequence[str] | None) -> Outcome:
     args = build_parser().parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1 or args.explain_top_k < 1:
-        raise ConfigError("--top-k, --batch-size and --explain-top-k must be at least 1")
     for option, value, limit, reason in (("--top-k", args.top_k, MAX_TOP_K, "breeds listed per image"),
                                          ("--batch-size", args.batch_size, MAX_BATCH_SIZE, "images decoded and held "
                                           "in memory at once"),
                                          ("--explain-top-k", args.explain_top_k, MAX_EXPLAIN_TOP_K, "panels per "
                                           "overlay, each at the photo's size")):
+        if value < 1:  # the value is named: it may come from a script, not the line in front of the user
+            raise ConfigError(f"{option} must be at least 1, got {value}")
         if value > limit:
-            raise ConfigError(f"{option} {value}: at most {limit} ({reason})")
+            raise ConfigError(f"{option} must be at most {limit} ({reason}), got {value}")
     inputs = expand_inputs(args.images)
     if args.explain is not None:
         from dogbreed.explain.gradcam import require_captum

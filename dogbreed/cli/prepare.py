@@ -43,13 +43,14 @@ def prepare_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
     cpus = os.cpu_count() or 1
     if not -1 <= args.workers <= MAX_NUM_WORKERS:
-        raise ConfigError(f"--workers {args.workers}: give 1 to {MAX_NUM_WORKERS} processes, or -1 for one per CPU "
-                          "(each is a process decoding full-size images)")
+        raise ConfigError(f"--workers must be between 1 and {MAX_NUM_WORKERS} processes, or -1 for one per CPU "
+                          f"(each is a process decoding full-size images), got {args.workers}")
     if not 1 <= args.image_size <= MAX_IMAGE_SIZE:
-        raise ConfigError(f"--image-size {args.image_size}: give 1 to {MAX_IMAGE_SIZE} (the training range)")
+        raise ConfigError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE} (the training range), got "
+                          f"{args.image_size}")
     if args.short_side is not None and args.short_side > 4 * MAX_IMAGE_SIZE:
-        raise ConfigError(f"--short-side {args.short_side}: give at most {4 * MAX_IMAGE_SIZE} pixels (prepared "
-                          "images are reduced, never enlarged)")
+        raise ConfigError(f"--short-side must be at most {4 * MAX_IMAGE_SIZE} pixels (prepared images are reduced, "
+                          f"never enlarged), got {args.short_side}")
     from dogbreed.data.prepare import prepare_dataset  # heavy: after the options are valid
 
     workers = args.workers if args.workers > 0 else cpus

@@ -53,14 +53,14 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Refuse bad values before any directory is made or Java starts (``--timeout nan`` used to start the server,
     fail, and leave its temp dir behind)."""
     if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
-        raise ConfigError(f"--timeout {args.timeout}: give the seconds to wait for the model to load, a finite "
-                          f"number above 0 and at most {MAX_TIMEOUT_S} (default: 180)")
+        raise ConfigError(f"--timeout must be a finite number above 0 and at most {MAX_TIMEOUT_S} (the seconds to "
+                          f"wait for the model to load; default: 180), got {args.timeout}")
     if not 1 <= args.response_timeout <= MAX_TIMEOUT_S:
-        raise ConfigError(f"--response-timeout {args.response_timeout}: give 1 to {MAX_TIMEOUT_S} seconds "
-                          "(default: 60)")
+        raise ConfigError(f"--response-timeout must be between 1 and {MAX_TIMEOUT_S} seconds (default: 60), got "
+                          f"{args.response_timeout}")
     if not 1 <= args.workers <= MAX_WORKERS:
-        raise ConfigError(f"--workers {args.workers}: give 1 to {MAX_WORKERS} (each worker process holds its own "
-                          "copy of the model)")
+        raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS} (each worker process holds its own copy "
+                          f"of the model), got {args.workers}")
     if args.work_dir is not None:
         check_writable_dir(args.work_dir, "--work-dir")
 

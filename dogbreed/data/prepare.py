@@ -179,9 +179,10 @@ def prepare_dataset(data_dir: Path, output: Path, *, short_side: int | None = No
     an error naming them all (after every other image is prepared), or left out with ``skip_bad_images``.
     """
     if short_side is not None and short_side < 8:
-        raise DataError(f"--short-side {short_side}: use at least 8 pixels (default: {default_short_side(224)})")
+        raise DataError(f"--short-side must be at least 8 pixels (default: {default_short_side(224)}), got "
+                        f"{short_side}")
     if not 1 <= jpeg_quality <= 100:
-        raise DataError(f"--quality {jpeg_quality}: use 1-100 (default {DEFAULT_JPEG_QUALITY})")
+        raise DataError(f"--quality must be between 1 and 100 (default: {DEFAULT_JPEG_QUALITY}), got {jpeg_quality}")
     root = find_dataset_root(Path(data_dir))
     sources = _sources(root)
     settings = PrepareSettings(short_side=short_side or default_short_side(image_size), jpeg_quality=jpeg_quality)

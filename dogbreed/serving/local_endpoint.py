@@ -82,9 +82,9 @@ class LocalEndpoint:
         if (model_dir is None) == (model_data is None):
             raise ServeError("give exactly one of model_dir (a trained model dir) or model_data (a model.tar.gz)")
         if workers < 1:
-            raise ServeError(f"--workers {workers}: run at least 1 worker")
+            raise ServeError(f"--workers must be at least 1, got {workers}")
         if response_timeout < 1:
-            raise ServeError(f"--response-timeout {response_timeout}: give at least 1 second")
+            raise ServeError(f"--response-timeout must be at least 1 second, got {response_timeout}")
         check_port_range(port)
         self.work_dir = Path(work_dir).resolve()
         self.model_dir, self.model_data = model_dir, model_data

@@ -60,8 +60,8 @@ def check_java() -> str:
 
 def check_port_range(port: int) -> None:
     if not 1 <= port <= MAX_PORT:
-        raise ServeError(f"--port {port} is out of range: the endpoint uses --port..--port+4, so pass "
-                         f"1..{MAX_PORT} (e.g. 8080)")
+        raise ServeError(f"--port must be between 1 and {MAX_PORT} (the endpoint uses --port..--port+4; e.g. "
+                         f"8080), got {port}")
 
 
 def check_ports_free(ports: list[int]) -> None:

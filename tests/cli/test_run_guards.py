@@ -22,6 +22,7 @@ from dogbreed.data.splits import SplitDirs
 from dogbreed.training.run import train
 from entry_points import hpo as hpo_cli
 from entry_points import predict as predict_cli
+from entry_points import prepare as prepare_cli
 from entry_points import serve as serve_cli
 from entry_points import train as train_cli
 from tests.helpers.builders import BREED_DIRS, fast_config, write_tree
@@ -201,16 +202,49 @@ def test_predict_decompression_bomb_is_one_line(tiny_model_dir: Path, tmp_path: 
     assert records[1]["image"] == str(good) and len(records[1]["predictions"]) == 3
 
 
-def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
-    assert hpo_cli.main(["--local", "--trials", "0", "--data-dir", str(tiny_tree)]) == 2
-    assert _one_error_line(capsys) == "error: --trials 0: run 1 to 1000 trials (each is a whole training run)"
+@pytest.mark.parametrize("argv, message", [
+    (["--top-k", "0"], "error: --top-k must be at least 1, got 0"),
+    (["--batch-size", "-3"], "error: --batch-size must be at least 1, got -3"),
+    (["--explain-top-k", "0"], "error: --explain-top-k must be at least 1, got 0"),
+    (["--top-k", "1001"], "error: --top-k must be at most 1000 (breeds listed per image), got 1001"),
+    (["--batch-size", "4097"], "error: --batch-size must be at most 4096 (images decoded and held in memory at "
+                               "once), got 4097"),
+    (["--explain-top-k", "21"], "error: --explain-top-k must be at most 20 (panels per overlay, each at the "
+                                "photo's size), got 21"),
+])
+def test_predict_bad_counts_name_the_value(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    assert predict_cli.main(["--model-dir", str(tmp_path / "none"), *argv, str(tmp_path / "dog.jpg")]) == 2
+    assert _one_error_line(capsys) == message
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--workers", "0"], "error: --workers 0: give 1 to 64 (each worker process holds its own copy of the model)"),
-    (["--port", "65534"], "error: --port 65534 is out of range: the endpoint uses --port..--port+4, "
-                          "so pass 1..65531 (e.g. 8080)"),
-    (["--response-timeout", "0"], "error: --response-timeout 0: give 1 to 86400 seconds (default: 60)"),
+    (["--workers", "257"], "error: --workers must be between 1 and 256 processes, or -1 for one per CPU (each is a "
+                           "process decoding full-size images), got 257"),
+    (["--image-size", "0"], "error: --image-size must be between 1 and 2048 (the training range), got 0"),
+    (["--short-side", "8193"], "error: --short-side must be at most 8192 pixels (prepared images are reduced, never "
+                               "enlarged), got 8193"),
+    (["--short-side", "7"], "error: --short-side must be at least 8 pixels (default: 258), got 7"),
+    (["--quality", "101"], "error: --quality must be between 1 and 100 (default: 95), got 101"),
+])
+def test_prepare_bad_numbers_name_the_value(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    assert prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"), *argv]) == 2
+    assert _one_error_line(capsys) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
+    assert hpo_cli.main(["--local", "--trials", "0", "--data-dir", str(tiny_tree)]) == 2
+    assert _one_error_line(capsys) == ("error: --trials must be between 1 and 1000 (each trial is a whole training "
+                                       "run), got 0")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0"], "error: --workers must be between 1 and 64 (each worker process holds its own copy of the "
+                         "model), got 0"),
+    (["--port", "65534"], "error: --port must be between 1 and 65531 (the endpoint uses --port..--port+4; e.g. "
+                          "8080), got 65534"),
+    (["--response-timeout", "0"], "error: --response-timeout must be between 1 and 86400 seconds (default: 60), "
+                                  "got 0"),
 ])
 def test_serve_bad_numbers_are_one_line_and_leave_no_temp_dir(tiny_model_dir: Path, tmp_path: Path, monkeypatch,
                                                                capsys, argv: list[str], message: str) -> None:

@@ -76,17 +76,18 @@ def test_package_output_under_a_file_is_refused_before_the_model_is_read(tmp_pat
                                        "directory path\n")
 
 
-TIMEOUT_ADVICE = ("give the seconds to wait for the model to load, a finite number above 0 and at most 86400 "
-                  "(default: 180)")
+TIMEOUT_RANGE = ("--timeout must be a finite number above 0 and at most 86400 (the seconds to wait for the model to "
+                 "load; default: 180), got")
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--timeout", "nan"], f"--timeout nan: {TIMEOUT_ADVICE}"),
-    (["--timeout", "inf"], f"--timeout inf: {TIMEOUT_ADVICE}"),
-    (["--timeout", "0"], f"--timeout 0.0: {TIMEOUT_ADVICE}"),
-    (["--timeout", "-1"], f"--timeout -1.0: {TIMEOUT_ADVICE}"),
-    (["--workers", "1000"], "--workers 1000: give 1 to 64 (each worker process holds its own copy of the model)"),
-    (["--response-timeout", "0"], "--response-timeout 0: give 1 to 86400 seconds (default: 60)"),
+    (["--timeout", "nan"], f"{TIMEOUT_RANGE} nan"),
+    (["--timeout", "inf"], f"{TIMEOUT_RANGE} inf"),
+    (["--timeout", "0"], f"{TIMEOUT_RANGE} 0.0"),
+    (["--timeout", "-1"], f"{TIMEOUT_RANGE} -1.0"),
+    (["--workers", "1000"], "--workers must be between 1 and 64 (each worker process holds its own copy of the "
+                            "model), got 1000"),
+    (["--response-timeout", "0"], "--response-timeout must be between 1 and 86400 seconds (default: 60), got 0"),
 ])
 def test_serve_refuses_bad_values_before_any_temp_dir_or_server(tiny_model_dir, monkeypatch, capsys, argv, message):
     monkeypatch.setattr("dogbreed.cli.serve.tempfile.mkdtemp", lambda **kw: pytest.fail("a temp dir was made"))

@@ -25,12 +25,12 @@ def test_the_address_log_and_ports_follow_the_port_and_work_dir(tmp_path):
     ({}, "give exactly one of model_dir (a trained model dir) or model_data (a model.tar.gz)"),
     ({"model_dir": "m", "model_data": "m.tar.gz"},
      "give exactly one of model_dir (a trained model dir) or model_data (a model.tar.gz)"),
-    ({"model_dir": "m", "workers": 0}, "--workers 0: run at least 1 worker"),
-    ({"model_dir": "m", "response_timeout": 0}, "--response-timeout 0: give at least 1 second"),
-    ({"model_dir": "m", "port": 0}, "--port 0 is out of range: the endpoint uses --port..--port+4, so pass "
-                                    "1..65531 (e.g. 8080)"),
-    ({"model_dir": "m", "port": 65532}, "--port 65532 is out of range: the endpoint uses --port..--port+4, so pass "
-                                        "1..65531 (e.g. 8080)"),
+    ({"model_dir": "m", "workers": 0}, "--workers must be at least 1, got 0"),
+    ({"model_dir": "m", "response_timeout": 0}, "--response-timeout must be at least 1 second, got 0"),
+    ({"model_dir": "m", "port": 0}, "--port must be between 1 and 65531 (the endpoint uses --port..--port+4; e.g. "
+                                    "8080), got 0"),
+    ({"model_dir": "m", "port": 65532}, "--port must be between 1 and 65531 (the endpoint uses --port..--port+4; "
+                                        "e.g. 8080), got 65532"),
 ])
 def test_bad_settings_are_refused_before_anything_starts(tmp_path, kwargs, message):
     with pytest.raises(ServeError) as caught:
