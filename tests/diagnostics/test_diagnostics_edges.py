@@ -148,3 +148,24 @@ def test_the_utilisation_plot_draws_each_reading_and_gaps_where_one_is_missing(t
     _plot_utilisation([UtilSample(0.5, 80.0, 41.0, 900.0)], tmp_path / "cpu_only.png")  # no GPU: no GPU lines
     assert [line.get_label() for line in kept[0].axes[0].get_lines()] == [
         "CPU % (machine)", "CPU % (this process)", "memory %"]
+
+
+@pytest.mark.parametrize("reached_end, previous, action", [
+    (False, "RECORD", "RECORD"),   # a window open when validation starts goes on across it
+    (False, "WARMUP", "WARMUP"),
+    (False, "NONE", "NONE"),       # validation never opens a window
+    (True, "RECORD", "NONE"),      # the training schedule has ended: nothing more is recorded
+    (True, "WARMUP", "NONE"),
+])
+def test_a_validation_step_inside_fit_never_moves_the_profilers_window(reached_end, previous, action):
+    from torch.profiler import ProfilerAction
+
+    from dogbreed.diagnostics.profiling import _TrainingStepSchedule
+
+    asked = []
+    schedule = _TrainingStepSchedule(lambda step: asked.append(step) or ProfilerAction.RECORD, fitting=lambda: True)
+    schedule.pre_step("[Strategy]SingleDeviceStrategy.validation_step")
+    schedule._training_step_reached_end = reached_end
+    schedule._prev_schedule_action = getattr(ProfilerAction, previous)
+    assert schedule(3) == getattr(ProfilerAction, action)
+    assert asked == []  # the wrapped schedule is not consulted for a validation step

@@ -212,3 +212,14 @@ def test_cleanup_deletes_each_resource_and_reports_instead_of_raising(monkeypatc
     monkeypatch.setattr(resources, "EndpointConfig", fake("EndpointConfig", {}))
     assert delete_deployment(None, "dogbreed-x") == ["endpoint dogbreed-x: not found",
                                                      "deleted endpoint config dogbreed-x"]
+
+
+def test_without_a_session_or_an_image_the_trainer_asks_for_either(tmp_path):
+    from types import SimpleNamespace
+
+    for session in (None, SimpleNamespace(boto_region_name="")):  # no session; a session without a region
+        with pytest.raises(ConfigError) as refused:
+            _trainer(session, source_dir=tmp_path / "src")
+        assert str(refused.value) == ("no AWS region: pass sagemaker_session (its region picks the image) or "
+                                      "image_uri")
+    assert not (tmp_path / "src").exists()  # refused before anything is staged

@@ -89,3 +89,16 @@ def test_each_trial_profiles_into_its_own_subdir_of_profile_dir(tmp_path):
     config = _apply(base, {"lr": 0.01}, tmp_path / "hpo" / "trials" / "trial_004")
     assert config.diagnostics.profile_dir == tmp_path / "tb" / "trial_004"
 
+
+
+def test_the_shared_search_space_cannot_be_changed_by_a_trial():
+    import dataclasses
+
+    import pytest
+
+    from dogbreed.tuning.search_space import SEARCH_SPACE
+
+    for parameter in SEARCH_SPACE:  # one object shared by every sweep in the process
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            parameter.name = "changed"  # type: ignore[misc]
+    assert len(set(SEARCH_SPACE)) == 5  # frozen: hashable, and five distinct parameters
