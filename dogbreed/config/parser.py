@@ -244,13 +244,13 @@ def _file_value(name: str, value: Any, source: Path) -> Any:
     field_types = {f.name: str(f.type) for f in option_fields()}
     if value is None:
         if "None" not in field_types[name]:
-            raise ConfigError(f"{source}: option {name.replace('_', '-')} cannot be null")
+            raise ConfigError(f"--config {source}: option {name.replace('_', '-')} cannot be null")
         return None
     convert = _parsers().get(name) or _arg_type(field_types[name])
     if not isinstance(value, (str, int, float)):
-        raise ConfigError(f"{source}: option {name.replace('_', '-')} expects a single value, got {value!r}")
+        raise ConfigError(f"--config {source}: option {name.replace('_', '-')} expects a single value, got {value!r}")
     if isinstance(value, bool) and convert is not str2bool:
-        raise ConfigError(f"{source}: option {name.replace('_', '-')} expects a value, not {value}")
+        raise ConfigError(f"--config {source}: option {name.replace('_', '-')} expects a value, not {value}")
     try:
         if convert is str2bool:
             return str2bool(value if isinstance(value, bool) else str(value))
@@ -258,7 +258,7 @@ def _file_value(name: str, value: Any, source: Path) -> Any:
             raise ValueError(f"{value} is not an integer")
         return int(value) if convert is int else convert(str(value))
     except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: option {name.replace('_', '-')}: {exc}") from exc
+        raise ConfigError(f"--config {source}: option {name.replace('_', '-')}: {exc}") from exc
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

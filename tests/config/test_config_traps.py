@@ -152,8 +152,11 @@ def test_config_file_sets_options_and_the_command_line_wins(tmp_path):
      "num-workers, accelerator, precision, compile, checkpoint-dir, resume-anyway, cached-views, cache-dir, tta, "
      "calibrate, abstention-score, accept-rate, ood-dir, debug-dir, debug-train-interval, debug-eval-interval, "
      "profiler, monitor-interval-ms, show-batch, profile-dir, logger, log-dir"),
-    ({"epochs": 2.5}, "{path}: option epochs: 2.5 is not an integer"),
-    ({"epochs": [1, 2]}, "{path}: option epochs expects a single value, got [1, 2]"),
+    ({"epochs": 2.5}, "--config {path}: option epochs: 2.5 is not an integer"),
+    ({"epochs": [1, 2]}, "--config {path}: option epochs expects a single value, got [1, 2]"),
+    ({"batch_size": "many"}, "--config {path}: option batch-size: invalid literal for int() with base 10: 'many'"),
+    ({"skip_bad_images": "sometimes"},
+     "--config {path}: option skip-bad-images: expected a boolean (true/false), got 'sometimes'"),
     ([1, 2], "--config {path}: expected a JSON object of training options"),
 ])
 def test_config_file_mistakes_name_the_file_and_option(tmp_path, content, message):

@@ -137,7 +137,7 @@ def test_a_null_in_a_config_file_names_the_option_as_typed():
 
     with pytest.raises(ConfigError) as caught:
         _file_value("random_erasing", None, Path("run.json"))
-    assert str(caught.value) == "run.json: option random-erasing cannot be null"
+    assert str(caught.value) == "--config run.json: option random-erasing cannot be null"
     assert _file_value("cache_dir", None, Path("run.json")) is None
 
 
