@@ -188,6 +188,7 @@ def test_predict_finds_the_model_where_train_writes_it(tmp_path, monkeypatch, ti
     assert [record["image"] for record in json.loads(capsys.readouterr().out)] == [str(image)]
 
 
+@pytest.mark.slow  # two 90 MB archives (7 s): make test; test_inference_toolkit packages in make test-quick
 def test_package_says_what_it_wrote_and_whether_it_replaced_an_archive(tmp_path, tiny_model_dir, capsys):
     archive = tmp_path / "model.tar.gz"
     assert package.main(["--model-dir", str(tiny_model_dir), "--output", str(archive)]) == 0

@@ -81,7 +81,8 @@ def test_imagenet_urls_are_torchvisions():
                                      "imagenet-v1": ResNet50_Weights.IMAGENET1K_V1.url}
 
 
-@pytest.mark.parametrize("tta", ["none", "tencrop"])
+# A subprocess each (3 s): "none" in make test-quick, tencrop's extra transform path in make test.
+@pytest.mark.parametrize("tta", ["none", pytest.param("tencrop", marks=pytest.mark.slow)])
 def test_serving_a_prediction_never_imports_torchvision_or_dynamo(tmp_path, tta):
     """The endpoint worker's imports (entry_points.inference) and a whole request: load, decode, preprocess, predict."""
     script = textwrap.dedent(f"""

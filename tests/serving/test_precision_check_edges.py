@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from dogbreed.serving.precision_check import image_batches
 from dogbreed.serving.predictor import Predictor
 from tests.helpers.builders import save_image
@@ -24,6 +26,7 @@ def test_an_unreadable_file_is_skipped_and_the_rest_still_batched(tiny_model_dir
     assert batches[2][0].equal(predictor.preprocess([good[4]])[0])
 
 
+@pytest.mark.slow  # int8 quantization of a ResNet50: make test
 def test_the_comparison_says_what_it_measures_on_and_records_it(tiny_model_dir, tmp_path, capsys):
     import json
     import shutil

@@ -227,6 +227,7 @@ def test_local_tuning_trials_share_the_cache_dir_of_train(tmp_path, tiny_tree):
     assert _apply(explicit, {}, tmp_path / "t" / "x").cache.cache_dir == tmp_path / "c"
 
 
+@pytest.mark.slow  # a training run: make test
 def test_compile_is_ignored_on_a_head_only_cached_run_and_says_so(tiny_tree, tmp_path, caplog, monkeypatch):
     compiled = []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: compiled.append(type(self).__name__))
