@@ -103,6 +103,12 @@ def test_overfit_fires_at_patience_plus_one_eval_steps_not_at_patience(patience)
     assert result.detail == "validation loss 1.5 is 50% above the training loss 1 (threshold 10%)"
 
 
+def test_overfit_says_its_ratio_and_threshold_in_percent():
+    result = run(Overfit, losses(("TRAIN", 1.25), ("TRAIN", 0.75), ("EVAL", 1.8), ("EVAL", 1.8)), patience=1,
+                 ratio_threshold=0.35)
+    assert result.detail == "validation loss 1.8 is 80% above the training loss 1 (threshold 35%)"
+
+
 def test_overfit_ratio_must_exceed_the_threshold():
     at_threshold = [("TRAIN", 4.0), ("EVAL", 5.0), ("EVAL", 5.0), ("EVAL", 5.0)]  # ratio exactly 0.25
     assert fired_at(run(Overfit, losses(*at_threshold), ratio_threshold=0.25)) is None

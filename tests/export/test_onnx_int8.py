@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -65,3 +66,28 @@ def test_a_disagreeing_int8_export_is_removed(decisive_model_dir, data_dir, tmp_
                                   "max |delta p| 0.6000, below the 99.5% required; serve fp32 (package --precision "
                                   "fp32) or check the model")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_agreement_counts_every_batch_and_the_largest_probability_gap(decisive_model_dir, monkeypatch) -> None:
+    """ONNX stood in by the reference's own probabilities, one answer changed: 5 images over two batches, 4
+    agreeing, and the gap is that changed row's largest |delta p|."""
+    from dogbreed.serving.predictor import Predictor
+
+    reference = Predictor.from_model_dir(decisive_model_dir, device="cpu", tta="none", precision="fp32")
+    batches = [torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1)),
+               torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))]
+    changed = {}
+
+    def onnx_probabilities(path, batch):
+        got = reference.predict_proba(batch).numpy().copy()
+        if len(batch) == 2:  # the second batch: its first answer moves to another breed
+            moved = np.eye(3, dtype=got.dtype)[(int(got[0].argmax()) + 1) % 3]
+            changed["gap"] = float(np.abs(got[0] - moved).max())
+            got[0] = moved
+        return got
+
+    monkeypatch.setattr(onnx_int8, "image_batches", lambda predictor, images: iter(batches))
+    monkeypatch.setattr(onnx_int8, "onnx_probabilities", onnx_probabilities)
+    agreement = onnx_int8.onnx_agreement(decisive_model_dir / "model.onnx", decisive_model_dir, [])
+    assert (agreement.images, agreement.agreeing) == (5, 4)
+    assert agreement.max_abs_delta_p == pytest.approx(changed["gap"]) and changed["gap"] > 0.5

@@ -64,6 +64,23 @@ def test_the_transform_reads_every_image_under_the_prefix_whole():
         "split_type": "None"}  # one object = one request: an image is never split into records
 
 
+@pytest.mark.parametrize("uri, parts", [("s3://bt/batch/in/", ("bt", "batch/in/")), ("s3://bt", ("bt", "")),
+                                        ("s3://bt/model.tar.gz", ("bt", "model.tar.gz"))])
+def test_an_s3_uri_splits_into_its_bucket_and_its_key_as_written(uri, parts):
+    from dogbreed.sagemaker.batch import split_s3_uri
+
+    assert split_s3_uri(uri) == parts
+
+
+@pytest.mark.parametrize("uri", ["s3://", "s3:///batch/in", "S3://bt/in", "bt/in"])
+def test_an_s3_uri_without_a_bucket_is_refused(uri):
+    from dogbreed.sagemaker.batch import split_s3_uri
+
+    with pytest.raises(ConfigError) as refused:
+        split_s3_uri(uri)
+    assert str(refused.value) == f"{uri!r} is not an S3 URI: expected s3://bucket/prefix"
+
+
 def test_s3_uris_are_checked():
     with pytest.raises(ConfigError) as refused:
         transform_arguments("outputs/batch")
