@@ -220,3 +220,16 @@ def test_test_files_naming_the_module_outside_its_folder_join_the_second_stage(t
         "tests/config/test_other.py", "tests/config/test_pinned.py"]
     assert mutation_sample.second_stage("dogbreed/serving/front.py", "tests/serving", None, tmp_path) == [
         "tests/serving", "tests/config/test_other.py", "tests/config/test_pinned.py"]
+
+
+def test_a_map_naming_a_test_since_renamed_does_not_count_as_a_kill(toy_tree, capsys):
+    mutation_sample.main(run_args(toy_tree))
+    results = toy_tree / "out" / "toy.jsonl"
+    stale = toy_tree / "out" / "stale_map.json"  # made before a test was renamed: pytest would refuse the old id
+    (toy_tree / "tests" / "other").mkdir()
+    (toy_tree / "tests" / "other" / "test_elsewhere.py").write_text("def test_new_name():\n    assert True\n")
+    gone = "tests/other/test_elsewhere.py::test_old_name"  # outside the package's folder: the map adds it
+    stale.write_text(json.dumps({"durations": {gone: 0.1}, "lines": {"dogbreed/toy/arith.py": {"6": [gone]}}}))
+    capsys.readouterr()
+    mutation_sample.main(["recheck", str(results), "--root", str(toy_tree), "--map", str(stale), "--timeout", "120"])
+    assert capsys.readouterr().out.split(None, 2)[:2] == ["survived", "dogbreed/toy/arith.py:6"]
