@@ -69,3 +69,18 @@ def test_a_classes_file_with_too_few_or_repeated_names_says_which(tmp_path, text
         read_class_names(path)
     assert str(refused.value) == (f"--classes {path}: expected at least 2 distinct class names, one per line, "
                                   f"{ending}")
+
+
+def test_a_classes_file_that_starts_like_json_but_is_not_says_so(tmp_path):
+    from dogbreed.serving.model_import import read_class_names
+
+    path = tmp_path / "classes.json"
+    path.write_text('["beagle" "boxer"]')
+    with pytest.raises(ArtifactError) as refused:
+        read_class_names(path)
+    assert str(refused.value) == (f"--classes {path}: starts like a JSON list but is not valid JSON (Expecting ',' "
+                                  "delimiter: line 1 column 11 (char 10))")
+    path.write_text('[1, 2]')
+    with pytest.raises(ArtifactError) as refused:
+        read_class_names(path)
+    assert str(refused.value) == f"--classes {path}: a JSON classes file must be a list of strings"
