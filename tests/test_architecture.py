@@ -16,8 +16,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from dogbreed.serving.packaging import build_model_archive
-from tests.cli.test_first_hour_messages import TRAIN_OPTIONS
 from tests.helpers.builders import save_image
+from tests.helpers.option_lists import TRAIN_OPTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINING_STACK = ("pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics", "matplotlib", "scipy")

@@ -14,22 +14,12 @@ from PIL import Image
 from dogbreed.cli import debug_report, export, hpo, package, predict, prepare, profiled_train, serve, train
 from dogbreed.serving import local_endpoint
 from dogbreed.serving.requests import RequestError, ServingLimits, decode_request
+from tests.helpers.option_lists import TRAIN_OPTIONS
 
 PREDICT_OPTIONS = ("--batch-size, --device, --explain, --explain-top-k, --help, --json, --jsonl, --model-dir, "
                    "--precision, --top-k")
 SERVE_OPTIONS = ("--help, --model-data, --model-dir, --own-code, --port, --response-timeout, --timeout, --work-dir, "
                  "--workers")
-# train's and profiled_train's options; hpo has these and --local, --trials, --tuning-dir
-TRAIN_OPTIONS = (
-    "--abstention-score, --accelerator, --accept-rate, --accumulate-grad-batches, --allow-duplicates, --augment, "
-    "--backbone-lr-scale, --batch-size, --cache-dir, --cached-views, --calibrate, --checkpoint-dir, --compile, "
-    "--config, --crop-min-side, --crop-scale, --cutmix-alpha, --data-dir, --dataset-url, --debug-dir, "
-    "--debug-eval-interval, --debug-train-interval, --demo, --download, --early-stopping, --ema-decay, --epochs, "
-    "--finetune, --freeze-epochs, --help, --image-size, --label-smoothing, --log-dir, --logger, --lr, --lr-find, "
-    "--max-time, --mixup-alpha, --model-dir, --monitor, --monitor-interval-ms, --num-workers, --ood-dir, "
-    "--output-dir, --overwrite, --precision, --profile-dir, --profiler, --random-erasing, --resume-anyway, --seed, "
-    "--show-batch, --skip-bad-images, --test-dir, --test-pct, --top-k, --train-dir, --tta, --valid-dir, --valid-pct, "
-    "--warmup-epochs, --weight-decay, --weights")
 HPO_OPTIONS = (
     "--abstention-score, --accelerator, --accept-rate, --accumulate-grad-batches, --allow-duplicates, --augment, "
     "--backbone-lr-scale, --batch-size, --cache-dir, --cached-views, --calibrate, --checkpoint-dir, --compile, "

@@ -13,6 +13,7 @@ from dogbreed.config.parser import option_names, parse_config, split_launcher_op
 from dogbreed.core.errors import ConfigError
 from dogbreed.sagemaker.environment import config_defaults, distributed_settings
 from dogbreed.training.metric_lines import METRIC_DEFINITIONS, OBJECTIVE_METRIC
+from tests.helpers.option_lists import TRAIN_OPTIONS
 from tests.helpers.toolkit import run_like_sagemaker, run_like_v3_driver, v3_driver_env_and_argv
 
 # The acceptance hyperparameters, in this order (v3 keeps dict order).
@@ -162,16 +163,8 @@ def test_a_users_misspelled_option_is_still_refused():
     with pytest.raises(ConfigError) as refused:
         parse_config(["--_tuning_objective_metric", "val_acc", "--learning_rate", "0.1"])
     assert str(refused.value) == (
-        "unknown option(s) --learning_rate (did you mean --lr?). Options of python -m entry_points.train: "
-        "--abstention-score, --accelerator, --accept-rate, --accumulate-grad-batches, --allow-duplicates, --augment, "
-        "--backbone-lr-scale, --batch-size, --cache-dir, --cached-views, --calibrate, --checkpoint-dir, --compile, "
-        "--config, --crop-min-side, --crop-scale, --cutmix-alpha, --data-dir, --dataset-url, --debug-dir, "
-        "--debug-eval-interval, --debug-train-interval, --demo, --download, --early-stopping, --ema-decay, --epochs, "
-        "--finetune, --freeze-epochs, --help, --image-size, --label-smoothing, --log-dir, --logger, --lr, --lr-find, "
-        "--max-time, --mixup-alpha, --model-dir, --monitor, --monitor-interval-ms, --num-workers, --ood-dir, "
-        "--output-dir, --overwrite, --precision, --profile-dir, --profiler, --random-erasing, --resume-anyway, --seed, "
-        "--show-batch, --skip-bad-images, --test-dir, --test-pct, --top-k, --train-dir, --tta, --valid-dir, "
-        "--valid-pct, --warmup-epochs, --weight-decay, --weights (hyphens or underscores)")
+        f"unknown option(s) --learning_rate (did you mean --lr?). Options of python -m entry_points.train: "
+        f"{TRAIN_OPTIONS} (hyphens or underscores)")
     assert "_tuning_objective_metric" not in str(refused.value)
 
 
