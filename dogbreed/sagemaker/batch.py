@@ -16,20 +16,13 @@ from typing import Any, Iterable, Mapping
 
 from dogbreed.core.errors import ConfigError
 from dogbreed.sagemaker.deploy import DEFAULT_ENDPOINT_INSTANCE_TYPE, JSON_ACCEPT, serving_environment
+from dogbreed.sagemaker.job_output import split_s3_uri
 
 OUTPUT_SUFFIX = ".out"
 IMAGE_CONTENT_TYPE = "application/x-image"
 MAX_PAYLOAD_MB = 6  # the handler refuses bodies over DOGBREED_MAX_PAYLOAD_BYTES (6 MiB) anyway
 MISSING_OUTPUT = ("no output object: the transform job did not process this image (a failed record fails the job: "
                   "see its CloudWatch logs)")
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix")."""
-    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise ConfigError(f"{uri!r} is not an S3 URI: expected s3://bucket/prefix")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
 
 
 def build_transformer(model_name: str, *, output_path: str, sagemaker_session: Any = None,

@@ -43,10 +43,18 @@ def unpack_output_archive(archive: Path, destination: Path) -> Path:
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")`` (a prefix always ends in ``/``)."""
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``, the key as written. The one check of an S3 URI's
+    form, so every command words the refusal the same way."""
     if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise ConfigError(f"{uri}: not an S3 URI; write s3://bucket/prefix")
-    bucket, _, prefix = uri[5:].partition("/")
+        raise ConfigError(f"{uri!r} is not an S3 URI: expected s3://bucket/prefix")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def split_s3_prefix(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``: a prefix always ends in ``/``, so
+    ``s3://b/run1`` does not also list ``s3://b/run10/``."""
+    bucket, prefix = split_s3_uri(uri)
     return bucket, (prefix.rstrip("/") + "/") if prefix.strip("/") else ""
 
 
@@ -58,7 +66,7 @@ def download_prefix(uri: str, destination: Path, *, wanted: Wanted = lambda key:
     import boto3  # type: ignore[import-untyped]
     from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-    bucket, prefix = split_s3_uri(uri)
+    bucket, prefix = split_s3_prefix(uri)
     client = s3_client or boto3.client("s3")
     files: list[Path] = []
     skipped: list[str] = []

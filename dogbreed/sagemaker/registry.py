@@ -16,7 +16,7 @@ import tarfile
 from typing import Any, Mapping
 
 from dogbreed.core.errors import ConfigError
-from dogbreed.sagemaker.batch import split_s3_uri
+from dogbreed.sagemaker.job_output import split_s3_uri
 from dogbreed.sagemaker.deploy import DEFAULT_ENDPOINT_INSTANCE_TYPE, JSON_ACCEPT
 
 DEFAULT_GROUP = "dogbreed"

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from dogbreed.core.errors import ConfigError
-from dogbreed.sagemaker.job_output import download_prefix, split_s3_uri
+from dogbreed.sagemaker.job_output import download_prefix, split_s3_prefix
 from tests.helpers.moto_aws import moto_endpoint
 from tests.helpers.profile_files import BOTTLENECK, check_report, write_job_output_archive, write_profile_files
 from tests.helpers.smdebug_policy import block_smdebug, smdebug_modules_loaded
@@ -101,13 +101,15 @@ def test_a_missing_bucket_is_a_one_line_error(s3, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("uri, parts", [("s3://b/out/job/tensorboard-output", ("b", "out/job/tensorboard-output/")),
-                                        ("s3://b/out/", ("b", "out/")), ("s3://b", ("b", ""))])
+                                        ("s3://b/out/", ("b", "out/")), ("s3://b/out//", ("b", "out/")),
+                                        ("s3://b/", ("b", "")), ("s3://b", ("b", ""))])
 def test_s3_uris_split_into_bucket_and_prefix(uri, parts):
-    assert split_s3_uri(uri) == parts
+    assert split_s3_prefix(uri) == parts
 
 
 @pytest.mark.parametrize("uri", ["s3://", "s3:///key", "https://bucket/key"])
 def test_a_malformed_s3_uri_is_refused(uri):
     with pytest.raises(ConfigError) as refused:
-        split_s3_uri(uri)
-    assert str(refused.value) == f"{uri}: not an S3 URI; write s3://bucket/prefix"
+        split_s3_prefix(uri)
+    # worded as batch transform and the model registry word it: one check of an S3 URI's form
+    assert str(refused.value) == f"{uri!r} is not an S3 URI: expected s3://bucket/prefix"
