@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from dogbreed.core.errors import ConfigError
 from dogbreed.sagemaker.deploy import DEFAULT_ENDPOINT_INSTANCE_TYPE, JSON_ACCEPT, serving_environment
 from dogbreed.sagemaker.job_output import split_s3_uri
 

@@ -16,8 +16,8 @@ import tarfile
 from typing import Any, Mapping
 
 from dogbreed.core.errors import ConfigError
-from dogbreed.sagemaker.job_output import split_s3_uri
 from dogbreed.sagemaker.deploy import DEFAULT_ENDPOINT_INSTANCE_TYPE, JSON_ACCEPT
+from dogbreed.sagemaker.job_output import split_s3_uri
 
 DEFAULT_GROUP = "dogbreed"
 APPROVAL_STATUS = "PendingManualApproval"
