@@ -10,7 +10,7 @@ from typing import Sequence
 from dogbreed.cli.runner import run_command
 from dogbreed.config.options import MAX_NUM_WORKERS
 from dogbreed.config.parser import CommandParser, str2bool
-from dogbreed.core.constants import MAX_IMAGE_SIZE
+from dogbreed.core.constants import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
 
 PROG = "python -m entry_points.prepare"
@@ -42,12 +42,12 @@ def build_parser() -> CommandParser:
 def prepare_command(argv: Sequence[str] | None) -> str:
     args = build_parser().parse_args(argv)
     cpus = os.cpu_count() or 1
-    if not -1 <= args.workers <= MAX_NUM_WORKERS:
+    if args.workers != -1 and not 1 <= args.workers <= MAX_NUM_WORKERS:
         raise ConfigError(f"--workers must be between 1 and {MAX_NUM_WORKERS} processes, or -1 for one per CPU "
                           f"(each is a process decoding full-size images), got {args.workers}")
-    if not 1 <= args.image_size <= MAX_IMAGE_SIZE:
-        raise ConfigError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE} (the training range), got "
-                          f"{args.image_size}")
+    if not MIN_IMAGE_SIZE <= args.image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} (the training "
+                          f"range), got {args.image_size}")
     if args.short_side is not None and args.short_side > 4 * MAX_IMAGE_SIZE:
         raise ConfigError(f"--short-side must be at most {4 * MAX_IMAGE_SIZE} pixels (prepared images are reduced, "
                           f"never enlarged), got {args.short_side}")

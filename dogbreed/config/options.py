@@ -33,7 +33,7 @@ from dogbreed.config.sections import (
     TrackingOptions,
     max_time_seconds,
 )
-from dogbreed.core.constants import MAX_IMAGE_SIZE
+from dogbreed.core.constants import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from dogbreed.core.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # what NumPy (and so seed_everything) accepts
@@ -208,8 +208,8 @@ def validate_config(config: TrainConfig) -> None:
          f"--weight-decay must be a finite number >= 0, got {opt.weight_decay}"),
         (opt.backbone_lr_scale is not None and _finite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0,
          f"--backbone-lr-scale must be a finite number >= 0, got {opt.backbone_lr_scale}"),
-        (32 <= data.image_size <= MAX_IMAGE_SIZE,
-         f"--image-size must be between 32 and {MAX_IMAGE_SIZE}, got {data.image_size}"),
+        (MIN_IMAGE_SIZE <= data.image_size <= MAX_IMAGE_SIZE,
+         f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {data.image_size}"),
         (_finite(opt.label_smoothing) and 0 <= opt.label_smoothing < 1,
          f"--label-smoothing must be in [0, 1), got {opt.label_smoothing}"),
         (config.outputs.top_k >= 1, f"--top-k must be at least 1, got {config.outputs.top_k}"),

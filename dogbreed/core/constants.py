@@ -67,3 +67,5 @@ DOGIMAGES_URL = "https://s3-us-west-1.amazonaws.com/udacity-aind/dog-project/dog
 # The largest crop size training accepts and a model_config.json may declare (a ResNet50 at 2048 px already
 # needs ~4 GB per image for full fine-tuning; larger values are typos or attacks that end in an OOM).
 MAX_IMAGE_SIZE: int = 2048
+# The smallest --image-size training accepts (prepare checks against the same range).
+MIN_IMAGE_SIZE: int = 32

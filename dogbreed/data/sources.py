@@ -13,7 +13,7 @@ from dogbreed.config.sections import DataOptions
 from dogbreed.core.constants import DOGIMAGES_URL, TRAIN_SPLIT_NAMES
 from dogbreed.core.errors import ConfigError, DataError, DownloadError
 from dogbreed.data.progress import Progress
-from dogbreed.data.splits import SplitDirs
+from dogbreed.data.splits import SplitDirs, missing_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ def resolve_splits(data: DataOptions, *, seed: int) -> SplitDirs:
                               "--test-dir is carved out of --train-dir, see --valid-pct and --test-pct)")
         return SplitDirs(train=data.train_dir, valid=data.valid_dir, test=data.test_dir)
     if data.data_dir:
+        if not Path(data.data_dir).is_dir():  # training can also fetch or generate its data: say so
+            raise DataError(f"{missing_data_dir(data.data_dir)}, or use --download or --demo")
         return SplitDirs.from_data_dir(find_dataset_root(data.data_dir))
     raise DataError(
         "no data: pass --data-dir DIR (a folder with train/ valid/ test/ of <breed>/<images>), "

@@ -27,6 +27,12 @@ def display_name(class_dir_name: str) -> str:
     return name or class_dir_name
 
 
+def missing_data_dir(data_dir: Path) -> str:
+    """The refusal of a --data-dir that is not a folder, in the words every command that takes one uses."""
+    return (f"data dir {data_dir} does not exist: pass --data-dir pointing at a folder with train/ valid/ test/ "
+            "subfolders")
+
+
 @dataclass(frozen=True)
 class SplitDirs:
     """Where each split lives. ``valid`` and ``test`` may be None: they are then carved out of ``train``
@@ -42,10 +48,7 @@ class SplitDirs:
         folders only (no split folders, images in its subfolders) is the training split itself."""
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
-            raise DataError(
-                f"data dir {data_dir} does not exist: pass --data-dir pointing at a folder with "
-                "train/ valid/ test/ subfolders, or use --download or --demo"
-            )
+            raise DataError(missing_data_dir(data_dir))
         found = {p.name.lower(): p for p in data_dir.iterdir() if p.is_dir()}
         shown = sorted(found)[:10] + (["..."] if len(found) > 10 else [])
 

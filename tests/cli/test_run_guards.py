@@ -220,7 +220,12 @@ def test_predict_bad_counts_name_the_value(tmp_path: Path, capsys, argv: list[st
 @pytest.mark.parametrize("argv, message", [
     (["--workers", "257"], "error: --workers must be between 1 and 256 processes, or -1 for one per CPU (each is a "
                            "process decoding full-size images), got 257"),
-    (["--image-size", "0"], "error: --image-size must be between 1 and 2048 (the training range), got 0"),
+    (["--workers", "0"], "error: --workers must be between 1 and 256 processes, or -1 for one per CPU (each is a "
+                         "process decoding full-size images), got 0"),
+    (["--workers", "-2"], "error: --workers must be between 1 and 256 processes, or -1 for one per CPU (each is a "
+                          "process decoding full-size images), got -2"),
+    (["--image-size", "31"], "error: --image-size must be between 32 and 2048 (the training range), got 31"),
+    (["--image-size", "2049"], "error: --image-size must be between 32 and 2048 (the training range), got 2049"),
     (["--short-side", "8193"], "error: --short-side must be at most 8192 pixels (prepared images are reduced, never "
                                "enlarged), got 8193"),
     (["--short-side", "7"], "error: --short-side must be at least 8 pixels (default: 258), got 7"),
@@ -230,6 +235,15 @@ def test_prepare_bad_numbers_name_the_value(tmp_path: Path, capsys, argv: list[s
     assert prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"), *argv]) == 2
     assert _one_error_line(capsys) == message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["--workers", "1"], ["--workers", "256"], ["--workers", "-1"],
+                                  ["--image-size", "32"], ["--image-size", "2048"]])
+def test_prepare_numbers_at_the_edge_of_their_range_pass(tmp_path: Path, capsys, argv: list[str]) -> None:
+    """The last accepted values: the command goes on to the data and stops there (no such folder)."""
+    assert prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"), *argv]) == 2
+    assert _one_error_line(capsys) == (f"error: data dir {tmp_path / 'none'} does not exist: pass --data-dir pointing "
+                                       "at a folder with train/ valid/ test/ subfolders")
 
 
 def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:

@@ -57,6 +57,17 @@ def test_missing_train_split_names_the_dir(tiny_tree):
 def test_missing_data_dir(tmp_path):
     with pytest.raises(DataError) as refused:
         SplitDirs.from_data_dir(tmp_path / "nope")
+    # prepare and package take --data-dir too, and have no --download or --demo to offer
+    assert str(refused.value) == (f"data dir {tmp_path / 'nope'} does not exist: pass --data-dir pointing at a folder "
+                                  "with train/ valid/ test/ subfolders")
+
+
+def test_a_missing_training_data_dir_names_the_other_sources(tmp_path):
+    from dogbreed.config.sections import DataOptions
+    from dogbreed.data.sources import resolve_splits
+
+    with pytest.raises(DataError) as refused:
+        resolve_splits(DataOptions(data_dir=tmp_path / "nope"), seed=0)
     assert str(refused.value) == (f"data dir {tmp_path / 'nope'} does not exist: pass --data-dir pointing at a folder "
                                   "with train/ valid/ test/ subfolders, or use --download or --demo")
 
