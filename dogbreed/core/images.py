@@ -132,7 +132,9 @@ def open_image(source: ImageSource, *, draft_size: DraftSize = None, strict: boo
         raise ImageDecodeError(f"{subject} is a directory, not an image file") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         if strict and "truncated" in str(exc):
-            raise ImageDecodeError(f"{subject} is truncated ({exc}): use the complete file") from exc
+            # PIL's "(N bytes not processed)" counts its buffer, not what is missing: not worth quoting
+            raise ImageDecodeError(f"{subject} is truncated (the file ends inside its image data): use the complete "
+                                   "file") from exc
         raise ImageDecodeError(f"cannot decode {subject}: {exc}. Use a valid JPEG, PNG or WebP file") from exc
 
 

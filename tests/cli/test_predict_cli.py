@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -63,9 +62,9 @@ def test_a_directory_with_broken_files_gives_a_record_per_image_and_exit_1(photo
         assert [set(p) for p in by_name[good]["predictions"]] == [{"breed", "index", "probability"}] * 2
         assert {p["breed"] for p in by_name[good]["predictions"]} <= BREEDS
     assert set(by_name["broken.jpg"]) == {"image", "error"}
-    # the strict decode, never padded; inside the parentheses PIL's own words, with a count its decoder picks
-    assert re.fullmatch(r"image is truncated \((image file is truncated \(\d+ bytes not processed\))\): use the "
-                        r"complete file", by_name["broken.jpg"]["error"]), by_name["broken.jpg"]["error"]
+    # the strict decode, never padded; in our words, not PIL's (its count is of its buffer, not what is missing)
+    assert by_name["broken.jpg"]["error"] == ("image is truncated (the file ends inside its image data): use the "
+                                              "complete file")
     assert set(by_name["fake.png"]) == {"image", "error"}
     assert by_name["fake.png"]["error"] == "not an image (PIL cannot identify it: use JPEG, PNG or WebP)"
     assert by_name["header.jpg"]["error"] == "truncated file (it ends inside the image header)"

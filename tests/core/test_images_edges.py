@@ -77,7 +77,7 @@ def test_a_truncated_jpeg_is_refused_when_strict_and_padded_otherwise():
     truncated = data[: len(data) // 2]
     with pytest.raises(ImageDecodeError) as refused:
         open_image(truncated, strict=True)
-    assert str(refused.value) == ("image is truncated (image file is truncated (2 bytes not processed)): use the "
+    assert str(refused.value) == ("image is truncated (the file ends inside its image data): use the "
                                   "complete file")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the global is restored after a strict load
     assert open_image(truncated).size == (256, 256)

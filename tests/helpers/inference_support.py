@@ -107,7 +107,7 @@ BAD_REQUESTS = {
     "garbage": (b"this is not an image at all", "image/jpeg", 400,
                 f"body is not an image PIL can identify: {SEND_INSTEAD}"),
     "truncated_jpeg": (truncated_jpeg(), "image/jpeg", 400,
-                       "image is truncated (image file is truncated (14 bytes not processed)): use the complete file"),
+                       "image is truncated (the file ends inside its image data): use the complete file"),
     "gif": (encode(Image.new("P", (8, 8)), "GIF"), "application/x-image", 400,
             "image format GIF is not supported: send a JPEG, PNG or WebP image"),
     "huge_png": (huge_png(), "image/png", 413,  # in parentheses PIL's DecompressionBombError

@@ -172,7 +172,7 @@ def test_truncated_jpeg_still_loads_for_training_but_not_for_serving(predictor: 
     with pytest.raises(GenericInferenceToolkitError) as refused:
         run(predictor, truncated_jpeg(), "image/jpeg")
     assert (refused.value.status_code, refused.value.message) == (
-        400, "image is truncated (image file is truncated (14 bytes not processed)): use the complete file")
+        400, "image is truncated (the file ends inside its image data): use the complete file")
 
 
 def test_pixel_limit_is_configurable(monkeypatch) -> None:

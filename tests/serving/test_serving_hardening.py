@@ -61,7 +61,7 @@ def test_truncated_png_with_a_reappended_end_marker_is_refused(predictor) -> Non
     with pytest.raises(GenericInferenceToolkitError) as caught:
         serve(predictor, forged, "image/png")
     assert caught.value.status_code == 400
-    assert caught.value.message == "image is truncated (image file is truncated): use the complete file"
+    assert caught.value.message == "image is truncated (the file ends inside its image data): use the complete file"
 
 
 @pytest.mark.parametrize("fmt, trailer", [
@@ -79,7 +79,7 @@ def test_batch_error_names_the_broken_instance(predictor) -> None:
     with pytest.raises(GenericInferenceToolkitError) as caught:
         serve(predictor, body.encode(), "application/json")
     assert caught.value.status_code == 400 and caught.value.message == (
-        '"instances"[1]: image is truncated (image file is truncated (105 bytes not processed)): use the complete file')
+        '"instances"[1]: image is truncated (the file ends inside its image data): use the complete file')
 
 
 def test_many_flat_16bit_pngs_exceed_the_request_pixel_budget() -> None:
