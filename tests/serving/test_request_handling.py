@@ -95,8 +95,7 @@ def refused(predictor: Predictor, body: bytes, content_type: str) -> tuple[int, 
 def test_truncated_png_is_refused(predictor):
     data = noise("PNG")
     status, message = refused(predictor, data[: len(data) * 2 // 3], "image/png")
-    # inside the parentheses PIL's own words ("image file is truncated")
-    assert status == 400 and re.fullmatch(r"image is truncated \(([a-z ]+)\): use the complete file", message), message
+    assert (status, message) == (400, "image is truncated (the file ends inside its image data): use the complete file")
 
 
 def test_truncated_webp_is_refused(predictor):
