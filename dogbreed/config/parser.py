@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import logging
 import re
 import sys
@@ -32,6 +31,7 @@ from dogbreed.config.options import (
     validate_config,
 )
 from dogbreed.core.errors import ConfigError
+from dogbreed.core.jsontext import JsonTextError, parse_json
 
 TRAIN_PROG = "python -m entry_points.train"
 TRAIN_DESCRIPTION = "Fine-tune ResNet50 on a dog-breed ImageFolder dataset (locally or in a SageMaker job)."
@@ -265,10 +265,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
     """Training options from a JSON file: a flat ``{"option": value}`` object, or an object whose ``"config"``
     holds one (what ``hpo --local`` writes). Option names take hyphens or underscores; unknown ones are errors."""
     try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        payload = parse_json(Path(path).read_bytes())
     except FileNotFoundError:
         raise ConfigError(f"--config {path}: no such file") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, JsonTextError) as exc:
         raise ConfigError(f"--config {path}: not a readable JSON file ({exc})") from exc
     if isinstance(payload, dict) and isinstance(payload.get("config"), dict):
         payload = payload["config"]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import platform
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -23,6 +21,7 @@ from dogbreed.core.calibration import check_temperature
 from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, WEIGHTS_FILENAME
 from dogbreed.core.errors import ArtifactError, torch_load_reason
 from dogbreed.core.fileio import atomic_write, strict_json
+from dogbreed.core.jsontext import JsonTextError, parse_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.resnet import ResNet
 from dogbreed.core.transforms import Preprocessing
@@ -184,14 +183,9 @@ def read_model_config(model_dir: Path | str) -> ModelConfig:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise ArtifactError(f"{path} is {path.stat().st_size} bytes, over {MAX_CONFIG_BYTES}: not a model config")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): {REEXPORT}") from exc
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so is a 5000-digit number
-        digits = f"a number of more than {sys.get_int_max_str_digits()} digits"
-        reason = (str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                  if isinstance(exc, RecursionError) else digits)
-        raise ArtifactError(f"{path} is not valid JSON ({reason}): {REEXPORT}") from exc
+        data = parse_json(path.read_bytes())
+    except JsonTextError as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}): {REEXPORT}") from exc
     return ModelConfig.from_dict(data, source=str(path))
 
 

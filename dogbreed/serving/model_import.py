@@ -14,7 +14,6 @@ Torch only, like the rest of the serving core: a serving container can import a 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from dogbreed.core.constants import CONFIG_FILENAME
 from dogbreed.core.errors import ArtifactError
+from dogbreed.core.jsontext import JsonTextError, parse_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.serving.artifact import ModelConfig, library_versions, load_artifact, save_artifact
@@ -40,8 +40,8 @@ def read_class_names(path: Path) -> list[str]:
         raise ArtifactError(f"--classes {path}: cannot read it as UTF-8 text ({exc})") from exc
     if text.lstrip().startswith("["):
         try:
-            names = json.loads(text)
-        except ValueError as exc:
+            names = parse_json(text)
+        except JsonTextError as exc:
             raise ArtifactError(f"--classes {path}: starts like a JSON list but is not valid JSON ({exc})") from exc
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ArtifactError(f"--classes {path}: a JSON classes file must be a list of strings")

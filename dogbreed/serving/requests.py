@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from dogbreed.core.image_policy import (
     ImageRefused,
 )
 from dogbreed.core.images import bomb_size
+from dogbreed.core.jsontext import JsonTextError, parse_json
 
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
 JSON = "application/json"
@@ -218,8 +218,8 @@ def _parse_top_k(value: object) -> int | None:
 
 def decode_json(body: Union[str, bytes], limits: ServingLimits) -> InferenceRequest:
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        payload = parse_json(body)
+    except JsonTextError as exc:
         raise RequestError(400, f"malformed JSON ({exc}): send {{\"image\": \"<base64>\"}} or "
                                 '{"instances": ["<base64>", ...]}') from exc
     if not isinstance(payload, dict):

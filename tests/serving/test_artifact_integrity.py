@@ -76,9 +76,9 @@ def test_unknown_optional_keys_are_tolerated(model_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("content, message", [  # what follows the file's path
-    (b"\xff\xfe{not utf-8", " is not UTF-8 text (invalid start byte at byte 0)"),
+    (b"\xff\xfe{not utf-8", " is not valid JSON (not UTF-8 text: invalid start byte at byte 0)"),
     (b"[" * 100000 + b"]" * 100000, " is not valid JSON (nested too deeply)"),
-    (b"{\"class_names\": ", " is not valid JSON (Expecting value: line 1 column 17 (char 16))"),
+    (b"{\"class_names\": ", " is not valid JSON (Expecting value at line 1, column 17)"),
     (b"[1, 2]", ": the top level must be a JSON object, got list"),
 ])
 def test_unreadable_config_file_is_an_artifact_error(model_dir: Path, content: bytes, message: str) -> None:

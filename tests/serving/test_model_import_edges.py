@@ -79,7 +79,7 @@ def test_a_classes_file_that_starts_like_json_but_is_not_says_so(tmp_path):
     with pytest.raises(ArtifactError) as refused:
         read_class_names(path)
     assert str(refused.value) == (f"--classes {path}: starts like a JSON list but is not valid JSON (Expecting ',' "
-                                  "delimiter: line 1 column 11 (char 10))")
+                                  "delimiter at line 1, column 11)")
     path.write_text('[1, 2]')
     with pytest.raises(ArtifactError) as refused:
         read_class_names(path)

@@ -240,6 +240,6 @@ def test_malformed_json_says_what_to_send():
     with pytest.raises(RequestError) as caught:
         decode_json(b"{", ServingLimits.from_env({}))
     assert caught.value.status_code == 400
-    assert caught.value.message == ('malformed JSON (Expecting property name enclosed in double quotes: line 1 '
-                                    'column 2 (char 1)): send {"image": "<base64>"} or '
+    assert caught.value.message == ('malformed JSON (Expecting property name enclosed in double quotes at line 1, '
+                                    'column 2): send {"image": "<base64>"} or '
                                     '{"instances": ["<base64>", ...]}')

@@ -156,7 +156,7 @@ def test_non_utf8_json_through_the_toolkit_dispatch_is_400(tiny_model_dir: Path,
     status, _ = context.get_response_status(0)
     assert status == 400
     assert json.loads(response)["message"] == (
-        "malformed JSON ('utf-8' codec can't decode byte 0xff in position 11: invalid start byte): send "
+        "malformed JSON (not UTF-8 text: invalid start byte at byte 11): send "
         '{"image": "<base64>"} or {"instances": ["<base64>", ...]}')
     sys.modules.pop("inference", None)
 

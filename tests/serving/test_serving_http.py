@@ -105,7 +105,7 @@ def test_non_utf8_json_body_is_400(endpoint: LocalEndpoint) -> None:
     status, content_type, body = post(endpoint, b'{"image": "\xff\xfe"}', {"Content-Type": "application/json"})
     assert (status, content_type) == (400, "application/json")
     assert json.loads(body)["message"] == (
-        "malformed JSON ('utf-8' codec can't decode byte 0xff in position 11: invalid start byte): send "
+        "malformed JSON (not UTF-8 text: invalid start byte at byte 11): send "
         '{"image": "<base64>"} or {"instances": ["<base64>", ...]}')
 
 
