@@ -9,6 +9,7 @@ negative free energy of Liu et al. 2020). Training measures both and stores the 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,9 @@ class AbstentionRule:
     def __post_init__(self) -> None:
         if self.score_type not in SCORE_TYPES:
             raise ValueError(f"abstention score must be one of {', '.join(SCORE_TYPES)}, got {self.score_type!r}")
+        if type(self.threshold) is int and abs(self.threshold) > sys.float_info.max:  # no float holds it
+            raise ValueError(f"abstention threshold must be a finite number, got an integer of "
+                             f"{len(str(abs(self.threshold)))} digits")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not math.isfinite(self.threshold):
             raise ValueError(f"abstention threshold must be a finite number, got {self.threshold!r}")

@@ -7,6 +7,7 @@ served "Beagle 0.97" is right about 97% of the time on data like the validation 
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 from torch.nn import functional as F
@@ -17,6 +18,8 @@ TEMPERATURE_BOUNDS = (1e-2, 1e2)  # where the fit stops: a temperature there is 
 
 def check_temperature(value: object, where: str = "temperature") -> float:
     """A temperature must be a finite positive number; returns it as a float, else raises ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:  # no float holds it
+        raise ValueError(f"{where} must be a finite number > 0, got an integer of {len(str(abs(value)))} digits")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{where} must be a finite number > 0, got {value!r}")
     return float(value)

@@ -89,7 +89,7 @@ class ModelConfig:
             weights_sha256=data.get("weights_sha256"),
             precision=data.get("precision"),
         )
-        config.temperature, config.abstention, config.tta = _serving_fields(data)
+        config.temperature, config.abstention, config.tta = _serving_fields(data, source)
         return config
 
 
@@ -106,19 +106,16 @@ def quality_warning(config: ModelConfig) -> str | None:
             "retrain it (more data, more epochs, pretrained weights) before relying on them")
 
 
-def _serving_fields(data: dict[str, Any]) -> tuple[float, AbstentionRule | None, str]:
-    """temperature, abstention and tta, each checked, with the defaults of an artifact that predates them."""
-    field_name = "temperature"
+def _serving_fields(data: dict[str, Any], source: str) -> tuple[float, AbstentionRule | None, str]:
+    """temperature, abstention and tta, each checked, with the defaults of an artifact that predates them; a bad
+    one is refused like the schema's fields: the file, the field's own message, what to do."""
     try:
         temperature = check_temperature(data.get("temperature", 1.0))
-        field_name = "abstention"
         raw = data.get("abstention")
         abstention = AbstentionRule.from_dict(raw) if raw is not None else None
-        field_name = "tta"
         tta = check_tta_mode(data.get("tta", "none"))
-    except (ValueError, TypeError, OverflowError) as exc:  # a 400-digit number does not fit a float
-        raise ArtifactError(f'{CONFIG_FILENAME}: field "{field_name}" is invalid ({exc}); fix it or re-export the '
-                            "model with python -m entry_points.train") from exc
+    except (ValueError, TypeError) as exc:  # each message names its field
+        raise ArtifactError(f"{source}: {exc}: {REEXPORT}") from exc
     return temperature, abstention, tta
 
 

@@ -113,8 +113,9 @@ def test_invalid_serving_fields_are_rejected_naming_the_field(tmp_path, field, v
     path.write_text(json.dumps(payload))
     with pytest.raises(ArtifactError) as refused:
         read_model_config(model_dir)
-    assert str(refused.value) == (f'model_config.json: field "{field}" is invalid ({problem}); fix it or re-export '
-                                  "the model with python -m entry_points.train")
+    assert str(refused.value) == (f"{path}: {problem}: re-export the model (python -m entry_points.train --model-dir "
+                                  "...), or for weights from elsewhere make the model dir with python -m "
+                                  "entry_points.import_model")
 
 
 @pytest.mark.slow

@@ -287,8 +287,10 @@ def test_all_finite_finds_nan_and_inf_in_every_float_dtype(dtype, bad) -> None:
     ("num_classes", "1" * 5000, "{config} is not valid JSON (a number of more than 4300 digits): " + REEXPORT),
     ("num_classes", "1" * 400,
      "{config}: num_classes must be between 2 and 100000, got an integer of about 399 digits: " + REEXPORT),
-    ("temperature", "1" * 400, 'model_config.json: field "temperature" is invalid (int too large to convert to float); '
-                               "fix it or re-export the model with python -m entry_points.train"),
+    ("temperature", "1" * 400, "{config}: temperature must be a finite number > 0, got an integer of 400 digits: "
+                               + REEXPORT),
+    ("abstention", '{"score": "energy", "threshold": -' + "1" * 310 + "}",
+     "{config}: abstention threshold must be a finite number, got an integer of 310 digits: " + REEXPORT),
 ])
 def test_huge_numbers_in_the_config_are_one_artifact_error(model_dir: Path, field, text, message) -> None:
     data = _config(model_dir)
