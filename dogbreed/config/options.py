@@ -276,5 +276,5 @@ def _check_profile_dir(profile_dir: Path | None, model_dir: Path) -> None:
     if profile_dir is None:
         return
     if _inside(profile_dir, model_dir):
-        raise ConfigError(f"--profile-dir {profile_dir} is inside --model-dir {model_dir}: the model artifact would "
-                          "carry the profile; pass a dir outside it (default: <output-dir>/profile)")
+        raise ConfigError(f"--profile-dir {profile_dir} is --model-dir {model_dir} or inside it: the model artifact "
+                          "would carry the profile; pass a dir outside it (default: <output-dir>/profile)")

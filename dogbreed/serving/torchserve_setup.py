@@ -155,4 +155,9 @@ def worker_error(text: str, lines: int = 5) -> str:
             break  # the next worker attempt
         if '"<frozen ' not in message:  # importlib's own frames say nothing about the error
             traceback.append(message)
-    return "\n".join(traceback[-lines:])
+    tail = traceback[-lines:]
+    # a cut window starts at its first frame, not at a code line or its ^^^^ marker left from the frame before
+    starts = [i for i, line in enumerate(tail) if line.startswith(("  File ", "Traceback"))]
+    if len(traceback) > lines and starts:
+        tail = tail[starts[0]:]
+    return "\n".join(tail)

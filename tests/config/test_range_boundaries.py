@@ -191,6 +191,6 @@ def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
     for inside in (model, model / "profile"):
         error = _refusal("profile_dir", inside, {"model_dir": model})
         assert error is not None and str(error) == (
-            f"--profile-dir {inside} is inside --model-dir {model}: the model artifact would carry the profile; pass a"
-            " dir outside it (default: <output-dir>/profile)")
+            f"--profile-dir {inside} is --model-dir {model} or inside it: the model artifact would carry the profile;"
+            " pass a dir outside it (default: <output-dir>/profile)")
     assert _refusal("profile_dir", tmp_path / "profile", {"model_dir": model}) is None  # beside it

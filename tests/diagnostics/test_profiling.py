@@ -225,13 +225,13 @@ def test_profile_dir_inside_the_model_dir_is_refused(tmp_path):
     model = tmp_path / "model"
     with pytest.raises(ConfigError) as refused:
         parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model" / "profile")])
-    assert str(refused.value) == (f"--profile-dir {model / 'profile'} is inside --model-dir {model}: the model "
-                                  "artifact would carry the profile; pass a dir outside it (default: "
+    assert str(refused.value) == (f"--profile-dir {model / 'profile'} is --model-dir {model} or inside it: the "
+                                  "model artifact would carry the profile; pass a dir outside it (default: "
                                   "<output-dir>/profile)")
     with pytest.raises(ConfigError) as refused:
         parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model")])
-    assert str(refused.value) == (f"--profile-dir {model} is inside --model-dir {model}: the model artifact would "
-                                  "carry the profile; pass a dir outside it (default: <output-dir>/profile)")
+    assert str(refused.value) == (f"--profile-dir {model} is --model-dir {model} or inside it: the model artifact "
+                                  "would carry the profile; pass a dir outside it (default: <output-dir>/profile)")
     parse_config(["--model-dir", str(tmp_path / "model"), "--profile-dir", str(tmp_path / "model-profile")])
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigError) as refused:

@@ -192,6 +192,23 @@ WORKER_LOG = """\
 """
 
 
+def test_a_cut_worker_error_starts_at_a_frame() -> None:
+    """Python 3.11 marks each frame's expression with ^^^^; a window of the last lines that begins inside the
+    frame before shows that marker (or a code line) with no frame, which is what serve's failure line printed."""
+    frames = ["Traceback (most recent call last):",
+              '  File "/w/ml/model/code/inference.py", line 30, in model_fn',
+              "    return load_artifact(model_dir)", "           ^^^^^^^^^^^^^^^^^^^^^^^^",
+              '  File "/w/dogbreed/serving/artifact.py", line 240, in load_artifact',
+              "    config = read_model_config(model_dir)", "             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+              "dogbreed.core.errors.ArtifactError: /w/ml/model/model_config.json is not valid JSON"]
+    log = "".join(f"2026-01-01T00:00:00,00{i} [INFO ] W-9000-model_1.0-stdout MODEL_LOG - {line}\n"
+                  for i, line in enumerate(["Backend worker process died.", *frames]))
+    assert worker_error(log, lines=5).splitlines() == frames[4:]  # 4 lines: the cut ^^^^ line is dropped
+    assert worker_error(log, lines=4).splitlines() == frames[4:]
+    assert worker_error(log, lines=3).splitlines() == frames[5:]  # no frame in the window: kept as it is
+    assert worker_error(log, lines=8).splitlines() == frames  # the whole traceback: nothing cut
+
+
 def test_worker_error_is_the_end_of_the_first_traceback() -> None:
     assert worker_failed(WORKER_LOG) and not worker_failed(WORKER_LOG.split("Backend")[0])
     assert worker_error(WORKER_LOG).splitlines() == [
