@@ -17,7 +17,7 @@ PROG = "python -m entry_points.debug_report"
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False,
+    parser = CommandParser(prog=PROG,
                            description="Evaluate the Debugger rules on an smdebug trial and plot it.")
     parser.add_argument("--trial", required=True, help="smdebug trial: a local directory or s3://bucket/prefix")
     parser.add_argument("--output-dir", "--output_dir", type=Path, default=Path("outputs/debug-report"),

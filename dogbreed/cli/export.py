@@ -13,7 +13,7 @@ PROG = "python -m entry_points.export"
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False,
+    parser = CommandParser(prog=PROG,
                            description="Export a model dir as ONNX (dynamic batch size; preprocessing, class names "
                                        "and temperature in its metadata) and check it in onnxruntime.")
     parser.add_argument("--model-dir", "--model_dir", type=Path, required=True, help="a model dir written by training")

@@ -27,7 +27,7 @@ def _floats(values: Sequence[float]) -> str:
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False,
+    parser = CommandParser(prog=PROG,
                            description="Make a model dir (that predicts, serves, packages and exports like a trained "
                                        "one) from a dogbreed checkpoint or a torchvision ResNet50.")
     source = parser.add_mutually_exclusive_group(required=True)

@@ -15,7 +15,7 @@ PROG = "python -m entry_points.package"
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False,
+    parser = CommandParser(prog=PROG,
                            description="Package a model dir as a SageMaker-ready model.tar.gz.")
     parser.add_argument("--model-dir", "--model_dir", type=Path, required=True, help="a model dir written by training")
     parser.add_argument("--output", type=Path, default=Path("model.tar.gz"),

@@ -34,7 +34,7 @@ DEFAULT_MODEL_DIR = OutputOptions().model_dir  # train's --model-dir default
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False, description="Predict dog breeds with a trained model dir.")
+    parser = CommandParser(prog=PROG, description="Predict dog breeds with a trained model dir.")
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, directories (searched recursively for "
                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}) or glob patterns such as 'photos/*.jpg'")

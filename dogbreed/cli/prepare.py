@@ -24,7 +24,7 @@ DESCRIPTION = (
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False, description=DESCRIPTION)
+    parser = CommandParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("--data-dir", "--data_dir", type=Path, required=True,
                         help="dataset root with train/ valid/ test/ (or a folder holding one, e.g. data/)")
     parser.add_argument("--output", type=Path, required=True, help="where the prepared dataset goes (a new folder)")

@@ -22,7 +22,7 @@ DEFAULT_OUT = Path("outputs/profile-report")
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False,
+    parser = CommandParser(prog=PROG,
                            description="Build a profiled run's report (bottleneck, batch-size advice, plots) from "
                                        "its output: a local dir, a job's output.tar.gz or an s3:// prefix.")
     parser.add_argument("source", metavar="SOURCE",

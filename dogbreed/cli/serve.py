@@ -25,7 +25,7 @@ ARCHIVE_CODE_NOTE = (
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(prog=PROG, allow_abbrev=False,
+    parser = CommandParser(prog=PROG,
                            description="Serve a model locally with the SageMaker PyTorch serving stack.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", "--model_dir", type=Path, help="a model dir written by training")

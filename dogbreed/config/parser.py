@@ -124,7 +124,9 @@ class CommandParser(argparse.ArgumentParser):
     complaint (a misspelt required option is a typo, not a missing option)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # '--batch 64' must never mean '--batch-size 64': unknown_options refuses any --option not spelled out,
+        # and argparse's own prefix matching is off too, for every command
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
         self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str) -> Any:  # argparse's signature says NoReturn; raising satisfies it
@@ -173,8 +175,7 @@ def build_parser(prog: str = TRAIN_PROG, description: str | None = None,
                  help_overrides: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """An argparse parser for TrainConfig (+ ``extra_options``); defaults are None so explicit options show.
     ``help_overrides`` replaces the help of training options whose default differs in this command."""
-    parser = CommandParser(prog=prog, description=description or TRAIN_DESCRIPTION,
-                     allow_abbrev=False)  # '--batch 64' must not silently mean '--batch-size 64'
+    parser = CommandParser(prog=prog, description=description or TRAIN_DESCRIPTION)
     parser.add_argument("--config", dest=CONFIG_OPTION, type=Path, default=None, metavar="FILE",
                         help="a JSON file of training options, e.g. best_hyperparameters.json written by "
                              "hpo --local (its \"config\"); options given on the command line win")
