@@ -243,15 +243,16 @@ def split_launcher_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _file_value(name: str, value: Any, source: Path) -> Any:
     """A value from a config file, converted like the same option on the command line."""
     field_types = {f.name: str(f.type) for f in option_fields()}
+    option = name.replace("_", "-")  # as the user knows it from --help
     if value is None:
         if "None" not in field_types[name]:
-            raise ConfigError(f"--config {source}: option {name.replace('_', '-')} cannot be null")
+            raise ConfigError(f"--config {source}: option {option} cannot be null")
         return None
     convert = _parsers().get(name) or _arg_type(field_types[name])
     if not isinstance(value, (str, int, float)):
-        raise ConfigError(f"--config {source}: option {name.replace('_', '-')} expects a single value, got {value!r}")
+        raise ConfigError(f"--config {source}: option {option} expects a single value, got {value!r}")
     if isinstance(value, bool) and convert is not str2bool:
-        raise ConfigError(f"--config {source}: option {name.replace('_', '-')} expects a value, not {value}")
+        raise ConfigError(f"--config {source}: option {option} expects a value, not {value}")
     try:
         if convert is str2bool:
             return str2bool(value if isinstance(value, bool) else str(value))
@@ -259,7 +260,7 @@ def _file_value(name: str, value: Any, source: Path) -> Any:
             raise ValueError(f"{value} is not an integer")
         return int(value) if convert is int else convert(str(value))
     except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
-        raise ConfigError(f"--config {source}: option {name.replace('_', '-')}: {exc}") from exc
+        raise ConfigError(f"--config {source}: option {option}: {exc}") from exc
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

@@ -154,6 +154,9 @@ def test_config_file_sets_options_and_the_command_line_wins(tmp_path):
      "profiler, monitor-interval-ms, show-batch, profile-dir, logger, log-dir"),
     ({"epochs": 2.5}, "--config {path}: option epochs: 2.5 is not an integer"),
     ({"epochs": [1, 2]}, "--config {path}: option epochs expects a single value, got [1, 2]"),
+    ({"batch_size": {"a": 1}}, "--config {path}: option batch-size expects a single value, got {{'a': 1}}"),
+    ({"batch_size": True}, "--config {path}: option batch-size expects a value, not True"),  # JSON true is not 1
+    ({"image_size": None}, "--config {path}: option image-size cannot be null"),
     ({"batch_size": "many"}, "--config {path}: option batch-size: invalid literal for int() with base 10: 'many'"),
     ({"skip_bad_images": "sometimes"},
      "--config {path}: option skip-bad-images: expected a boolean (true/false), got 'sometimes'"),
