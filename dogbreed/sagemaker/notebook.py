@@ -52,12 +52,14 @@ SWITCHES = tuple(section.switch for section in SECTIONS)
 def aws_target(environ: Mapping[str, str] | None = None) -> str:
     """``local-stack`` when ``AWS_ENDPOINT_URL`` points at this machine (a loopback address), else ``aws``."""
     environ = os.environ if environ is None else environ
-    host = urlparse(environ.get("AWS_ENDPOINT_URL", "")).hostname or ""
+    host = urlparse(environ.get("AWS_ENDPOINT_URL", "")).hostname
+    if not host:  # unset, empty, or a URL without a host
+        return AWS
     if host == "localhost":
         return LOCAL_STACK
     try:
-        return LOCAL_STACK if host and ipaddress.ip_address(host).is_loopback else AWS
-    except ValueError:
+        return LOCAL_STACK if ipaddress.ip_address(host).is_loopback else AWS
+    except ValueError:  # a name other than localhost: never assumed to be this machine
         return AWS
 
 

@@ -31,6 +31,7 @@ REGISTER            off  1 model package in the Model Registry group 'dogbreed' 
     (None, AWS), ("", AWS), ("http://localhost:5000", LOCAL_STACK), ("http://127.0.0.1:5000", LOCAL_STACK),
     ("http://127.8.9.1", LOCAL_STACK), ("http://[::1]:5000", LOCAL_STACK), ("http://10.0.0.5:5000", AWS),
     ("https://sagemaker.us-east-1.amazonaws.com", AWS), ("http://localhost.example.com", AWS),
+    ("localhost:5000", AWS), ("http://", AWS), ("http://LOCALHOST:5000", LOCAL_STACK),  # no scheme: no host
 ])
 def test_only_a_loopback_endpoint_url_is_the_local_stack(url, target):
     assert aws_target({} if url is None else {"AWS_ENDPOINT_URL": url}) == target
