@@ -43,6 +43,21 @@ def test_timing_record_has_every_phase_the_total_and_throughputs():
     }
 
 
+def test_timing_record_rounds_seconds_to_the_millisecond_and_rates_to_the_hundredth():
+    """Durations whose ratios do not end: the rounding of each figure is pinned, not only its formula."""
+    clock = StepClock()
+    timer = PhaseTimer(clock)
+    for name, seconds in (("data_check", 0.12345), ("feature_cache", 30.0), ("fit", 7.0)):
+        with timer.phase(name):
+            clock.now += seconds
+    counts = RunCounts(images={"train": 600}, epochs=5, extracted_images=800)
+    assert timing_record(timer, counts) == {
+        "data_check_s": 0.123, "feature_cache_s": 30.0, "fit_s": 7.0, "total_s": 37.123,
+        "train_images_per_s": 428.57,  # 3000 / 7 = 428.5714...
+        "feature_images_per_s": 26.67,  # 800 / 30 = 26.666...
+    }
+
+
 def test_summary_lines_read_as_a_table_with_extra_lines_and_places():
     timer, counts = _timed_run()
     lines = summary_lines(timer, counts, {"model artifact": "outputs/model/", "reports": "outputs/reports/"},
