@@ -51,6 +51,7 @@ def test_trial_lines_and_the_table_count_from_1():
     (0.7501, 2, 16, False),
     (0.0, 1, 16, False),     # one class: no guessing to compare with
     (0.0, 4, 0, False),      # no validation images: nothing measured
+    (1.0, 2, 1, True),       # one validation image: 0.5 + 2 x 0.5, a perfect score is still a coin flip
 ])
 def test_chance_warning(best, classes, images, warned):
     assert bool(chance_warning(best, classes, images)) is warned
