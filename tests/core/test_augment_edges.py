@@ -68,3 +68,22 @@ def test_a_grey_pil_image_given_directly_is_spread_over_three_channels():
     assert out.shape == (3, 8, 8)
     expected = torch.tensor([-0.2, 0.3, 0.4]).view(3, 1, 1).expand(3, 8, 8)  # (0.4 - mean) / std per channel
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, box, asked", [
+    (16, (0, 0, 800, 1000), (125, 100)),  # 800 >= 8 x 16: 1/8; sides not divisible by 8 are floored (1001/8, 803/8)
+    (100, (0, 0, 400, 900), (250, 200)),  # 400 >= 4 x 100 but not 8 x 100: 1/4 (1001 // 4, 803 // 4)
+    (100, (0, 0, 399, 900), (500, 401)),  # 399 < 4 x 100: 1/2
+    (300, (0, 0, 599, 900), None),  # 599 < 2 x 300: the full decode
+])
+def test_the_draft_hook_asks_the_decoder_for_whole_pixel_sizes(size, box, asked, monkeypatch):
+    """The size handed to PIL's draft: whole pixels, the stored size divided by the reduction and floored. A
+    fractional height (803 / 8 = 100.375) makes PIL's own scale pick (803 // 100.375 = 7) a smaller reduction."""
+    from dogbreed.core.augment import TrainTransform, _CropPlan
+
+    transform = TrainTransform(size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    monkeypatch.setattr(transform, "sample_box", lambda width, height: box)
+    plan = _CropPlan(transform)
+    answer = plan(Image.new("RGB", (1001, 803)))
+    assert answer == asked and (answer is None or all(type(side) is int for side in answer))
+    assert plan.full_size == (1001, 803) and plan.box == box

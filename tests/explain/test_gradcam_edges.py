@@ -120,3 +120,17 @@ def test_a_photo_one_pixel_wide_still_gets_its_heat_over_that_pixel():
     overlay, heat = render_overlay(photo, torch.ones(7, 7), Preprocessing(image_size=32, resize_size=32))
     assert overlay.size == (1, 40) and heat.shape == (40, 1)
     assert heat.max() == pytest.approx(1.0, abs=0.01)  # the crop's 1 px column carries the cam
+
+
+def test_overlays_of_photos_with_the_same_name_do_not_overwrite_each_other(tmp_path):
+    """photos/a/dog.jpg and photos/b/dog.png: the second overlay takes its position in the list as a prefix."""
+    from pathlib import Path
+
+    from dogbreed.explain.gradcam import overlay_path
+
+    taken: set[str] = set()
+    paths = [overlay_path(tmp_path, Path(p), index, taken)
+             for index, p in enumerate(["a/dog.jpg", "b/cat.jpg", "b/dog.png", "c/dog.webp"])]
+    assert paths == [tmp_path / "dog_gradcam.png", tmp_path / "cat_gradcam.png", tmp_path / "0002_dog_gradcam.png",
+                     tmp_path / "0003_dog_gradcam.png"]
+    assert taken == {"dog_gradcam.png", "cat_gradcam.png", "0002_dog_gradcam.png", "0003_dog_gradcam.png"}
