@@ -301,3 +301,18 @@ def test_huge_numbers_in_the_config_are_one_artifact_error(model_dir: Path, fiel
         read_model_config(model_dir)
     assert str(caught.value) == message.format(config=model_dir / "model_config.json")
     assert "sys.set_int" not in str(caught.value)
+
+
+def test_model_config_keys_are_written_in_reading_order(tmp_path: Path) -> None:
+    """A person opening model_config.json reads what the model is first and the bookkeeping last, not the keys
+    sorted (abstention, architecture, class_names, ...)."""
+    net = build_resnet50(2)
+    config = ModelConfig(class_names=["beagle", "boxer"], preprocessing=Preprocessing(image_size=32),
+                         precision="bf16")
+    save_artifact(tmp_path, net, config)
+    written = json.loads((tmp_path / "model_config.json").read_text(encoding="utf-8"))
+    assert list(written) == ["format_version", "architecture", "num_classes", "class_names", "preprocessing",
+                             "hyperparameters", "metrics", "versions", "temperature", "abstention", "tta",
+                             "weights_sha256", "precision", "created_at"]
+    text = (tmp_path / "model_config.json").read_text(encoding="utf-8")
+    assert text.startswith('{\n  "format_version": ') and text.endswith('"\n}\n')  # indented 2, one newline at the end
