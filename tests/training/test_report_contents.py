@@ -94,3 +94,19 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
 
     check_plot(reports / "training_curves.png", (1500, 420))
     check_plot(reports / "confusion_matrix.png", (650, 500))
+
+
+def test_every_json_a_run_writes_is_indented_for_people_and_ends_in_a_newline(trained):
+    """The run's JSON files are read by people (and diffed between runs): each one is indented as written here,
+    ends in one newline, and holds no NaN (strict JSON). The list of files is pinned too."""
+    config, _ = trained
+    roots = {"model": config.outputs.model_dir, "reports": config.outputs.output_dir}
+    found = {f"{name}/{path.relative_to(root)}": path for name, root in roots.items() for path in root.rglob("*.json")}
+    indents = {"model/model_config.json": 2, "reports/metrics.json": 2}
+    assert sorted(found) == sorted(indents)
+    for name, path in found.items():
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("}\n") and not text.endswith("\n\n"), name
+        second = text.splitlines()[1]
+        assert len(second) - len(second.lstrip(" ")) == indents[name], name
+        json.loads(text, parse_constant=lambda constant: pytest.fail(f"{name} holds {constant}"))
