@@ -148,7 +148,7 @@ def _write_manifest(output: Path, settings: PrepareSettings, image_size: int | N
                    "output_share": round(output_bytes / source_bytes, 4) if source_bytes else None},
         "failed": failed, "files": dict(sorted(files.items())),
     }
-    text = json.dumps(manifest, indent=1)
+    text = json.dumps(manifest, indent=1) + "\n"
     atomic_write(output / MANIFEST_NAME, lambda handle: handle.write(text.encode("utf-8")))
 
 

@@ -21,6 +21,7 @@ from dogbreed.cli import export, hpo, import_model, package, predict, prepare, s
 from dogbreed.config.options import option_fields
 from dogbreed.config.parser import build_parser as build_training_parser
 from tests.helpers.builders import save_image
+from tests.helpers.report_checks import json_layout
 
 
 class Recorder:
@@ -95,7 +96,8 @@ PREDICT: dict[str, Callable[[Env], None]] = {
     "images": lambda env: ([r["image"] for r in _predict_json(env)], _images(env)),
     "model_dir": lambda env: (_predict(env)[1].args, (env.model_dir,)),
     "top_k": lambda env: ({len(r["predictions"]) for r in _predict_json(env, "--top-k", "2")}, {2}),
-    "json": lambda env: (len(json.loads(_predict(env, "--json")[0])), 3),
+    "json": lambda env: ((len(json.loads(text := _predict(env, "--json")[0])), json_layout(text + "\n")),
+                         (3, (2, True))),  # a list of 3 records, indented 2
     "jsonl": lambda env: ([json.loads(line)["image"] for line in _predict(env, "--jsonl")[0].splitlines()]
    , _images(env)),
     "batch_size": lambda env: (_predict(env, "--batch-size", "2")[2], [2, 1]),

@@ -23,6 +23,7 @@ from dogbreed.data.splits import SplitDirs
 from dogbreed.sagemaker.environment import config_defaults
 from dogbreed.training.checkpoints import run_fingerprint
 from tests.helpers.builders import BREED_DIRS, write_tree
+from tests.helpers.report_checks import json_layout
 
 
 def flat_tree(root: Path, per_class: int = 10) -> Path:
@@ -86,6 +87,7 @@ def test_splits_json_lists_each_split_with_counts(tmp_path):
     dm = carved(flat_tree(tmp_path / "flat", 10), valid_pct=0.2, test_pct=0.2, seed=1)
     path = write_splits_json(tmp_path / "reports", dm.split_record)
     record = json.loads(path.read_text(encoding="utf-8"))
+    assert json_layout(path.read_text(encoding="utf-8")) == (1, True)  # one space: its file lists are long
     assert record["carved"] == ["valid", "test"] and record["seed"] == 1
     assert record["counts"] == {"train": dict.fromkeys(BREED_DIRS, 6), "valid": dict.fromkeys(BREED_DIRS, 2),
                                 "test": dict.fromkeys(BREED_DIRS, 2)}

@@ -23,6 +23,7 @@ from dogbreed.data.splits import SplitDirs
 from dogbreed.training.run import train
 from entry_points.prepare import main as prepare_main
 from tests.helpers.builders import fast_config, write_tree
+from tests.helpers.report_checks import json_layout
 
 REPO = Path(__file__).resolve().parents[2]
 N = 48  # short side used in these tests
@@ -116,6 +117,7 @@ def test_manifest_records_source_sizes_short_side_and_checksums(source, tmp_path
     out = tmp_path / "prepared"
     prepare_dataset(source, out, short_side=N)
     manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert json_layout((out / MANIFEST_NAME).read_text()) == (1, True)  # one space per level: a line per file
     assert manifest["short_side"] == N and manifest["jpeg_quality"] == 95 and manifest["complete"] is True
     assert manifest["image_size"] is None  # N was given, not derived from --image-size
     files = manifest["files"]

@@ -19,3 +19,10 @@ def check_plot(path: Path, size: tuple[int, int], min_coloured: float = 0.002) -
     assert coloured >= min_coloured, f"{path.name}: only {coloured:.4%} coloured pixels (a blank plot?)"
     assert (rgb.min(axis=2) < 100).mean() > 0.001, f"{path.name}: no dark pixels (no axes or text)"
     return rgb
+
+
+def json_layout(text: str) -> tuple[int, bool]:
+    """(the indent of the first key, whether the text ends in exactly one newline) of a JSON file written for
+    people to read: the layout a format argument (``indent=``, the final newline) decides."""
+    second = text.splitlines()[1]
+    return len(second) - len(second.lstrip(" ")), text.endswith("\n") and not text.endswith("\n\n")

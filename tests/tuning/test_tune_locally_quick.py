@@ -17,6 +17,7 @@ from dogbreed.training.runtime import Runtime
 from dogbreed.tuning import best_model
 from dogbreed.tuning.local import OptunaPruning, tune_locally
 from tests.helpers.builders import fast_config
+from tests.helpers.report_checks import json_layout
 
 
 def test_pinned_tuning_output_names():
@@ -86,6 +87,7 @@ def test_a_sweep_trains_each_trial_quietly_keeps_the_best_and_writes_what_reprod
     assert (out / "best_model" / "trial.txt").read_text() == "2" and tested == [out / "best_model"]
     assert result.best_value == 0.75 and result.best_model_dir == out / "best_model"
     best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert json_layout((out / "best_hyperparameters.json").read_text()) == (2, True)
     assert (best["trial"], best["value"], best["test"]) == (2, 0.75, {"acc": 0.8125})
     assert best["hyperparameters"] == result.best_params
     assert best["config"]["lr"] == calls[1][0].optimisation.lr
