@@ -173,7 +173,7 @@ def write_debug_report(trial_path: str | Path, output_dir: Path) -> tuple[list[R
     rows = run_rules(trial)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RULES_JSON).write_text(json.dumps(
-        {"trial": str(trial_path), "rules": [asdict(r) for r in rows]}, indent=2))
+        {"trial": str(trial_path), "rules": [asdict(r) for r in rows]}, indent=2) + "\n")
     plots = [_save(loss_figure, _loss_series(trial), output_dir / LOSS_PLOT),
              _save(gradient_figure, _gradient_norms(trial), output_dir / GRADIENT_PLOT)]
     return rows, [p for p in plots if p is not None]

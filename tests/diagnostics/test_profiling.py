@@ -24,7 +24,7 @@ from dogbreed.diagnostics.smdebug_hook import CONFIG_PATH_ENV
 from dogbreed.sagemaker.environment import config_defaults
 from dogbreed.training.setup import check_output_locations, output_locations
 from tests.helpers.builders import fast_config
-from tests.helpers.report_checks import check_plot
+from tests.helpers.report_checks import check_plot, json_layout
 
 
 @pytest.mark.slow  # a training run or subprocess: make test, not make test-quick
@@ -215,6 +215,7 @@ def test_profile_dir_option_moves_the_profile_and_copies_the_report_to_the_outpu
     assert json.loads((profile / "profile_run.json").read_text()) == {
         "format": 1, "batch_size": 4, "num_workers": 0, "profiler": "pytorch", "device": "cpu",
         "monitor_interval_ms": 20}
+    assert json_layout((profile / "profile_run.json").read_text()) == (2, True)
     assert sorted(p.name for p in copy.iterdir()) == ["profile_run.json", "profiler_report.md", "step_times.csv",
                                                       "step_times.png", "utilisation.csv", "utilisation.png"]
     assert (copy / "step_times.csv").read_text() == (profile / "step_times.csv").read_text()
