@@ -294,3 +294,45 @@ def test_without_the_x86_quantized_engine_only_int8_falls_back(monkeypatch, capl
     expected = ["int8 needs the x86 quantized engine, which this torch build lacks: serving fp32"] \
         if precision == "int8" else []
     assert [r.getMessage() for r in caplog.records] == expected
+
+
+def _int8_record(data: bytes, source: str = "a" * 64) -> dict:
+    import hashlib
+
+    return {"mode": "int8", "weights": "model_int8.pth", "weights_sha256": hashlib.sha256(data).hexdigest(),
+            "source_weights_sha256": source}
+
+
+def test_each_int8_file_refusal_names_the_file_and_how_to_rebuild_it(tmp_path) -> None:
+    """load_int8's checks run before anything is unpickled: a missing file, int8 weights made from other fp32
+    weights (or a config without the fp32 hash), and a file other than the one recorded."""
+    int8 = tmp_path / "model_int8.pth"
+    rebuild = "rebuild it with python -m entry_points.package --precision int8 --data-dir DATA"
+    with pytest.raises(ArtifactError) as missing:
+        precision.load_int8(tmp_path, _int8_record(b"weights"), "a" * 64, 3)
+    assert str(missing.value) == f"{int8} not found but model_config.json records int8: {rebuild}"
+    int8.write_bytes(b"weights")
+    for fp32_sha256 in ("b" * 64, None):
+        with pytest.raises(ArtifactError) as other:
+            precision.load_int8(tmp_path, _int8_record(b"weights"), fp32_sha256, 3)
+        assert str(other.value) == f"{int8} was made from other fp32 weights than the model dir holds: {rebuild}"
+    with pytest.raises(ArtifactError) as swapped:
+        precision.load_int8(tmp_path, _int8_record(b"other weights"), "a" * 64, 3)
+    assert str(swapped.value) == f"{int8} does not belong to model_config.json (its SHA-256 differs): {rebuild}"
+
+
+def test_the_files_an_int8_record_serves_from_are_hash_checked(tmp_path) -> None:
+    assert precision.precision_files(tmp_path, None) == ()
+    assert precision.precision_files(tmp_path, {"mode": "bf16"}) == ()
+    rebuild = "rebuild it with python -m entry_points.package --precision int8 --data-dir DATA"
+    refusal = (f"{tmp_path / 'model_int8.pth'} is missing or does not belong to model_config.json (SHA-256): "
+               f"{rebuild}")
+    with pytest.raises(ArtifactError) as missing:
+        precision.precision_files(tmp_path, _int8_record(b"weights"))
+    assert str(missing.value) == refusal
+    (tmp_path / "model_int8.pth").write_bytes(b"weights!")
+    with pytest.raises(ArtifactError) as other:
+        precision.precision_files(tmp_path, _int8_record(b"weights"))
+    assert str(other.value) == refusal
+    (tmp_path / "model_int8.pth").write_bytes(b"weights")
+    assert precision.precision_files(tmp_path, _int8_record(b"weights")) == ("model_int8.pth",)
