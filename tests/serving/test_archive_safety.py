@@ -172,3 +172,33 @@ def test_package_output_inside_the_model_dir_is_refused(tiny_model_dir: Path, tm
                    "elsewhere (e.g. --output model.tar.gz), so the model dir keeps only the model\n")
     assert (model_dir / "model.pth").read_bytes() == weights
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
+
+
+def test_an_archive_without_the_handler_is_refused_unless_served_with_own_code(tiny_model_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    bare = tmp_path / "bare.tar.gz"
+    with tarfile.open(bare, "w:gz") as tar:  # only the model files, as a hand-made archive may hold
+        for name in ("model.pth", "model_config.json"):
+            tar.add(tiny_model_dir / name, arcname=name)
+    with pytest.raises(ArtifactError) as refused:
+        extract_model_archive(bare, tmp_path / "out")
+    assert str(refused.value) == (f"{bare} has no code/inference.py: rebuild it with python -m entry_points.package, "
+                                  "or serve it with --own-code")
+    out = extract_model_archive(bare, tmp_path / "own", own_code=True)
+    assert (out / "code" / "inference.py").read_bytes() == ENTRY_POINT_SOURCE.read_bytes()
+
+
+def test_an_output_that_is_a_directory_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError) as refused:
+        build_model_archive(tiny_model_dir, tmp_path)
+    assert str(refused.value) == f"--output {tmp_path} is a directory: give a file name such as model.tar.gz"
+    assert list(tmp_path.iterdir()) == []  # nothing staged or written
+
+
+def test_packaging_outside_a_source_checkout_says_where_to_package_from(tmp_path: Path, monkeypatch) -> None:
+    missing = tmp_path / "site-packages" / "entry_points" / "inference.py"
+    monkeypatch.setattr(packaging, "ENTRY_POINT_SOURCE", missing)
+    with pytest.raises(ArtifactError) as refused:
+        packaging.stage_own_code(tmp_path / "staged")
+    assert str(refused.value) == f"{missing} not found: package from a dogbreed source checkout"
+    assert not (tmp_path / "staged").exists()
