@@ -77,3 +77,14 @@ def torch_load_reason(exc: BaseException) -> str:
                 "runs code from a weights file")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+MAX_MISMATCH_CHARS = 300  # weights of another architecture miss hundreds of keys: the start says enough
+
+
+def state_dict_mismatch(exc: BaseException) -> str:
+    """torch's load_state_dict reasons (missing keys, unexpected keys, size mismatches) on one line, without its
+    "Error(s) in loading state_dict for ResNet:" header."""
+    lines = [line.strip().rstrip(". ") for line in str(exc).splitlines()[1:] if line.strip()]
+    text = "; ".join(lines) or str(exc).strip() or type(exc).__name__
+    return text if len(text) <= MAX_MISMATCH_CHARS else text[:MAX_MISMATCH_CHARS - 3] + "..."

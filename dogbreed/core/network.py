@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dogbreed.core.errors import WeightsError, torch_load_reason
+from dogbreed.core.errors import WeightsError, state_dict_mismatch, torch_load_reason
 from dogbreed.core.resnet import FEATURES, ResNet
 
 # torchvision's ResNet50_Weights.IMAGENET1K_V2 and _V1 (tests/core/test_resnet.py checks them against torchvision).
@@ -72,7 +72,7 @@ def apply_backbone_weights(net: ResNet, state: dict[str, torch.Tensor]) -> None:
     try:
         missing, unexpected = net.load_state_dict(backbone, strict=False)
     except RuntimeError as exc:  # shape mismatches
-        raise WeightsError(f"backbone weights do not fit ResNet50 ({exc}). "
+        raise WeightsError(f"backbone weights do not fit ResNet50 ({state_dict_mismatch(exc)}). "
                            "Pass a torchvision resnet50 state_dict") from exc
     missing = [k for k in missing if not k.startswith(HEAD_PREFIX)]
     if missing or unexpected:

@@ -19,7 +19,7 @@ from dogbreed import __version__
 from dogbreed.core.abstention import AbstentionRule
 from dogbreed.core.calibration import check_temperature
 from dogbreed.core.constants import ARCHITECTURE, ARTIFACT_FORMAT_VERSION, CONFIG_FILENAME, WEIGHTS_FILENAME
-from dogbreed.core.errors import ArtifactError, torch_load_reason
+from dogbreed.core.errors import ArtifactError, state_dict_mismatch, torch_load_reason
 from dogbreed.core.fileio import atomic_write, strict_json
 from dogbreed.core.jsontext import JsonTextError, parse_json
 from dogbreed.core.network import build_resnet50
@@ -241,8 +241,8 @@ def load_artifact(model_dir: Path | str, map_location: str | torch.device = "cpu
     try:
         net.load_state_dict(state, assign=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ArtifactError(f"{weights} does not match {CONFIG_FILENAME} ({first}): {REEXPORT}") from exc
+        raise ArtifactError(f"{weights} does not match {CONFIG_FILENAME} ({state_dict_mismatch(exc)}): "
+                            f"{REEXPORT}") from exc
     if not all_finite(state.values()):
         raise ArtifactError(f"{weights} contains NaN or infinite values (training diverged): retrain with a lower --lr")
     return net.to(map_location).eval(), config

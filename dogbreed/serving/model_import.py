@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from dogbreed.core.constants import CONFIG_FILENAME
-from dogbreed.core.errors import ArtifactError
+from dogbreed.core.errors import ArtifactError, state_dict_mismatch
 from dogbreed.core.jsontext import JsonTextError, parse_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
@@ -114,9 +114,8 @@ def build_imported_net(state: Mapping[str, torch.Tensor], class_names: list[str]
     try:
         net.load_state_dict(dict(state))
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ArtifactError(f"{source} is not a torchvision ResNet50 ({first}): dogbreed imports resnet50 "
-                            "weights only") from exc
+        raise ArtifactError(f"{source} is not a torchvision ResNet50 ({state_dict_mismatch(exc)}): dogbreed imports "
+                            "resnet50 weights only") from exc
     if not all(bool(torch.isfinite(v).all()) for v in net.state_dict().values() if v.is_floating_point()):
         raise ArtifactError(f"{source} contains NaN or infinite weights: nothing was imported")
     return net.eval()

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dogbreed.core.constants import CONFIG_FILENAME, INT8_WEIGHTS_FILENAME, PRECISIONS
-from dogbreed.core.errors import ArtifactError, ConfigError, torch_load_reason
+from dogbreed.core.errors import ArtifactError, ConfigError, state_dict_mismatch, torch_load_reason
 from dogbreed.core.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -188,5 +188,5 @@ def load_int8(model_dir: Path | str, record: Mapping[str, Any], fp32_sha256: str
             net.load_state_dict(state)
         except RuntimeError as exc:
             raise ArtifactError(f"{path} does not fit a {num_classes}-class int8 ResNet50 "
-                                f"({str(exc).splitlines()[0]}): {REPACKAGE}") from exc
+                                f"({state_dict_mismatch(exc)}): {REPACKAGE}") from exc
     return net

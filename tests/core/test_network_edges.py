@@ -140,9 +140,9 @@ def test_backbone_weights_that_do_not_fit_are_counted(state):
     with pytest.raises(WeightsError) as refused:
         apply_backbone_weights(net, wrong)
     assert str(refused.value) == (
-        "backbone weights do not fit ResNet50 (Error(s) in loading state_dict for ResNet:\n\tsize mismatch for "
-        "conv1.weight: copying a param with shape torch.Size([64, 3, 3, 3]) from checkpoint, the shape in current "
-        "model is torch.Size([64, 3, 7, 7]).). Pass a torchvision resnet50 state_dict")
+        "backbone weights do not fit ResNet50 (size mismatch for conv1.weight: copying a param with shape "
+        "torch.Size([64, 3, 3, 3]) from checkpoint, the shape in current model is torch.Size([64, 3, 7, 7])). Pass a "
+        "torchvision resnet50 state_dict")  # one line: torch's header and tab left out
 
 
 def test_the_head_and_backbone_split_counted_out():

@@ -316,3 +316,60 @@ def test_model_config_keys_are_written_in_reading_order(tmp_path: Path) -> None:
                              "weights_sha256", "precision", "created_at"]
     text = (tmp_path / "model_config.json").read_text(encoding="utf-8")
     assert text.startswith('{\n  "format_version": ') and text.endswith('"\n}\n')  # indented 2, one newline at the end
+
+
+def _rewrite_weights(model_dir: Path, state: dict) -> None:
+    """Weights the config vouches for (its SHA-256 updated): only the content is wrong."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    (model_dir / "model.pth").write_bytes(buffer.getvalue())
+    data = _config(model_dir)
+    data["weights_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    _write_config(model_dir, data)
+
+
+def test_a_head_for_another_class_count_names_both_counts(model_dir: Path) -> None:
+    data = _config(model_dir)
+    data["class_names"] = [*data["class_names"], "Akita"]
+    data["num_classes"] = len(data["class_names"])
+    _write_config(model_dir, data)
+    with pytest.raises(ArtifactError) as refused:
+        load_artifact(model_dir)
+    assert str(refused.value) == (f"{model_dir / 'model.pth'} has a 3-class head but model_config.json names 4 "
+                                  f"classes: they come from different models, {REEXPORT}")
+
+
+def test_weights_missing_a_layer_are_refused_with_torchs_first_line(model_dir: Path) -> None:
+    state = torch.load(model_dir / "model.pth", weights_only=True)
+    del state["layer4.2.bn3.running_var"]
+    _rewrite_weights(model_dir, state)
+    with pytest.raises(ArtifactError) as refused:
+        load_artifact(model_dir)
+    assert str(refused.value) == (f"{model_dir / 'model.pth'} does not match model_config.json (Missing key(s) in "
+                                  f'state_dict: "layer4.2.bn3.running_var"): {REEXPORT}')
+
+
+def test_every_mismatch_is_on_one_line_and_a_long_one_is_cut(model_dir: Path) -> None:
+    state = torch.load(model_dir / "model.pth", weights_only=True)
+    del state["layer4.2.bn3.running_var"]
+    state["extra.w"] = torch.zeros(1)
+    state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 3, 3)
+    _rewrite_weights(model_dir, state)
+    with pytest.raises(ArtifactError) as refused:
+        load_artifact(model_dir)
+    assert str(refused.value) == (
+        f"{model_dir / 'model.pth'} does not match model_config.json (Missing key(s) in state_dict: "
+        '"layer4.2.bn3.running_var"; Unexpected key(s) in state_dict: "extra.w"; size mismatch for '
+        "layer1.0.conv1.weight: copying a param with shape torch.Size([64, 64, 3, 3]) from checkpoint, the shape in "
+        f"current model is torch.Size([64, 64, 1, 1])): {REEXPORT}")
+    for name in [k for k in state if k.startswith("layer4")]:
+        state[name.replace("layer4", "stage4")] = state.pop(name)  # another network's names: ~100 keys each way
+    _rewrite_weights(model_dir, state)
+    with pytest.raises(ArtifactError) as refused:
+        load_artifact(model_dir)
+    reason = str(refused.value).split(" does not match model_config.json (", 1)[1].rsplit(f"): {REEXPORT}", 1)[0]
+    assert len(reason) == 300 and reason.startswith('Missing key(s) in state_dict: "layer4.0.conv1.weight", ')
+    assert reason.endswith("...") and "\n" not in reason

@@ -51,7 +51,7 @@ def test_each_refusal_names_the_source_and_the_problem(state):
         assert str(caught.value) == message
     with pytest.raises(ArtifactError) as caught:
         build_imported_net(missing, NAMES, "w.pt")
-    assert str(caught.value) == ("w.pt is not a torchvision ResNet50 (Error(s) in loading state_dict for ResNet:): "
+    assert str(caught.value) == ('w.pt is not a torchvision ResNet50 (Missing key(s) in state_dict: "conv1.weight"): '
                                  "dogbreed imports resnet50 weights only")
 
 

@@ -104,9 +104,9 @@ def test_weights_file_that_does_not_fit(tmp_path):
     with pytest.raises(WeightsError) as refused:
         apply_backbone_weights(build_resnet50(3), load_backbone_state_dict(str(path)))
     assert str(refused.value) == (
-        "backbone weights do not fit ResNet50 (Error(s) in loading state_dict for ResNet:\n\tsize mismatch for "
-        "conv1.weight: copying a param with shape torch.Size([1]) from checkpoint, the shape in current model is "
-        "torch.Size([64, 3, 7, 7]).). Pass a torchvision resnet50 state_dict")
+        "backbone weights do not fit ResNet50 (size mismatch for conv1.weight: copying a param with shape "
+        "torch.Size([1]) from checkpoint, the shape in current model is torch.Size([64, 3, 7, 7])). Pass a "
+        "torchvision resnet50 state_dict")
 
 
 def test_missing_weights_file():
