@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import re
+import struct
 
 _PICKLED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
@@ -59,6 +61,12 @@ class RunInterrupted(Exception):
         self.message = message
 
 
+def pickled_global(exc: BaseException) -> str | None:
+    """The first Python object (``torchvision.models.resnet.ResNet``) a refused weights-only load asked for."""
+    found = _PICKLED_GLOBAL.search(str(exc))
+    return found.group(1) if found else None
+
+
 def torch_load_reason(exc: BaseException) -> str:
     """Why ``torch.load(..., weights_only=True)`` failed, in our own words and one line: a file of pickled Python
     objects is named as such (with the first object it asks for), never with torch's advice to retry with
@@ -66,13 +74,19 @@ def torch_load_reason(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, EOFError):  # torch.load of an empty file
         return "the file is empty"
-    if "PytorchStreamReader failed" in text:  # torch.save's zip archive, cut short or damaged
+    # torch.save's zip archive, cut short or damaged: the reader's own error, or (an archive cut within its first
+    # few kB) a seek before the start, raised as ValueError from memory and as OSError EINVAL from a file
+    if ("PytorchStreamReader failed" in text or "negative seek value" in text
+            or (isinstance(exc, OSError) and exc.errno == errno.EINVAL)):
         return "its zip archive is incomplete or damaged: a cut-short or corrupted copy"
-    if "Unsupported operand" in text:  # the unpickler met a byte that no pickle starts with: not a torch file
+    # The weights-only unpickler met a byte no pickle starts with; torch's legacy reader looked a junk "magic
+    # number" up (KeyError '543911541'), found the wrong one, or ran out of bytes mid-header (struct.error).
+    if ("Unsupported operand" in text or "Invalid magic number" in text
+            or isinstance(exc, (KeyError, struct.error))):
         return "it is not a PyTorch file: neither torch.save's zip archive nor a pickle"
     if "Weights only load failed" in text or "WeightsUnpickler" in text:
-        found = _PICKLED_GLOBAL.search(text)
-        named = f", starting with {found.group(1)}" if found else ""
+        found = pickled_global(exc)
+        named = f", starting with {found}" if found else ""
         return (f"it holds pickled Python objects{named}, not only tensors; dogbreed loads weights only and never "
                 "runs code from a weights file")
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from dogbreed.core.constants import CONFIG_FILENAME
-from dogbreed.core.errors import ArtifactError, state_dict_mismatch
+from dogbreed.core.errors import ArtifactError, pickled_global, state_dict_mismatch, torch_load_reason
 from dogbreed.core.jsontext import JsonTextError, parse_json
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
@@ -54,21 +54,18 @@ def read_class_names(path: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def _unpickled(path: Path, trust_pickle: bool, reason: str) -> Any:
+def _unpickled(path: Path, trust_pickle: bool, refusal: Exception) -> Any:
     if not trust_pickle:
+        found = pickled_global(refusal)  # torch's own text advises weights_only=False: never quoted
+        named = f" ({found} first)" if found else ""
         raise ArtifactError(
-            f"{path} is not a plain state_dict: it holds pickled Python objects ({reason}), such as a whole model "
+            f"{path} is not a plain state_dict: it holds pickled Python objects{named}, such as a whole model "
             "saved with torch.save(model, file). Loading it runs code from the file. If you trust where it comes "
             "from, pass --trust-pickle; otherwise save model.state_dict() where it was made and import that file")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 - the user said --trust-pickle
     except Exception as exc:  # a pickle of a class this process cannot import, a damaged file...
         raise ArtifactError(f"{path} cannot be unpickled ({type(exc).__name__}: {exc})") from exc
-
-
-def _load_reason(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in lines if "Unsupported global" in line), lines[0] if lines else type(exc).__name__)
 
 
 def load_foreign_weights(path: Path, *, trust_pickle: bool = False) -> tuple[dict[str, torch.Tensor], bool]:
@@ -81,9 +78,9 @@ def load_foreign_weights(path: Path, *, trust_pickle: bool = False) -> tuple[dic
         pickled = False
     except Exception as exc:  # pickled objects (refused by weights_only) and damaged files alike
         if _WEIGHTS_ONLY_REFUSAL not in str(exc):
-            raise ArtifactError(f"--state-dict {path} cannot be loaded ({_load_reason(exc)}): is it a complete "
+            raise ArtifactError(f"--state-dict {path} cannot be loaded ({torch_load_reason(exc)}): is it a complete "
                                 "torch.save file?") from exc
-        loaded, pickled = _unpickled(path, trust_pickle, _load_reason(exc)), True
+        loaded, pickled = _unpickled(path, trust_pickle, exc), True
     if isinstance(loaded, nn.Module):
         loaded = loaded.state_dict()
     for key in _WRAPPER_KEYS:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -105,13 +104,12 @@ def test_a_pickled_model_needs_trust_pickle(foreign, tmp_path, capsys):
     argv = ["--state-dict", foreign["pickle"], "--classes", foreign["classes"], "--model-dir", model_dir]
     status, out, err = _run(import_model.main, argv, capsys)
     assert status == 2 and not model_dir.exists()
-    # torch's own words for the refused global vary with its version: everything around them is exact.
-    assert re.fullmatch(
-        rf"error: {re.escape(str(foreign['pickle']))} is not a plain state_dict: it holds pickled Python objects "
-        r"\(WeightsUnpickler error: Unsupported global: GLOBAL torchvision\.models\.resnet\.ResNet [^\n]*\), "
-        r"such as a whole model saved with torch\.save\(model, file\)\. Loading it runs code from the file\. If you "
-        r"trust where it comes from, pass --trust-pickle; otherwise save model\.state_dict\(\) where it was made "
-        r"and import that file\n", err), err
+    # the first object it asks for, in our words: torch's own text advises weights_only=False
+    assert err == (
+        f"error: {foreign['pickle']} is not a plain state_dict: it holds pickled Python objects "
+        "(torchvision.models.resnet.ResNet first), such as a whole model saved with torch.save(model, file). Loading "
+        "it runs code from the file. If you trust where it comes from, pass --trust-pickle; otherwise save "
+        "model.state_dict() where it was made and import that file\n")
     assert "Traceback" not in err
     status, out, err = _run(import_model.main, [*argv, "--trust-pickle"], capsys)
     assert status == 0, err and "pickled model" in out
@@ -153,9 +151,8 @@ def test_a_damaged_state_dict_file_is_named(foreign, tmp_path, capsys):
     damaged.write_bytes(foreign["state_dict"].read_bytes()[:5000])
     status, out, err = _run(import_model.main, ["--state-dict", damaged, "--classes", foreign["classes"],
                                                 "--model-dir", tmp_path / "m"], capsys)
-    # The reason in the parentheses is the OS's or torch's ([Errno 22] Invalid argument here): the rest is exact.
-    assert status == 2 and re.fullmatch(rf"error: --state-dict {re.escape(str(damaged))} cannot be loaded \([^\n]+\): "
-                                        r"is it a complete torch\.save file\?\n", err), err
+    assert (status, err) == (2, f"error: --state-dict {damaged} cannot be loaded (its zip archive is incomplete or "
+                                "damaged: a cut-short or corrupted copy): is it a complete torch.save file?\n")
     assert "--trust-pickle" not in err
 
 

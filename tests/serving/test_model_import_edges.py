@@ -84,3 +84,53 @@ def test_a_classes_file_that_starts_like_json_but_is_not_says_so(tmp_path):
     with pytest.raises(ArtifactError) as refused:
         read_class_names(path)
     assert str(refused.value) == f"--classes {path}: a JSON classes file must be a list of strings"
+
+
+def test_foreign_weights_refusals_name_the_file_and_the_reason(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from dogbreed.serving.model_import import load_foreign_weights
+
+    with pytest.raises(ArtifactError) as missing:
+        load_foreign_weights(tmp_path / "none.pt")
+    assert str(missing.value) == f"--state-dict {tmp_path / 'none.pt'}: no such file"
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk bytes here")
+    with pytest.raises(ArtifactError) as unreadable:
+        load_foreign_weights(junk)
+    assert str(unreadable.value) == (f"--state-dict {junk} cannot be loaded (it is not a PyTorch file: neither "
+                                     "torch.save's zip archive nor a pickle): is it a complete torch.save file?")
+    listed = tmp_path / "list.pt"
+    torch.save([torch.zeros(1)], listed)
+    with pytest.raises(ArtifactError) as not_a_dict:
+        load_foreign_weights(listed)
+    assert str(not_a_dict.value) == (f"--state-dict {listed}: expected a ResNet50 state_dict (a dict of tensors) or a "
+                                     "pickled ResNet50, got list")
+    gone = types.ModuleType("gone_module")  # a pickled object whose class this process cannot import
+    exec("class Thing:\n    pass\n", gone.__dict__)
+    gone.Thing.__module__ = "gone_module"
+    monkeypatch.setitem(sys.modules, "gone_module", gone)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"fc.weight": gone.Thing()}, pickled)
+    monkeypatch.delitem(sys.modules, "gone_module")
+    with pytest.raises(ArtifactError) as untrusted:
+        load_foreign_weights(pickled)
+    assert str(untrusted.value) == (
+        f"{pickled} is not a plain state_dict: it holds pickled Python objects (gone_module.Thing first), such as a "
+        "whole model saved with torch.save(model, file). Loading it runs code from the file. If you trust where it "
+        "comes from, pass --trust-pickle; otherwise save model.state_dict() where it was made and import that file")
+    with pytest.raises(ArtifactError) as trusted:
+        load_foreign_weights(pickled, trust_pickle=True)
+    assert str(trusted.value) == f"{pickled} cannot be unpickled (ModuleNotFoundError: No module named 'gone_module')"
+
+
+@pytest.mark.parametrize("wrapper", ["state_dict", "model_state_dict", "model"])
+def test_a_wrapped_state_dict_and_training_prefixes_are_unwrapped(tmp_path, wrapper):
+    from dogbreed.serving.model_import import load_foreign_weights
+
+    path = tmp_path / "w.pt"
+    torch.save({wrapper: {"module.fc.weight": torch.ones(2, 3), "module.fc.bias": torch.zeros(2)}, "epoch": 3}, path)
+    state, pickled = load_foreign_weights(path)
+    assert sorted(state) == ["fc.bias", "fc.weight"] and pickled is False
+    assert torch.equal(state["fc.weight"], torch.ones(2, 3))
