@@ -115,6 +115,8 @@ def test_trainer_mistakes_are_refused_before_any_request(offline_session, kwargs
 
 
 def test_the_staged_source_dir_holds_the_scripts_the_requirements_and_the_package(tmp_path):
+    nested = jobs.stage_source_dir(tmp_path / "jobs" / "run-1" / "src")  # parents made as needed
+    assert (nested / "requirements.txt").is_file()
     staged = jobs.stage_source_dir(tmp_path / "src")
     assert {"train.py", "profiled_train.py", "hpo.py", "inference.py"} <= {p.name for p in staged.glob("*.py")}
     assert (staged / "requirements.txt").read_text() == (jobs.SOURCE_DIR / "requirements.txt").read_text()
