@@ -65,9 +65,13 @@ def test_worst_prediction_titles_name_the_class_folder(tmp_path, drawn):
     samples = {"loss": torch.tensor([2.0, 1.0]), "target": torch.tensor([0, 1]), "predicted": torch.tensor([1, 1]),
                "predicted_probability": torch.tensor([0.7, 0.6])}
     plots.plot_worst_predictions(tmp_path, samples, paths, ["Affenpinscher", "Afghan hound"])
-    titles = [ax.get_title() for ax in drawn[0].axes if ax.get_title()]
-    assert [title.splitlines()[0] for title in titles] == ["001.Affenpinscher/img_000.jpg",
-                                                           "002.Afghan_hound/img_000.jpg"]
+    titled = [ax for ax in drawn[0].axes if ax.get_title()]
+    assert [ax.get_title() for ax in titled] == [
+        "001.Affenpinscher/img_000.jpg\ntrue: Affenpinscher\npred: Afghan hound 0.70",  # the highest loss first
+        "002.Afghan_hound/img_000.jpg\ntrue: Afghan hound\npred: Afghan hound 0.60"]
+    # a wrong breed in red, a right one in black, both small enough for three lines over a thumbnail
+    assert [(ax.title.get_color(), ax.title.get_fontsize()) for ax in titled] == [("firebrick", 8.0), ("black", 8.0)]
+    assert drawn[0]._suptitle.get_text() == "the 2 test images with the highest loss (red: wrong breed)"
     assert plots.image_label(Path("117.Staffordshire_bull_terrier_mix/Staffordshire_00012.jpg")) == \
         "117.Staff…/Staffordshire_00012.jpg"  # 34 characters at most
 
