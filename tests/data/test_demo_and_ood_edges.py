@@ -43,3 +43,29 @@ def test_an_ood_folder_is_split_alternately_into_two_disjoint_halves(tmp_path):
 
 def test_the_split_defaults_a_datamodule_falls_back_to():
     assert AutoSplit() == AutoSplit(valid_pct=None, test_pct=None, seed=0)
+
+
+class _ControlledRng:
+    """uniform(low, high) answers low for a scalar (the direction), and low then high for the two colours: the
+    gradient runs from start = black to end = white against both axes."""
+
+    def __init__(self) -> None:
+        self.colours = 0
+
+    def uniform(self, low, high, size=None):
+        if size is None:
+            return float(low)
+        self.colours += 1
+        return np.full(size, float(low if self.colours == 1 else high))
+
+
+def test_a_generated_gradient_runs_along_both_random_axis_weights():
+    from dogbreed.data.ood import _gradient
+
+    image = np.asarray(_gradient(_ControlledRng(), (5, 3)), dtype=np.float64)  # 5 wide, 3 high
+    # weights -1 and -1: t = -(x + y) / 5, scaled to [0, 1] over the image: 1 - (x + y) / 6 of white
+    y, x = np.mgrid[0:3, 0:5]
+    expected = 255.0 * (1 - (x + y) / 6)
+    assert image.shape == (3, 5, 3)
+    assert np.abs(image - expected[..., None]).max() <= 1.0  # uint8 truncation
+    assert image[0, 0].tolist() == [255, 255, 255] and image[2, 4].tolist() == [0, 0, 0]

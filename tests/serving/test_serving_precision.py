@@ -241,6 +241,10 @@ def test_reduced_precision_needs_the_data_dir(model_dir, tmp_path, precision) ->
         package_cli.package_command(["--model-dir", str(model_dir), "--output", str(tmp_path / "m.tar.gz"),
                                      "--precision", precision])
     assert str(caught.value) == message
+    with pytest.raises(ConfigError) as caught:  # said first, before the model dir is read (here: there is none)
+        package_cli.package_command(["--model-dir", str(tmp_path / "none"), "--output", str(tmp_path / "m.tar.gz"),
+                                     "--precision", precision])
+    assert str(caught.value) == message
     with pytest.raises(ConfigError) as caught:
         package_cli.reduce_precision(model_dir, precision, None)
     assert str(caught.value) == message
