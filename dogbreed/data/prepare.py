@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from dogbreed.core.errors import DataError, ImageDecodeError
 from dogbreed.core.fileio import atomic_write, disk_errors
+from dogbreed.core.jsontext import parse_json
 from dogbreed.core.transforms import eval_resize_size
 from dogbreed.data.prepared_image import PrepareSettings, file_sha256, prepare_image
 from dogbreed.data.sources import find_dataset_root
@@ -75,7 +76,7 @@ def read_manifest(output: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = parse_json(path.read_bytes())
         if not isinstance(manifest.get("files"), dict):
             raise ValueError("no 'files' table")
         return manifest
