@@ -75,8 +75,9 @@ class ParsedCommand:
 
 
 # argparse takes "-1e-9" for an option name (its own pattern knows only -1 and -0.5): a value in scientific
-# notation after a flag ("--weight-decay -1e-9") would be "expected one argument" instead of a range error.
-NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+# notation after a flag ("--weight-decay -1e-9") would be "expected one argument" instead of a range error. The
+# same for -inf and -nan, which float() reads: they reach the range checks, which name them.
+NEGATIVE_NUMBER = re.compile(r"^-((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
 
 
 # Names other tools use for an option, and the option of ours that means the same. A "did you mean" is chosen

@@ -36,8 +36,13 @@ def read_class_names(path: Path) -> list[str]:
     """Class names from a text file (one per line, blank lines ignored) or a JSON list of strings."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"--classes {path}: cannot read it as UTF-8 text ({exc})") from exc
+    except FileNotFoundError:
+        raise ArtifactError(f"--classes {path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"--classes {path}: not UTF-8 text ({exc.reason} at byte {exc.start}): save it as "
+                            "UTF-8") from exc
+    except OSError as exc:
+        raise ArtifactError(f"--classes {path}: cannot read it ({exc.strerror or exc})") from exc
     if text.lstrip().startswith("["):
         try:
             names = parse_json(text)

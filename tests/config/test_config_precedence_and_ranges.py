@@ -97,6 +97,8 @@ RANGE_CHECKS = [
     ("--label-smoothing", "0.999", "1", "--label-smoothing must be in [0, 1), got 1.0"),
     ("--top-k", "1", "0", "--top-k must be at least 1, got 0"),
     ("--cached-views", "0", "-1", "--cached-views must be >= 0 (0 disables the feature cache), got -1"),
+    ("--weight-decay", "0", "-inf", "--weight-decay must be a finite number >= 0, got -inf"),  # a value too
+    ("--backbone-lr-scale", "0", "-NaN", "--backbone-lr-scale must be a finite number >= 0, got nan"),
 ]
 
 

@@ -134,3 +134,17 @@ def test_a_wrapped_state_dict_and_training_prefixes_are_unwrapped(tmp_path, wrap
     state, pickled = load_foreign_weights(path)
     assert sorted(state) == ["fc.bias", "fc.weight"] and pickled is False
     assert torch.equal(state["fc.weight"], torch.ones(2, 3))
+
+
+def test_a_classes_file_that_is_not_utf8_or_not_a_file(tmp_path):
+    from dogbreed.serving.model_import import read_class_names
+
+    latin = tmp_path / "classes.txt"
+    latin.write_bytes("Beagle\nK\u00e4rntner Bracke\n".encode("latin-1"))
+    with pytest.raises(ArtifactError) as refused:
+        read_class_names(latin)
+    assert str(refused.value) == (f"--classes {latin}: not UTF-8 text (invalid continuation byte at byte 8): save it "
+                                  "as UTF-8")
+    with pytest.raises(ArtifactError) as refused:
+        read_class_names(tmp_path)
+    assert str(refused.value) == f"--classes {tmp_path}: cannot read it (Is a directory)"
