@@ -225,3 +225,47 @@ def test_without_a_session_or_an_image_the_trainer_asks_for_either(tmp_path):
         assert str(refused.value) == ("no AWS region: pass sagemaker_session (its region picks the image) or "
                                       "image_uri")
     assert not (tmp_path / "src").exists()  # refused before anything is staged
+
+
+def test_a_cluster_of_no_instances_is_refused():
+    with pytest.raises(ConfigError) as refused:
+        jobs.check_cluster(0, distributed=False)
+    assert str(refused.value) == "instance_count=0: a job needs at least one instance"
+    jobs.check_cluster(1, distributed=False)
+    jobs.check_cluster(2, distributed=True)
+
+
+def test_the_latest_job_and_its_artifact_before_they_exist():
+    from types import SimpleNamespace
+
+    with pytest.raises(ConfigError) as refused:
+        jobs.latest_job(SimpleNamespace())
+    assert str(refused.value) == "this trainer has not started a training job yet: call trainer.train(...) first"
+    job = SimpleNamespace(training_job_name="dogbreed-2026-12-07", model_artifacts=None)
+    assert jobs.latest_job(SimpleNamespace(_latest_training_job=job)) is job
+    with pytest.raises(ConfigError) as refused:
+        jobs.model_artifact(job)
+    assert str(refused.value) == ("training job dogbreed-2026-12-07 has no model artifact yet (it has not completed): "
+                                  "wait for it, or check its status in the console")
+    done = SimpleNamespace(model_artifacts=SimpleNamespace(s3_model_artifacts="s3://b/out/model.tar.gz"))
+    assert jobs.model_artifact(done) == "s3://b/out/model.tar.gz"
+
+
+def test_more_parallel_tuning_jobs_than_jobs_is_refused():
+    from types import SimpleNamespace
+
+    from dogbreed.sagemaker.tuning import build_tuner
+
+    with pytest.raises(ConfigError) as refused:
+        build_tuner(SimpleNamespace(hyperparameters={}), max_jobs=4, max_parallel_jobs=5)
+    assert str(refused.value) == "max_parallel_jobs=5 exceeds max_jobs=4"
+
+
+def test_a_job_output_archive_that_is_not_there(tmp_path):
+    from dogbreed.sagemaker.job_output import unpack_output_archive
+
+    with pytest.raises(ConfigError) as refused:
+        unpack_output_archive(tmp_path / "output.tar.gz", tmp_path / "out")
+    assert str(refused.value) == (f"{tmp_path / 'output.tar.gz'}: no such file; pass the job's output.tar.gz (aws s3 "
+                                  "cp s3://<bucket>/<prefix>/<job-name>/output/output.tar.gz .)")
+    assert not (tmp_path / "out").exists()
