@@ -109,6 +109,11 @@ def read_profile_data(profile_dir: Path) -> tuple[list[UtilSample], RunFacts]:
         raise ConfigError(f"{profile_dir} lacks {', '.join(missing)} of a profiled run's output: {PROFILE_HINT}")
     try:
         record = json.loads((profile_dir / RUN_FACTS).read_text())
+        if not isinstance(record, dict):
+            raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        absent = [name for name in _FACT_FIELDS if name not in record]
+        if absent:
+            raise ValueError(f"no {', '.join(absent)}")
         values = {name: record[name] for name in _FACT_FIELDS}
         facts = RunFacts(batch_size=int(values["batch_size"]), num_workers=int(values["num_workers"]),
                          profiler=str(values["profiler"]), device=str(values["device"]))
