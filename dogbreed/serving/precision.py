@@ -186,7 +186,8 @@ def load_int8(model_dir: Path | str, record: Mapping[str, Any], fp32_sha256: str
         net = _convert(_quantizable_resnet50(num_classes))
         try:
             net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ArtifactError(f"{path} does not fit a {num_classes}-class int8 ResNet50 "
-                                f"({state_dict_mismatch(exc)}): {REPACKAGE}") from exc
+        except (RuntimeError, KeyError) as exc:  # quantized modules raise KeyError for a missing weight
+            reason = f"no {exc.args[0]} in it" if isinstance(exc, KeyError) else state_dict_mismatch(exc)
+            raise ArtifactError(f"{path} does not fit a {num_classes}-class int8 ResNet50 ({reason}): "
+                                f"{REPACKAGE}") from exc
     return net

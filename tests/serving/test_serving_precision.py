@@ -340,3 +340,23 @@ def test_the_files_an_int8_record_serves_from_are_hash_checked(tmp_path) -> None
     assert str(other.value) == refusal
     (tmp_path / "model_int8.pth").write_bytes(b"weights")
     assert precision.precision_files(tmp_path, _int8_record(b"weights")) == ("model_int8.pth",)
+
+
+def test_an_int8_file_that_is_recorded_but_not_int8_weights(tmp_path) -> None:
+    """Both hashes match (the record vouches for the file), yet it is junk or the weights of another network."""
+    import io
+
+    rebuild = "rebuild it with python -m entry_points.package --precision int8 --data-dir DATA"
+    int8 = tmp_path / "model_int8.pth"
+    int8.write_bytes(b"junk bytes here")
+    with pytest.raises(ArtifactError) as junk:
+        precision.load_int8(tmp_path, _int8_record(b"junk bytes here"), "a" * 64, 3)
+    assert str(junk.value) == (f"{int8} cannot be loaded weights-only (it is not a PyTorch file: neither torch.save's "
+                               f"zip archive nor a pickle): {rebuild}")
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(3, 2048)}, buffer)
+    int8.write_bytes(buffer.getvalue())
+    with pytest.raises(ArtifactError) as other:
+        precision.load_int8(tmp_path, _int8_record(buffer.getvalue()), "a" * 64, 3)
+    # quantized modules raise KeyError for a missing weight (it escaped as a traceback): now one line
+    assert str(other.value) == f"{int8} does not fit a 3-class int8 ResNet50 (no conv1.weight in it): {rebuild}"
