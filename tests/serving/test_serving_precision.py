@@ -360,3 +360,20 @@ def test_an_int8_file_that_is_recorded_but_not_int8_weights(tmp_path) -> None:
         precision.load_int8(tmp_path, _int8_record(buffer.getvalue()), "a" * 64, 3)
     # quantized modules raise KeyError for a missing weight (it escaped as a traceback): now one line
     assert str(other.value) == f"{int8} does not fit a 3-class int8 ResNet50 (no conv1.weight in it): {rebuild}"
+
+
+def test_int8_needs_calibration_images_and_a_recorded_fp32_hash(tiny_model_dir, tmp_path) -> None:
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    image = tmp_path / "dog.jpg"
+    image.write_bytes(dog_jpeg())
+    with pytest.raises(ConfigError) as refused:
+        precision_check.reduce_model_dir(model, "int8", [image], calibration=[])
+    assert str(refused.value) == "int8 needs calibration images: pass a --data-dir with a train split"
+    config = json.loads((model / "model_config.json").read_text())
+    del config["weights_sha256"]  # an artifact from before the hash was recorded
+    (model / "model_config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as refused:
+        precision_check.reduce_model_dir(model, "int8", [image], calibration=[image])
+    assert str(refused.value) == (f"{model}/model_config.json records no weights_sha256 to tie int8 weights to: "
+                                  "re-export the model with python -m entry_points.train --model-dir")
+    assert not (model / "model_int8.pth").exists()
