@@ -377,3 +377,21 @@ def test_int8_needs_calibration_images_and_a_recorded_fp32_hash(tiny_model_dir, 
     assert str(refused.value) == (f"{model}/model_config.json records no weights_sha256 to tie int8 weights to: "
                                   "re-export the model with python -m entry_points.train --model-dir")
     assert not (model / "model_int8.pth").exists()
+
+
+def test_the_bf16_record_rounds_its_measurements_to_six_places(tiny_model_dir, tmp_path, monkeypatch) -> None:
+    """The record written into model_config.json: every field, with figures that do not end (2/3)."""
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    image = tmp_path / "dog.jpg"
+    image.write_bytes(dog_jpeg())
+    measured = precision_check.Agreement("bf16", 3, 2, 0.01234567891)
+    monkeypatch.setattr(precision_check, "measure_agreement", lambda reference, reduced, batches: measured)
+    assert precision_check.reduce_model_dir(model, "bf16", [image], minimum=0.5) is measured
+    assert json.loads((model / "model_config.json").read_text())["precision"] == {
+        "mode": "bf16", "agreement": 0.666667, "max_abs_delta_p": 0.012346, "images": 3,
+        "measured_on": "validation split", "tta": "none"}
+    measured = precision_check.Agreement("bf16", 3, 3, 2 / 3 * 1e-3)
+    monkeypatch.setattr(precision_check, "measure_agreement", lambda reference, reduced, batches: measured)
+    precision_check.reduce_model_dir(model, "bf16", [image])
+    record = json.loads((model / "model_config.json").read_text())["precision"]
+    assert (record["agreement"], record["max_abs_delta_p"]) == (1.0, 0.000667)
