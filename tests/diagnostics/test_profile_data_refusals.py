@@ -52,3 +52,10 @@ def test_run_facts_that_are_not_a_profiled_runs(tmp_path, facts, reason):
     (profile / "profile_run.json").write_text(json.dumps(facts))
     assert _refusal(profile) == (f"{profile / 'profile_run.json'}: not the run facts of a profiled run ({reason}); it "
                                  "needs batch_size, num_workers, profiler, device")
+
+
+def test_step_times_are_written_to_the_microsecond(tmp_path):
+    from dogbreed.diagnostics.profile_data import write_step_times_csv
+
+    path = write_step_times_csv([1 / 3, 0.0], [2 / 3, 0.1], tmp_path / "deep" / "step_times.csv")
+    assert path.read_bytes() == b"step,data_wait_s,step_s\r\n0,0.333333,0.666667\r\n1,0.0,0.1\r\n"  # csv: CRLF
