@@ -157,3 +157,22 @@ def test_an_image_no_sibling_of_its_class_can_replace_is_an_error_naming_it(tmp_
     assert _refusal(DataError, dataset.__getitem__, 0) == (
         f"no image of the class of {broken[0]} can be decoded: check that class folder")
     assert dataset.skipped.value == 1
+
+
+def test_a_split_whose_every_image_is_skipped_as_unreadable(tmp_path):
+    from PIL import Image
+
+    from dogbreed.data.splits import check_splits
+
+    for split in ("train", "valid"):
+        for breed in ("001.A", "002.B"):
+            folder = tmp_path / split / breed
+            folder.mkdir(parents=True)
+            if split == "train":
+                Image.new("RGB", (8, 8), (60 if breed == "001.A" else 200, 0, 0)).save(folder / "ok.png")
+            else:
+                (folder / "bad.jpg").write_bytes(b"not a jpeg")
+    paths = {"train": tmp_path / "train", "valid": tmp_path / "valid"}
+    with pytest.raises(DataError) as refused:
+        check_splits(paths, skip_bad_images=True)
+    assert str(refused.value) == f"split {tmp_path / 'valid'} has no readable images: add images to it"
