@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dogbreed.config.sections import CacheOptions
 from dogbreed.core.augment import TrainTransform
+from dogbreed.core.errors import torch_load_reason
 from dogbreed.core.fileio import atomic_write
 from dogbreed.core.images import open_image
 from dogbreed.core.network import HEAD_PREFIX
@@ -127,7 +128,7 @@ def load_features(path: Path, key: str, count: int, views: int) -> CachedFeature
             (payload.get("checksum") != _checksum(features, labels), "checksum"),
         ]
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt files raise many types; all mean "rebuild"
-        logger.warning("feature cache %s is unreadable (%s): rebuilding it", path, exc)
+        logger.warning("feature cache %s is unreadable (%s): rebuilding it", path, torch_load_reason(exc))
         return None
     bad = [name for failed, name in problems if failed]
     if bad:
