@@ -246,6 +246,22 @@ def test_prepare_numbers_at_the_edge_of_their_range_pass(tmp_path: Path, capsys,
                                        "at a folder with train/ valid/ test/ subfolders")
 
 
+def test_prepare_caps_its_workers_at_twice_the_cpus_and_says_so(tmp_path, capsys, caplog, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    with caplog.at_level("INFO", logger="dogbreed"):
+        assert prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"),
+                                 "--workers", "8"]) == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "dogbreed.cli.prepare"] == [
+        "--workers 8 capped at 2 (2 x the 1 CPU(s)): decoding is CPU-bound"]
+    capsys.readouterr()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dogbreed"):
+        prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"), "--workers", "2"])
+    assert [r.getMessage() for r in caplog.records if r.name == "dogbreed.cli.prepare"] == []  # 2 x 1: not capped
+
+
 def test_hpo_zero_trials_is_one_line(tiny_tree: Path, capsys) -> None:
     assert hpo_cli.main(["--local", "--trials", "0", "--data-dir", str(tiny_tree)]) == 2
     assert _one_error_line(capsys) == ("error: --trials must be between 1 and 1000 (each trial is a whole training "

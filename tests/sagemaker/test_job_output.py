@@ -62,10 +62,13 @@ def test_report_from_the_jobs_tensorboard_output_on_s3(s3, tmp_path, capsys):
     assert f"in {source}." in report
 
 
-def test_only_the_report_inputs_are_downloaded_not_the_traces(s3, tmp_path):
+def test_only_the_report_inputs_are_downloaded_not_the_traces(s3, tmp_path, caplog):
     _upload_dir(s3, write_profile_files(tmp_path / "tensorboard", trace_bytes=4096), f"out/{JOB}/tensorboard-output")
-    files, skipped = download_prefix(f"s3://{BUCKET}/out/{JOB}/tensorboard-output", tmp_path / "down",
-                            wanted=lambda key: not key.endswith(".pt.trace.json"))
+    with caplog.at_level("INFO", logger="dogbreed"):
+        files, skipped = download_prefix(f"s3://{BUCKET}/out/{JOB}/tensorboard-output", tmp_path / "down",
+                                         wanted=lambda key: not key.endswith(".pt.trace.json"))
+    assert [r.getMessage() for r in caplog.records if r.name == "dogbreed.sagemaker.job_output"] == [
+        f"downloaded 3 file(s) from s3://{BUCKET}/out/{JOB}/tensorboard-output"]
     assert sorted(f.name for f in files) == ["profile_run.json", "step_times.csv", "utilisation.csv"]
     assert skipped == ["fit-profile.1765000000.pt.trace.json"]
     downloaded, uploaded = tmp_path / "down" / "step_times.csv", tmp_path / "tensorboard" / "step_times.csv"
