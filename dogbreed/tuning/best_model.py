@@ -22,8 +22,8 @@ class ModelTest:
     metrics: dict[str, float]  # {"loss", "acc", "acc_top5", "f1_macro"}
     outcome: TestOutcome
     class_names: list[str]
+    temperature: float  # the artifact's (1.0 when calibration was not applied)
     logits: Any = None  # SplitLogits of the test split as served (for the reliability diagram)
-    temperature: float = 1.0  # the artifact's
 
 
 def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,

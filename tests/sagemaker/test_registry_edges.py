@@ -98,3 +98,37 @@ def test_a_registration_without_an_arn_is_an_error(monkeypatch):
     with pytest.raises(ConfigError) as caught:
         registry.register_model(FakeBuilder(None), metrics={}, group_name="dogs")
     assert str(caught.value) == "registering in model package group 'dogs' returned no package ARN"
+
+
+def _tar(members: dict[str, bytes | None]) -> bytes:
+    """A gzipped tar; a member whose body is None is a directory (tar has no data for it)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            if body is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("members", [{"./metrics.json": b'{"test": {"acc": 0.5}}'},
+                                     {"metrics.json": b'{"test": {"acc": 0.5}}', "other.txt": b"x"}])
+def test_metrics_are_read_from_the_jobs_output_archive(members):
+    s3 = SimpleNamespace(get_object=lambda Bucket, Key: {"Body": SimpleNamespace(read=lambda: _tar(members))})
+    assert registry.read_metrics(s3, "s3://b/jobs/j1/output/output.tar.gz") == {"test": {"acc": 0.5}}
+
+
+@pytest.mark.parametrize("members", [{"other.txt": b"x"}, {"metrics.json": None}])  # absent, or not a file
+def test_an_output_archive_without_metrics_is_refused(members):
+    s3 = SimpleNamespace(get_object=lambda Bucket, Key: {"Body": SimpleNamespace(read=lambda: _tar(members))})
+    with pytest.raises(ConfigError) as refused:
+        registry.read_metrics(s3, "s3://b/jobs/j2/output/output.tar.gz")
+    assert str(refused.value) == ("s3://b/jobs/j2/output/output.tar.gz holds no metrics.json: was it written by "
+                                  "entry_points.train?")

@@ -247,6 +247,10 @@ def test_the_latest_job_and_its_artifact_before_they_exist():
         jobs.model_artifact(job)
     assert str(refused.value) == ("training job dogbreed-2026-12-07 has no model artifact yet (it has not completed): "
                                   "wait for it, or check its status in the console")
+    with pytest.raises(ConfigError) as refused:
+        jobs.model_artifact(SimpleNamespace(model_artifacts=SimpleNamespace(s3_model_artifacts=None)))
+    assert str(refused.value) == ("training job ? has no model artifact yet (it has not completed): wait for it, or "
+                                  "check its status in the console")  # a job object without its name
     done = SimpleNamespace(model_artifacts=SimpleNamespace(s3_model_artifacts="s3://b/out/model.tar.gz"))
     assert jobs.model_artifact(done) == "s3://b/out/model.tar.gz"
 

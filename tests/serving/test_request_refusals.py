@@ -57,3 +57,18 @@ def test_the_npy_versions_numpy_writes_are_read():
     np.lib.format.write_array(buffer, np.zeros((4, 4, 3), dtype=np.uint8), version=(2, 0))
     request = decode_npy(buffer.getvalue(), LIMITS)
     assert request.batched is False and len(request.images) == 1
+
+
+def test_a_data_url_is_decoded_after_its_first_comma_only():
+    """base64 has no comma: one after the header's is part of the payload, which is then not valid base64."""
+    import base64
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    encoded = base64.b64encode(png.getvalue()).decode()
+    request = decode_json(json.dumps({"image": f"data:image/png;base64,{encoded}"}).encode(), LIMITS)
+    assert request.images == [png.getvalue()]
+    assert refusal(decode_json, json.dumps({"image": f"data:image/png;base64,{encoded},extra"}).encode()) == (
+        400, '"image" is not valid base64 (Only base64 data is allowed): encode the image file with base64')

@@ -97,12 +97,19 @@ def test_a_sweep_trains_each_trial_quietly_keeps_the_best_and_writes_what_reprod
 
 
 def test_the_best_model_is_tested_once_with_the_logits_for_its_reliability_plot(tiny_model_dir, tiny_tree, tmp_path):
+    import json
+    import shutil
+
     from dogbreed.data.splits import SplitDirs
     from dogbreed.tuning.best_model import evaluate_model_dir
 
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config_file = model_dir / "model_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "temperature": 1.7}))
     config = fast_config(tmp_path, tiny_tree, logger="none")
-    tested = evaluate_model_dir(config, tiny_model_dir, splits=SplitDirs.from_data_dir(tiny_tree),
+    tested = evaluate_model_dir(config, model_dir, splits=SplitDirs.from_data_dir(tiny_tree),
                                 runtime=Runtime.local())
+    assert tested.temperature == 1.7  # the artifact's, for the reliability plot's second panel
     assert tested.class_names == ["Affenpinscher", "Afghan hound", "Airedale terrier"]
     assert tuple(tested.logits.logits.shape) == (6, 3) and tested.logits.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert tested.metrics["acc"] == pytest.approx(tested.logits.accuracy)
