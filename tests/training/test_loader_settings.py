@@ -118,3 +118,11 @@ def test_auto_precision_on_a_t4_is_fp16_not_emulated_bf16(monkeypatch):
                                                (0.2999, "input is not the bottleneck")])
 def test_input_is_called_the_bottleneck_from_30_percent_of_step_time(fraction, verdict):
     assert verdict in data_wait_line(fraction, [0.1, 0.3], 1)
+
+
+def test_a_gpu_run_with_one_worker_keeps_it_and_with_none_keeps_nothing():
+    """The edges of persistent workers on a GPU: one worker is kept between epochs; no worker, nothing to keep."""
+    one = loader_settings(1, 32, Runtime(cpu_count=8, trainer_settings={"devices": 1}), on_gpu=True)
+    assert one == LoaderSettings(num_workers=1, pin_memory=True, persistent_workers=True, prefetch_factor=4)
+    none = loader_settings(0, 32, Runtime(cpu_count=8, trainer_settings={"devices": 1}), on_gpu=True)
+    assert none == LoaderSettings(num_workers=0, pin_memory=True, persistent_workers=False, prefetch_factor=None)
