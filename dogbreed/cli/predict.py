@@ -71,8 +71,11 @@ class ImageInput:
 
 
 def _image_files(directory: Path) -> list[Path]:
+    """Image files under ``directory``, skipping hidden ones and those in hidden folders (``._dog.jpg``,
+    ``.ipynb_checkpoints/``), as the training data check does."""
     return sorted(p for p in directory.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
 
 
 def _expand_one(argument: str) -> Iterator[ImageInput]:

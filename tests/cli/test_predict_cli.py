@@ -104,6 +104,15 @@ def test_text_output_names_the_error(photo_dir, tiny_model_dir, capsys):
 def test_directory_expansion_is_recursive_sorted_and_deduplicated(photo_dir):
     inputs = expand_inputs([str(photo_dir), str(photo_dir / "a.jpg")])
     assert [Path(i.name).name for i in inputs] == ["a.jpg", "broken.jpg", "fake.png", "header.jpg", "b.png"]
+    (photo_dir / "._a.jpg").write_bytes(b"\x00\x05\x16\x07")  # a macOS resource fork beside a.jpg
+    (photo_dir / ".ipynb_checkpoints").mkdir()
+    (photo_dir / ".ipynb_checkpoints" / "a-checkpoint.jpg").write_bytes(_jpeg_bytes())  # a copy, not a photo
+    assert [Path(i.name).relative_to(photo_dir).as_posix() for i in expand_inputs([str(photo_dir)])] == [
+        "a.jpg", "broken.jpg", "fake.png", "header.jpg", "sub/b.png"]
+    hidden_root = photo_dir / ".cache" / "shots"  # a hidden folder above the one given does not hide it
+    hidden_root.mkdir(parents=True)
+    (hidden_root / "c.jpg").write_bytes(_jpeg_bytes())
+    assert [Path(i.name).name for i in expand_inputs([str(hidden_root)])] == ["c.jpg"]
     empty = photo_dir / "empty"
     empty.mkdir()
     assert expand_inputs([str(empty)])[0].error == (

@@ -194,3 +194,22 @@ def test_a_weights_keyword_in_any_case_is_stored_as_the_keyword(given, stored, s
     config = parse_config(["--weights", given, "--finetune", "full"])
     assert config.optimisation.weights == stored and config.optimisation.backbone_lr_scale == scale
     assert config.to_dict()["weights"] == stored
+
+
+def test_a_feature_cache_key_follows_the_torch_release_not_its_build(tmp_path, monkeypatch):
+    """Features computed by another torch release may differ: a new key. The same release built for CPU or CUDA
+    (2.14.1+cpu, 2.14.1+cu128) is the same computation: the same key."""
+    import torch
+
+    from dogbreed.training.head_training import cache_key
+
+    image = tmp_path / "x.jpg"
+    image.write_bytes(b"x")
+
+    def key(version: str) -> str:
+        monkeypatch.setattr(torch, "__version__", version)
+        return cache_key([(image, 0)], backbone="b", preprocessing=Preprocessing(image_size=32), views=1,
+                         augmented=False, seed=0)
+
+    assert key("2.14.1+cpu") == key("2.14.1+cu128") == key("2.14.1")
+    assert key("2.14.1") != key("2.13.0")
