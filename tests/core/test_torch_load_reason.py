@@ -4,13 +4,12 @@ junk of every kind torch reads differently, a cut-short archive, an empty file a
 from __future__ import annotations
 
 import io
-import sys
-import types
 
 import pytest
 import torch
 
 from dogbreed.core.errors import pickled_global, torch_load_reason
+from tests.helpers.builders import pickle_of_a_gone_class
 
 NOT_TORCH = "it is not a PyTorch file: neither torch.save's zip archive nor a pickle"
 
@@ -52,14 +51,8 @@ def test_an_empty_file_and_an_unreadable_one():
     assert torch_load_reason(PermissionError(13, "Permission denied")) == "[Errno 13] Permission denied"
 
 
-def test_a_pickled_object_is_named_and_torchs_advice_is_left_out(monkeypatch):
-    gone = types.ModuleType("gone_module")
-    exec("class Thing:\n    pass\n", gone.__dict__)
-    gone.Thing.__module__ = "gone_module"
-    monkeypatch.setitem(sys.modules, "gone_module", gone)
-    buffer = io.BytesIO()
-    torch.save({"fc.weight": gone.Thing()}, buffer)
-    refusal = _refusal(buffer.getvalue())
+def test_a_pickled_object_is_named_and_torchs_advice_is_left_out():
+    refusal = _refusal(pickle_of_a_gone_class())
     assert pickled_global(refusal) == "gone_module.Thing"
     assert torch_load_reason(refusal) == ("it holds pickled Python objects, starting with gone_module.Thing, not only "
                                           "tensors; dogbreed loads weights only and never runs code from a weights "

@@ -45,3 +45,24 @@ def save_image(path: Path, size=(40, 30), mode="RGB", color=(200, 30, 30), fmt=N
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, color if mode != "L" else 128).save(path, format=fmt)
     return path
+
+
+def pickle_of_a_gone_class() -> bytes:
+    """``torch.save`` of ``{"fc.weight": gone_module.Thing()}``, whose module no process can import: a weights file
+    that holds a pickled object (refused by a weights-only load; unpickling it fails with ModuleNotFoundError)."""
+    import io
+    import sys
+    import types
+
+    import torch
+
+    gone = types.ModuleType("gone_module")
+    exec("class Thing:\n    pass\n", gone.__dict__)
+    gone.Thing.__module__ = "gone_module"
+    sys.modules["gone_module"] = gone
+    try:
+        buffer = io.BytesIO()
+        torch.save({"fc.weight": gone.Thing()}, buffer)
+    finally:
+        del sys.modules["gone_module"]
+    return buffer.getvalue()

@@ -86,11 +86,9 @@ def test_a_classes_file_that_starts_like_json_but_is_not_says_so(tmp_path):
     assert str(refused.value) == f"--classes {path}: a JSON classes file must be a list of strings"
 
 
-def test_foreign_weights_refusals_name_the_file_and_the_reason(tmp_path, monkeypatch):
-    import sys
-    import types
-
+def test_foreign_weights_refusals_name_the_file_and_the_reason(tmp_path):
     from dogbreed.serving.model_import import load_foreign_weights
+    from tests.helpers.builders import pickle_of_a_gone_class
 
     with pytest.raises(ArtifactError) as missing:
         load_foreign_weights(tmp_path / "none.pt")
@@ -107,13 +105,8 @@ def test_foreign_weights_refusals_name_the_file_and_the_reason(tmp_path, monkeyp
         load_foreign_weights(listed)
     assert str(not_a_dict.value) == (f"--state-dict {listed}: expected a ResNet50 state_dict (a dict of tensors) or a "
                                      "pickled ResNet50, got list")
-    gone = types.ModuleType("gone_module")  # a pickled object whose class this process cannot import
-    exec("class Thing:\n    pass\n", gone.__dict__)
-    gone.Thing.__module__ = "gone_module"
-    monkeypatch.setitem(sys.modules, "gone_module", gone)
     pickled = tmp_path / "pickled.pt"
-    torch.save({"fc.weight": gone.Thing()}, pickled)
-    monkeypatch.delitem(sys.modules, "gone_module")
+    pickled.write_bytes(pickle_of_a_gone_class())  # a pickled object whose class this process cannot import
     with pytest.raises(ArtifactError) as untrusted:
         load_foreign_weights(pickled)
     assert str(untrusted.value) == (
