@@ -163,7 +163,9 @@ class LocalEndpoint:
             "TMPDIR": tmp, "TEMP": tmp, "TMP": tmp,
             "LOG_LOCATION": str(self.work_dir / "logs"),
             "METRICS_LOCATION": str(self.work_dir / "logs"),
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+            # this Python's scripts first (java is found on the rest); no trailing separator when PATH is unset,
+            # which would put the current directory on the search path
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), *filter(None, [env.get("PATH")])]),
         })
         return env
 

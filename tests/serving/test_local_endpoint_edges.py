@@ -67,6 +67,10 @@ def test_torchserve_gets_its_addresses_workers_and_dirs_from_the_environment(tmp
         "PATH": f"{Path(sys.executable).parent}:/usr/bin",
     }
     assert env["DOGBREED_TOP_K"] == "3"  # the caller's environment passes through
+    monkeypatch.delenv("PATH")
+    assert endpoint._environment()["PATH"] == str(Path(sys.executable).parent)  # no ":" that would add the cwd
+    monkeypatch.setenv("PATH", "")
+    assert endpoint._environment()["PATH"] == str(Path(sys.executable).parent)
 
 
 def _fake_java(home: Path, version_line: str) -> Path:
