@@ -258,6 +258,15 @@ def test_poor_weight_initialization_loss_patience_only_in_the_first_steps():
     assert fired_at(run(PoorWeightInitialization, late_plateau)) is None
 
 
+def test_poor_weight_initialization_reads_exactly_the_first_steps():
+    """steps=3 reads TRAIN steps 0, 1 and 2: a plateau that starts at step 3 is not its business; steps=4 sees it."""
+    trial = losses(("TRAIN", 1.0), ("EVAL", 2.0), ("TRAIN", 0.9), ("TRAIN", 0.8), ("TRAIN", 0.8))
+    assert fired_at(run(PoorWeightInitialization, trial, patience=1, steps=3)) is None
+    result = run(PoorWeightInitialization, trial, patience=1, steps=4)
+    assert fired_at(result) == 4  # the global step of TRAIN step 3 (an EVAL step came between)
+    assert result.detail == "training loss set no new minimum for 1 of the first 4 steps"
+
+
 def test_poor_weight_initialization_gradient_spread_boundary():
     narrow = FakeTrial([("TRAIN", {"gradient/fc.weight": np.linspace(0.0, 0.0009, 100)})])
     result = run(PoorWeightInitialization, narrow)
