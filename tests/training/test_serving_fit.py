@@ -149,3 +149,19 @@ def test_too_few_wrong_answers_keep_temperature_one():
     # 4 wrong answers pass this gate (2 in each half); the check decides.
     report = decide_temperature(_with_errors(tight=[5, 9, 40, 41], confident=[]), calibrate=True)[1]
     assert report["check"]["wrong_answers"] == [2, 2] and "at least 4" not in report.get("reason", "")
+
+
+@pytest.mark.parametrize("valid_images, ood_images, reason", [
+    (19, 40, "19 validation images: at least 20 are needed to choose the rule on one half and check it on the other"),
+    (20, 19, "19 non-dog selection images: at least 20 are needed (half to choose, half to check); give more with "
+             "--ood-dir"),
+])
+def test_abstention_with_too_few_images_is_off_and_says_why_whole(valid_images, ood_images, reason):
+    from dogbreed.training.serving_fit import SplitLogits, decide_abstention
+
+    valid = SplitLogits(logits=torch.randn(valid_images, 3), labels=torch.arange(valid_images) % 3)
+    rule, report = decide_abstention(valid, torch.randn(ood_images, 3), temperature=1.0, score="max_probability",
+                                     accept_rate=0.9)
+    assert rule is None
+    assert report == {"target_accept_rate": 0.9, "min_auroc": 0.7, "min_reject_ood": 0.25,
+                      "min_images": {"valid": 20, "ood_selection": 20}, "applied": False, "reason": reason}
