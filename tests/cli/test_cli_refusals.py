@@ -107,3 +107,23 @@ def test_own_code_without_an_archive_is_refused(tiny_model_dir, capsys):
         "--own-code applies to --model-data (an archive); a --model-dir is always served with this dogbreed's "
         "handlers")
 
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--image-size", "64", "--resize-size", "63"],
+     "--resize-size must be at least the crop size (64) and at most 4096, got 63"),
+    (["--resize-size", "4097"], "--resize-size must be at least the crop size (224) and at most 4096, got 4097"),
+    (["--resize-size", "223"], "--resize-size must be at least the crop size (224) and at most 4096, got 223"),
+    (["--image-size", "31"], "--image-size must be between 32 and 2048, got 31"),
+    (["--image-size", "2049"], "--image-size must be between 32 and 2048, got 2049"),
+])
+def test_import_sizes_outside_their_range_are_refused_before_any_file_is_read(tmp_path, capsys, options, message):
+    argv = ["--state-dict", tmp_path / "w.pt", "--classes", tmp_path / "c.txt", "--model-dir", tmp_path / "m", *options]
+    assert _error(capsys, import_model.main, argv) == message
+
+
+@pytest.mark.parametrize("options", [["--image-size", "64", "--resize-size", "64"], ["--resize-size", "4096"],
+                                     ["--image-size", "32"], ["--image-size", "2048", "--resize-size", "4096"]])
+def test_import_sizes_at_their_edges_pass_the_check(tmp_path, capsys, options):
+    argv = ["--state-dict", tmp_path / "w.pt", "--classes", tmp_path / "c.txt", "--model-dir", tmp_path / "m", *options]
+    assert _error(capsys, import_model.main, argv) == f"--classes {tmp_path / 'c.txt'}: no such file"
