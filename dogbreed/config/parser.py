@@ -103,8 +103,10 @@ def did_you_mean(token: str, known: Sequence[str]) -> str | None:
     aliases = {alias: option for alias, option in ALIASES.items() if option in known and alias not in known}
     if name in aliases:
         return aliases[name]
-    close = difflib.get_close_matches(name, [*known, *aliases], n=1, cutoff=0.6)
-    return aliases.get(close[0], close[0]) if close else None
+    # Compared without the leading dashes, which every name shares: with them, "--colour" was 0.6 alike "--out"
+    bare = {candidate.lstrip("-"): candidate for candidate in [*known, *aliases]}
+    close = difflib.get_close_matches(name.lstrip("-"), list(bare), n=1, cutoff=0.6)
+    return aliases.get(bare[close[0]], bare[close[0]]) if close else None
 
 
 def unknown_options(args: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:

@@ -48,3 +48,23 @@ def test_every_command_parser_is_covered():
     folder = pathlib.Path(dogbreed.cli.__file__).parent
     found = sorted(p.stem for p in folder.glob("*.py") if "def build_parser" in p.read_text(encoding="utf-8"))
     assert found == COMMANDS
+
+
+def test_several_unknown_options_are_listed_in_one_message():
+    parser = build_parser()
+    with pytest.raises(ConfigError) as refused:
+        parser.parse_args(["--batch", "64", "--epoch", "3", "--colour", "red"])
+    first = str(refused.value).split(". Options of ")[0]
+    assert first == ("unknown option(s) --batch (did you mean --batch-size?), --epoch (did you mean --epochs?), "
+                     "--colour")
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("--colour", None), ("--out", "--output-dir"), ("--epcohs", "--epochs"), ("--batch_szie", "--batch-size"),
+    ("--LR", "--lr"), ("--wd", "--weight-decay"), ("--seeds", "--seed"), ("--xyz", None), ("--lr=0.1", "--lr"),
+])
+def test_a_suggestion_is_made_on_the_name_not_on_the_dashes_every_option_shares(typed, meant):
+    from dogbreed.config.parser import did_you_mean
+
+    known = sorted({s for action in build_parser()._actions for s in action.option_strings if "_" not in s})
+    assert did_you_mean(typed, known) == meant

@@ -113,6 +113,12 @@ def test_the_caption_the_key_ends_and_the_swatches_sit_where_the_layout_says(mon
     assert texts == [((15, 542), "#1 Affenpinscher 0.91"), ((15, 603), "low"), ((337, 603), "high")]
     assert boxes[0] == [0, 535, 480, 640]
     assert boxes[1:] == [[105 + 45 * i, 603, 150 + 45 * i, 633] for i in range(5)]
+    texts.clear()
+    draw_labels(Image.new("RGB", (496, 700)), "#1 Affenpinscher 0.91", key)
+    # text size 31 (odd): every offset a whole pixel, halves rounded down: 15 px in, 7 px down; band 62 + 45 = 107
+    # rows from y 593; key row 700 - 31 - 7 = 662; swatches (496 - 31) // 10 = 46 px from x 15 + 93 = 108
+    assert texts == [((15, 600), "#1 Affenpinscher 0.91"), ((15, 662), "low"), ((345, 662), "high")]
+    assert all(type(v) is int for xy, _ in texts for v in xy)
 
 
 def test_a_photo_one_pixel_wide_still_gets_its_heat_over_that_pixel():
