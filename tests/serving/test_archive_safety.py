@@ -174,6 +174,7 @@ def test_package_output_inside_the_model_dir_is_refused(tiny_model_dir: Path, tm
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
 
 
+@pytest.mark.slow  # a 90 MB archive written and unpacked twice: make test, not make test-quick
 def test_an_archive_without_the_handler_is_refused_unless_served_with_own_code(tiny_model_dir: Path,
                                                                               tmp_path: Path) -> None:
     bare = tmp_path / "bare.tar.gz"

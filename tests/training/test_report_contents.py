@@ -11,7 +11,7 @@ import torch
 
 from dogbreed.training.reports import TestOutcome, write_reports
 from tests.helpers.builders import BREED_DIRS
-from tests.helpers.report_checks import check_plot
+from tests.helpers.report_checks import check_plot, json_layout
 
 HISTORY = [
     {"epoch": 1, "train_loss": 1.1, "train_acc": 0.4, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.002},
@@ -27,6 +27,7 @@ def test_reports_from_hand_made_inputs_are_exact(tmp_path):
     assert [p.name for p in paths] == ["metrics.json", "training_curves.png", "confusion_matrix.png",
                                        "per_class_accuracy.csv", "most_confused.csv"]
     assert json.loads((tmp_path / "reports" / "metrics.json").read_text()) == {"history": HISTORY, "test": TEST}
+    assert json_layout((tmp_path / "reports" / "metrics.json").read_text()) == (2, True)  # for people to read
     assert (tmp_path / "reports" / "per_class_accuracy.csv").read_text().splitlines() == [
         "index,breed,correct,total,accuracy",
         "0,Affenpinscher,3,4,0.7500",
@@ -96,6 +97,7 @@ def test_run_reports_agree_with_each_other_and_the_artifact(trained):
     check_plot(reports / "confusion_matrix.png", (650, 500))
 
 
+@pytest.mark.slow  # the shared trained run: make test, not make test-quick
 def test_every_json_a_run_writes_is_indented_for_people_and_ends_in_a_newline(trained):
     """The run's JSON files are read by people (and diffed between runs): each one is indented as written here,
     ends in one newline, and holds no NaN (strict JSON). The list of files is pinned too."""
