@@ -72,6 +72,7 @@ def run_args(tree: Path, *extra: str) -> list[str]:
             "--results", str(tree / "out" / "toy.jsonl"), "--timeout", "120", *extra]
 
 
+@pytest.mark.slow  # runs pytest in subprocesses over a toy tree: make test, not make test-quick
 def test_a_sampled_run_kills_through_covering_tests_then_the_folder_and_reports_the_survivor(toy_tree, capsys):
     mutation_sample.main(run_args(toy_tree))
     records = [json.loads(line) for line in (toy_tree / "out" / "toy.jsonl").read_text().splitlines()]
@@ -106,6 +107,7 @@ def test_a_sampled_run_kills_through_covering_tests_then_the_folder_and_reports_
     assert lines[2].split(None, 2) == ["equivalent", "dogbreed/toy/arith.py:6", "any factor over 1 passes"]
 
 
+@pytest.mark.slow  # runs pytest in subprocesses over a toy tree: make test, not make test-quick
 def test_recheck_applies_each_survivor_to_todays_tree_and_runs_the_new_tests(toy_tree, capsys):
     mutation_sample.main(run_args(toy_tree))
     results = toy_tree / "out" / "toy.jsonl"
@@ -222,6 +224,7 @@ def test_test_files_naming_the_module_outside_its_folder_join_the_second_stage(t
         "tests/serving", "tests/config/test_other.py", "tests/config/test_pinned.py"]
 
 
+@pytest.mark.slow  # runs pytest in subprocesses over a toy tree: make test, not make test-quick
 def test_a_map_naming_a_test_since_renamed_does_not_count_as_a_kill(toy_tree, capsys):
     mutation_sample.main(run_args(toy_tree))
     results = toy_tree / "out" / "toy.jsonl"

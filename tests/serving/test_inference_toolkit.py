@@ -54,6 +54,7 @@ def test_package_cli_reports_bad_model_dir(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m.tar.gz").exists()
 
 
+@pytest.mark.slow  # a second 90 MB archive; the fast suite checks the line with a stand-in archive
 def test_package_cli_writes_archive(tiny_model_dir, tmp_path: Path, capsys) -> None:
     output = tmp_path / "out" / "model.tar.gz"
     assert package_cli.main(["--model-dir", str(tiny_model_dir), "--output", str(output)]) == 0
