@@ -71,12 +71,12 @@ def test_archive_whose_code_does_not_import_fails_with_the_workers_error(tiny_mo
                         "rights (that is how SageMaker serves an archive): serve only archives you trust, or pass "
                         "--own-code to serve its weights with this dogbreed's own handlers")
     error = lines[-1]
-    # The last five lines of the worker's traceback, folded into one line: the first is the end of an earlier frame
-    # (its wording is Python's), the work dir a temp name serve picks.
-    pattern = (r"error: the model failed to load in the serving worker: ([^;]*); "
+    # The end of the worker's traceback, folded into one line and starting at a frame (not at the tail of an
+    # earlier one); the work dir is a temp name serve picks.
+    pattern = (r"error: the model failed to load in the serving worker: "
                r'File "(\S+/dogbreed-serve-[^/\s]+)/ml/model/code/inference\.py", '
                + f"line {broken_line}; " + re.escape("def broken(: ^; SyntaxError: invalid syntax; full log: ")
-               + r"\2/serve\.log")
+               + r"\1/serve\.log")
     assert re.fullmatch(pattern, error), error
     assert "Traceback" not in lines[-1][:60]
     log = Path(re.search(r"full log: (\S+serve\.log)", error).group(1))
