@@ -72,10 +72,11 @@ class ImageInput:
 
 def _image_files(directory: Path) -> list[Path]:
     """Image files under ``directory``, skipping hidden ones and those in hidden folders (``._dog.jpg``,
-    ``.ipynb_checkpoints/``), as the training data check does."""
+    ``.ipynb_checkpoints/``), with the training data check's own rule."""
+    from dogbreed.data.splits import is_hidden
+
     return sorted(p for p in directory.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(p, directory))
 
 
 def _expand_one(argument: str) -> Iterator[ImageInput]:

@@ -108,7 +108,7 @@ def list_class_dirs(split_dir: Path) -> list[str]:
     return names
 
 
-def _is_hidden(path: Path, under: Path) -> bool:
+def is_hidden(path: Path, under: Path) -> bool:
     """A dot-name anywhere below ``under`` (``.DS_Store``, ``.ipynb_checkpoints/x-checkpoint.jpg``)."""
     return any(part.startswith(".") for part in path.relative_to(under).parts)
 
@@ -116,7 +116,7 @@ def _is_hidden(path: Path, under: Path) -> bool:
 def _image_files(class_dir: Path) -> tuple[list[Path], int]:
     """The class's images, and how many image files were skipped as hidden (a dot-name in their path)."""
     images = [p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    shown = sorted(p for p in images if not _is_hidden(p, class_dir))
+    shown = sorted(p for p in images if not is_hidden(p, class_dir))
     return shown, len(images) - len(shown)
 
 
