@@ -108,3 +108,35 @@ def test_the_whole_network_trains_from_the_first_epoch_after_the_head_phase_with
                      "0.0003, a fresh schedule)"]
     callback.on_train_epoch_start(_trainer_at(3, rebuilt), module)  # already unfrozen: nothing again
     assert module.calls == [True] and len(rebuilt) == 1 and len(lines) == 1
+
+
+def test_a_run_resumed_from_the_last_head_epoch_drops_the_head_optimiser_and_still_announces_the_switch():
+    """Resumed at epoch 2 of freeze 2: set-up already unfroze the backbone, so the epoch start has nothing to switch;
+    the checkpoint's one-group optimiser is dropped and the switch line is printed once, at the first full epoch."""
+    lines, rebuilt = [], []
+    callback = GradualUnfreeze(freeze_epochs=2, start_epoch=2, emit=lines.append)
+    module = _Module(frozen=True)
+    callback.setup(SimpleNamespace(), module, "fit")
+    assert module.calls == [True]  # the optimiser Lightning builds next covers the backbone
+    checkpoint = {"optimizer_states": [{"param_groups": [{"lr": 0.003}]}], "lr_schedulers": [{"last_epoch": 2}]}
+    callback.on_load_checkpoint(SimpleNamespace(), module, checkpoint)
+    assert checkpoint["optimizer_states"] == [] and checkpoint["lr_schedulers"] == []
+    callback.on_train_epoch_start(_trainer_at(2, rebuilt), module)
+    assert rebuilt == [] and module.calls == [True]
+    assert lines == ["gradual fine-tuning: from epoch 3 the whole network trains (head lr 0.003, backbone lr "
+                     "0.0003, a fresh schedule)"]
+    callback.on_train_epoch_start(_trainer_at(3, rebuilt), module)
+    assert len(lines) == 1
+
+
+def test_a_checkpoint_past_the_switch_keeps_its_two_group_optimiser_and_prints_no_switch_line():
+    lines, rebuilt = [], []
+    callback = GradualUnfreeze(freeze_epochs=2, start_epoch=3, emit=lines.append)
+    module = _Module(frozen=True)
+    callback.setup(SimpleNamespace(), module, "fit")
+    states = [{"param_groups": [{"lr": 0.003}, {"lr": 0.0003}]}]
+    checkpoint = {"optimizer_states": states, "lr_schedulers": [{"last_epoch": 3}]}
+    callback.on_load_checkpoint(SimpleNamespace(), module, checkpoint)
+    assert checkpoint["optimizer_states"] is states and checkpoint["lr_schedulers"] == [{"last_epoch": 3}]
+    callback.on_train_epoch_start(_trainer_at(3, rebuilt), module)
+    assert lines == [] and rebuilt == []
