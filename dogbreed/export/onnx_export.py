@@ -4,7 +4,8 @@ The graph takes ``image``: float32 (N, 3, S, S), already preprocessed (resize th
 ``resize_size``, centre-crop ``image_size``, scale to [0, 1], normalise with mean/std; all in the metadata), any
 N. It returns ``logits`` (N, C) and ``probabilities`` = ``softmax(logits / temperature)`` (the artifact's
 temperature is inside the graph; do not apply it again). Test-time augmentation is not in the graph: the
-metadata names the artifact's mode, and averaging the logits of the views is the client's to do.
+metadata names the artifact's mode, and averaging the logits of the views is the client's to do. The graph is
+opset 17 (``OPSET``): the onnxruntime that runs it must support that opset.
 """
 
 from __future__ import annotations

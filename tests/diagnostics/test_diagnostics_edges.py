@@ -168,3 +168,46 @@ def test_a_validation_step_inside_fit_never_moves_the_profilers_window(reached_e
     schedule._prev_schedule_action = getattr(ProfilerAction, previous)
     assert schedule(3) == getattr(ProfilerAction, action)
     assert asked == []  # the wrapped schedule is not consulted for a validation step
+
+
+class _Process:
+    def __init__(self, cpu: float, rss: int) -> None:
+        self.cpu, self.rss = cpu, rss
+
+    def cpu_percent(self, interval=None) -> float:
+        assert interval is None  # since the last call: a sample never blocks the monitor's thread
+        return self.cpu
+
+    def memory_info(self) -> SimpleNamespace:
+        return SimpleNamespace(rss=self.rss)
+
+
+@pytest.mark.parametrize("process_cpu, cores, expected", [(150.0, 4, 37.5), (50.0, 3, 16.7), (500.0, 4, 100.0)])
+def test_a_sample_counts_this_process_as_a_share_of_all_cores_clamped_at_100(monkeypatch, process_cpu, cores,
+                                                                             expected):
+    """psutil reads a process's CPU as a percentage of one core (150 = one and a half); the sample divides by the
+    cores so it compares with the machine's reading, and clamps the tick rounding of short intervals."""
+    from dogbreed.diagnostics import profiling
+    monkeypatch.setattr(profiling, "_gpu_reading", lambda: (None, None))
+    monitor = SystemMonitor(10)
+    monitor._psutil = SimpleNamespace(cpu_percent=lambda interval=None: 63.5,
+                                      virtual_memory=lambda: SimpleNamespace(percent=41.2))
+    monitor._process, monitor._cores = _Process(process_cpu, 1234567890), cores
+    sample = monitor._sample()
+    assert (sample.cpu_percent, sample.memory_percent, sample.process_rss_mb) == (63.5, 41.2, 1177.4)
+    assert sample.process_cpu_percent == expected
+    assert sample.gpu_percent is None and sample.gpu_memory_percent is None
+
+
+def test_a_utilisation_file_with_none_written_for_absent_readings_reads_them_as_absent(tmp_path):
+    from dogbreed.diagnostics.profile_data import read_profile_data
+    from tests.helpers.profile_files import write_profile_files
+    write_profile_files(tmp_path)
+    (tmp_path / "utilisation.csv").write_text(
+        "elapsed_s,cpu_percent,memory_percent,process_rss_mb,gpu_percent,gpu_memory_percent,process_cpu_percent\n"
+        "0.5,10.0,40.0,900.0,None,,12.5\n1.0,20.0,41.0,901.0, None ,None,None\n")
+    samples, _ = read_profile_data(tmp_path)
+    assert [(s.gpu_percent, s.gpu_memory_percent, s.process_cpu_percent) for s in samples] == [
+        (None, None, 12.5), (None, None, None)]
+    assert [(s.elapsed_s, s.cpu_percent, s.memory_percent, s.process_rss_mb) for s in samples] == [
+        (0.5, 10.0, 40.0, 900.0), (1.0, 20.0, 41.0, 901.0)]

@@ -62,6 +62,8 @@ def test_onnx_metadata_carries_preprocessing_classes_temperature_and_abstention(
     graph = onnx.load(str(exported)).graph
     assert [i.name for i in graph.input] == ["image"] and [o.name for o in graph.output] == ["logits", "probabilities"]
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    # opset 17, as the module's docstring tells the consumers of the file
+    assert [(o.domain, o.version) for o in onnx.load(str(exported)).opset_import] == [("", 17)]
 
 
 def test_export_command_checks_parity_and_says_so(calibrated_model_dir, tmp_path):
