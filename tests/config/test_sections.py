@@ -76,6 +76,16 @@ def test_sections_cannot_be_changed_in_place():
         config.data = DataOptions()  # type: ignore[misc]
 
 
+def test_every_section_refuses_a_change_in_place():
+    config = TrainConfig()
+    sections = [getattr(config, f.name) for f in dataclasses.fields(config)]
+    assert len(sections) == 11 and all(dataclasses.is_dataclass(s) for s in sections)
+    for section in sections:
+        first = dataclasses.fields(section)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(section, first, getattr(section, first))
+
+
 def test_the_flat_record_holds_every_option_with_paths_as_strings():
     record = TrainConfig(data_dir=Path("data"), epochs=2).to_dict()
     assert list(record) == [name.replace("-", "_") for options in SECTIONS.values() for name in options]
