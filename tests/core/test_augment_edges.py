@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dogbreed.core.augment import oriented_size, sample_crop_box
+from dogbreed.core.augment import TrainTransform, oriented_size, sample_crop_box
 
 
 def test_the_fallback_is_the_central_crop_within_the_ratio_range():
@@ -87,3 +87,10 @@ def test_the_draft_hook_asks_the_decoder_for_whole_pixel_sizes(size, box, asked,
     answer = plan(Image.new("RGB", (1001, 803)))
     assert answer == asked and (answer is None or all(type(side) is int for side in answer))
     assert plan.full_size == (1001, 803) and plan.box == box
+
+
+def test_by_default_the_crop_area_range_is_torchvisions_whatever_the_image_size():
+    """No short-side floor unless asked (``min_side`` 0): a 1000 px and a 40 px image draw from the same range."""
+    transform = TrainTransform(224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert transform.min_side == 0.0 and transform.ratio == (3 / 4, 4 / 3) and transform.flip_p == 0.5
+    assert transform.crop_scale_for(1000, 1000) == (0.08, 1.0) and transform.crop_scale_for(40, 60) == (0.08, 1.0)
