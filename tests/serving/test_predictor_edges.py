@@ -1,0 +1,79 @@
+"""The Predictor's answer from logits, on hand-made logits whose probabilities and scores are exact: the abstention
+threshold at its boundary, the temperature applied once to probabilities and to the score, the top-k cap."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dogbreed.core.abstention import AbstentionRule
+from dogbreed.core.image_policy import ImagePolicy
+from dogbreed.core.transforms import Preprocessing
+from dogbreed.serving.artifact import ModelConfig
+from dogbreed.serving.predictor import Predictor
+
+NAMES = ["akita", "beagle", "corgi", "dingo"]
+
+
+def predictor(temperature: float = 1.0, rule: AbstentionRule | None = None) -> Predictor:
+    """A Predictor whose network is never run: ``answers`` and ``probabilities`` only read its config."""
+    config = ModelConfig(class_names=list(NAMES), preprocessing=Preprocessing(image_size=32),
+                         temperature=temperature, abstention=rule)
+    return Predictor(nn.Identity(), config, torch.device("cpu"), policy=ImagePolicy())
+
+
+def test_a_score_equal_to_the_threshold_is_confident_and_one_below_it_is_not():
+    # max_probability, T = 1: [0, 0, -1000, -1000] -> 0.5 exactly (exp(-1000) underflows to 0), [0, 0, 0, 0] -> 0.25
+    rule = AbstentionRule("max_probability", 0.5, 0.95)
+    logits = torch.tensor([[0.0, 0.0, -1000.0, -1000.0], [0.0, 0.0, 0.0, 0.0], [0.0, -1000.0, -1000.0, -1000.0]])
+    at, below, above = predictor(rule=rule).answers(logits, k=1)
+    assert (at.confident, at.rejection) == (True, None)  # "below the threshold" is rejected, not "at it"
+    assert (above.confident, above.rejection) == (True, None)
+    assert below.confident is False and below.rejection is not None
+    assert below.rejection.to_dict() == {
+        "reason": ("no breed clears the confidence threshold: the image may not show a dog, or shows a breed or a "
+                   "kind of photo the model was not trained on"),
+        "score": 0.25, "threshold": 0.5, "score_type": "max_probability"}
+
+
+def test_the_energy_score_is_taken_at_the_artifacts_temperature():
+    # energy = T * logsumexp(logits / T). Logits [2, 2, 2, 2], T = 2: 2 * (1 + ln 4) = 4.7726; at T = 1 it would be
+    # 2 + ln 4 = 3.3863. A threshold of 4 between the two: confident at T = 2, rejected were T ignored.
+    rule = AbstentionRule("energy", 4.0, 0.95)
+    [answer] = predictor(temperature=2.0, rule=rule).answers(torch.full((1, 4), 2.0), k=4)
+    assert (answer.confident, answer.rejection) == (True, None)
+    # the same logits with T = 1: rejected, with the score T * logsumexp written out
+    [rejected] = predictor(temperature=1.0, rule=rule).answers(torch.full((1, 4), 2.0), k=4)
+    assert rejected.confident is False and rejected.rejection is not None
+    assert rejected.rejection.score == pytest.approx(2 + math.log(4), abs=1e-12)
+
+
+def test_the_max_probability_score_is_taken_at_the_artifacts_temperature():
+    # logits [ln 9, 0] over 2 live classes: T = 1 -> 0.9; T = 2 -> softmax([ln 3, 0]) = 0.75. Threshold 0.8.
+    rule = AbstentionRule("max_probability", 0.8, 0.95)
+    logits = torch.tensor([[math.log(9.0), 0.0, -1000.0, -1000.0]])
+    [answer] = predictor(temperature=2.0, rule=rule).answers(logits, k=2)
+    assert answer.confident is False and answer.rejection is not None
+    assert answer.rejection.score == pytest.approx(0.75, abs=1e-6)  # ln 9 in float32
+    assert [p.probability for p in answer.predictions] == pytest.approx([0.75, 0.25], abs=1e-6)
+
+
+def test_probabilities_divide_the_logits_by_the_temperature_once():
+    # logits [ln 16, 0], T = 2: softmax([ln 4, 0]) = [0.8, 0.2]; divided twice it would be softmax([ln 2, 0]) = 2/3
+    logits = torch.tensor([[math.log(16.0), 0.0, -1000.0, -1000.0]])
+    probabilities = predictor(temperature=2.0).probabilities(logits)
+    assert probabilities.tolist()[0] == pytest.approx([0.8, 0.2, 0.0, 0.0], abs=1e-6)
+
+
+def test_top_k_gives_every_class_when_asked_for_all_of_them_or_more():
+    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0]])
+    for k in (4, 5, 100):
+        [answer] = predictor().answers(logits, k=k)
+        assert [(p.breed, p.index) for p in answer.predictions] == [
+            ("akita", 0), ("corgi", 2), ("beagle", 1), ("dingo", 3)]
+        assert answer.confident is None  # no rule: nothing claimed
+    [one] = predictor().answers(logits, k=1)
+    assert [p.breed for p in one.predictions] == ["akita"]
