@@ -52,6 +52,16 @@ def test_outputs_match_whether_or_not_the_job_repeats_the_input_folder():
                            {"image": "data/batch/y/1.jpg", "predictions": []}]
 
 
+def test_an_output_is_matched_to_the_input_with_the_same_path_before_a_deeper_one():
+    # "a.jpg.out" ends with "a.jpg" and "x/a.jpg.out" ends with "/a.jpg" too: the exact path wins for in/a.jpg,
+    # else both inputs would get the answer of in/x/a.jpg.
+    inputs = ["in/a.jpg", "in/x/a.jpg"]
+    outputs = {"out/a.jpg.out": b'[{"breed": "top-level"}]', "out/x/a.jpg.out": b'[{"breed": "nested"}]'}
+    records = batch_records(inputs, outputs, input_prefix="in/", output_prefix="out/")
+    assert records == [{"image": "in/a.jpg", "predictions": [{"breed": "top-level"}]},
+                       {"image": "in/x/a.jpg", "predictions": [{"breed": "nested"}]}]
+
+
 def test_jsonl_has_one_object_per_line(tmp_path):
     path = write_jsonl([{"image": "a.jpg", "predictions": TOP}, {"image": "b.jpg", "error": "x"}], tmp_path / "o.jsonl")
     assert [json.loads(line) for line in path.read_text().splitlines()] == [

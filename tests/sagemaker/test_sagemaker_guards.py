@@ -265,6 +265,17 @@ def test_more_parallel_tuning_jobs_than_jobs_is_refused():
     assert str(refused.value) == "max_parallel_jobs=5 exceeds max_jobs=4"
 
 
+def test_as_many_parallel_tuning_jobs_as_jobs_is_accepted_and_tuned_options_leave_the_static_ones():
+    from types import SimpleNamespace
+
+    from dogbreed.sagemaker.tuning import build_tuner
+
+    trainer = SimpleNamespace(hyperparameters={"lr": 0.1, "epochs": 2, "finetune": "full"})
+    tuner = build_tuner(trainer, max_jobs=4, max_parallel_jobs=4)  # every job at once: allowed
+    assert (tuner.max_jobs, tuner.max_parallel_jobs) == (4, 4)
+    assert trainer.hyperparameters == {"finetune": "full"}  # lr and epochs are searched, not fixed
+
+
 def test_a_job_output_archive_that_is_not_there(tmp_path):
     from dogbreed.sagemaker.job_output import unpack_output_archive
 
