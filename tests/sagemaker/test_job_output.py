@@ -116,3 +116,35 @@ def test_a_malformed_s3_uri_is_refused(uri):
         split_s3_prefix(uri)
     # worded as batch transform and the model registry word it: one check of an S3 URI's form
     assert str(refused.value) == f"{uri!r} is not an S3 URI: expected s3://bucket/prefix"
+
+
+def test_the_download_filter_is_asked_with_each_objects_full_key(tmp_path):
+    """``wanted`` sees the object's whole key (as the docstring says), files land at their path under the prefix,
+    and a folder marker or a ``..`` key is left behind; a stand-in client, no S3."""
+    keys = ["runs/r1/a.csv", "runs/r1/sub/b.json", "runs/r1/sub/", "runs/r1/../escape.txt", "runs/r1/skip.bin"]
+    asked: list[str] = []
+    fetched: list[tuple[str, str, str]] = []
+
+    class Pages:
+        def paginate(self, Bucket: str, Prefix: str) -> list[dict]:  # boto3's argument names
+            assert (Bucket, Prefix) == ("bkt", "runs/r1/")
+            return [{"Contents": [{"Key": key} for key in keys[:3]]}, {"Contents": [{"Key": k} for k in keys[3:]]}]
+
+    class Client:
+        def get_paginator(self, name: str) -> Pages:
+            assert name == "list_objects_v2"
+            return Pages()
+
+        def download_file(self, bucket: str, key: str, target: str) -> None:
+            fetched.append((bucket, key, target))
+
+    def wanted(key: str) -> bool:
+        asked.append(key)
+        return not key.endswith(".bin")
+
+    files, skipped = download_prefix("s3://bkt/runs/r1", tmp_path, wanted=wanted, s3_client=Client())
+    assert asked == ["runs/r1/a.csv", "runs/r1/sub/b.json", "runs/r1/skip.bin"]
+    assert fetched == [("bkt", "runs/r1/a.csv", str(tmp_path / "a.csv")),
+                       ("bkt", "runs/r1/sub/b.json", str(tmp_path / "sub" / "b.json"))]
+    assert files == [tmp_path / "a.csv", tmp_path / "sub" / "b.json"]
+    assert skipped == ["sub/", "../escape.txt", "skip.bin"]
