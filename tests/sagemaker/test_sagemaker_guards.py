@@ -214,6 +214,16 @@ def test_cleanup_deletes_each_resource_and_reports_instead_of_raising(monkeypatc
     monkeypatch.setattr(resources, "EndpointConfig", fake("EndpointConfig", {}))
     assert delete_deployment(None, "dogbreed-x") == ["endpoint dogbreed-x: not found",
                                                      "deleted endpoint config dogbreed-x"]
+    # SageMaker's other wording of "gone" ("... does not exist"), and a config name given: no lookup for it
+    calls.clear()
+    missing = {("Model", "get"): "ValidationException: Model model-1 does not exist.",
+               ("EndpointConfig", "get"): "ValidationException: Endpoint configuration cfg-2 does not exist"}
+    for kind in ("Endpoint", "EndpointConfig", "Model"):
+        monkeypatch.setattr(resources, kind, fake(kind, missing))
+    assert delete_deployment(None, "dogbreed-x", "model-1", endpoint_config_name="cfg-2") == [
+        "deleted endpoint dogbreed-x", "endpoint config cfg-2: not found", "model model-1: not found"]
+    assert calls == [("Endpoint", "get", "dogbreed-x"), ("Endpoint", "delete", "dogbreed-x"),
+                     ("EndpointConfig", "get", "cfg-2"), ("Model", "get", "model-1")]
 
 
 def test_without_a_session_or_an_image_the_trainer_asks_for_either(tmp_path):
