@@ -124,3 +124,51 @@ def test_the_model_is_staged_where_the_toolkit_looks_for_it_and_a_used_work_dir_
     with pytest.raises(ServeError) as refused:
         LocalEndpoint(work, model_dir=tiny_model_dir)._prepare()
     assert str(refused.value) == f"{work.resolve()} was used by another run: pass a new or empty work dir"
+
+
+class _Running:
+    """A stand-in for the launched process: alive until told otherwise."""
+
+    pid = 0
+
+    def poll(self) -> None:
+        return None
+
+
+def test_start_waits_until_every_worker_is_ready_not_the_first(tmp_path, monkeypatch):
+    from dogbreed.serving import local_endpoint
+
+    endpoint = LocalEndpoint(tmp_path / "serve", model_dir=tmp_path / "model", workers=3)
+    endpoint.process = _Running()  # type: ignore[assignment]
+    polls = iter([0, 1, 2, 3, 3])
+    answered: list[int] = []
+
+    def ready() -> int:
+        answered.append(next(polls))
+        return answered[-1]
+
+    monkeypatch.setattr(endpoint, "ready_workers", ready)
+    monkeypatch.setattr(local_endpoint.time, "sleep", lambda seconds: None)
+    endpoint._wait_until_ready(60)
+    assert answered == [0, 1, 2, 3]  # returned at the first poll that saw all 3 workers READY
+
+
+def test_a_start_that_fails_after_the_launch_stops_what_it_launched(tmp_path, monkeypatch):
+    from dogbreed.serving import local_endpoint
+
+    for check in ("check_java", "check_ports_free", "check_no_torchserve", "check_socket_paths"):
+        monkeypatch.setattr(local_endpoint, check, lambda *args: None)
+    endpoint = LocalEndpoint(tmp_path / "serve", model_dir=tmp_path / "model")
+    monkeypatch.setattr(endpoint, "check_model_source", lambda: None)
+    monkeypatch.setattr(endpoint, "_prepare", lambda: tmp_path)
+    monkeypatch.setattr(local_endpoint.subprocess, "Popen", lambda *args, **kwargs: _Running())
+
+    def never_ready(timeout: float) -> None:
+        raise ServeError("the model did not load within 1 s")
+
+    stopped: list[object] = []
+    monkeypatch.setattr(endpoint, "_wait_until_ready", never_ready)
+    monkeypatch.setattr(endpoint, "stop", lambda *args: stopped.append(endpoint.process))
+    with pytest.raises(ServeError, match="^the model did not load within 1 s$"):
+        endpoint.start(timeout=1)
+    assert len(stopped) == 1 and isinstance(stopped[0], _Running)  # the launched process was stopped, once
