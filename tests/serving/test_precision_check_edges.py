@@ -48,3 +48,31 @@ def test_the_comparison_says_what_it_measures_on_and_records_it(tiny_model_dir, 
     assert capsys.readouterr().out.splitlines() == ["bf16: comparing with fp32 on 2 validation image(s)"]
     record = json.loads((model_dir / "model_config.json").read_text())["precision"]
     assert (record["mode"], record["images"], "calibration_images" in record) == ("bf16", 2, False)
+
+
+def test_the_agreement_counts_every_batch_and_keeps_the_largest_probability_change():
+    """Two batches, as fake predictors answer them: the largest |delta p| is the first batch's (0.3), not the last
+    one's (0.25); top-1 agreement counts the rows of both (3 of 4); progress sees the running image count."""
+    import torch
+
+    from dogbreed.serving.precision_check import measure_agreement
+
+    first, second = torch.zeros(2, 1), torch.ones(2, 1)  # the batch's value picks the answers below
+    reference_p = {0.0: [[0.9, 0.1], [0.2, 0.8]], 1.0: [[0.6, 0.4], [0.7, 0.3]]}
+    reduced_p = {0.0: [[0.6, 0.4], [0.2, 0.8]], 1.0: [[0.55, 0.45], [0.45, 0.55]]}  # row 4: argmax 1 vs fp32's 0
+
+    class Fake:
+        def __init__(self, answers: dict, precision: str) -> None:
+            self.answers, self.precision = answers, precision
+
+        def predict_proba(self, batch: torch.Tensor) -> torch.Tensor:
+            return torch.tensor(self.answers[float(batch[0, 0])], dtype=torch.float64)
+
+    seen: list[int] = []
+    agreement = measure_agreement(Fake(reference_p, "fp32"), Fake(reduced_p, "bf16"),  # type: ignore[arg-type]
+                                  iter([first, second]), progress=seen.append)
+    assert (agreement.precision, agreement.images, agreement.agreeing) == ("bf16", 4, 3)
+    assert agreement.max_abs_delta_p == pytest.approx(0.3, abs=1e-12)
+    assert seen == [2, 4]
+    assert agreement.line() == ("bf16 vs fp32 on 4 held-out image(s): top-1 agreement 75.00% (3/4), "
+                                "max |delta p| 0.3000")
