@@ -77,3 +77,20 @@ def test_top_k_gives_every_class_when_asked_for_all_of_them_or_more():
         assert answer.confident is None  # no rule: nothing claimed
     [one] = predictor().answers(logits, k=1)
     assert [p.breed for p in one.predictions] == ["akita"]
+
+
+def test_the_precision_the_artifact_records_is_the_one_loaded_unless_the_caller_names_one(tiny_model_dir, tmp_path,
+                                                                                         monkeypatch):
+    import json
+    import shutil
+
+    from dogbreed.serving import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo=None: frozenset({"amx_bf16"}))  # a CPU with bf16
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    assert Predictor.from_model_dir(model, device="cpu").precision == "fp32"  # nothing recorded: fp32
+    config = json.loads((model / "model_config.json").read_text())
+    config["precision"] = {"mode": "bf16", "agreement": 1.0, "max_abs_delta_p": 0.002, "images": 9}
+    (model / "model_config.json").write_text(json.dumps(config))
+    assert Predictor.from_model_dir(model, device="cpu").precision == "bf16"  # what package --precision chose
+    assert Predictor.from_model_dir(model, device="cpu", precision="fp32").precision == "fp32"  # the caller's
