@@ -141,3 +141,24 @@ def test_a_classes_file_that_is_not_utf8_or_not_a_file(tmp_path):
     with pytest.raises(ArtifactError) as refused:
         read_class_names(tmp_path)
     assert str(refused.value) == f"--classes {tmp_path}: cannot read it (Is a directory)"
+
+
+@pytest.mark.parametrize("keys, expected", [
+    (["module.conv1.weight", "module.fc.weight"], ["conv1.weight", "fc.weight"]),  # DataParallel / DDP
+    (["_orig_mod.conv1.weight", "_orig_mod.fc.weight"], ["conv1.weight", "fc.weight"]),  # torch.compile
+    (["module._orig_mod.conv1.weight", "module._orig_mod.fc.weight"], ["conv1.weight", "fc.weight"]),  # both
+    (["model.conv1.weight", "model.fc.weight"], ["conv1.weight", "fc.weight"]),  # a wrapper's attribute
+    # a prefix that not every key has is part of the names: nothing is cut (a "fc.weight" cut to "ht" would
+    # make the refusal name keys the file does not hold)
+    (["module.conv1.weight", "fc.weight"], ["module.conv1.weight", "fc.weight"]),
+    (["model.conv1.weight", "model_head.weight"], ["model.conv1.weight", "model_head.weight"]),
+])
+def test_a_wrapper_prefix_is_stripped_only_when_every_key_has_it(tmp_path, keys, expected):
+    from dogbreed.serving.model_import import load_foreign_weights
+
+    path = tmp_path / "weights.pt"
+    torch.save({key: torch.zeros(1) for key in keys}, path)
+    state, pickled = load_foreign_weights(path)
+    assert (list(state), pickled) == (expected, False)
+    torch.save({"state_dict": {key: torch.zeros(1) for key in keys}}, path)  # as Lightning checkpoints wrap it
+    assert list(load_foreign_weights(path)[0]) == expected
