@@ -203,3 +203,30 @@ def test_packaging_outside_a_source_checkout_says_where_to_package_from(tmp_path
         packaging.stage_own_code(tmp_path / "staged")
     assert str(refused.value) == f"{missing} not found: package from a dogbreed source checkout"
     assert not (tmp_path / "staged").exists()
+
+
+def test_own_code_keeps_the_int8_weights_the_config_records(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """--own-code takes the model's files from the archive (model_int8.pth too, which an int8 record serves from)
+    and nothing else. The archive is a plain tar (no gzip of 90 MB): fast."""
+    import hashlib
+    import json
+
+    int8 = b"stand-in int8 weights: only their hash is checked when unpacking"
+    config = json.loads((tiny_model_dir / "model_config.json").read_text())
+    config["precision"] = {"mode": "int8", "agreement": 1.0, "max_abs_delta_p": 0.01, "images": 9,
+                           "weights_sha256": hashlib.sha256(int8).hexdigest(),
+                           "source_weights_sha256": config["weights_sha256"]}
+    archive = tmp_path / "int8.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tiny_model_dir / "model.pth", arcname="model.pth")
+        for name, data in (("model_config.json", json.dumps(config).encode()), ("model_int8.pth", int8),
+                           ("code/inference.py", b"raise SystemExit('archive code ran')\n"),
+                           ("notes.txt", b"not a model file")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = extract_model_archive(archive, tmp_path / "out", own_code=True)
+    assert (out / "model_int8.pth").read_bytes() == int8
+    assert json.loads((out / "model_config.json").read_text())["precision"]["mode"] == "int8"
+    assert (out / "code" / "inference.py").read_bytes() == ENTRY_POINT_SOURCE.read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["code", "model.pth", "model_config.json", "model_int8.pth"]

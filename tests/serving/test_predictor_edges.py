@@ -79,18 +79,21 @@ def test_top_k_gives_every_class_when_asked_for_all_of_them_or_more():
     assert [p.breed for p in one.predictions] == ["akita"]
 
 
-def test_the_precision_the_artifact_records_is_the_one_loaded_unless_the_caller_names_one(tiny_model_dir, tmp_path,
-                                                                                         monkeypatch):
+def test_the_precision_the_artifact_records_is_the_one_loaded_unless_the_caller_names_one(tmp_path, monkeypatch):
+    """Only the choice is under test: the config is written by hand and the loader returns a stand-in network."""
     import json
-    import shutil
 
     from dogbreed.serving import precision
+    from dogbreed.serving import predictor as predictor_module
+    from dogbreed.serving.artifact import read_model_config
 
     monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo=None: frozenset({"amx_bf16"}))  # a CPU with bf16
-    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
-    assert Predictor.from_model_dir(model, device="cpu").precision == "fp32"  # nothing recorded: fp32
-    config = json.loads((model / "model_config.json").read_text())
+    monkeypatch.setattr(predictor_module, "load_artifact",
+                        lambda model_dir, map_location: (nn.Identity(), read_model_config(model_dir)))
+    config = {"class_names": list(NAMES), "preprocessing": {"image_size": 32}}
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    assert Predictor.from_model_dir(tmp_path, device="cpu").precision == "fp32"  # nothing recorded: fp32
     config["precision"] = {"mode": "bf16", "agreement": 1.0, "max_abs_delta_p": 0.002, "images": 9}
-    (model / "model_config.json").write_text(json.dumps(config))
-    assert Predictor.from_model_dir(model, device="cpu").precision == "bf16"  # what package --precision chose
-    assert Predictor.from_model_dir(model, device="cpu", precision="fp32").precision == "fp32"  # the caller's
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    assert Predictor.from_model_dir(tmp_path, device="cpu").precision == "bf16"  # what package --precision chose
+    assert Predictor.from_model_dir(tmp_path, device="cpu", precision="fp32").precision == "fp32"  # the caller's
