@@ -83,6 +83,16 @@ def test_ping_and_invocations_are_forwarded(front):
                                     "content_type": "image/jpeg"})
 
 
+def test_a_query_string_does_not_change_the_route(front):
+    """The route is the path before "?" (the query goes to the backend as sent); a query never opens another
+    path."""
+    status, seen = status_and_body(exchange(front, b"GET /ping?probe=1 HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert (status, seen["method"], seen["path"]) == (200, "GET", "/ping?probe=1")
+    status, body = status_and_body(exchange(front, b"GET /predictions/model?x=/ping HTTP/1.1\r\n\r\n"))
+    assert (status, body["message"]) == (404, "no route '/predictions/model': this endpoint answers GET /ping and "
+                                              "POST /invocations")
+
+
 @pytest.mark.parametrize("request_line, status, fragment", [
     (b"GET /predictions/model HTTP/1.1", 404, "no route '/predictions/model'"),
     (b"POST /predictions/model HTTP/1.1", 404, "no route"),
@@ -144,6 +154,35 @@ def test_keep_alive_answers_several_requests_and_connection_close_ends_it(front)
 def test_http_1_0_without_keep_alive_is_closed_after_the_answer(front):
     response = exchange(front, b"GET /ping HTTP/1.0\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 200") and not response.endswith(b"<still open>")
+    # closed because of the answer, not by the header timeout's 408 after it
+    assert response.count(b"HTTP/1.1 ") == 1 and b"\r\nConnection: close\r\n" in response
+
+
+@pytest.mark.parametrize("version, connection, keep_alive", [
+    ("HTTP/1.0", None, False), ("HTTP/1.0", "keep-alive", True), ("HTTP/1.0", "Keep-Alive", True),
+    ("HTTP/1.1", None, True), ("HTTP/1.1", "close", False), ("HTTP/1.1", "Close", False),
+    ("HTTP/1.1", "keep-alive", True),
+])
+def test_which_requests_keep_the_connection(version, connection, keep_alive):
+    from dogbreed.serving.front import Request
+
+    headers = [("Connection", connection)] if connection else []
+    assert Request("GET", "/ping", version, headers).keep_alive is keep_alive
+
+
+def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_a_413():
+    from dogbreed.serving.front import Refusal, Request, body_length
+
+    def length(value: str) -> int:
+        return body_length(Request("POST", "/invocations", "HTTP/1.1", [("content-length", value)]), 1000)
+
+    assert (length("1000"), length("0")) == (1000, 0)
+    assert body_length(Request("GET", "/ping", "HTTP/1.1", []), 1000) == 0  # no Content-Length: no body
+    with pytest.raises(Refusal) as refused:
+        length("1001")
+    assert (refused.value.status, refused.value.message) == (
+        413, "payload of 1001 bytes is over the 1000 byte limit: send a smaller (re-encoded or resized) image, or "
+             "fewer images per request")
 
 
 def test_a_backend_that_is_down_is_a_502(front):
