@@ -373,3 +373,18 @@ def test_every_mismatch_is_on_one_line_and_a_long_one_is_cut(model_dir: Path) ->
     reason = str(refused.value).split(" does not match model_config.json (", 1)[1].rsplit(f"): {REEXPORT}", 1)[0]
     assert len(reason) == 300 and reason.startswith('Missing key(s) in state_dict: "layer4.0.conv1.weight", ')
     assert reason.endswith("...") and "\n" not in reason
+
+
+@pytest.mark.parametrize("value, shown", [({}, "{}"), ([], "[]"), ("", "''"), (0, "0"), (False, "False")])
+def test_an_empty_or_falsy_abstention_is_refused_not_read_as_no_rule(tmp_path: Path, value, shown: str) -> None:
+    """Only null (or no key) means "no rule"; an empty object is a damaged rule, refused like any other."""
+    config = {"class_names": ["a", "b"], "preprocessing": {"image_size": 32}}
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    assert read_model_config(tmp_path).abstention is None  # no key
+    (tmp_path / "model_config.json").write_text(json.dumps({**config, "abstention": None}))
+    assert read_model_config(tmp_path).abstention is None  # null
+    (tmp_path / "model_config.json").write_text(json.dumps({**config, "abstention": value}))
+    with pytest.raises(ArtifactError) as caught:
+        read_model_config(tmp_path)
+    assert str(caught.value) == (f'{tmp_path / "model_config.json"}: abstention must be an object with "score" and '
+                                 f'"threshold", got {shown}: {REEXPORT}')
