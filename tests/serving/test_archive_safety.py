@@ -230,3 +230,17 @@ def test_own_code_keeps_the_int8_weights_the_config_records(tiny_model_dir: Path
     assert json.loads((out / "model_config.json").read_text())["precision"]["mode"] == "int8"
     assert (out / "code" / "inference.py").read_bytes() == ENTRY_POINT_SOURCE.read_bytes()
     assert sorted(p.name for p in out.iterdir()) == ["code", "model.pth", "model_config.json", "model_int8.pth"]
+
+
+def test_archive_members_are_owned_by_root_and_readable_by_the_server_user() -> None:
+    """model.pth is written 0600 (atomic_write): in the archive every file is 0644 and every dir 0755, owner 0,
+    so the container's model server (not root) can read them."""
+    from dogbreed.serving.packaging import _reset_owner
+
+    private = tarfile.TarInfo("model.pth")
+    private.mode, private.uid, private.gid, private.uname, private.gname = 0o600, 1000, 1000, "me", "staff"
+    folder = tarfile.TarInfo("code")
+    folder.type, folder.mode = tarfile.DIRTYPE, 0o700
+    for info, mode in ((private, 0o644), (folder, 0o755)):
+        cleaned = _reset_owner(info)
+        assert (cleaned.mode, cleaned.uid, cleaned.gid, cleaned.uname, cleaned.gname) == (mode, 0, 0, "", "")
