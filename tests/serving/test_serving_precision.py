@@ -131,6 +131,11 @@ def test_precision_from_env_is_checked() -> None:
      "precision.agreement must be between 0 and 1, got 1.5"),
     ({"mode": "int8", "agreement": 1.0, "max_abs_delta_p": 0.1, "images": 3, "weights_sha256": "ab"},
      "precision.weights_sha256 must be 64 lower-case hex digits, got 'ab'"),
+    ({"mode": "int8", "agreement": 1.0, "max_abs_delta_p": 0.1, "images": 3, "weights_sha256": "a" * 64},
+     "precision.source_weights_sha256 must be 64 lower-case hex digits, got None"),
+    ({"mode": "int8", "agreement": 1.0, "max_abs_delta_p": 0.1, "images": 3, "weights_sha256": "a" * 64,
+      "source_weights_sha256": "A" * 64}, "precision.source_weights_sha256 must be 64 lower-case hex digits, got "
+                                          + "'" + "A" * 56 + "..."),  # shown cut to 60 characters
 ])
 def test_a_bad_precision_record_is_refused_naming_the_field(decisive_model_dir, record, problem) -> None:
     data = json.loads((decisive_model_dir / "model_config.json").read_text())
