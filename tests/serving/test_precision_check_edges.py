@@ -76,3 +76,16 @@ def test_the_agreement_counts_every_batch_and_keeps_the_largest_probability_chan
     assert seen == [2, 4]
     assert agreement.line() == ("bf16 vs fp32 on 4 held-out image(s): top-1 agreement 75.00% (3/4), "
                                 "max |delta p| 0.3000")
+
+
+def test_calibration_images_are_spread_evenly_over_a_class_sorted_split():
+    from pathlib import Path
+
+    from dogbreed.serving.precision_check import spread
+
+    paths = [Path(f"class{i // 5}/{i}.jpg") for i in range(20)]  # 4 classes of 5 images, sorted by class
+    # step 20 / 8 = 2.5: images 0, 2, 5, 7, 10, 12, 15, 17, two per class (an integer step of 2 would stop at
+    # image 14 and leave the last class out)
+    assert spread(paths, 8) == [paths[i] for i in (0, 2, 5, 7, 10, 12, 15, 17)]
+    assert spread(paths, 20) == paths and spread(paths, 256) == paths  # at most count: all of them, in order
+    assert spread(paths, 1) == [paths[0]]
