@@ -75,7 +75,10 @@ def download_prefix(uri: str, destination: Path, *, wanted: Wanted = lambda key:
             for item in page.get("Contents", []):
                 key = item["Key"]
                 relative = key[len(prefix):]
-                if not relative or relative.endswith("/") or ".." in Path(relative).parts or not wanted(key):
+                # a key with "//" after the prefix gives an absolute relative path, which destination / relative
+                # would turn into that path itself: left behind like a ".." key
+                if (not relative or relative.endswith("/") or Path(relative).is_absolute()
+                        or ".." in Path(relative).parts or not wanted(key)):
                     skipped.append(relative)
                     continue
                 target = destination / relative

@@ -148,3 +148,30 @@ def test_the_download_filter_is_asked_with_each_objects_full_key(tmp_path):
                        ("bkt", "runs/r1/sub/b.json", str(tmp_path / "sub" / "b.json"))]
     assert files == [tmp_path / "a.csv", tmp_path / "sub" / "b.json"]
     assert skipped == ["sub/", "../escape.txt", "skip.bin"]
+
+
+def test_a_key_with_a_slash_after_the_prefix_is_left_behind_not_written_outside_the_destination(tmp_path):
+    """S3 keys may hold "//": under the prefix "runs/r1/" the key "runs/r1//<abs>/step_times.csv" is the relative
+    path "/<abs>/step_times.csv", which ``destination / relative`` would turn into that absolute path itself (here
+    a folder of tmp_path, so a regression writes nothing outside the test's own dir)."""
+    outside = tmp_path / "outside" / "step_times.csv"
+    keys = [f"runs/r1/{outside}", "runs/r1/ok/step_times.csv"]
+    fetched: list[str] = []
+
+    class Pages:
+        def paginate(self, **names: str) -> list[dict]:
+            return [{"Contents": [{"Key": key} for key in keys]}]
+
+    class Client:
+        def get_paginator(self, name: str) -> Pages:
+            return Pages()
+
+        def download_file(self, bucket: str, key: str, target: str) -> None:
+            fetched.append(target)
+
+    destination = tmp_path / "down"
+    files, skipped = download_prefix("s3://bkt/runs/r1/", destination, s3_client=Client())
+    assert fetched == [str(destination / "ok" / "step_times.csv")]
+    assert files == [destination / "ok" / "step_times.csv"]
+    assert skipped == [str(outside)]
+    assert not (tmp_path / "outside").exists()  # not even its folder made
