@@ -97,3 +97,50 @@ def test_the_precision_the_artifact_records_is_the_one_loaded_unless_the_caller_
     (tmp_path / "model_config.json").write_text(json.dumps(config))
     assert Predictor.from_model_dir(tmp_path, device="cpu").precision == "bf16"  # what package --precision chose
     assert Predictor.from_model_dir(tmp_path, device="cpu", precision="fp32").precision == "fp32"  # the caller's
+
+
+def test_a_policy_refusal_at_decode_keeps_its_status_and_names_the_instance():
+    """predict_fn decodes with the predictor's own policy: a refusal there keeps the policy's status (413 for
+    pixels, not a blanket 400) and, in a batch, says which instance."""
+    import io
+
+    from PIL import Image
+    from sagemaker_inference.errors import GenericInferenceToolkitError
+
+    from dogbreed.serving import handlers
+    from dogbreed.serving.requests import InferenceRequest
+
+    def png(side: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (side, side), (90, 60, 30)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    config = ModelConfig(class_names=list(NAMES), preprocessing=Preprocessing(image_size=32))
+    strict = Predictor(nn.Identity(), config, torch.device("cpu"), policy=ImagePolicy(max_pixels=100))
+    with pytest.raises(GenericInferenceToolkitError) as refused:
+        handlers.predict_fn(InferenceRequest([png(10), png(20)], batched=True), strict)
+    assert (refused.value.status_code, refused.value.message) == (
+        413, '"instances"[1]: image is 20x20 (0.0 megapixels), over the 0.0001 megapixel limit: resize it before '
+             "sending")
+
+
+def test_each_kind_of_answer_as_json_carries_only_its_own_fields():
+    """Confident: no rejection and no "no rule" note; rejected: the rejection, no note; no rule: the note only."""
+    from dogbreed.serving.answers import Answer, BreedPrediction, Rejection
+
+    best = [BreedPrediction("beagle", 1, 0.5)]
+    rejection = Rejection(0.5, 0.75, "max_probability")
+    assert Answer(best, confident=True).to_dict() == {
+        "confident": True, "predictions": [{"breed": "beagle", "index": 1, "probability": 0.5}]}
+    assert Answer(best, confident=False, rejection=rejection).to_dict() == {
+        "confident": False, "predictions": [{"breed": "beagle", "index": 1, "probability": 0.5}],
+        "rejection": {"reason": ("no breed clears the confidence threshold: the image may not show a dog, or shows "
+                                 "a breed or a kind of photo the model was not trained on"),
+                      "score": 0.5, "threshold": 0.75, "score_type": "max_probability"}}
+    assert Answer(best).to_dict() == {
+        "confident": None, "abstention": ("no abstention rule is set for this model: every image gets its best "
+                                          "guesses, including images that are not dogs"),
+        "predictions": [{"breed": "beagle", "index": 1, "probability": 0.5}]}
+    assert Answer(best, confident=False, rejection=rejection).to_text() == (
+        "NOT CONFIDENT (max_probability 0.500 < threshold 0.750: no breed clears the confidence threshold); best "
+        "guesses: beagle (1) 0.500")
