@@ -99,6 +99,11 @@ def test_the_trainer_carries_spot_checkpoints_metrics_tensorboard_and_tags(offli
     on_demand = _trainer(offline_session, source_dir=tmp_path / "od")
     assert not on_demand.compute.enable_managed_spot_training and on_demand.checkpoint_config is None
     assert on_demand.stopping_condition.max_wait_time_in_seconds is None
+    assert on_demand.stopping_condition.max_runtime_in_seconds == 4 * 3600  # a forgotten job stops after 4 h
+    spot_default = _trainer(offline_session, spot=True, checkpoint_s3_uri="s3://example-bucket/ckpt",
+                            source_dir=tmp_path / "spot")
+    assert (spot_default.stopping_condition.max_runtime_in_seconds,
+            spot_default.stopping_condition.max_wait_time_in_seconds) == (14_400, 28_800)
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -283,6 +288,8 @@ def test_as_many_parallel_tuning_jobs_as_jobs_is_accepted_and_tuned_options_leav
     trainer = SimpleNamespace(hyperparameters={"lr": 0.1, "epochs": 2, "finetune": "full"})
     tuner = build_tuner(trainer, max_jobs=4, max_parallel_jobs=4)  # every job at once: allowed
     assert (tuner.max_jobs, tuner.max_parallel_jobs) == (4, 4)
+    # SageMaker stops hopeless child jobs early (billed time), Bayesian search, maximising validation accuracy
+    assert (tuner.early_stopping_type, tuner.strategy, tuner.objective_type) == ("Auto", "Bayesian", "Maximize")
     assert trainer.hyperparameters == {"finetune": "full"}  # lr and epochs are searched, not fixed
 
 
