@@ -56,3 +56,15 @@ def test_without_a_weights_channel_nothing_changes(tmp_path):
     env = {"SM_MODEL_DIR": str(tmp_path / "model")}
     assert "weights" not in config_defaults(env)
     assert parse_config([], environment_defaults=config_defaults(env)).optimisation.weights == "imagenet"
+
+
+def test_the_one_weights_file_is_found_beside_hidden_files_and_in_a_subfolder(tmp_path):
+    from dogbreed.sagemaker.environment import channel_weights_file
+
+    channel = tmp_path / "weights"
+    (channel / "torchvision").mkdir(parents=True)
+    weights = channel / "torchvision" / "resnet50-11ad3fa6.pth"
+    weights.write_bytes(b"x")
+    (channel / ".DS_Store").write_bytes(b"finder")  # hidden files (an uploader's, the OS's) are not candidates
+    (channel / "torchvision" / ".resnet50-11ad3fa6.pth.partial").write_bytes(b"y")
+    assert channel_weights_file(channel) == weights
