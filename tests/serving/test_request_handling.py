@@ -243,3 +243,14 @@ def test_malformed_json_says_what_to_send():
     assert caught.value.message == ('malformed JSON (Expecting property name enclosed in double quotes at line 1, '
                                     'column 2): send {"image": "<base64>"} or '
                                     '{"instances": ["<base64>", ...]}')
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (2, 8, 8, 1), (8, 8, 4), (8, 8)])
+def test_an_npy_array_that_is_not_rgb_is_a_400_naming_its_shape(shape):
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(shape, dtype=np.uint8))
+    with pytest.raises(RequestError) as refused:
+        decode_request(buffer.getvalue(), "application/x-npy", ServingLimits())
+    assert (refused.value.status_code, refused.value.message) == (
+        400, f"array has shape {shape} and dtype uint8: send uint8 arrays of shape HxWx3 (one RGB image) or NxHxWx3 "
+             "(a batch), values 0-255")

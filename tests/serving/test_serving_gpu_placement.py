@@ -62,3 +62,13 @@ def test_the_toolkit_passes_the_worker_context_to_model_fn(tiny_model_dir, monke
     transformer._context = _context(tiny_model_dir, 1)
     predictor = transformer._run_handler_function(handlers.model_fn, str(tiny_model_dir))
     assert loaded_on == [torch.device("cuda:1")] and predictor.class_names[0] == "Affenpinscher"
+
+
+@pytest.mark.parametrize("gpu_id, expected", [(5, "cuda:1"), (2, "cuda:0"), ("3", "cuda:1"), ("", "cuda"),
+                                              (" ", "cuda")])
+def test_a_gpu_id_beyond_the_visible_gpus_wraps_around_them(monkeypatch, gpu_id, expected):
+    """TorchServe numbers workers' GPUs over the host; with fewer visible (CUDA_VISIBLE_DEVICES) the id wraps."""
+    from types import SimpleNamespace
+
+    _gpus(monkeypatch, 2)
+    assert handlers.worker_device(SimpleNamespace(system_properties={"gpu_id": gpu_id})) == torch.device(expected)
