@@ -63,7 +63,7 @@ def read_metrics(s3_client: Any, output_tar_uri: str) -> dict[str, Any]:
     bucket, key = split_s3_uri(output_tar_uri)
     blob = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        member = next((m for m in tar.getmembers() if m.name.lstrip("./") == METRICS_FILE), None)
+        member = next((m for m in tar.getmembers() if m.name.removeprefix("./") == METRICS_FILE), None)
         handle = tar.extractfile(member) if member is not None else None
         if handle is None:
             raise ConfigError(f"{output_tar_uri} holds no {METRICS_FILE}: was it written by entry_points.train?")

@@ -125,7 +125,9 @@ def test_metrics_are_read_from_the_jobs_output_archive(members):
     assert registry.read_metrics(s3, "s3://b/jobs/j1/output/output.tar.gz") == {"test": {"acc": 0.5}}
 
 
-@pytest.mark.parametrize("members", [{"other.txt": b"x"}, {"metrics.json": None}])  # absent, or not a file
+@pytest.mark.parametrize("members", [{"other.txt": b"x"}, {"metrics.json": None},  # absent, or not a file
+                                     {".metrics.json": b'{"a": 1}'}, {"../metrics.json": b'{"a": 1}'},
+                                     {"reports/metrics.json": b'{"a": 1}'}])  # another file, outside, elsewhere
 def test_an_output_archive_without_metrics_is_refused(members):
     s3 = SimpleNamespace(get_object=lambda Bucket, Key: {"Body": SimpleNamespace(read=lambda: _tar(members))})
     with pytest.raises(ConfigError) as refused:
