@@ -24,6 +24,7 @@ class ModelTest:
     class_names: list[str]
     temperature: float  # the artifact's (1.0 when calibration was not applied)
     logits: Any = None  # SplitLogits of the test split as served (for the reliability diagram)
+    valid_images: int = 0  # the validation split's images (its folder's, or those carved out of train)
 
 
 def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDirs,
@@ -44,4 +45,4 @@ def evaluate_model_dir(config: TrainConfig, model_dir: Path, *, splits: SplitDir
     logits = image_logits(model.net, [p for p, _ in samples], [c for _, c in samples], pre=images.preprocessing,
                           tta="none", batch_size=config.optimisation.batch_size, num_workers=images.num_workers)
     return ModelTest(metrics=metrics, outcome=outcome, class_names=images.class_names, logits=logits,
-                     temperature=model_config.temperature)
+                     temperature=model_config.temperature, valid_images=len(images.datasets["valid"]))

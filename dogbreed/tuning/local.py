@@ -24,7 +24,6 @@ from pytorch_lightning.callbacks import Callback
 
 from dogbreed.config.options import TrainConfig
 from dogbreed.config.sections import default_backbone_lr_scale
-from dogbreed.core.constants import IMAGE_EXTENSIONS
 from dogbreed.data.progress import Progress, format_duration
 from dogbreed.data.sources import resolve_splits
 from dogbreed.training.head_training import default_cache_dir
@@ -238,12 +237,9 @@ def _finish(study: Any, base: TrainConfig, configs: dict[int, TrainConfig], hist
     results = study.trials_dataframe()
     results.insert(0, "trial", results["number"] + 1)  # the number the trial lines and dirs use
     (output_dir / RESULTS_FILENAME).write_text(results.to_csv(index=False))
-    warning = chance_warning(best_value, len(tested.class_names), valid_images(splits))
+    # the validation images the trials were chosen on, as the test's data module holds them: a folder's, or those
+    # carved out of train when the data has no validation split (``splits.valid`` is then None)
+    warning = chance_warning(best_value, len(tested.class_names), tested.valid_images)
     return TuningResult(best_params=best.params, best_value=best_value, best_model_dir=best_dir,
                         table=_table(study, parameter_names(space)), test_metrics=tested.metrics, best_config=config,
                         warning=warning)
-
-
-def valid_images(splits: Any) -> int:
-    return sum(1 for path in Path(splits.valid).rglob("*")
-               if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."))

@@ -68,7 +68,7 @@ def test_a_sweep_trains_each_trial_quietly_keeps_the_best_and_writes_what_reprod
     def evaluate_model_dir(config, model_dir, *, splits, runtime):
         tested.append(model_dir)
         return SimpleNamespace(metrics={"acc": 0.8125}, outcome=None, class_names=["a", "b", "c"], logits=None,
-                               temperature=1.0)
+                               temperature=1.0, valid_images=6)
 
     monkeypatch.setattr(run_module, "train", train)
     monkeypatch.setattr(best_model, "evaluate_model_dir", evaluate_model_dir)
@@ -128,3 +128,38 @@ def test_a_sweep_where_every_trial_was_pruned_says_so_and_tests_nothing(tiny_tre
         tune_locally(fast_config(tmp_path, tiny_tree), 2, tmp_path / "hpo", seed=4, runtime=Runtime.local())
     assert str(refused.value) == "no trial completed: every trial was pruned or failed"
     assert tested == [] and not (tmp_path / "hpo" / "best_model").exists()
+
+
+def test_a_sweep_on_class_folders_only_finishes_and_counts_the_carved_validation_images(tmp_path, monkeypatch):
+    # A tree of class folders (no valid/): the validation split is carved out of train. The sweep used to end,
+    # after every trial had run, in a TypeError (Path(None)) while counting validation images for the chance line.
+    from tests.helpers.builders import write_tree
+
+    flat = write_tree(tmp_path / "flat", {"": 10})  # 3 classes x 10 images: 2 validation images per class carved
+    monkeypatch.setattr(run_module, "train", lambda config, **kwargs: (
+        config.outputs.model_dir.mkdir(parents=True), SimpleNamespace(history=[{"epoch": 1, "val_acc": 0.5}]))[1])
+    monkeypatch.setattr(best_model, "evaluate_model_dir", lambda *args, **kwargs: SimpleNamespace(
+        metrics={"acc": 0.5}, outcome=None, class_names=["a", "b", "c"], logits=None, temperature=1.0,
+        valid_images=6))
+    monkeypatch.setattr(export_module, "record_test_metrics", lambda model_dir, metrics: None)
+    monkeypatch.setattr(reports_module, "write_reports", lambda *args: None)
+    result = tune_locally(fast_config(tmp_path, flat), 1, tmp_path / "hpo", seed=4, runtime=Runtime.local())
+    # chance 1/3, margin 2 * sqrt(1/3 * 2/3 / 6) = 0.3849: 0.5 is within it
+    assert result.warning == (
+        "warning: the best trial's val_acc 0.5000 is at chance level (1/3 = 0.3333, +/- 0.3849 on 6 validation "
+        "images): no trial learned the breeds; train longer (--epochs), widen the search (--trials) or check the data")
+
+
+def test_the_best_model_test_counts_the_validation_images_it_was_chosen_on(tiny_model_dir, tmp_path):
+    import shutil
+
+    from dogbreed.data.splits import SplitDirs
+    from dogbreed.tuning.best_model import evaluate_model_dir
+    from tests.helpers.builders import write_tree
+
+    flat = write_tree(tmp_path / "flat", {"": 10})  # carved per class: 2 validation, 1 test, 7 training images
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    tested = evaluate_model_dir(fast_config(tmp_path, flat, logger="none"), model_dir,
+                                splits=SplitDirs.from_data_dir(flat), runtime=Runtime.local())
+    assert tested.valid_images == 6
+    assert tested.logits.labels.tolist() == [0, 1, 2]  # the carved test split, one image per class
