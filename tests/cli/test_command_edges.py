@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dogbreed.cli import export, hpo, package, serve
+from dogbreed.cli import export, hpo, import_model, package, serve
 from dogbreed.core.errors import ConfigError
 from dogbreed.serving import local_endpoint
 from dogbreed.tuning import local
@@ -115,3 +115,11 @@ def test_prepare_takes_a_short_side_of_exactly_8192(tmp_path, monkeypatch):
     assert prepare.prepare_command(["--data-dir", str(tmp_path), "--output", str(tmp_path / "p"), "--short-side",
                                     "8192"]) == "prepared"
     assert seen[0]["short_side"] == 8192
+
+
+def test_trust_pickle_with_a_checkpoint_is_refused_like_the_other_state_dict_options(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        import_model.import_command(["--checkpoint", str(tmp_path / "epoch=3.ckpt"), "--trust-pickle", "--model-dir",
+                                     str(tmp_path / "m")])
+    assert str(refused.value) == ("--trust-pickle with --checkpoint: a checkpoint's classes and preprocessing come "
+                                  "from its run (and it is always loaded weights-only); drop them")
