@@ -161,6 +161,12 @@ def test_two_datasets_side_by_side_are_not_guessed_between(tmp_path):
     assert sources.find_dataset_root(tmp_path / "e") == tmp_path / "e" / "only"
 
 
+
+def test_a_dir_with_its_own_train_folder_is_the_root_even_beside_a_copy_of_another_dataset(tmp_path):
+    (tmp_path / "d" / "train" / "a").mkdir(parents=True)  # train/ only: valid and test are carved out of it
+    (tmp_path / "d" / "old" / "train").mkdir(parents=True)
+    assert sources.find_dataset_root(tmp_path / "d") == tmp_path / "d"
+
 def test_the_generated_ood_sets_are_not_the_same_images():
     selection, report, description = ood_sets(None, seed=0, count=4)
     assert description.startswith("4 + 4 generated noise/texture images")
