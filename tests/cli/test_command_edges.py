@@ -123,3 +123,16 @@ def test_trust_pickle_with_a_checkpoint_is_refused_like_the_other_state_dict_opt
                                      str(tmp_path / "m")])
     assert str(refused.value) == ("--trust-pickle with --checkpoint: a checkpoint's classes and preprocessing come "
                                   "from its run (and it is always loaded weights-only); drop them")
+
+
+def test_a_multi_line_error_is_folded_into_one_line_after_its_colon(capsys):
+    from dogbreed.cli.runner import run_command
+    from dogbreed.core.errors import DataError
+
+    def body() -> None:
+        raise DataError("2 unreadable image file(s):\n  /d/a.jpg: truncated\n  /d/b.jpg: not an image\n"
+                        "Fix or delete them")
+
+    assert run_command(body) == 2
+    assert capsys.readouterr().err == ("error: 2 unreadable image file(s): /d/a.jpg: truncated; /d/b.jpg: not an "
+                                       "image; Fix or delete them\n")

@@ -209,3 +209,56 @@ def test_exactly_ten_leaks_are_all_listed_without_an_and_more(tmp_path, caplog):
         check_no_leaks(split_files, allow=False)
     assert "test:" + str(tmp_path / "test" / "9.jpg") + "; ... and 1 more): a test or validation image" in \
         str(refused.value)
+
+
+def test_an_undecodable_image_is_replaced_by_the_next_image_of_its_own_class(tmp_path, caplog):
+    from dogbreed.core.errors import ImageDecodeError
+    from dogbreed.data.datamodule import ImageFileDataset
+
+    def load(path: Path) -> str:  # stands in for the transform that decodes: the path tells which file was used
+        if path.name.startswith("bad"):
+            raise ImageDecodeError(f"{path.name}: truncated")
+        return path.name
+
+    samples = [(Path("bad0.jpg"), 0), (Path("b1.jpg"), 1), (Path("bad2.jpg"), 0), (Path("a3.jpg"), 0)]
+    dataset = ImageFileDataset(samples, load, decode=None, skip_bad_images=True)
+    with caplog.at_level(logging.WARNING, logger="dogbreed.data.datamodule"):
+        assert dataset[0] == ("a3.jpg", 0)  # b1.jpg is the next file but another class; bad2.jpg fails too
+        assert dataset[1] == ("b1.jpg", 1)
+    assert caplog.messages == ["skipping bad0.jpg (--skip-bad-images, 1 decode failure(s) so far): bad0.jpg: truncated"]
+
+
+def test_loader_options_that_need_workers_are_left_out_without_workers():
+    assert LoaderSettings(num_workers=0, pin_memory=True, persistent_workers=True,
+                          prefetch_factor=4).dataloader_kwargs() == {"num_workers": 0, "pin_memory": True}
+    assert LoaderSettings(num_workers=2, persistent_workers=True, prefetch_factor=4).dataloader_kwargs() == {
+        "num_workers": 2, "pin_memory": False, "persistent_workers": True, "prefetch_factor": 4}
+
+
+@pytest.mark.parametrize("workers, persistent", [(0, False), (3, True)])
+def test_a_worker_count_alone_makes_the_workers_persistent(tmp_path, workers, persistent):
+    module = DogBreedDataModule(SplitDirs(train=tmp_path / "train"), preprocessing=Preprocessing(image_size=32),
+                                num_workers=workers)
+    assert (module.loader.num_workers, module.loader.persistent_workers, module.num_workers) == (
+        workers, persistent, workers)
+
+
+def test_evaluation_loaders_keep_their_last_partial_batch(tmp_path):
+    write_tree(tmp_path, {"train": 3, "valid": 2, "test": 1})  # 9, 6 and 3 images of 3 classes; batches of 4
+    module = DogBreedDataModule(SplitDirs.from_data_dir(tmp_path), preprocessing=Preprocessing(image_size=32),
+                                batch_size=4)
+    module.setup()
+    train, valid, test = module.train_dataloader(), module.val_dataloader(), module.test_dataloader()
+    assert (train.drop_last, valid.drop_last, test.drop_last) == (True, False, False)
+    assert (len(train), len(valid), len(test)) == (2, 2, 1)  # 9 -> 4 + 4 (the 1 dropped); 6 -> 4 + 2; 3 -> 3
+
+
+def test_a_manifest_entry_without_a_digest_is_ignored_and_the_file_hashed(tmp_path):
+    root = tmp_path / "prepared"
+    for name in ("train/a/x.jpg", "test/a/y.jpg"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"1234")
+    (root / MANIFEST_NAME).write_text(json.dumps({"files": {"train/a/x.jpg": {"output_bytes": 4}}}))
+    split_files = {"train": [root / "train/a/x.jpg"], "test": [root / "test/a/y.jpg"]}
+    assert cross_split_duplicates(split_files, root) == [[("train", root / "train/a/x.jpg"),
+                                                          ("test", root / "test/a/y.jpg")]]
