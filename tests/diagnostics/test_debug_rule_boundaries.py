@@ -204,6 +204,16 @@ def test_loss_not_decreasing_diff_percent_boundary():
     assert fired_at(run(LossNotDecreasing, eval_losses([1000.0] * 10 + [999.5]))) == 10  # fell 0.05%
 
 
+def test_loss_not_decreasing_starts_every_losss_window_at_its_first_value():
+    """Two losses from step 0: each is first checked at step 10. A rule that began only the first loss's window at
+    step 0 would check the second at step 11."""
+    falling, flat = "a_loss_output_0", "b_loss_output_0"
+    trial = FakeTrial([("EVAL", {falling: 2.0 - 0.1 * s, flat: 1.0}) for s in range(12)], losses=(falling, flat))
+    result = run(LossNotDecreasing, trial)
+    assert fired_at(result) == 10
+    assert result.detail == f"{flat} fell 0.000% (EVAL step 0 -> 10); it must fall at least 0.1%"
+
+
 def test_loss_not_decreasing_fires_when_the_loss_rises_above_its_best():
     values = [1.0] + [0.7] * 9 + [0.5] + [0.55] * 9 + [0.6]
     result = run(LossNotDecreasing, eval_losses(values))
