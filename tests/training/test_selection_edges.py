@@ -77,3 +77,86 @@ def test_the_stopping_callbacks_are_the_best_epoch_then_what_was_asked_for():
     assert type(early) is EarlyStop and (early.option, early.patience, early.mode) == ("val_f1_macro", 3, "max")
     assert type(budget) is TimeBudget and budget.budget == "00:02:30"
     assert budget._duration == 150.0  # seconds, parsed from HH:MM:SS
+
+
+def _epoch_end(callback, metrics: dict, epoch: int) -> None:
+    """One epoch's end as Lightning calls it: the validated weights copied, then the epoch's metrics read."""
+    from types import SimpleNamespace
+
+    callback._candidate = {"fc.bias": torch.tensor([float(epoch)])}
+    callback.on_train_epoch_end(SimpleNamespace(callback_metrics=metrics, current_epoch=epoch), None)
+
+
+def test_a_nan_or_infinite_monitor_value_never_becomes_the_best_epoch():
+    best = BestEpoch("val_loss")
+    _epoch_end(best, {"val/loss": torch.tensor(float("nan"))}, 0)
+    assert (best.epoch, best.value, best.weights) == (0, None, None)
+    _epoch_end(best, {"val/loss": torch.tensor(0.75)}, 1)
+    _epoch_end(best, {"val/loss": torch.tensor(float("-inf"))}, 2)  # "lower" than any loss, but not a loss
+    _epoch_end(best, {"val/loss": torch.tensor(0.5)}, 3)
+    _epoch_end(best, {"val/loss": torch.tensor(0.625)}, 4)
+    assert best.record() == {"epoch": 4, "monitor": "val_loss", "value": 0.5}
+    assert best.weights is not None and best.weights["fc.bias"].tolist() == [3.0]
+    accuracy = BestEpoch("val_acc")
+    _epoch_end(accuracy, {"val/acc": torch.tensor(0.5)}, 0)
+    _epoch_end(accuracy, {"val/acc": torch.tensor(float("inf"))}, 1)
+    _epoch_end(accuracy, {"val/acc": torch.tensor(0.25)}, 2)
+    assert accuracy.record() == {"epoch": 1, "monitor": "val_acc", "value": 0.5}
+
+
+def test_the_time_budget_names_the_epoch_it_ran_out_in_counted_from_one():
+    import time
+    from types import SimpleNamespace
+
+    from pytorch_lightning.trainer.states import RunningStage
+
+    from dogbreed.training.selection import TimeBudget
+
+    said: list[str] = []
+    budget = TimeBudget("00:00:00:01", 1, emit=said.append)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(broadcast=lambda value: value), should_stop=False,
+                              current_epoch=0, max_epochs=5, is_global_zero=True)
+    budget._start_time[RunningStage.TRAINING] = time.monotonic()  # 1 s to go: the first batch is in time
+    budget.on_train_batch_end(trainer)
+    assert (budget.stopped_in, trainer.should_stop) == (None, False)
+    budget._start_time[RunningStage.TRAINING] = time.monotonic() - 60  # a minute spent: over budget
+    trainer.current_epoch = 2  # the third epoch
+    budget.on_train_batch_end(trainer)
+    assert (budget.stopped_in, trainer.should_stop) == (3, True)
+    trainer.current_epoch = 3
+    budget.on_train_batch_end(trainer)  # Lightning may end one more step: the epoch it ran out in stays
+    assert budget.stopped_in == 3
+    budget.on_fit_end(trainer, None)
+    line = "time budget: --max-time 00:00:00:01 spent in epoch 3 of 5: training stopped"
+    assert said == [line] and budget.summary_lines() == [line]
+
+
+class _TinyNet(torch.nn.Module):
+    """A "backbone" layer and the head under HEAD_PREFIX ("fc."), as the ResNet names them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer1 = torch.nn.Linear(2, 2)
+        self.fc = torch.nn.Linear(2, 3)
+
+
+def _validated(callback, frozen_backbone: bool) -> set[str]:
+    """The names BestEpoch copies at the end of a fitting validation of a _TinyNet."""
+    from types import SimpleNamespace
+
+    from pytorch_lightning.trainer.states import TrainerFn
+
+    net = _TinyNet()
+    net.layer1.requires_grad_(not frozen_backbone)
+    callback.on_validation_epoch_end(SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn=TrainerFn.FITTING)),
+                                     SimpleNamespace(net=net))
+    return set(callback._candidate)
+
+
+def test_the_best_epoch_copies_the_head_of_a_frozen_backbone_but_the_whole_network_when_asked():
+    head, whole = {"fc.weight", "fc.bias"}, {"layer1.weight", "layer1.bias", "fc.weight", "fc.bias"}
+    assert _validated(BestEpoch("val_acc"), frozen_backbone=True) == head
+    assert _validated(BestEpoch("val_acc"), frozen_backbone=False) == whole
+    # --finetune gradual: a head epoch's best must keep the backbone it was validated with (it trains later)
+    assert _validated(BestEpoch("val_acc", whole_network=True), frozen_backbone=True) == whole
+    assert _validated(BestEpoch("val_acc", whole_network=True), frozen_backbone=False) == whole
