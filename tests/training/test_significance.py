@@ -58,6 +58,18 @@ def test_quality_report_needs_every_split_above_chance():
     assert "NOT better than chance" in line and "test 8/24 (chance 0.33, p=0.58)" in line
 
 
+def test_an_empty_split_is_reported_but_does_not_decide_the_verdict():
+    # 22 of 24 at chance 1/3 is far above chance; a split without images has nothing to test (p = 1 by definition)
+    report = quality_report({"valid": (0, [0, 0, 0]), "test": (22, [8, 8, 8])})
+    assert report["valid"]["images"] == 0 and report["valid"]["p_value"] == 1.0
+    assert report["better_than_chance"] is True
+    line = quality_line(report)
+    assert line.startswith("quality: better than chance: ") and "valid 0/0 (chance 0.00, p=1)" in line
+    # nothing measured at all is no evidence of skill
+    assert quality_report({"valid": (0, [0, 0]), "test": (0, [0, 0])})["better_than_chance"] is False
+    assert quality_report({})["better_than_chance"] is False
+
+
 def test_confusion_pairs_and_macro_f1_match_a_hand_count():
     confusion = torch.tensor([[3, 1, 0], [0, 2, 2], [1, 0, 0]])
     true, predicted = pairs_from_confusion(confusion)
@@ -96,3 +108,27 @@ def test_ece_and_auroc_intervals_bracket_their_values():
 def test_a_figure_with_its_interval_reads_like_the_summary():
     assert with_interval(0.98333, [0.93, 1.0]) == "0.983 [0.93, 1.00]"
     assert with_interval(0.5, None) == "0.500"
+
+
+def test_the_bootstrap_interval_cuts_two_and_a_half_percent_off_each_tail():
+    from dogbreed.training.significance import bootstrap_interval
+
+    # a statistic whose 1000 resampled values are 0, 1, ..., 999 whatever the indices: numpy's linear percentiles
+    # at 2.5% and 97.5% are 0.025 x 999 and 0.975 x 999 (a 90% interval would be 49.95 and 949.05)
+    low, high = bootstrap_interval(lambda idx: np.arange(idx.shape[0], dtype=float), 7)
+    assert (low, high) == (pytest.approx(24.975), pytest.approx(974.025))
+    # resamples whose statistic is undefined (NaN) are left out: 500 values 0..499 remain
+    low, high = bootstrap_interval(lambda idx: np.where(np.arange(idx.shape[0]) < 500, np.arange(idx.shape[0]), np.nan),
+                                   7)
+    assert (low, high) == (pytest.approx(0.025 * 499), pytest.approx(0.975 * 499))
+    assert bootstrap_interval(lambda idx: np.zeros(idx.shape[0]), 0) is None
+
+
+def test_the_ece_interval_puts_a_confidence_on_a_bin_edge_into_the_bin_it_closes():
+    # 4 bins: (0, .25], (.25, .5], (.5, .75], (.75, 1]. 10 right answers at confidence 0.5 (bin 2: gap +0.5 each)
+    # and 10 wrong ones at 0.6 (bin 3: gap -0.6 each): in every resample ECE = (0.5 a + 0.6 b) / (a + b), in [0.5, 0.6].
+    # Were 0.5 counted in bin 3 with the 0.6s, the gaps would cancel: |0.5 a - 0.6 b| / (a + b), about 0.05.
+    confidence = torch.tensor([0.5] * 10 + [0.6] * 10, dtype=torch.float64)
+    correct = torch.tensor([True] * 10 + [False] * 10)
+    low, high = ece_interval(confidence, correct, 4)
+    assert 0.5 <= low < 0.55 < high <= 0.6
