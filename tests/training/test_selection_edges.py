@@ -148,8 +148,8 @@ def _validated(callback, frozen_backbone: bool) -> set[str]:
 
     net = _TinyNet()
     net.layer1.requires_grad_(not frozen_backbone)
-    callback.on_validation_epoch_end(SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn=TrainerFn.FITTING)),
-                                     SimpleNamespace(net=net))
+    fitting = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn=TrainerFn.FITTING))
+    callback.on_validation_epoch_end(fitting, SimpleNamespace(net=net))
     return set(callback._candidate)
 
 
