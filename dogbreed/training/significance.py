@@ -54,12 +54,13 @@ def split_quality(correct: int, class_counts: list[int]) -> dict[str, float | in
 
 
 def quality_report(splits: dict[str, tuple[int, list[int]]], alpha: float = ALPHA) -> dict:
-    """``{"better_than_chance": bool, "alpha", "test": "...", "<split>": {acc, correct, images, chance, p_value}}``.
+    """``{"method": "...", "alpha", "<split>": {acc, correct, images, chance, p_value}, "better_than_chance": bool}``.
 
     ``splits`` maps a split name to (correct answers, images per class). Better than chance means every given
-    split's accuracy is significantly above its chance level (one-sided exact binomial test at ``alpha``)."""
-    report: dict = {"test": f"one-sided exact binomial test against chance (max of 1/classes and the majority "
-                            f"class's share), alpha {alpha}", "alpha": alpha}
+    split's accuracy is significantly above its chance level (one-sided exact binomial test at ``alpha``). The
+    method is not under "test": that key is the test split's."""
+    report: dict = {"method": f"one-sided exact binomial test against chance (max of 1/classes and the majority "
+                              f"class's share), alpha {alpha}", "alpha": alpha}
     for name, (correct, counts) in splits.items():
         report[name] = split_quality(correct, counts)
     measured = [report[name] for name in splits if report[name]["images"]]

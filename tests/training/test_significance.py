@@ -132,3 +132,18 @@ def test_the_ece_interval_puts_a_confidence_on_a_bin_edge_into_the_bin_it_closes
     correct = torch.tensor([True] * 10 + [False] * 10)
     low, high = ece_interval(confidence, correct, 4)
     assert 0.5 <= low < 0.55 < high <= 0.6
+
+
+def test_the_report_keeps_the_method_beside_a_split_named_test():
+    # The method's description used to sit under "test", which the test split's record then overwrote: a run's
+    # metrics.json never said which test decided the verdict, and the summary listed test before valid.
+    # valid: P(X >= 20), X ~ Bin(24, 1/3) = (C(24,20) 2^4 + C(24,21) 2^3 + C(24,22) 2^2 + 48 + 1) / 3^24 = 187361 / 3^24
+    report = quality_report({"valid": (20, [8, 8, 8]), "test": (8, [8, 8, 8])})
+    assert report["method"] == ("one-sided exact binomial test against chance (max of 1/classes and the majority "
+                                "class's share), alpha 0.05")
+    assert report["test"] == {"acc": 8 / 24, "correct": 8, "images": 24, "chance": pytest.approx(1 / 3),
+                              "p_value": pytest.approx(binomial_p_value(8, 24, 1 / 3))}
+    assert list(report) == ["method", "alpha", "valid", "test", "better_than_chance"]
+    assert quality_line(report) == ("quality: NOT better than chance: the model is written, but its answers are no "
+                                    "better than guessing: valid 20/24 (chance 0.33, p=6.6e-07), "
+                                    "test 8/24 (chance 0.33, p=0.58)")
