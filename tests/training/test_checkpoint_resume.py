@@ -407,3 +407,36 @@ def test_an_interrupted_run_says_which_epoch_a_rerun_resumes_from(tmp_path: Path
         (tmp_path / f"epoch={epoch}.ckpt").write_bytes(b"x")
     assert _checkpoint_part(tmp_path, epochs) == part.format(dir=tmp_path)
     assert _checkpoint_part(None, epochs) == "no checkpoint was written (pass --checkpoint-dir to make a run resumable)"
+
+
+def test_an_epoch_checkpoint_keeps_itself_and_the_one_before_and_drops_an_abandoned_attempts_later_epochs(
+        tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from dogbreed.training.checkpoints import EpochCheckpoint
+
+    # epochs 1-6 of an earlier attempt (resumed here from epoch 2: its epochs 4-6 are of another history)
+    for epoch in range(1, 7):
+        (tmp_path / f"epoch={epoch}.ckpt").write_bytes(b"old")
+    (tmp_path / "last.ckpt").write_bytes(b"not ours")
+    barriers: list[str] = []
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=2, is_global_zero=True,
+                              save_checkpoint=lambda path, weights_only: Path(path).write_bytes(b"new"),
+                              strategy=SimpleNamespace(barrier=barriers.append))
+    EpochCheckpoint(tmp_path, {}).on_train_epoch_end(trainer, None)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch=2.ckpt", "epoch=3.ckpt", "last.ckpt"]
+    assert (tmp_path / "epoch=3.ckpt").read_bytes() == b"new" and barriers == ["dogbreed-checkpoint"]
+
+
+@pytest.mark.parametrize("epochs_done, started, phase", [
+    (0, False, "before training started"),
+    (0, True, "in epoch 1 of 3"),
+    (2, True, "in epoch 3 of 3"),
+    (3, True, "after all 3 epochs (while testing)"),
+])
+def test_an_interrupted_run_names_the_phase_it_stopped_in(tmp_path: Path, epochs_done, started, phase) -> None:
+    from dogbreed.training.checkpoints import interrupted
+
+    error = interrupted(signal.SIGTERM, checkpoint_dir=None, epochs=3, model_dir=tmp_path / "model",
+                        output_dir=tmp_path / "out", training_started=started, epochs_done=epochs_done)
+    assert str(error).startswith(f"stopped by SIGTERM {phase}: nothing was exported to {tmp_path / 'model'}; ")
