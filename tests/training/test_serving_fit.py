@@ -165,3 +165,28 @@ def test_abstention_with_too_few_images_is_off_and_says_why_whole(valid_images, 
     assert rule is None
     assert report == {"target_accept_rate": 0.9, "min_auroc": 0.7, "min_reject_ood": 0.25,
                       "min_images": {"valid": 20, "ood_selection": 20}, "applied": False, "reason": reason}
+
+
+def test_auto_picks_max_probability_when_both_scores_separate_equally_and_energy_when_it_separates_better():
+    from dogbreed.training.serving_fit import decide_abstention
+
+    # 20 dogs answered with one sure logit (10, 0, 0) and 20 non-dogs with flat logits: max probability and
+    # energy (logsumexp) both rank every dog above every non-dog, AUROC 1.0 each: the tie goes to max probability
+    valid = SplitLogits(torch.nn.functional.one_hot(torch.arange(20) % 3, 3).float() * 10, torch.arange(20) % 3)
+    rule, report = decide_abstention(valid, torch.zeros(20, 3), temperature=1.0, score="auto", accept_rate=0.95)
+    assert report["auroc_choose"] == {"max_probability": 1.0, "energy": 1.0}
+    assert report["score"] == "max_probability" and rule is not None and rule.score_type == "max_probability"
+    # non-dogs with two equal large logits (20, 20, 0): max probability ~0.5 is below the dogs' ~1.0 (AUROC 1),
+    # but energy log(2 e^20) ~ 20.7 is above the dogs' ~10 (AUROC 0): max probability wins outright
+    ood = torch.tensor([[20.0, 20.0, 0.0]]).repeat(20, 1)
+    _, report = decide_abstention(valid, ood, temperature=1.0, score="auto", accept_rate=0.95)
+    assert report["auroc_choose"] == {"max_probability": 1.0, "energy": 0.0} and report["score"] == "max_probability"
+    # dogs torn between two breeds (10, 9, 0): max probability ~0.73, energy ~10.3; non-dogs (5, 0, 0): max
+    # probability ~0.99 (above the dogs: AUROC 0), energy ~5.0 (below: AUROC 1): energy wins outright
+    torn = SplitLogits(torch.tensor([[10.0, 9.0, 0.0]]).repeat(20, 1), torch.arange(20) % 3)
+    ood = torch.tensor([[5.0, 0.0, 0.0]]).repeat(20, 1)
+    _, report = decide_abstention(torn, ood, temperature=1.0, score="auto", accept_rate=0.95)
+    assert report["auroc_choose"] == {"max_probability": 0.0, "energy": 1.0} and report["score"] == "energy"
+    # a requested score is kept, even where the other separates better
+    _, report = decide_abstention(torn, ood, temperature=1.0, score="max_probability", accept_rate=0.95)
+    assert report["score"] == "max_probability" and report["applied"] is False
