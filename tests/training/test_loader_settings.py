@@ -35,7 +35,9 @@ def test_an_explicit_worker_count_is_kept():
     assert resolve_num_workers(4, 2, on_gpu=False) == 4 and resolve_num_workers(0, 64, on_gpu=True) == 0
 
 
-@pytest.mark.parametrize("batch_size,expected", [(1, 8), (8, 8), (16, 8), (32, 4), (64, 2), (100, 2), (512, 2)])
+# a batch size that does not divide 128 rounds up: at least 128 images (20 -> 7 batches = 140, 48 -> 3 = 144)
+@pytest.mark.parametrize("batch_size,expected", [(1, 8), (8, 8), (16, 8), (20, 7), (32, 4), (48, 3), (64, 2), (100, 2),
+                                                (512, 2)])
 def test_prefetch_holds_about_128_images_per_worker(batch_size, expected):
     assert prefetch_batches(batch_size) == expected
 
