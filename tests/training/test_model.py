@@ -171,3 +171,24 @@ def test_metrics_stay_independent_after_an_all_correct_first_batch():
     assert values["test/acc"] == pytest.approx(5 / 8)
     assert values["test/acc_top5"] == 1.0
     assert values["test/f1_macro"] < 0.8
+
+
+def test_the_schedule_spans_the_run_or_the_current_gradual_phase_with_warmup_at_most_half_of_it():
+    from types import SimpleNamespace
+
+    def steps(model: DogBreedClassifier, total: int = 30, epochs: int = 3) -> tuple[int, int]:
+        model._trainer = SimpleNamespace(estimated_stepping_batches=total, max_epochs=epochs)
+        return model._schedule_steps()
+
+    full = DogBreedClassifier(num_classes=3, finetune="full", warmup_epochs=1)
+    assert steps(full) == (30, 10)  # 30 steps, 1 of 3 epochs warming up
+    full.hparams["warmup_epochs"] = 3  # every epoch asked to warm up: capped at half the steps
+    assert steps(full) == (30, 15)
+    assert steps(full, total=7, epochs=1) == (7, 3)  # 7 // 2
+    # gradual with more head epochs than the run has (a library caller; the CLI refuses it): the head phase
+    # keeps at least the last epoch for the whole network, 2 of 3 epochs = 20 steps, and the full phase 1 = 10
+    gradual = DogBreedClassifier(num_classes=3, finetune="gradual", freeze_epochs=5)
+    assert gradual.backbone_frozen and steps(gradual) == (20, 0)
+    gradual.set_backbone_trainable(True)
+    assert steps(gradual) == (10, 0)
+    assert DogBreedClassifier(num_classes=3, finetune="full")._schedule_steps() == (1, 0)  # no Trainer yet
