@@ -140,3 +140,29 @@ def test_a_checkpoint_past_the_switch_keeps_its_two_group_optimiser_and_prints_n
     assert checkpoint["optimizer_states"] is states and checkpoint["lr_schedulers"] == [{"last_epoch": 3}]
     callback.on_train_epoch_start(_trainer_at(3, rebuilt), module)
     assert lines == [] and rebuilt == []
+
+
+GRADUAL = ["--finetune", "gradual", "--freeze-epochs", "3"]
+
+
+@pytest.mark.parametrize("argv, start_epoch, extracts, cached", [
+    (GRADUAL, 0, True, True),
+    (GRADUAL, 2, True, True),  # resumed inside the head phase: its features
+    (GRADUAL, 3, False, True),  # resumed at the switch: images from now on
+    (GRADUAL, 5, False, True),
+    ([*GRADUAL, "--cached-views", "0"], 0, False, False),
+    ([*GRADUAL, "--cutmix-alpha", "1"], 0, False, False),
+    (["--finetune", "head"], 0, True, True),
+    (["--finetune", "head"], 4, True, True),  # a head-only run trains on features in every epoch
+    (["--finetune", "full"], 0, False, False),
+])
+def test_features_are_extracted_only_while_some_epoch_still_trains_on_them(tmp_path, argv, start_epoch, extracts,
+                                                                           cached):
+    from dogbreed.training.gradual import extracts_features, feature_cache_dir
+
+    config = parse_config(argv)
+    out = tmp_path / "out"
+    assert extracts_features(config.optimisation, config.cache, config.recipe, out, start_epoch) is extracts
+    # the default cache dir sits beside the output dir (shared by the runs of one data set)
+    where = feature_cache_dir(config.optimisation, config.cache, config.recipe, out)
+    assert where == (tmp_path / "feature_cache" if cached else None)
