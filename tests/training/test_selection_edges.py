@@ -160,3 +160,44 @@ def test_the_best_epoch_copies_the_head_of_a_frozen_backbone_but_the_whole_netwo
     # --finetune gradual: a head epoch's best must keep the backbone it was validated with (it trains later)
     assert _validated(BestEpoch("val_acc", whole_network=True), frozen_backbone=True) == whole
     assert _validated(BestEpoch("val_acc", whole_network=True), frozen_backbone=False) == whole
+
+
+def test_the_epoch_record_takes_the_heads_learning_rate_and_prints_the_epoch_line():
+    from types import SimpleNamespace
+
+    from dogbreed.training.callbacks import EpochHistory
+
+    said: list[str] = []
+    history = EpochHistory(emit=said.append)
+    groups = [{"lr": 0.003}, {"lr": 0.0003}]  # head, backbone (gradual / full fine-tuning)
+    metrics = {"train/loss": 0.5, "train/acc": 0.25, "val/loss": 0.75, "val/acc": 0.125, "val/acc_top5": 0.875,
+               "val/f1_macro": 0.0625, "test/acc": 1.0}
+    trainer = SimpleNamespace(current_epoch=1, is_global_zero=True, optimizers=[SimpleNamespace(param_groups=groups)],
+                              callback_metrics={name: torch.tensor(value) for name, value in metrics.items()})
+    history.on_train_epoch_end(trainer, None)  # type: ignore[arg-type]
+    assert history.history == [{"epoch": 2, "train_loss": 0.5, "train_acc": 0.25, "val_loss": 0.75, "val_acc": 0.125,
+                                "val_acc_top5": 0.875, "val_f1_macro": 0.0625, "lr": 0.003}]
+    assert said == ["epoch=2 train_loss=0.500000 train_acc=0.250000 val_loss=0.750000 val_acc=0.125000 "
+                    "val_acc_top5=0.875000 val_f1_macro=0.062500"]
+    trainer.is_global_zero, trainer.optimizers = False, []  # another rank: recorded, not printed; no optimiser yet
+    history.on_train_epoch_end(trainer, None)  # type: ignore[arg-type]
+    assert history.history[-1]["lr"] is None and len(said) == 1
+
+
+def test_the_data_wait_leaves_out_the_first_batch_of_every_epoch(monkeypatch):
+    from types import SimpleNamespace
+
+    from dogbreed.training import callbacks
+
+    clock = iter([0.0, 1.0, 1.5, 2.0,  # epoch 1: batch 1 (left out), batch 2 waits 0.5 of a 1.0 s step
+                  10.0, 11.0, 11.25, 12.0])  # epoch 2 after validation: batch 1 (left out), batch 2 waits 0.25 of 1.0
+    monkeypatch.setattr(callbacks, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    timer = callbacks.DataWaitTimer()
+    assert timer.wait_fraction is None
+    for _epoch in range(2):
+        timer.on_train_epoch_start(None, None)  # type: ignore[arg-type]
+        for batch in range(2):
+            timer.on_train_batch_start(None, None, None, batch)  # type: ignore[arg-type]
+            timer.on_train_batch_end(None, None, None, None, batch)  # type: ignore[arg-type]
+    assert (timer.waits_s, timer.steps_s) == ([0.5, 0.25], [1.0, 1.0])
+    assert timer.wait_fraction == 0.375
