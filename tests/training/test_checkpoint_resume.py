@@ -440,3 +440,19 @@ def test_an_interrupted_run_names_the_phase_it_stopped_in(tmp_path: Path, epochs
     error = interrupted(signal.SIGTERM, checkpoint_dir=None, epochs=3, model_dir=tmp_path / "model",
                         output_dir=tmp_path / "out", training_started=started, epochs_done=epochs_done)
     assert str(error).startswith(f"stopped by SIGTERM {phase}: nothing was exported to {tmp_path / 'model'}; ")
+
+
+def test_the_epochs_done_are_the_ones_the_checkpoint_records_else_its_name(tmp_path: Path) -> None:
+    # a checkpoint copied under another name (epoch=7.ckpt holding 4 epochs) resumes after the 4 it holds
+    state = {"state_dict": {"net.fc.weight": torch.zeros(2, 4)}, "epoch": 3,
+             "dogbreed": {"fingerprint": FINGERPRINT, "epoch": 4}}
+    torch.save(state, tmp_path / "epoch=7.ckpt")
+    plan = plan_resume(tmp_path, FINGERPRINT, num_classes=2)
+    assert (plan.path.name, plan.epoch) == ("epoch=7.ckpt", 4)
+    assert plan.record() == {"checkpoint": "epoch=7.ckpt", "epochs_done": 4, "differences": []}
+    # one without our record (resumed anyway): its name is all there is
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    _fake_checkpoint(foreign / "epoch=6.ckpt", 6, fingerprint=None)
+    plan = plan_resume(foreign, FINGERPRINT, resume_anyway=True, num_classes=2)
+    assert plan.epoch == 6 and plan.differences == ["it records no dogbreed run fingerprint"]
