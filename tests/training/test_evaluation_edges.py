@@ -38,3 +38,12 @@ def test_the_tta_report_times_the_first_16_test_images_and_scores_the_whole_spli
         "forward_seconds_per_image_without_tta"]
     assert all(report[k] > 0 for k in ("end_to_end_seconds_per_image", "end_to_end_seconds_per_image_without_tta",
                                        "forward_seconds_per_image", "forward_seconds_per_image_without_tta"))
+
+
+def test_the_non_dog_sets_are_sized_to_validation_between_the_check_minimum_and_the_generated_maximum():
+    from dogbreed.training.evaluation import ood_set_size
+
+    # below 20 validation images abstention cannot be checked at all: no non-dog images are made
+    assert [ood_set_size(n) for n in (0, 19)] == [0, 0]
+    # from 20 on, as many as validation images, at most the 32 generated per set
+    assert [ood_set_size(n) for n in (20, 21, 31, 32, 33, 5000)] == [20, 21, 31, 32, 32, 32]

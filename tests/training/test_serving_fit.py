@@ -190,3 +190,24 @@ def test_auto_picks_max_probability_when_both_scores_separate_equally_and_energy
     # a requested score is kept, even where the other separates better
     _, report = decide_abstention(torn, ood, temperature=1.0, score="max_probability", accept_rate=0.95)
     assert report["score"] == "max_probability" and report["applied"] is False
+
+
+def test_a_rule_that_turns_away_exactly_a_quarter_of_the_held_out_non_dogs_is_applied():
+    import math
+
+    from dogbreed.training.serving_fit import decide_abstention
+
+    # energy scores: dogs (20 + i, 0, 0) score about 20 + i; the rule is chosen on the even dogs (20, 22, ... 38):
+    # accepting 95% of 10 keeps all 10, threshold ~20. Held-out non-dogs (odd rows of 40): 15 score 20.5 (accepted),
+    # 5 score log 3 (turned away): exactly 25% rejected, the minimum. AUROC 1 (every held-out dog scores 21 or more).
+    valid = SplitLogits(torch.tensor([[20.0 + i, 0.0, 0.0] for i in range(20)]), torch.zeros(20, dtype=torch.long))
+    ood = torch.zeros(40, 3)
+    ood[1:31:2, 0] = 20.5
+    rule, report = decide_abstention(valid, ood, temperature=1.0, score="energy", accept_rate=0.95)
+    assert report["accept_rate_check"] == {"valid": 1.0, "ood": 0.75} and report["auroc_check"] == 1.0
+    assert report["applied"] is True and "reason" not in report
+    assert rule is not None and rule.score_type == "energy"
+    assert rule.threshold == pytest.approx(20 + math.log1p(2 * math.exp(-20)), abs=1e-9)
+    ood[31, 0] = 20.5  # one more accepted: 4 of 20 (20%) turned away is too few
+    rule, report = decide_abstention(valid, ood, temperature=1.0, score="energy", accept_rate=0.95)
+    assert rule is None and report["reason"].startswith("the energy rule would turn away only 20% of the held-out")
