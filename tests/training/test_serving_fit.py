@@ -211,3 +211,17 @@ def test_a_rule_that_turns_away_exactly_a_quarter_of_the_held_out_non_dogs_is_ap
     ood[31, 0] = 20.5  # one more accepted: 4 of 20 (20%) turned away is too few
     rule, report = decide_abstention(valid, ood, temperature=1.0, score="energy", accept_rate=0.95)
     assert rule is None and report["reason"].startswith("the energy rule would turn away only 20% of the held-out")
+
+
+def test_the_score_is_chosen_on_the_temperature_scaled_logits():
+    from dogbreed.training.serving_fit import decide_abstention
+
+    # dogs torn (3, 2.9, 0), non-dogs (1, 0, 0). At T = 1 the non-dogs have the higher max probability (0.576 vs
+    # 0.512: AUROC 0); at the served T = 10 the dogs do (softmax of (.3, .29, 0): 0.366 vs (.1, 0, 0): 0.356, AUROC 1),
+    # and energy ranks the dogs first at either temperature: at T = 10 a tie, so max probability is chosen
+    valid = SplitLogits(torch.tensor([[3.0, 2.9, 0.0]]).repeat(20, 1), torch.arange(20) % 3)
+    ood = torch.tensor([[1.0, 0.0, 0.0]]).repeat(20, 1)
+    _, report = decide_abstention(valid, ood, temperature=10.0, score="auto", accept_rate=0.95)
+    assert report["auroc_choose"] == {"max_probability": 1.0, "energy": 1.0} and report["score"] == "max_probability"
+    _, report = decide_abstention(valid, ood, temperature=1.0, score="auto", accept_rate=0.95)
+    assert report["auroc_choose"] == {"max_probability": 0.0, "energy": 1.0} and report["score"] == "energy"
