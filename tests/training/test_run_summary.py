@@ -118,3 +118,27 @@ def test_a_resumed_run_reports_only_the_epochs_this_process_trained():
     assert timing_record(timer, counts)["train_images_per_s"] == 100.0  # 600 images x 2 epochs / 12 s
     lines = summary_lines(timer, counts, {})
     assert "  fit                   12s  (2 epoch(s), 100.0 train img/s; resumed after epoch 3)" in lines
+
+
+def test_run_counts_count_backbone_passes_as_images_times_views_of_the_splits_built_now():
+    from types import SimpleNamespace
+
+    import torch
+
+    from dogbreed.core.transforms import Preprocessing
+    from dogbreed.training.gradual import HeadPhaseData
+    from dogbreed.training.head_training import CachedFeatures, FeatureDataModule, run_counts
+
+    images = SimpleNamespace(datasets={"train": [0] * 10, "valid": [0] * 4, "test": [0] * 6})
+    features = {"train": CachedFeatures(torch.zeros(10, 3, 8), torch.zeros(10, dtype=torch.long)),  # 3 views
+                "valid": CachedFeatures(torch.zeros(4, 1, 8), torch.zeros(4, dtype=torch.long)),
+                "test": CachedFeatures(torch.zeros(6, 1, 8), torch.zeros(6, dtype=torch.long))}
+    data = FeatureDataModule(features, class_names=["a"], preprocessing=Preprocessing(image_size=32), batch_size=4,
+                             cache_hits={"train": False, "valid": False, "test": True})  # test read from the cache
+    counts = run_counts(images, data, epochs=5, resumed_after=2)  # type: ignore[arg-type]
+    assert (counts.images, counts.epochs, counts.resumed_after) == ({"train": 10, "valid": 4, "test": 6}, 3, 2)
+    assert counts.extracted_images == 10 * 3 + 4  # the test split was a cache hit
+    # a gradual run's head phase holds its features as feature_data
+    gradual = HeadPhaseData(images, data, freeze_epochs=1)  # type: ignore[arg-type]
+    assert run_counts(images, gradual, epochs=5).extracted_images == 34  # type: ignore[arg-type]
+    assert run_counts(images, images, epochs=5).extracted_images == 0  # type: ignore[arg-type]  # images only
