@@ -47,3 +47,46 @@ def test_the_non_dog_sets_are_sized_to_validation_between_the_check_minimum_and_
     assert [ood_set_size(n) for n in (0, 19)] == [0, 0]
     # from 20 on, as many as validation images, at most the 32 generated per set
     assert [ood_set_size(n) for n in (20, 21, 31, 32, 33, 5000)] == [20, 21, 31, 32, 32, 32]
+
+
+def test_cached_features_stand_in_for_images_only_without_tta(monkeypatch):
+    from types import SimpleNamespace
+
+    from dogbreed.training import evaluation
+
+    calls: list = []
+    monkeypatch.setattr(evaluation, "_feature_logits", lambda net, cached: calls.append(("features", cached)) or "F")
+    monkeypatch.setattr(evaluation, "image_logits", lambda net, paths, labels, **kw: calls.append(
+        ("images", paths, labels, kw["tta"])) or "I")
+    images = SimpleNamespace(datasets={"valid": SimpleNamespace(samples=[("v0.jpg", 1), ("v1.jpg", 0)]),
+                                       "test": SimpleNamespace(samples=[("t0.jpg", 2)])},
+                             preprocessing=Preprocessing(image_size=32), num_workers=0)
+    datamodule = SimpleNamespace(features={"valid": "cached valid"})
+    assert evaluation._split_logits(images, datamodule, None, "valid", "none", 4) == "F"
+    # TTA views need the images; a split the cache lacks (gradual: test) and an image-only run too
+    assert evaluation._split_logits(images, datamodule, None, "valid", "flip", 4) == "I"
+    assert evaluation._split_logits(images, datamodule, None, "test", "none", 4) == "I"
+    assert evaluation._split_logits(images, SimpleNamespace(), None, "valid", "none", 4) == "I"
+    assert calls == [("features", "cached valid"), ("images", ["v0.jpg", "v1.jpg"], [1, 0], "flip"),
+                     ("images", ["t0.jpg"], [2], "none"), ("images", ["v0.jpg", "v1.jpg"], [1, 0], "none")]
+
+
+def test_per_image_test_results_are_kept_only_in_a_single_process():
+    from types import SimpleNamespace
+
+    import pytest
+    import torch
+
+    from dogbreed.training.evaluation import collect_test_outcome
+
+    confusion = torch.tensor([[1, 0], [1, 1]])
+    model = SimpleNamespace(test_confusion=confusion, test_samples={"loss": torch.tensor([0.1, 0.2, 0.3])})
+    images = SimpleNamespace(datasets={"test": SimpleNamespace(samples=[("a.jpg", 0), ("b.jpg", 1), ("c.jpg", 1)])})
+    single = collect_test_outcome(SimpleNamespace(world_size=1), model, images)  # type: ignore[arg-type]
+    assert single.confusion is confusion and single.samples is model.test_samples
+    assert single.paths == ["a.jpg", "b.jpg", "c.jpg"]
+    # DDP: each rank tested a shard, whose rows no longer line up with the split's paths
+    sharded = collect_test_outcome(SimpleNamespace(world_size=2), model, images)  # type: ignore[arg-type]
+    assert sharded.samples == {} and sharded.confusion is confusion
+    with pytest.raises(RuntimeError, match=r"^trainer.test\(\) ran but produced no confusion matrix$"):
+        collect_test_outcome(SimpleNamespace(world_size=1), SimpleNamespace(test_confusion=None), images)  # type: ignore[arg-type]
