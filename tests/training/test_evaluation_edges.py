@@ -3,6 +3,8 @@ downstream sees zero images rather than a phantom row."""
 
 from __future__ import annotations
 
+import pytest
+
 from dogbreed.core.network import build_resnet50
 from dogbreed.core.transforms import Preprocessing
 from dogbreed.training.evaluation import image_logits
@@ -90,3 +92,36 @@ def test_per_image_test_results_are_kept_only_in_a_single_process():
     assert sharded.samples == {} and sharded.confusion is confusion
     with pytest.raises(RuntimeError, match=r"^trainer.test\(\) ran but produced no confusion matrix$"):
         collect_test_outcome(SimpleNamespace(world_size=1), SimpleNamespace(test_confusion=None), images)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("argv, fitted, tta", [
+    (["--calibrate", "False", "--abstention-score", "none"], False, False),  # nothing to do: no backbone pass
+    (["--calibrate", "False", "--abstention-score", "none", "--tta", "flip"], True, True),  # TTA alone is measured
+    (["--abstention-score", "none"], True, False),
+    (["--calibrate", "False"], True, False),
+])
+def test_the_serving_fit_runs_when_any_of_calibration_abstention_or_tta_asks_for_it(monkeypatch, argv, fitted, tta):
+    from types import SimpleNamespace
+
+    import torch
+
+    from dogbreed.config.parser import parse_config
+    from dogbreed.training import evaluation
+    from dogbreed.training.serving_fit import ServingFit, SplitLogits
+
+    split = SplitLogits(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))  # 4 validation images: no non-dog set
+    calls: list[str] = []
+    monkeypatch.setattr(evaluation, "_split_logits", lambda images, dm, net, name, mode, batch: calls.append(
+        f"{name} {mode}") or split)
+    monkeypatch.setattr(evaluation, "image_logits", lambda net, sources, **kwargs: calls.append(
+        f"non-dogs {len(sources)}") or SplitLogits(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)))
+    monkeypatch.setattr(evaluation, "fit_serving", lambda *args, **kwargs: calls.append("fit") or ServingFit(report={}))
+    monkeypatch.setattr(evaluation, "_tta_report", lambda mode, *args: calls.append(f"tta {mode}") or {"mode": mode})
+    options = parse_config(argv).calibration
+    images = SimpleNamespace(preprocessing=Preprocessing(image_size=32), num_workers=0)
+    fit = evaluation.calibrate_run(options, images, SimpleNamespace(), None, batch_size=4, seed=0)  # type: ignore[arg-type]
+    mode = options.tta
+    served = [f"valid {mode}", f"test {mode}", "non-dogs 0", "non-dogs 0", "fit"]
+    expected = (served if fitted else []) + ([f"tta {mode}"] if tta else [])
+    assert calls == expected
+    assert fit.report == ({"tta": {"mode": "flip"}} if tta else {})
