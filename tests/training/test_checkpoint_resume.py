@@ -456,3 +456,17 @@ def test_the_epochs_done_are_the_ones_the_checkpoint_records_else_its_name(tmp_p
     _fake_checkpoint(foreign / "epoch=6.ckpt", 6, fingerprint=None)
     plan = plan_resume(foreign, FINGERPRINT, resume_anyway=True, num_classes=2)
     assert plan.epoch == 6 and plan.differences == ["it records no dogbreed run fingerprint"]
+
+
+def test_the_data_difference_named_is_the_most_basic_one() -> None:
+    saved = {"options": {"lr": 0.01, "seed": 1}, "class_dirs": ["a", "b"], "images": {"train": 4}, "files": "f1"}
+    # other class folders change the counts and the files too: only the folders are named
+    other = {"options": {"lr": 0.02, "epochs": 3}, "class_dirs": ["a", "c", "d"], "images": {"train": 6}, "files": "f2"}
+    assert checkpoints.fingerprint_differences(saved, other) == [
+        "--epochs None in the checkpoint, 3 now", "--lr 0.01 in the checkpoint, 0.02 now",
+        "--seed 1 in the checkpoint, None now", "the class folders differ"]
+    # the same folders with more images: the counts, not the files
+    assert checkpoints.fingerprint_differences(saved, {**saved, "images": {"train": 5}, "files": "f2"}) == [
+        "the image counts differ ({'train': 4} in the checkpoint, {'train': 5} now)"]
+    assert checkpoints.fingerprint_differences(saved, {**saved, "files": "f2"}) == ["the image files differ"]
+    assert checkpoints.fingerprint_differences(saved, dict(saved)) == []
