@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,3 +113,27 @@ def test_every_json_a_run_writes_is_indented_for_people_and_ends_in_a_newline(tr
         second = text.splitlines()[1]
         assert len(second) - len(second.lstrip(" ")) == indents[name], name
         json.loads(text, parse_constant=lambda constant: pytest.fail(f"{name} holds {constant}"))
+
+
+def test_the_worst_predictions_are_drawn_only_when_every_result_has_its_image(monkeypatch, tmp_path):
+    import torch
+
+    from dogbreed.training import reports
+
+    drawn: list = []
+    for name in ("plot_training_curves", "plot_confusion_matrix"):
+        monkeypatch.setattr(reports, name, lambda output_dir, *args, name=name: output_dir / f"{name}.png")
+    monkeypatch.setattr(reports, "plot_worst_predictions", lambda output_dir, samples, paths, names: drawn.append(
+        list(paths)) or output_dir / "worst.png")
+    confusion = torch.tensor([[2, 0], [1, 0]])
+    samples = {"loss": torch.tensor([0.1, 0.2, 2.0])}
+    whole = reports.TestOutcome(confusion, samples, paths=[Path("a.jpg"), Path("b.jpg"), Path("c.jpg")])
+    written = reports.write_reports(tmp_path, [], {"acc": 2 / 3}, whole, ["a", "b"])
+    assert [p.name for p in written] == ["metrics.json", "plot_training_curves.png", "plot_confusion_matrix.png",
+                                         "per_class_accuracy.csv", "most_confused.csv", "worst.png"]
+    assert drawn == [[Path("a.jpg"), Path("b.jpg"), Path("c.jpg")]]
+    # results of a shard (DDP) or without paths: no gallery rather than images under the wrong results
+    for outcome in (reports.TestOutcome(confusion, samples, paths=[Path("a.jpg"), Path("b.jpg")]),
+                    reports.TestOutcome(confusion, {}, paths=[Path("a.jpg"), Path("b.jpg"), Path("c.jpg")])):
+        assert "worst.png" not in [p.name for p in reports.write_reports(tmp_path, [], {}, outcome, ["a", "b"])]
+    assert len(drawn) == 1
