@@ -66,3 +66,27 @@ def test_label_smoothing_is_what_torch_defines():
     log_p = torch.log_softmax(logits, dim=1)[0]
     expected = -((1 - 0.3 + 0.1) * log_p[0] + 0.1 * log_p[1] + 0.1 * log_p[2])
     assert float(model.loss_fn(logits, target)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_per_image_test_results_hold_each_images_own_loss_and_both_probabilities():
+    import math
+
+    model = DogBreedClassifier(num_classes=3, finetune="full")
+    model.on_test_epoch_start()
+    batches = [(torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([1])),  # wrong: predicted 0, true 1
+               (torch.tensor([[0.0, 1.0, 3.0], [5.0, 5.0, 0.0]]), torch.tensor([2, 1]))]  # right; a tie -> 0
+    for logits, targets in batches:
+        model.test_confmat.update(logits, targets)
+        model._keep_test_samples(logits, targets)
+    model.on_test_epoch_end()
+    samples = model.test_samples
+    wrong_p, wrong_target = math.exp(2) / (math.exp(2) + 2), 1 / (math.exp(2) + 2)
+    right_p = math.exp(3) / (1 + math.e + math.exp(3))
+    tie_p = math.exp(5) / (2 * math.exp(5) + 1)
+    assert samples["target"].tolist() == [1, 2, 1] and samples["predicted"].tolist() == [0, 2, 0]
+    assert samples["predicted_probability"].tolist() == pytest.approx([wrong_p, right_p, tie_p], rel=1e-6)
+    assert samples["target_probability"].tolist() == pytest.approx([wrong_target, right_p, tie_p], rel=1e-6)
+    assert samples["loss"].tolist() == pytest.approx([-math.log(wrong_target), -math.log(right_p), -math.log(tie_p)],
+                                                     rel=1e-6)
+    assert model.test_confusion.tolist() == [[0, 0, 0], [2, 0, 0], [0, 0, 1]]
+    assert model._test_parts == []
