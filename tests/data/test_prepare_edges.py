@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from dogbreed.data.prepared_image import PrepareSettings, prepare_image
@@ -66,3 +67,45 @@ def test_a_gif_is_copied_byte_for_byte_whatever_its_name_says(tmp_path):
         assert output.read_bytes() == source.read_bytes(), name
         assert (entry["action"], entry["source_format"], entry["output_size"]) == ("copied", "GIF", [100, 80])
         assert entry["output_sha256"] == entry["source_sha256"]
+
+
+def test_a_gone_source_loses_its_prepared_copy_also_when_the_settings_change(tmp_path):
+    from dogbreed.data.prepare import MANIFEST_NAME, prepare_dataset
+    from tests.helpers.builders import write_tree
+
+    source = write_tree(tmp_path / "src", {"train": 2, "valid": 1}, breed_dirs=["001.A", "002.B"])
+    out = tmp_path / "prepared"
+    prepare_dataset(source, out, short_side=16)
+    gone = "train/001.A/001.jpg"
+    (source / gone).unlink()
+    report = prepare_dataset(source, out, short_side=12)  # a new N: every image again, and the gone one removed
+    assert report.counts["removed"] == 1 and report.counts["unchanged"] == 0
+    assert not (out / gone).exists()
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert names == {MANIFEST_NAME, "train/001.A/000.jpg", "train/002.B/000.jpg", "train/002.B/001.jpg",
+                     "valid/001.A/000.jpg", "valid/002.B/000.jpg"}
+    assert prepare_dataset(source, out, short_side=12).counts == {"unchanged": 5}  # and nothing unknown left
+
+
+def test_an_output_that_holds_the_data_dir_is_refused_as_overlapping(tmp_path):
+    from dogbreed.core.errors import DataError
+    from dogbreed.data.prepare import prepare_dataset
+    from tests.helpers.builders import write_tree
+
+    parent = tmp_path / "photos"
+    source = write_tree(parent / "dogs", {"train": 1, "valid": 1}, breed_dirs=["001.A", "002.B"])
+    with pytest.raises(DataError) as refused:  # --output above --data-dir: the overlap, not "not empty", is named
+        prepare_dataset(source, parent, short_side=16)
+    assert str(refused.value) == f"--output {parent} overlaps --data-dir {source}: choose a folder outside the dataset"
+
+
+@pytest.mark.parametrize("short_side, warned", [(232, False), (231, True)])
+def test_the_prepared_short_side_warning_starts_one_pixel_below_the_eval_resize(tmp_path, short_side, warned):
+    import json
+
+    from dogbreed.data.prepare import MANIFEST_NAME, prepared_warning
+
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"complete": True, "short_side": short_side, "files": {}}))
+    expected = (f"{tmp_path} was prepared with short side 231, smaller than the 232 px that --image-size 224 "
+                "evaluates at: images are enlarged. Prepare it again with --image-size 224") if warned else None
+    assert prepared_warning(tmp_path, 224) == expected
