@@ -109,3 +109,17 @@ def test_the_prepared_short_side_warning_starts_one_pixel_below_the_eval_resize(
     expected = (f"{tmp_path} was prepared with short side 231, smaller than the 232 px that --image-size 224 "
                 "evaluates at: images are enlarged. Prepare it again with --image-size 224") if warned else None
     assert prepared_warning(tmp_path, 224) == expected
+
+
+def test_hidden_files_in_the_output_never_block_a_re_run(tmp_path):
+    # Finder's .DS_Store, or the temp file of a write killed before its rename: training skips hidden files, and
+    # so does prepare's check for files it did not write
+    from dogbreed.data.prepare import prepare_dataset
+    from tests.helpers.builders import write_tree
+
+    source = write_tree(tmp_path / "src", {"train": 1, "valid": 1}, breed_dirs=["001.A", "002.B"])
+    out = tmp_path / "prepared"
+    prepare_dataset(source, out, short_side=16)
+    (out / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (out / "train" / "001.A" / ".000.jpg.k3j2x1").write_bytes(b"half an image")
+    assert prepare_dataset(source, out, short_side=16).counts == {"unchanged": 4}
