@@ -1,0 +1,55 @@
+"""predict's input expansion and text rendering, without a model: extension case, globs over directories and
+``**``, and the text line of a record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dogbreed.cli.predict import expand_inputs, render_text
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8\xff")  # expansion looks at names only
+    return path
+
+
+def _relative(inputs, root: Path) -> list[tuple[str, str]]:
+    return [(Path(i.name).relative_to(root).as_posix(), i.error) for i in inputs]
+
+
+def test_a_directory_walk_takes_image_extensions_in_any_case(tmp_path):
+    for name in ("A.JPG", "b.Png", "c.jpeg", "d.WEBP", "e.TXT", "f.jpg.bak"):
+        _touch(tmp_path / "cam" / name)
+    assert _relative(expand_inputs([str(tmp_path / "cam")]), tmp_path) == [
+        ("cam/A.JPG", ""), ("cam/b.Png", ""), ("cam/c.jpeg", ""), ("cam/d.WEBP", "")]
+
+
+def test_a_glob_that_matches_a_directory_walks_it_and_double_star_recurses(tmp_path):
+    _touch(tmp_path / "dogs" / "day1" / "x.jpg")
+    _touch(tmp_path / "dogs" / "day1" / "notes.txt")
+    _touch(tmp_path / "dogs" / "day2" / "deep" / "y.png")
+    _touch(tmp_path / "dogs" / "top.jpg")
+    assert _relative(expand_inputs([str(tmp_path / "dogs" / "day*")]), tmp_path) == [
+        ("dogs/day1/x.jpg", ""), ("dogs/day2/deep/y.png", "")]
+    assert _relative(expand_inputs([str(tmp_path / "dogs" / "**" / "*.png")]), tmp_path) == [
+        ("dogs/day2/deep/y.png", "")]
+    assert _relative(expand_inputs([str(tmp_path / "dogs" / "**" / "*.jpg")]), tmp_path) == [
+        ("dogs/day1/x.jpg", ""), ("dogs/top.jpg", "")]
+
+
+def test_the_text_line_shows_breed_index_and_probability_to_three_decimals():
+    guesses = [{"breed": "Beagle", "index": 15, "probability": 0.91234},
+               {"breed": "Basset_hound", "index": 14, "probability": 0.0456}]
+    records = [
+        {"image": "a.jpg", "confident": True, "predictions": guesses},
+        {"image": "b.jpg", "confident": False, "predictions": guesses[:1],
+         "rejection": {"score_type": "max_probability", "score": 0.41234, "threshold": 0.5}},
+        {"image": "c.jpg", "error": "file not found"},
+    ]
+    assert render_text(records).splitlines() == [
+        "a.jpg: Beagle (15) 0.912, Basset_hound (14) 0.046",
+        "b.jpg: NOT CONFIDENT (max_probability 0.412 < threshold 0.500: no breed clears the confidence threshold); "
+        "best guesses: Beagle (15) 0.912",
+        "c.jpg: error: file not found",
+    ]
