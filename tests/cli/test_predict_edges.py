@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from dogbreed.cli.predict import expand_inputs, render_text
 
 
@@ -53,3 +55,26 @@ def test_the_text_line_shows_breed_index_and_probability_to_three_decimals():
         "best guesses: Beagle (15) 0.912",
         "c.jpg: error: file not found",
     ]
+
+
+def test_an_empty_file_is_named_as_empty_not_as_a_non_image(tmp_path):
+    from dogbreed.cli.predict import read_image
+
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    with pytest.raises(ValueError) as raised:
+        read_image(str(tmp_path / "zero.jpg"))
+    assert str(raised.value) == "empty file"
+
+
+def test_the_text_output_says_once_at_its_end_that_no_abstention_rule_is_set(tmp_path, tiny_model_dir, capsys):
+    from PIL import Image
+
+    from dogbreed.cli.predict import main
+
+    for name, size in (("a.jpg", (40, 30)), ("b.png", (33, 50))):
+        Image.new("RGB", size, (200, 30, 30)).save(tmp_path / name)
+    assert main(["--model-dir", str(tiny_model_dir), str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in lines[:2]] == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
+    assert lines[2:] == ["note: no abstention rule is set for this model: every image gets its best guesses, "
+                         "including images that are not dogs"]
