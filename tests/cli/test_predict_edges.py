@@ -78,3 +78,52 @@ def test_the_text_output_says_once_at_its_end_that_no_abstention_rule_is_set(tmp
     assert [line.split(": ")[0] for line in lines[:2]] == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
     assert lines[2:] == ["note: no abstention rule is set for this model: every image gets its best guesses, "
                          "including images that are not dogs"]
+
+
+class _CountingPredictor:
+    """Records the size of each forward pass; answers each image with its own decoded bytes' length."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def decode(self, data: bytes) -> int:
+        return len(data)
+
+    def transform_batch(self, images: list) -> list:
+        return list(images)
+
+    def predict_logits(self, batch: list) -> list:
+        self.batches.append(len(batch))
+        return batch
+
+    def answers(self, logits: list, k: int) -> list:
+        class Answer:
+            def __init__(self, size: int) -> None:
+                self.size = size
+
+            def to_dict(self) -> dict:
+                return {"bytes": self.size, "k": k}
+
+        return [Answer(size) for size in logits]
+
+
+def test_images_are_predicted_in_batches_of_at_most_batch_size_in_input_order(tmp_path):
+    from PIL import Image
+
+    from dogbreed.cli.predict import ImageInput, predict_records
+
+    inputs = []
+    for i in range(5):
+        Image.new("RGB", (8 + i, 8), (10 * i, 0, 0)).save(tmp_path / f"{i}.png")
+        inputs.append(ImageInput(str(tmp_path / f"{i}.png")))
+    inputs.insert(2, ImageInput(str(tmp_path / "gone.png"), "file not found"))
+    predictor = _CountingPredictor()
+    records = predict_records(predictor, inputs, k=2, batch_size=2)
+    assert predictor.batches == [2, 2, 1]
+    sizes = [(tmp_path / f"{i}.png").stat().st_size for i in range(5)]
+    assert records == [
+        {"image": str(tmp_path / "0.png"), "bytes": sizes[0], "k": 2},
+        {"image": str(tmp_path / "1.png"), "bytes": sizes[1], "k": 2},
+        {"image": str(tmp_path / "gone.png"), "error": "file not found"},
+        *[{"image": str(tmp_path / f"{i}.png"), "bytes": sizes[i], "k": 2} for i in (2, 3, 4)],
+    ]

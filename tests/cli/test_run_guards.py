@@ -230,6 +230,7 @@ def test_predict_bad_counts_name_the_value(tmp_path: Path, capsys, argv: list[st
                                "enlarged), got 8193"),
     (["--short-side", "7"], "error: --short-side must be at least 8 pixels (default: 258), got 7"),
     (["--quality", "101"], "error: --quality must be between 1 and 100 (default: 95), got 101"),
+    (["--quality", "0"], "error: --quality must be between 1 and 100 (default: 95), got 0"),
 ])
 def test_prepare_bad_numbers_name_the_value(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
     assert prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"), *argv]) == 2
@@ -238,7 +239,8 @@ def test_prepare_bad_numbers_name_the_value(tmp_path: Path, capsys, argv: list[s
 
 
 @pytest.mark.parametrize("argv", [["--workers", "1"], ["--workers", "256"], ["--workers", "-1"],
-                                  ["--image-size", "32"], ["--image-size", "2048"]])
+                                  ["--image-size", "32"], ["--image-size", "2048"], ["--quality", "1"],
+                                  ["--quality", "100"], ["--short-side", "8"], ["--short-side", "8192"]])
 def test_prepare_numbers_at_the_edge_of_their_range_pass(tmp_path: Path, capsys, argv: list[str]) -> None:
     """The last accepted values: the command goes on to the data and stops there (no such folder)."""
     assert prepare_cli.main(["--data-dir", str(tmp_path / "none"), "--output", str(tmp_path / "out"), *argv]) == 2

@@ -123,3 +123,67 @@ def test_hidden_files_in_the_output_never_block_a_re_run(tmp_path):
     (out / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (out / "train" / "001.A" / ".000.jpg.k3j2x1").write_bytes(b"half an image")
     assert prepare_dataset(source, out, short_side=16).counts == {"unchanged": 4}
+
+
+def test_the_long_side_is_rounded_not_truncated():
+    from dogbreed.data.prepared_image import reduced_size
+
+    # 101 x 80 at short side 48: 101 * 48 / 80 = 60.6 -> 61 (truncating would give 60, another aspect ratio)
+    assert reduced_size(101, 80, 48) == (61, 48)
+    assert reduced_size(80, 101, 48) == (48, 61)
+    assert reduced_size(100, 80, 48) == (60, 48) and reduced_size(48, 200, 48) == (48, 200)
+
+
+def test_the_jpeg_quality_setting_is_the_one_encoded(tmp_path):
+    import io
+
+    source = tmp_path / "big.jpg"
+    _marked(160, 120).save(source, quality=95)
+    for quality in (40, 95):
+        output = tmp_path / f"q{quality}" / "big.jpg"
+        prepare_image(source, output, PrepareSettings(short_side=N, jpeg_quality=quality))
+        reference = io.BytesIO()
+        Image.new("RGB", (64, 48)).save(reference, format="JPEG", quality=quality)
+        with Image.open(output) as prepared, Image.open(reference) as expected:
+            assert prepared.quantization == expected.quantization, quality  # Pillow's tables for that quality
+
+
+def test_an_interrupted_prepare_leaves_an_unfinished_manifest_and_the_next_run_resumes(tmp_path, monkeypatch):
+    import json
+
+    from dogbreed.data import prepare
+    from tests.helpers.builders import write_tree
+
+    source = write_tree(tmp_path / "src", {"train": 2, "valid": 1}, breed_dirs=["001.A", "002.B"])
+    out = tmp_path / "prepared"
+    calls = []
+
+    def stopped_at_the_fifth(*args):
+        calls.append(args[0])
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return prepare_image(*args)
+
+    monkeypatch.setattr(prepare, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(prepare, "prepare_image", stopped_at_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        prepare.prepare_dataset(source, out, short_side=16)
+    manifest = json.loads((out / prepare.MANIFEST_NAME).read_text())
+    assert manifest["complete"] is False and len(manifest["files"]) == 4  # saved after the 2nd and the 4th image
+    assert prepare.prepared_warning(out, 64) == (f"{out} is an unfinished prepared dataset (prepare stopped or found "
+                                                 "unreadable images): run prepare again")
+    monkeypatch.setattr(prepare, "prepare_image", prepare_image)
+    report = prepare.prepare_dataset(source, out, short_side=16)
+    assert report.counts["unchanged"] == 4 and sum(report.counts.values()) == 6
+    assert json.loads((out / prepare.MANIFEST_NAME).read_text())["complete"] is True
+
+
+def test_a_resized_image_keeps_its_colour_profile(tmp_path):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source, output = tmp_path / "wide.jpg", tmp_path / "out" / "wide.jpg"
+    _marked(160, 120).save(source, quality=95, icc_profile=profile)
+    assert prepare_image(source, output, PrepareSettings(short_side=N))["action"] == "resized"
+    with Image.open(output) as image:
+        assert image.size == (64, 48) and image.info.get("icc_profile") == profile

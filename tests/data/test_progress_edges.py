@@ -33,3 +33,10 @@ def test_only_global_rank_0_prints_progress(monkeypatch, rank, local_rank, first
             monkeypatch.setenv(name, value)
     assert is_rank_zero() is first
     assert progress_style(io.StringIO()) == ("lines" if first else "off")
+
+
+def test_a_total_of_zero_reads_as_a_count_without_a_total():
+    from dogbreed.data.progress import Progress
+
+    progress = Progress(0, "checking valid", stream=io.StringIO(), style="lines", clock=lambda: 100.0)
+    assert progress.status_line(104.0) == "checking valid: 0 img, 0.0 img/s"  # an empty split: no 0/0 percent
