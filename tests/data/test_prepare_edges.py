@@ -187,3 +187,17 @@ def test_a_resized_image_keeps_its_colour_profile(tmp_path):
     assert prepare_image(source, output, PrepareSettings(short_side=N))["action"] == "resized"
     with Image.open(output) as image:
         assert image.size == (64, 48) and image.info.get("icc_profile") == profile
+
+
+def test_a_large_jpeg_keeps_its_detail_like_a_full_decode(tmp_path):
+    # a 400 x 300 grey pattern of 40 px period, reduced to 64 x 48 (6.4 px period): decoding at a reduced DCT scale
+    # must keep at least twice the target short side, or the detail is lost before the Lanczos reduction
+    y, x = np.mgrid[0:300, 0:400]
+    grey = (127 + 120 * np.sin(2 * np.pi * x / 40) * np.sin(2 * np.pi * y / 40)).astype(np.uint8)
+    source, output = tmp_path / "detail.jpg", tmp_path / "out" / "detail.jpg"
+    Image.fromarray(np.stack([grey] * 3, axis=2), "RGB").save(source, quality=95)
+    prepare_image(source, output, PrepareSettings(short_side=N))
+    with Image.open(source) as full:
+        reference = np.asarray(full.convert("RGB").resize((64, 48), Image.Resampling.LANCZOS), dtype=float)
+    with Image.open(output) as prepared:
+        assert np.abs(np.asarray(prepared.convert("RGB"), dtype=float) - reference).mean() < 4.0  # about 1.4
