@@ -140,3 +140,49 @@ def test_overlays_of_photos_with_the_same_name_do_not_overwrite_each_other(tmp_p
     assert paths == [tmp_path / "dog_gradcam.png", tmp_path / "cat_gradcam.png", tmp_path / "0002_dog_gradcam.png",
                      tmp_path / "0003_dog_gradcam.png"]
     assert taken == {"dog_gradcam.png", "cat_gradcam.png", "0002_dog_gradcam.png", "0003_dog_gradcam.png"}
+
+
+def test_the_heat_returned_with_several_breeds_is_the_first_breeds(tmp_path):
+    """``Explanation.heat`` is documented as the heat map of the first breed: explaining a second breed beside it
+    must not change it, nor the first panel. At 96 px the map is 3x3 (at the tiny model's 32 px it is one cell,
+    the same for every breed)."""
+    from dogbreed.core.network import build_resnet50
+    from dogbreed.explain.gradcam import explain_image
+    from dogbreed.serving.artifact import ModelConfig, save_artifact
+    from dogbreed.serving.predictor import Predictor
+
+    torch.manual_seed(0)
+    config = ModelConfig(class_names=["Affenpinscher", "Afghan hound", "Airedale terrier"],
+                         preprocessing=Preprocessing(image_size=96))
+    predictor = Predictor.from_model_dir(save_artifact(tmp_path / "model", build_resnet50(3).eval(), config),
+                                         device="cpu")
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 256, (100, 120, 3), dtype=np.uint8), "RGB")
+    single, pair = explain_image(predictor, photo), explain_image(predictor, photo, top_k=2)
+    assert pair.prediction == single.prediction == pair.predictions[0]
+    assert np.array_equal(pair.heat, single.heat)
+    panels = np.asarray(pair.overlay)
+    assert np.array_equal(panels[:, :120], np.asarray(single.overlay))
+    # above the label band (rows 65..99: text size 10, 2 x 10 + 3 x 5 rows) the second breed's map is another map
+    assert not np.array_equal(panels[:65, :120], panels[:65, 120:])
+
+
+@pytest.mark.parametrize("seed, target, zeros", [(0, 2, 6), (2, 0, 9)])
+def test_negative_evidence_is_cut_to_zero_heat_not_scaled_into_the_map(seed, target, zeros):
+    """Grad-CAM keeps only the regions that speak for the breed (ReLU): on these seeds the raw map of ``target``
+    has ``zeros`` negative cells of the 3x3 (seed 2, breed 0: all nine, so no heat at all)."""
+    from captum.attr import LayerGradCam
+
+    from dogbreed.core.network import build_resnet50
+    from dogbreed.explain.gradcam import layer_gradcam
+
+    torch.manual_seed(seed)
+    net = build_resnet50(3).eval()
+    batch = torch.randn(1, 3, 96, 96)
+    raw = LayerGradCam(net, net.layer4).attribute(batch.clone(), target=target, relu_attributions=False)[0, 0]
+    assert int((raw < 0).sum()) == zeros
+    cam = layer_gradcam(net, batch, target)
+    assert int((cam == 0).sum()) == zeros and float(cam.min()) == 0.0
+    positive = raw.detach().clamp(min=0)
+    expected = positive / positive.max() if zeros < 9 else positive
+    assert torch.allclose(cam, expected)
