@@ -297,3 +297,29 @@ def test_the_rule_statuses_are_sagemakers_names():
 
     assert (ISSUES_FOUND, NO_ISSUES_FOUND, ERROR, NOT_EVALUATED) == ("IssuesFound", "NoIssuesFound", "Error",
                                                                      "NotEvaluated")
+
+
+def test_overfit_skips_the_sanity_check_before_any_training():
+    # EVAL steps before the first TRAIN step (Lightning's sanity check) have no training loss to compare with
+    only_sanity = [("EVAL", 5.0), ("EVAL", 5.0), ("TRAIN", 1.0)]
+    result = run(Overfit, losses(*only_sanity))
+    assert (result.status, result.step, result.detail) == (NOT_EVALUATED, None,
+                                                           "no saved step held the values this rule compares")
+    result = run(Overfit, losses(("EVAL", 9.0), ("TRAIN", 1.0), ("EVAL", 1.05)))
+    assert (result.status, result.detail) == (NO_ISSUES_FOUND, "largest (val - train) / train = 5.0%")
+
+
+def test_poor_weight_initialization_needs_two_layers_to_compare_variances():
+    one_layer = FakeTrial([("TRAIN", {"layer0_relu_input": np.array([-2.0, 2.0])})] * 3, losses=())
+    result = evaluate_rule(PoorWeightInitialization(one_layer))
+    assert (result.status, result.detail) == (NOT_EVALUATED, "checked: activation variance (first 10 TRAIN steps)")
+
+
+def test_loss_not_decreasing_rise_must_exceed_the_limit():
+    # best 8.0, then 8.5: exactly 6.25% above (binary-exact); with the limit at 6.25% that rise is allowed, and the
+    # check then fires on the fall (-6.25% < 0.1%) instead
+    at_limit = run(LossNotDecreasing, eval_losses([8.0] * 10 + [8.5]), increase_threshold_percent=6.25)
+    assert fired_at(at_limit) == 10
+    assert at_limit.detail == f"{LOSS} fell -6.250% (EVAL step 0 -> 10); it must fall at least 0.1%"
+    above = run(LossNotDecreasing, eval_losses([8.0] * 10 + [8.5]), increase_threshold_percent=6.2)
+    assert above.detail == f"{LOSS} is 6.2% above its best (EVAL step 0 -> 10; limit 6.2%)"
