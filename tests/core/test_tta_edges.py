@@ -16,6 +16,7 @@ from dogbreed.core.tta import (
     build_tta_transform,
     canvas_size,
     check_tta_mode,
+    ten_crop,
     tta_logits,
     tta_views,
     views_per_image,
@@ -105,3 +106,13 @@ def test_ten_crop_takes_a_single_image_without_a_batch_dimension():
     assert len(views) == 10 and all(view.shape == (3, 4, 4) for view in views)
     assert torch.equal(views[0], image[:, :4, :4]) and torch.equal(views[3], image[:, 1:, 2:])
     assert torch.equal(views[4], image[:, 0:4, 1:5])  # centre: (5 - 4) / 2 = 0.5 -> 0, (6 - 4) / 2 = 1
+
+
+def test_the_tencrop_centre_rounds_half_to_even_like_torchvision():
+    """A 21 px crop of a 24 px canvas (image_size 21: canvas round(21 * 256 / 224) = 24): the centre is 1.5 px in,
+    which torchvision's ``center_crop`` rounds to 2 (``int(round(1.5))``), not 1."""
+    canvas = torch.arange(24 * 24, dtype=torch.float32).reshape(1, 1, 24, 24)
+    views = ten_crop(canvas, 21)
+    assert torch.equal(views[4], canvas[..., 2:23, 2:23])
+    assert torch.equal(views[9], canvas.flip(-1)[..., 2:23, 2:23])
+    assert torch.equal(views[3], canvas[..., 3:, 3:])  # bottom-right: the last 21 rows and columns

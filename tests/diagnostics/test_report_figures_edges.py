@@ -154,3 +154,16 @@ def test_the_step_time_plot_stacks_compute_on_top_of_the_wait(tmp_path, monkeypa
                      steps_s=[0.3, 0.4])
     assert _plot_step_times(facts, tmp_path / "step_times.png").is_file()
     assert bars == [("waiting for data", [100.0, 50.0], None), ("compute", [200.0, 350.0], [100.0, 50.0])]
+
+
+def test_the_rules_table_shows_step_0_as_0_and_a_missing_step_as_a_dash():
+    from dogbreed.diagnostics.rule_report import RuleResult, format_table
+
+    table = format_table([RuleResult("Overfit", "IssuesFound", 0, "at the first step"),
+                          RuleResult("Overtraining", "NotEvaluated", None, "no losses")])
+    header = "rule" + " " * 23 + "status" + " " * 9 + "  step  detail"
+    assert table.splitlines() == [
+        header, "-" * 56,
+        "Overfit" + " " * 20 + "IssuesFound" + " " * 4 + "     0  at the first step",
+        "Overtraining" + " " * 15 + "NotEvaluated" + " " * 3 + "     -  no losses",
+    ]
