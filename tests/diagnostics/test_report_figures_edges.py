@@ -167,3 +167,13 @@ def test_the_rules_table_shows_step_0_as_0_and_a_missing_step_as_a_dash():
         "Overfit" + " " * 20 + "IssuesFound" + " " * 4 + "     0  at the first step",
         "Overtraining" + " " * 15 + "NotEvaluated" + " " * 3 + "     -  no losses",
     ]
+
+
+def test_ten_gradient_lines_take_the_ten_colour_cycle_and_eleven_take_tab20():
+    from matplotlib.colors import to_hex
+
+    ten, eleven = rule_report._colours(10), rule_report._colours(11)
+    # tab10: blue, orange, green ...; tab20 pairs each with its light shade: blue, light blue, orange ...
+    assert [to_hex(c) for c in ten[:3]] == ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    assert [to_hex(c) for c in eleven[:3]] == ["#1f77b4", "#aec7e8", "#ff7f0e"]
+    assert len({to_hex(c) for c in ten}) == 10 and len({to_hex(c) for c in eleven}) == 11

@@ -186,3 +186,15 @@ def test_negative_evidence_is_cut_to_zero_heat_not_scaled_into_the_map(seed, tar
     positive = raw.detach().clamp(min=0)
     expected = positive / positive.max() if zeros < 9 else positive
     assert torch.allclose(cam, expected)
+
+
+def test_the_heat_is_upsampled_smoothly_onto_the_crop():
+    """A 2x2 cam (cold left, hot right) over a 32 px crop: bilinear upsampling gives a ramp from 0 to 1 across the
+    columns, not two flat blocks."""
+    photo = Image.new("RGB", (32, 32), (0, 0, 0))
+    _, heat = render_overlay(photo, torch.tensor([[0.0, 1.0], [0.0, 1.0]]), Preprocessing(image_size=32,
+                                                                                         resize_size=32))
+    row = heat[16]
+    assert row[0] == 0.0 and row[-1] == 1.0
+    assert np.all(np.diff(row) >= 0) and len(np.unique(row)) > 10
+    assert np.array_equal(heat, np.tile(row, (32, 1)))  # the same in every row
