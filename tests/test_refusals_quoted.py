@@ -27,7 +27,6 @@ NOT_QUOTED = {
     ("dogbreed/diagnostics/smdebug_hook.py",
      ".loss_fn to be a torch loss module (smdebug's register_loss asserts it), got"):
         "a programming error in a LightningModule, not user input",
-    ("dogbreed/serving/local_endpoint.py", "the model did not load within"): "needs TorchServe hanging at start-up",
     ("dogbreed/serving/local_endpoint.py", "the serving process exited during startup:"):
         "needs TorchServe dying at start-up; its worker failures are tested through worker_error",
     ("dogbreed/serving/model_import.py", ": the written weights differ from the imported ones"):

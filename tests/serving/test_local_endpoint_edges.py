@@ -172,3 +172,20 @@ def test_a_start_that_fails_after_the_launch_stops_what_it_launched(tmp_path, mo
     with pytest.raises(ServeError, match="^the model did not load within 1 s$"):
         endpoint.start(timeout=1)
     assert len(stopped) == 1 and isinstance(stopped[0], _Running)  # the launched process was stopped, once
+
+
+def test_a_worker_that_never_gets_ready_is_refused_at_the_deadline_with_the_log_tail(tmp_path, monkeypatch):
+    from dogbreed.serving import local_endpoint
+
+    endpoint = LocalEndpoint(tmp_path / "serve", model_dir=tmp_path / "model", workers=2)
+    endpoint.process = _Running()  # type: ignore[assignment]
+    endpoint.log_path.parent.mkdir(parents=True)
+    endpoint.log_path.write_text("Model server started.\nLoading model dogbreed\n")
+    clock = iter([100.0, 100.0, 101.0, 102.5])  # the deadline (100 + 2), two polls, then past it
+    monkeypatch.setattr(local_endpoint.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(local_endpoint.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(endpoint, "ready_workers", lambda: 1)  # one of two workers ready
+    with pytest.raises(ServeError) as refused:
+        endpoint._wait_until_ready(2)
+    assert str(refused.value) == (f"the model did not load within 2 s:\nModel server started.\nLoading model dogbreed\n"
+                                  f"full log: {endpoint.log_path}")
