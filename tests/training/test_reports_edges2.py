@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import torch
 
 from dogbreed.training import plots
-from dogbreed.training.reports import PhaseTimer, RunCounts, timing_record
+from dogbreed.training.reports import PhaseTimer, RunCounts, summary_lines, timing_record
 
 
 def test_a_phase_timed_twice_adds_up_and_the_total_runs_from_the_start():
@@ -55,8 +56,6 @@ def test_each_training_curve_draws_its_own_series(tmp_path, monkeypatch):
 
 
 def test_up_to_30_breeds_the_confusion_plot_keeps_every_breed_in_index_order():
-    import torch
-
     confusion = torch.eye(30, dtype=torch.long) * 4
     confusion[29, 3] = 2  # breed 29 is the one most involved in mistakes, then 3
     assert plots.confused_classes(confusion) == list(range(30))
@@ -64,3 +63,16 @@ def test_up_to_30_breeds_the_confusion_plot_keeps_every_breed_in_index_order():
     bigger[29, 3], bigger[5, 30] = 2, 1
     # 31 breeds: the 30 most involved, most involved first (29 and 3: 2 mistakes; 5 and 30: 1), then index order
     assert plots.confused_classes(bigger) == [3, 29, 5, 30, *[i for i in range(31) if i not in (3, 29, 5, 30)][:26]]
+
+
+def test_the_test_phase_names_the_test_split_size_not_the_validation_one():
+    ticks = iter([0.0, 1.0, 1.5, 10.0, 12.0, 13.0])
+    timer = PhaseTimer(clock=lambda: next(ticks))
+    for name in ("data_check", "test"):
+        with timer.phase(name):
+            pass
+    counts = RunCounts(images={"train": 30, "valid": 7, "test": 11}, epochs=2)
+    lines = summary_lines(timer, counts, {})
+    assert lines[1].endswith("(train 30, valid 7, test 11 images)")
+    assert lines[2].startswith("  test ") and lines[2].endswith("(11 images)")
+    assert lines[3].startswith("  total ")
