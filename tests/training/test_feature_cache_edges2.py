@@ -1,6 +1,6 @@
-"""The feature cache's key and the data served from it, on hand-made inputs (no backbone runs): each image's label
-is part of the key, the crop range counts for augmented views only, every cached view can be drawn, and the batch
-policy of the training and evaluation loaders."""
+"""The feature cache's key, file check and the data served from it, on hand-made inputs (no backbone runs): each
+image's label is part of the key and of the file's checksum, the crop range counts for augmented views only, every
+cached view can be drawn, and the batch policy of the training and evaluation loaders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from dogbreed.core.transforms import Preprocessing
-from dogbreed.training.head_training import CachedFeatures, FeatureDataModule, _FeatureViews, cache_key
+from dogbreed.training.head_training import (
+    CachedFeatures,
+    FeatureDataModule,
+    _FeatureViews,
+    cache_key,
+    load_features,
+    save_features,
+)
 
 
 @pytest.fixture
@@ -82,3 +89,15 @@ def test_evaluation_loaders_keep_every_image_in_order():
     for loader in (module.val_dataloader(), module.test_dataloader()):
         labels = torch.cat([batch_labels for _, batch_labels in loader])
         assert labels.tolist() == [0, 1, 2, 0, 1]
+
+
+def test_a_cache_file_whose_labels_changed_is_rebuilt(tmp_path, caplog):
+    path = tmp_path / "features.pt"
+    save_features(path, "k" * 64, _views(4, 2))
+    assert load_features(path, "k" * 64, 4, 2) is not None
+    payload = torch.load(path, weights_only=True)
+    payload["labels"][2] = 0  # was 2: same count and shape, features untouched
+    torch.save(payload, path)
+    with caplog.at_level("WARNING", logger="dogbreed.training.head_training"):
+        assert load_features(path, "k" * 64, 4, 2) is None
+    assert caplog.messages == [f"feature cache {path} does not match (checksum): rebuilding it"]
