@@ -1,0 +1,28 @@
+"""dogbreed.core.network, third pass: --weights PATH is taken as written (case and spaces kept: only the keywords
+are case-insensitive), and a directory is "no such file", not torch's IsADirectoryError."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dogbreed.core.errors import WeightsError
+from dogbreed.core.network import load_backbone_state_dict
+
+
+def test_a_directory_is_not_a_weights_file(tmp_path):
+    folder = tmp_path / "weights.pth"
+    folder.mkdir()
+    with pytest.raises(WeightsError) as refused:
+        load_backbone_state_dict(str(folder))
+    assert str(refused.value) == (f"--weights {folder}: no such file. Use imagenet (V2), imagenet-v1, none or a "
+                                  "path to a state_dict")
+
+
+def test_a_weights_path_keeps_its_case(tmp_path, monkeypatch):
+    """Only the keywords are folded: a file named MyWeights.PTH is opened by that name (a relative one too)."""
+    torch.save({"conv1.weight": torch.full((2,), 3.0)}, tmp_path / "MyWeights.PTH")
+    state = load_backbone_state_dict(str(tmp_path / "MyWeights.PTH"))
+    assert list(state) == ["conv1.weight"] and state["conv1.weight"].tolist() == [3.0, 3.0]
+    monkeypatch.chdir(tmp_path)
+    assert list(load_backbone_state_dict("MyWeights.PTH")) == ["conv1.weight"]
