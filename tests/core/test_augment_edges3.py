@@ -103,3 +103,18 @@ def test_the_draft_size_of_an_exif_rotated_jpeg_is_in_its_stored_orientation(mon
     plan = _CropPlan(transform)
     assert plan(Image.open(buffer)) == (100, 50)
     assert plan.full_size == (400, 800)  # the box is drawn on the displayed frame
+
+
+def test_a_uint8_tensor_is_cropped_in_its_own_width_and_height():
+    """A CHW tensor's width is its last dimension: a 60 x 20 (wide) tensor gets the same crops as the same pixels
+    as a PIL image, seed for seed (width and height swapped would draw boxes for a 20 x 60 image)."""
+    import numpy as np
+
+    array = np.random.default_rng(5).integers(0, 256, (20, 60, 3), dtype=np.uint8)
+    transform = TrainTransform(8, mean=MEAN, std=STD, scale=(0.2, 0.6))
+    for seed in range(10):
+        torch.manual_seed(seed)
+        from_pil = transform(Image.fromarray(array, "RGB"))
+        torch.manual_seed(seed)
+        from_tensor = transform(torch.from_numpy(array).permute(2, 0, 1).contiguous())
+        assert torch.allclose(from_pil, from_tensor, atol=1e-5), seed
