@@ -118,3 +118,19 @@ def test_a_uint8_tensor_is_cropped_in_its_own_width_and_height():
         torch.manual_seed(seed)
         from_tensor = transform(torch.from_numpy(array).permute(2, 0, 1).contiguous())
         assert torch.allclose(from_pil, from_tensor, atol=1e-5), seed
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_the_configured_interpolation_reaches_the_resize(interpolation):
+    """A 1 px black-and-white checkerboard halved: nearest keeps whole pixels (every value -1 or 1 after
+    normalising), bilinear (antialiased) averages each 2 x 2 block to grey (0.5 -> 0)."""
+    board = Image.fromarray(((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 255).to(torch.uint8)
+                            .numpy()).convert("RGB")
+    transform = TrainTransform(8, mean=MEAN, std=STD, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0,
+                               interpolation=interpolation)
+    torch.manual_seed(0)
+    out = transform(board)
+    if interpolation == "nearest":
+        assert set(out.unique().tolist()) <= {-1.0, 1.0}
+    else:
+        assert out.abs().max().item() < 0.05
