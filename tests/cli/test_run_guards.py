@@ -165,6 +165,7 @@ def fast_preprocessing():
     return Preprocessing(image_size=32)
 
 
+@pytest.mark.slow  # a training run (about 7 s): make test, not make test-quick
 def test_non_finite_weights_stop_the_run_without_export(tmp_path: Path, tiny_tree: Path) -> None:
     weights = tmp_path / "inf_backbone.pth"
     state = build_resnet50(1000).state_dict()

@@ -56,6 +56,7 @@ def test_seeded_construction_draws_the_same_initial_weights():
     assert torch.equal(after_ours, torch.rand(3))
 
 
+@pytest.mark.slow  # two full ResNet50 forwards per case (about 7 s together): make test, not make test-quick
 @pytest.mark.parametrize("train", [False, True])
 def test_forward_equals_torchvision_on_the_same_weights(train):
     torch.manual_seed(0)

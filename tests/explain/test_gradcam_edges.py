@@ -142,6 +142,7 @@ def test_overlays_of_photos_with_the_same_name_do_not_overwrite_each_other(tmp_p
     assert taken == {"dog_gradcam.png", "cat_gradcam.png", "0002_dog_gradcam.png", "0003_dog_gradcam.png"}
 
 
+@pytest.mark.slow  # builds and saves a 96 px ResNet50 (about 5 s): make test, not make test-quick
 def test_the_heat_returned_with_several_breeds_is_the_first_breeds(tmp_path):
     """``Explanation.heat`` is documented as the heat map of the first breed: explaining a second breed beside it
     must not change it, nor the first panel. At 96 px the map is 3x3 (at the tiny model's 32 px it is one cell,
