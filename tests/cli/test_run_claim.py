@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -15,17 +13,9 @@ import pytest
 from dogbreed.cli.run_claim import LOCK_FILENAME, check_model_dir_free, claimed_outputs
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import ConfigError
+from tests.helpers.builders import model_of_another_run
 
 REPO = Path(__file__).resolve().parents[2]
-WRITTEN = 1_780_000_000  # 2026-05-28 20:26:40 UTC
-
-
-def model_of_another_run(model_dir: Path, **hyperparameters) -> Path:
-    model_dir.mkdir(parents=True)
-    (model_dir / "model.pth").write_bytes(b"weights")
-    (model_dir / "model_config.json").write_text(json.dumps({"hyperparameters": hyperparameters}))
-    os.utime(model_dir / "model.pth", (WRITTEN, WRITTEN))
-    return model_dir
 
 
 def test_a_model_dir_with_another_runs_model_refuses_in_one_line_naming_its_date_and_the_flag(tmp_path):

@@ -3,18 +3,15 @@ the ranks that claim nothing."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from dogbreed.cli.run_claim import LOCK_FILENAME, check_model_dir_free, claimed_outputs
 from dogbreed.config.options import TrainConfig
 from dogbreed.core.errors import ConfigError
-
-WRITTEN = 1_780_000_000  # 2026-05-28 20:26:40 UTC
+from tests.helpers.builders import model_of_another_run
 
 
 @pytest.fixture(autouse=True)
@@ -23,16 +20,8 @@ def first_process(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def _model(model_dir: Path, **hyperparameters) -> Path:
-    model_dir.mkdir(parents=True)
-    (model_dir / "model.pth").write_bytes(b"weights")
-    (model_dir / "model_config.json").write_text(json.dumps({"hyperparameters": hyperparameters}))
-    os.utime(model_dir / "model.pth", (WRITTEN, WRITTEN))
-    return model_dir
-
-
 def test_a_demo_does_not_replace_a_real_runs_model(tmp_path):
-    model_dir = _model(tmp_path / "model", demo=False, checkpoint_dir=None)
+    model_dir = model_of_another_run(tmp_path / "model", demo=False, checkpoint_dir=None)
     with pytest.raises(ConfigError) as caught:
         check_model_dir_free(TrainConfig(model_dir=model_dir, demo=True))
     assert str(caught.value) == (
@@ -61,6 +50,7 @@ def test_a_stale_lock_files_text_is_replaced_not_appended_to(tmp_path):
 def test_a_process_other_than_global_rank_0_claims_nothing(tmp_path, monkeypatch, rank, local_rank):
     monkeypatch.setenv("RANK", rank)
     monkeypatch.setenv("LOCAL_RANK", local_rank)
-    model_dir = _model(tmp_path / "model", demo=False, checkpoint_dir=None)  # rank 0 alone checks and refuses
+    # rank 0 alone checks and refuses
+    model_dir = model_of_another_run(tmp_path / "model", demo=False, checkpoint_dir=None)
     with claimed_outputs(TrainConfig(model_dir=model_dir, output_dir=tmp_path / "reports")):
         assert not (model_dir / LOCK_FILENAME).exists() and not (tmp_path / "reports").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +68,16 @@ def pickle_of_a_gone_class() -> bytes:
     finally:
         del sys.modules["gone_module"]
     return buffer.getvalue()
+
+
+MODEL_WRITTEN = 1_780_000_000  # 2026-05-28 20:26:40 UTC: the mtime model_of_another_run gives model.pth
+
+
+def model_of_another_run(model_dir: Path, **hyperparameters) -> Path:
+    """A model dir another run wrote: stand-in weights, a model_config.json with ``hyperparameters``, written at
+    :data:`MODEL_WRITTEN`."""
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.pth").write_bytes(b"weights")
+    (model_dir / "model_config.json").write_text(json.dumps({"hyperparameters": hyperparameters}))
+    os.utime(model_dir / "model.pth", (MODEL_WRITTEN, MODEL_WRITTEN))
+    return model_dir
